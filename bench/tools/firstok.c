@@ -1,0 +1,185 @@
+/*
+ * firstok: time from exec of a server to its first 200 answer to GET /hello/world.
+ *
+ *   firstok [-n REPS] [-c CPU] [-l CPU] [-t TIMEOUT_MS] [-p PATH] -P PORT -- CMD ARG...
+ *
+ * For each repetition the literal argument text "{port}" in CMD ARG... is replaced by the
+ * repetition's port (PORT, PORT+1, ...), so no run waits for the previous one's socket. The
+ * clock starts just before fork(); the child pins itself to CPU (-c) and execs CMD; the parent
+ * (pinned to -l when given) connects to 127.0.0.1:port in a tight loop, with a 50 µs pause
+ * between attempts, until a GET answers "200". Then the server gets SIGTERM (SIGKILL after 2 s).
+ * Output, one line:  FIRSTOK reps=N ok=N min_ms=X median_ms=X max_ms=X
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void pin(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
+/* One attempt: 1 if the server answered 200, 0 otherwise. */
+static int try_get(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = 0;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        char req[512];
+        int n = snprintf(req, sizeof req,
+                         "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
+                         path, port);
+        if (write(fd, req, (size_t)n) == n) {
+            char buf[16];
+            size_t got = 0;
+            while (got < 12) {
+                ssize_t r = read(fd, buf + got, 12 - got);
+                if (r <= 0)
+                    break;
+                got += (size_t)r;
+            }
+            ok = got == 12 && memcmp(buf, "HTTP/1.", 7) == 0 && memcmp(buf + 9, "200", 3) == 0;
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+static void stop_child(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    double t0 = now_ms();
+    while (now_ms() - t0 < 2000) {
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return;
+        usleep(1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    int reps = 5, cpu = -1, load_cpu = -1, port = 0, timeout_ms = 5000, opt;
+    const char *path = "/hello/world";
+    while ((opt = getopt(argc, argv, "+n:c:l:t:p:P:")) != -1) {
+        switch (opt) {
+        case 'n': reps = atoi(optarg); break;
+        case 'c': cpu = atoi(optarg); break;
+        case 'l': load_cpu = atoi(optarg); break;
+        case 't': timeout_ms = atoi(optarg); break;
+        case 'p': path = optarg; break;
+        case 'P': port = atoi(optarg); break;
+        default: goto usage;
+        }
+    }
+    if (optind >= argc || port <= 0 || reps <= 0 || reps > 100)
+        goto usage;
+    pin(load_cpu);
+
+    char **cmd = argv + optind;
+    int ncmd = argc - optind;
+    double results[100];
+    int ok = 0;
+    for (int rep = 0; rep < reps; rep++) {
+        int p = port + rep;
+        char portstr[16];
+        snprintf(portstr, sizeof portstr, "%d", p);
+        char **args = calloc((size_t)ncmd + 1, sizeof *args);
+        for (int i = 0; i < ncmd; i++) {
+            char *mark = strstr(cmd[i], "{port}");
+            if (!mark) {
+                args[i] = cmd[i];
+                continue;
+            }
+            size_t pre = (size_t)(mark - cmd[i]);
+            args[i] = malloc(strlen(cmd[i]) + sizeof portstr);
+            snprintf(args[i], strlen(cmd[i]) + sizeof portstr, "%.*s%s%s", (int)pre, cmd[i],
+                     portstr, mark + 6);
+        }
+        double t0 = now_ms();
+        pid_t pid = fork();
+        if (pid == 0) {
+            pin(cpu);
+            execvp(args[0], args);
+            _exit(127);
+        }
+        if (pid < 0) {
+            perror("fork");
+            return 1;
+        }
+        double elapsed = -1;
+        while (now_ms() - t0 < timeout_ms) {
+            if (try_get(p, path)) {
+                elapsed = now_ms() - t0;
+                break;
+            }
+            if (waitpid(pid, NULL, WNOHANG) == pid) {
+                pid = 0; /* the server exited before answering */
+                break;
+            }
+            usleep(50);
+        }
+        if (pid > 0)
+            stop_child(pid);
+        if (elapsed >= 0)
+            results[ok++] = elapsed;
+        for (int i = 0; i < ncmd; i++)
+            if (args[i] != cmd[i])
+                free(args[i]);
+        free(args);
+    }
+    if (ok == 0) {
+        printf("FIRSTOK reps=%d ok=0\n", reps);
+        return 1;
+    }
+    qsort(results, (size_t)ok, sizeof *results, cmp_double);
+    double median = ok % 2 ? results[ok / 2] : (results[ok / 2 - 1] + results[ok / 2]) / 2;
+    printf("FIRSTOK reps=%d ok=%d min_ms=%.2f median_ms=%.2f max_ms=%.2f\n", reps, ok, results[0],
+           median, results[ok - 1]);
+    return 0;
+
+usage:
+    fprintf(stderr, "usage: %s [-n REPS] [-c CPU] [-l CPU] [-t TIMEOUT_MS] [-p PATH] -P PORT -- "
+                    "CMD ARG...\n", argv[0]);
+    return 2;
+}

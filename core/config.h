@@ -1,0 +1,83 @@
+/*
+ * Configuration: reads the .conf files of a directory (libconfig) in name order into validated structs. Every
+ * mistake is collected with its file and line; nothing here loads a module or binds a port.
+ */
+#ifndef MH_CONFIG_H
+#define MH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libconfig.h>
+
+#include "err.h"
+
+struct mh_limits {
+    long long max_header_bytes;     /* request line + headers */
+    long long max_body_bytes;       /* request body (413 beyond) */
+    long long max_json_bytes;       /* body size mh_req_json accepts */
+    long long max_json_depth;       /* nesting mh_req_json accepts */
+    long long read_timeout_ms;      /* inactivity while reading the first request */
+    long long write_timeout_ms;     /* inactivity while writing a response */
+    long long keepalive_timeout_ms; /* idle time between requests on a connection */
+};
+
+struct mh_server_conf {
+    char *host; /* listen address (numeric or name), without brackets */
+    int port;
+    int threads;      /* loop threads, >= 1 after load (0 in the file means one per core) */
+    char *module_dir; /* absolute */
+    long long shutdown_timeout_ms;
+    int log_level; /* enum mh_log_level */
+    bool access_log;
+    struct mh_limits limits;
+};
+
+struct mh_route_conf {
+    char *method;
+    char *path;
+    char *handler;
+    const char *file; /* borrowed from the config's file list */
+    int line;
+};
+
+struct mh_module_conf {
+    char *name;
+    char *path; /* absolute path of the .so */
+    const char *file;
+    int line;
+    const config_setting_t *settings; /* NULL if the file has none; owned by the config */
+    struct mh_route_conf *routes;
+    size_t nroutes;
+};
+
+struct mh_config {
+    char *dir;
+    struct mh_server_conf server;
+    struct mh_module_conf *modules;
+    size_t nmodules;
+    config_t *cfgs; /* one per file, kept for the modules' settings */
+    char **files;   /* full paths, in reading order */
+    size_t nfiles;
+};
+
+/** Built-in defaults (also what the docs list). */
+void mh_config_defaults(struct mh_server_conf *s);
+
+/**
+ * Reads and validates @p dir. Always returns a config (possibly partial) in @p out; every
+ * error goes to @p errs, so the caller checks errs->count.
+ */
+void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *errs);
+void mh_config_free(struct mh_config *c);
+
+/** Parses "host:port" / "[v6]:port" into @p host (caller frees) and @p port. */
+enum mh_status mh_config_parse_listen(const char *s, char **host, int *port);
+
+/** The known key closest to @p key within a small edit distance, or NULL. */
+const char *mh_config_suggest(const char *key, const char *const *known, size_t n);
+
+/** Where @p s was defined: file (may be "") and line. */
+const char *mh_config_setting_file(const config_setting_t *s);
+
+#endif

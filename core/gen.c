@@ -1,0 +1,197 @@
+/*
+ * Building a generation: load and check each enabled module, validate its settings against
+ * what it declares, run init, then bind every route to its handler in a fresh route table.
+ */
+#include "gen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "loader.h"
+#include "mem.h"
+#include "router.h"
+
+static const char *setting_type_name(enum mh_setting_type t)
+{
+    switch (t) {
+    case MH_SETTING_STRING:
+        return "a string";
+    case MH_SETTING_INT:
+        return "an integer";
+    case MH_SETTING_BOOL:
+        return "a boolean";
+    case MH_SETTING_FLOAT:
+        return "a number";
+    }
+    return "?";
+}
+
+static bool setting_type_ok(enum mh_setting_type t, int type)
+{
+    switch (t) {
+    case MH_SETTING_STRING:
+        return type == CONFIG_TYPE_STRING;
+    case MH_SETTING_INT:
+        return type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64;
+    case MH_SETTING_BOOL:
+        return type == CONFIG_TYPE_BOOL;
+    case MH_SETTING_FLOAT:
+        return type == CONFIG_TYPE_FLOAT || type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64;
+    }
+    return false;
+}
+
+/* Checks the module's settings group against its declared settings; returns errors added. */
+static size_t check_settings(const struct mh_module *mod, const struct mh_module_conf *mc,
+                             struct mh_errlist *errs)
+{
+    const struct mh_setting_def *defs = mod->def.settings;
+    const char *names[64];
+    size_t nnames = 0, before = errs->count;
+
+    if (!defs || !mc->settings)
+        return 0;
+    for (const struct mh_setting_def *d = defs; d->name && nnames < 64; d++)
+        names[nnames++] = d->name;
+    for (int i = 0; i < config_setting_length(mc->settings); i++) {
+        const config_setting_t *s = config_setting_get_elem(mc->settings, (unsigned)i);
+        const char *name = config_setting_name(s);
+        const struct mh_setting_def *d = defs;
+        const char *file = mh_config_setting_file(s);
+        int line = config_setting_source_line(s);
+
+        while (d->name && strcmp(d->name, name) != 0)
+            d++;
+        if (!d->name) {
+            const char *hint = mh_config_suggest(name, names, nnames);
+            char known[512];
+            size_t n = 0;
+
+            known[0] = '\0';
+            for (size_t j = 0; j < nnames && n < sizeof(known); j++)
+                n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", j ? ", " : "",
+                                      names[j]);
+            if (hint)
+                mh_errlist_add(errs, MH_E_INVAL, file, line,
+                               "unknown setting '%s' for module '%s' (did you mean '%s'?)", name,
+                               mod->name, hint);
+            else
+                mh_errlist_add(errs, MH_E_INVAL, file, line,
+                               "unknown setting '%s' for module '%s' (its settings: %s)", name,
+                               mod->name, nnames ? known : "none");
+            continue;
+        }
+        if (!setting_type_ok(d->type, config_setting_type(s)))
+            mh_errlist_add(errs, MH_E_INVAL, file, line,
+                           "setting '%s' of module '%s' must be %s%s%s", name, mod->name,
+                           setting_type_name(d->type), d->help ? ": " : "",
+                           d->help ? d->help : "");
+    }
+    return errs->count - before;
+}
+
+static void bind_routes(struct mh_gen *g, struct mh_module *mod, const struct mh_module_conf *mc,
+                        struct mh_errlist *errs)
+{
+    for (size_t i = 0; i < mc->nroutes; i++) {
+        const struct mh_route_conf *rc = &mc->routes[i];
+        const struct mh_handler_def *h = mh_module_handler(mod, rc->handler);
+        struct mh_route_target *t;
+        struct mh_err e = {0};
+
+        if (!h) {
+            char list[512];
+
+            mh_module_handler_list(mod, list, sizeof(list));
+            mh_errlist_add(errs, MH_E_NOTFOUND, rc->file, rc->line,
+                           "module '%s' has no handler '%s' (its handlers: %s)", mod->name,
+                           rc->handler, list);
+            continue;
+        }
+        t = &g->targets[g->ntargets];
+        t->module = mod;
+        t->handler = h;
+        t->conf = rc;
+        if (mh_router_add(g->router, rc->method, rc->path, t, &e) != MH_OK) {
+            const struct mh_route_target *other = mh_router_find(g->router, rc->method, rc->path);
+
+            if (other)
+                mh_errlist_add(errs, e.code, rc->file, rc->line, "%s (module '%s', at %s:%d)",
+                               e.msg, other->module->name, other->conf->file, other->conf->line);
+            else
+                mh_errlist_add(errs, e.code, rc->file, rc->line, "%s", e.msg);
+            continue;
+        }
+        g->ntargets++;
+    }
+}
+
+enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out,
+                            struct mh_errlist *errs)
+{
+    struct mh_gen *g = mh_xcalloc(1, sizeof(*g));
+    size_t before = errs->count, nroutes = 0;
+
+    *out = NULL;
+    g->config = config;
+    mh_router_new(&g->router);
+    for (size_t i = 0; i < config->nmodules; i++)
+        nroutes += config->modules[i].nroutes;
+    g->targets = mh_xcalloc(nroutes + 1, sizeof(*g->targets));
+    g->modules = mh_xcalloc(config->nmodules + 1, sizeof(*g->modules));
+
+    for (size_t i = 0; i < config->nmodules; i++) {
+        const struct mh_module_conf *mc = &config->modules[i];
+        struct mh_module *mod = NULL;
+        struct mh_err e = {0};
+
+        if (mh_module_open(mc->name, mc->path, &mod, &e) != MH_OK) {
+            mh_errlist_add(errs, e.code, mc->file, mc->line, "%s", e.msg);
+            continue;
+        }
+        for (size_t j = 0; j < g->nmodules; j++) {
+            if (strcmp(g->modules[j]->def.name, mod->def.name) == 0) {
+                mh_errlist_add(errs, MH_E_CONFLICT, mc->file, mc->line,
+                               "module '%s' (%s): a module named '%s' is already loaded from %s",
+                               mc->name, mc->path, mod->def.name, g->modules[j]->path);
+                mh_module_free(mod);
+                mod = NULL;
+                break;
+            }
+        }
+        if (!mod)
+            continue;
+        if (check_settings(mod, mc, errs) > 0) {
+            mh_module_free(mod);
+            continue;
+        }
+        if (mh_module_init(mod, mh_conf_new(mc->settings), &e) != MH_OK) {
+            mh_errlist_add(errs, e.code, mc->file, mc->line, "%s", e.msg);
+            mh_module_free(mod);
+            continue;
+        }
+        g->modules[g->nmodules++] = mod;
+        bind_routes(g, mod, mc, errs);
+    }
+    if (errs->count > before) {
+        mh_gen_free(g);
+        return MH_E_INVAL;
+    }
+    *out = g;
+    return MH_OK;
+}
+
+void mh_gen_free(struct mh_gen *g)
+{
+    if (!g)
+        return;
+    mh_router_free(g->router);
+    for (size_t i = g->nmodules; i-- > 0;)
+        mh_module_free(g->modules[i]);
+    free(g->modules);
+    free(g->targets);
+    mh_config_free(g->config);
+    free(g);
+}

@@ -1,0 +1,158 @@
+/*
+ * The function table every module receives, and the calls that are not about a request:
+ * logging with the module's name, settings look-ups and init error messages.
+ */
+#include "host.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "loader.h"
+#include "log.h"
+#include "mem.h"
+#include "request.h"
+
+struct mh_host *mh_host_new(const struct mh_module *m, const char *name)
+{
+    struct mh_host *h = mh_xcalloc(1, sizeof(*h));
+
+    h->module = m;
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    return h;
+}
+
+void mh_host_free(struct mh_host *h)
+{
+    free(h);
+}
+
+struct mh_conf *mh_conf_new(const config_setting_t *group)
+{
+    struct mh_conf *c = mh_xcalloc(1, sizeof(*c));
+
+    c->group = group;
+    return c;
+}
+
+void mh_conf_free(struct mh_conf *c)
+{
+    free(c);
+}
+
+static int api_log_enabled(enum mh_log_level level)
+{
+    return mh_log_enabled(level);
+}
+
+static void api_log(const struct mh_host *host, enum mh_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!mh_log_enabled(level))
+        return;
+    va_start(ap, fmt);
+    mh_log_vwrite(level, host ? host->name : "module", fmt, ap);
+    va_end(ap);
+}
+
+static enum mh_status api_host_error(struct mh_host *host, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(host->error, sizeof(host->error), fmt, ap);
+    va_end(ap);
+    return MH_OK;
+}
+
+static const config_setting_t *conf_find(const struct mh_conf *conf, const char *path)
+{
+    if (!conf || !conf->group || !path)
+        return NULL;
+    return config_setting_lookup((config_setting_t *)(uintptr_t)conf->group, path);
+}
+
+static enum mh_status api_conf_string(const struct mh_conf *conf, const char *path,
+                                      const char **out)
+{
+    const config_setting_t *s = conf_find(conf, path);
+
+    if (!s)
+        return MH_E_NOTFOUND;
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return MH_E_INVAL;
+    *out = config_setting_get_string(s);
+    return MH_OK;
+}
+
+static enum mh_status api_conf_int(const struct mh_conf *conf, const char *path, long long *out)
+{
+    const config_setting_t *s = conf_find(conf, path);
+
+    if (!s)
+        return MH_E_NOTFOUND;
+    if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+        return MH_E_INVAL;
+    *out = config_setting_get_int64(s);
+    return MH_OK;
+}
+
+static enum mh_status api_conf_bool(const struct mh_conf *conf, const char *path, int *out)
+{
+    const config_setting_t *s = conf_find(conf, path);
+
+    if (!s)
+        return MH_E_NOTFOUND;
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+        return MH_E_INVAL;
+    *out = config_setting_get_bool(s);
+    return MH_OK;
+}
+
+static enum mh_status api_conf_float(const struct mh_conf *conf, const char *path, double *out)
+{
+    const config_setting_t *s = conf_find(conf, path);
+
+    if (!s)
+        return MH_E_NOTFOUND;
+    if (config_setting_type(s) == CONFIG_TYPE_FLOAT)
+        *out = config_setting_get_float(s);
+    else if (config_setting_type(s) == CONFIG_TYPE_INT ||
+             config_setting_type(s) == CONFIG_TYPE_INT64)
+        *out = (double)config_setting_get_int64(s);
+    else
+        return MH_E_INVAL;
+    return MH_OK;
+}
+
+const struct mh_api mh_core_api = {
+    .size = sizeof(struct mh_api),
+    .req_method = mh_req_method_impl,
+    .req_path = mh_req_path_impl,
+    .req_param = mh_req_param_impl,
+    .req_query = mh_req_query_impl,
+    .req_header = mh_req_header_impl,
+    .req_headers = mh_req_headers_impl,
+    .req_body = mh_req_body_impl,
+    .req_json = mh_req_json_impl,
+    .req_alloc = mh_req_alloc_impl,
+    .req_defer = mh_req_defer_impl,
+    .req_id = mh_req_id_impl,
+    .resp_header = mh_resp_header_impl,
+    .reply = mh_reply_impl,
+    .reply_json = mh_reply_json_impl,
+    .reply_problem = mh_reply_problem_impl,
+    .log_enabled = api_log_enabled,
+    .log = api_log,
+    .req_log = mh_req_log_impl,
+    .host_error = api_host_error,
+    .conf_string = api_conf_string,
+    .conf_int = api_conf_int,
+    .conf_bool = api_conf_bool,
+    .conf_float = api_conf_float,
+    .strerror = mh_status_str,
+};

@@ -1,0 +1,260 @@
+/*
+ * The command line: serve, check, routes, version. Everything else lives in the other files;
+ * this one parses arguments, prints, and picks the exit status.
+ */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "err.h"
+#include "gen.h"
+#include "loader.h"
+#include "log.h"
+#include "mem.h"
+#include "router.h"
+#include "server.h"
+
+#ifndef MH_DEFAULT_CONF_DIR
+#define MH_DEFAULT_CONF_DIR "/etc/modhost/conf.d"
+#endif
+
+struct cli {
+    const char *conf_dir;
+    const char *listen;
+    const char *port_file;
+};
+
+static const char usage_main[] =
+    "usage: modhost COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  serve     load conf.d, load the modules and serve HTTP until SIGTERM/SIGINT\n"
+    "  check     run every check serve would (modules loaded, nothing bound); exit 1 on errors\n"
+    "  routes    print the route table the configuration produces\n"
+    "  version   print the core version and the SDK ABI it provides\n"
+    "\n"
+    "Run 'modhost COMMAND --help' for a command's options.\n";
+
+static const char usage_serve[] =
+    "usage: modhost serve [-c DIR] [--listen HOST:PORT] [--port-file FILE]\n"
+    "\n"
+    "  -c, --conf DIR        configuration directory (default " MH_DEFAULT_CONF_DIR ")\n"
+    "  -l, --listen H:P      listen address, overriding server.listen (port 0: any free port)\n"
+    "  -p, --port-file FILE  write the bound port to FILE once the server answers requests\n"
+    "  -h, --help            this text\n";
+
+static const char usage_check[] =
+    "usage: modhost check [-c DIR]\n"
+    "\n"
+    "Reads DIR/*.conf, loads every enabled module (running its init and fini) and builds the\n"
+    "route table. Prints every error as FILE:LINE: message and exits 1 if there is any;\n"
+    "otherwise prints a summary and exits 0. Binds no socket.\n"
+    "\n"
+    "  -c, --conf DIR   configuration directory (default " MH_DEFAULT_CONF_DIR ")\n"
+    "  -h, --help       this text\n";
+
+static const char usage_routes[] =
+    "usage: modhost routes [-c DIR]\n"
+    "\n"
+    "Prints METHOD PATH MODULE HANDLER for every route, in matching order.\n"
+    "\n"
+    "  -c, --conf DIR   configuration directory (default " MH_DEFAULT_CONF_DIR ")\n"
+    "  -h, --help       this text\n";
+
+static const char usage_version[] = "usage: modhost version\n\nPrints the core version and "
+                                    "the SDK ABI (major.minor) modules are checked against.\n";
+
+/* Returns 0 to go on, or exit status + 1 (help: 1, bad usage: 3). */
+static int parse_opts(int argc, char **argv, const char *usage, bool serve_opts, struct cli *cli)
+{
+    static const struct option longopts[] = {
+        {"conf", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
+        {"port-file", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    cli->conf_dir = MH_DEFAULT_CONF_DIR;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, serve_opts ? "c:l:p:h" : "c:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            cli->conf_dir = optarg;
+            break;
+        case 'l':
+            if (!serve_opts)
+                goto bad;
+            cli->listen = optarg;
+            break;
+        case 'p':
+            if (!serve_opts)
+                goto bad;
+            cli->port_file = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 1;
+        default:
+            goto bad;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "modhost: unexpected argument '%s'\n", argv[optind]);
+        goto bad;
+    }
+    return 0;
+bad:
+    fputs(usage, stderr);
+    return 3;
+}
+
+/* Loads and builds; prints every error. @return the generation or NULL. */
+static struct mh_gen *load(const struct cli *cli, bool quiet_modules)
+{
+    struct mh_errlist errs = {0};
+    struct mh_config *config = NULL;
+    struct mh_gen *gen = NULL;
+
+    mh_config_load(cli->conf_dir, &config, &errs);
+    if (cli->listen) {
+        char *host = NULL;
+        int port;
+
+        if (mh_config_parse_listen(cli->listen, &host, &port) != MH_OK) {
+            mh_errlist_add(&errs, MH_E_INVAL, NULL, 0,
+                           "--listen \"%s\" is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:0)",
+                           cli->listen);
+        } else {
+            free(config->server.host);
+            config->server.host = host;
+            config->server.port = port;
+        }
+    }
+    mh_log_set_level(quiet_modules && config->server.log_level > MH_LOG_WARN
+                         ? MH_LOG_WARN
+                         : (enum mh_log_level)config->server.log_level);
+    if (config->nfiles == 0) {
+        mh_config_free(config);
+        config = NULL;
+    } else {
+        /* Build even after config errors, so one run reports module errors too. */
+        mh_gen_build(config, &gen, &errs);
+        config = NULL;
+    }
+    if (errs.count) {
+        mh_errlist_print(&errs, stderr);
+        fprintf(stderr, "modhost: %zu error%s in %s\n", errs.count, errs.count == 1 ? "" : "s",
+                cli->conf_dir);
+        mh_gen_free(gen);
+        gen = NULL;
+    }
+    mh_errlist_cleanup(&errs);
+    return gen;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct cli cli = {0};
+    struct mh_serve_opts opts = {0};
+    struct mh_gen *gen;
+    int r = parse_opts(argc, argv, usage_serve, true, &cli);
+
+    if (r)
+        return r - 1;
+    gen = load(&cli, false);
+    if (!gen)
+        return 1;
+    opts.port_file = cli.port_file;
+    return mh_server_run(gen, &opts) == MH_OK ? 0 : 1;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    struct cli cli = {0};
+    struct mh_gen *gen;
+    int r = parse_opts(argc, argv, usage_check, false, &cli);
+
+    if (r)
+        return r - 1;
+    gen = load(&cli, true);
+    if (!gen)
+        return 1;
+    printf("%s: OK: %zu file%s, %zu module%s, %zu route%s\n", cli.conf_dir, gen->config->nfiles,
+           gen->config->nfiles == 1 ? "" : "s", gen->nmodules, gen->nmodules == 1 ? "" : "s",
+           gen->ntargets, gen->ntargets == 1 ? "" : "s");
+    mh_gen_free(gen);
+    return 0;
+}
+
+static void print_route(const char *method, const char *tmpl, void *target, void *arg)
+{
+    const struct mh_route_target *t = target;
+
+    (void)arg;
+    printf("%-8s %-32s %-16s %s\n", method, tmpl, t->module->name, t->handler->name);
+}
+
+static int cmd_routes(int argc, char **argv)
+{
+    struct cli cli = {0};
+    struct mh_gen *gen;
+    int r = parse_opts(argc, argv, usage_routes, false, &cli);
+
+    if (r)
+        return r - 1;
+    gen = load(&cli, true);
+    if (!gen)
+        return 1;
+    printf("%-8s %-32s %-16s %s\n", "METHOD", "PATH", "MODULE", "HANDLER");
+    mh_router_each(gen->router, print_route, NULL);
+    mh_gen_free(gen);
+    return 0;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage_version, stdout);
+        return 0;
+    }
+    if (argc > 1) {
+        fputs(usage_version, stderr);
+        return 2;
+    }
+    printf("modhost %s\nSDK ABI %d.%d\nlibevent %s\n", MH_VERSION, MH_ABI_MAJOR, MH_ABI_MINOR,
+           event_get_version());
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int rc;
+
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        rc = cmd_serve(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "check") == 0)
+        rc = cmd_check(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "routes") == 0)
+        rc = cmd_routes(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
+        rc = cmd_version(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+             strcmp(argv[1], "help") == 0) {
+        fputs(usage_main, stdout);
+        rc = 0;
+    } else {
+        fprintf(stderr, "modhost: unknown command '%s'\n\n%s", argv[1], usage_main);
+        rc = 2;
+    }
+    libevent_global_shutdown();
+    return rc;
+}

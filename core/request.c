@@ -1,0 +1,749 @@
+/*
+ * The request path: evhttp request -> route -> handler -> recorded reply -> evhttp. Also the
+ * SDK's request/response calls, problem+json errors and the access log line.
+ */
+#include "request.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <json-c/json.h>
+
+#include "config.h"
+#include "gen.h"
+#include "loader.h"
+#include "log.h"
+#include "mem.h"
+#include "router.h"
+
+/* --- Per-request memory --- */
+
+struct chunk {
+    struct chunk *next;
+    size_t cap;
+    alignas(max_align_t) unsigned char data[];
+};
+
+struct arena {
+    struct chunk *chunks; /* heap chunks, freed with the request */
+    unsigned char *cur;
+    size_t left;
+};
+
+struct defer {
+    struct defer *next;
+    void (*fn)(void *);
+    void *arg;
+};
+
+struct header {
+    struct header *next;
+    const char *name;
+    const char *value;
+};
+
+struct qpair {
+    const char *name;
+    const char *value;
+};
+
+struct mh_req {
+    struct evhttp_request *ev;
+    struct mh_dispatch *dispatch;
+    const struct mh_route_target *target;
+    enum mh_method method;
+    const char *method_name;
+    const char *path;
+    size_t path_len;
+    const char *query_raw; /* NULL if none */
+    size_t nparams;
+    const char *param_names[MH_ROUTE_MAX_PARAMS];
+    const char *param_values[MH_ROUTE_MAX_PARAMS];
+    struct qpair *query;
+    size_t nquery;
+    bool query_parsed;
+    uint64_t id;
+    struct timespec start;
+
+    struct json_object *json; /* parsed body, owned */
+
+    bool replied;
+    int status;
+    const char *content_type;
+    struct header *headers; /* in reverse order of mh_resp_header calls */
+    struct evbuffer *out;
+    size_t body_len;
+
+    struct defer *defers;
+    struct arena arena;
+    alignas(max_align_t) unsigned char inline_mem[1024];
+};
+
+static void arena_init(struct arena *a, unsigned char *mem, size_t size)
+{
+    a->chunks = NULL;
+    a->cur = mem;
+    a->left = size;
+}
+
+static void *arena_alloc(struct arena *a, size_t size)
+{
+    size_t align = alignof(max_align_t);
+    size_t need = (size + align - 1) & ~(align - 1);
+    void *p;
+
+    if (need < size)
+        abort(); /* overflow: a module asked for an absurd size */
+    if (need > a->left) {
+        size_t cap = need > 4096 ? need : 4096;
+        struct chunk *c = mh_xmalloc(sizeof(*c) + cap);
+
+        c->next = a->chunks;
+        c->cap = cap;
+        a->chunks = c;
+        a->cur = c->data;
+        a->left = cap;
+    }
+    p = a->cur;
+    a->cur += need;
+    a->left -= need;
+    memset(p, 0, size);
+    return p;
+}
+
+static void arena_cleanup(struct arena *a)
+{
+    while (a->chunks) {
+        struct chunk *c = a->chunks;
+
+        a->chunks = c->next;
+        free(c);
+    }
+}
+
+static char *arena_strndup(struct arena *a, const char *s, size_t n)
+{
+    char *p = arena_alloc(a, n + 1);
+
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+/* --- Status texts --- */
+
+const char *mh_http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+int mh_status_http(enum mh_status rc)
+{
+    switch (rc) {
+    case MH_E_INVAL: return 400;
+    case MH_E_NOTFOUND: return 404;
+    case MH_E_CONFLICT: return 409;
+    case MH_E_LIMIT: return 413;
+    case MH_E_UNAVAILABLE: return 503;
+    case MH_E_TIMEOUT: return 504;
+    default: return 500;
+    }
+}
+
+/* --- Decoding --- */
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Percent-decodes [s, s+n) into the arena. @p plus_is_space for query strings. Strict mode
+ * (path parameters) refuses a bad escape or an encoded NUL; lenient mode keeps them literally.
+ */
+static char *pct_decode(struct arena *a, const char *s, size_t n, bool plus_is_space, bool strict)
+{
+    char *out = arena_alloc(a, n + 1), *o = out;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '%') {
+            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+
+            if (hi >= 0 && lo >= 0 && (!strict || hi || lo)) {
+                *o++ = (char)(hi * 16 + lo);
+                i += 2;
+                continue;
+            }
+            if (strict)
+                return NULL;
+        }
+        *o++ = plus_is_space && c == '+' ? ' ' : (char)c;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* --- SDK: request --- */
+
+const char *mh_req_method_impl(const struct mh_req *req)
+{
+    return req->method_name;
+}
+
+const char *mh_req_path_impl(const struct mh_req *req)
+{
+    return req->path;
+}
+
+const char *mh_req_param_impl(const struct mh_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->nparams; i++) {
+        if (strcmp(req->param_names[i], name) == 0)
+            return req->param_values[i];
+    }
+    return NULL;
+}
+
+static void parse_query(struct mh_req *req)
+{
+    const char *q = req->query_raw;
+    size_t cap = 0;
+
+    req->query_parsed = true;
+    if (!q || !*q)
+        return;
+    for (const char *p = q; *p; p++)
+        cap += *p == '&';
+    cap++;
+    req->query = arena_alloc(&req->arena, cap * sizeof(*req->query));
+    while (*q) {
+        const char *end = strchr(q, '&');
+        size_t len = end ? (size_t)(end - q) : strlen(q);
+        const char *eq = memchr(q, '=', len);
+
+        if (len > 0) {
+            size_t nlen = eq ? (size_t)(eq - q) : len;
+            struct qpair *pair = &req->query[req->nquery++];
+
+            pair->name = pct_decode(&req->arena, q, nlen, true, false);
+            pair->value = eq ? pct_decode(&req->arena, eq + 1, len - nlen - 1, true, false) : "";
+        }
+        if (!end)
+            break;
+        q = end + 1;
+    }
+}
+
+const char *mh_req_query_impl(struct mh_req *req, const char *name)
+{
+    if (!req->query_parsed)
+        parse_query(req);
+    for (size_t i = 0; i < req->nquery; i++) {
+        if (strcmp(req->query[i].name, name) == 0)
+            return req->query[i].value;
+    }
+    return NULL;
+}
+
+const char *mh_req_header_impl(const struct mh_req *req, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+}
+
+enum mh_status mh_req_headers_impl(const struct mh_req *req, mh_header_fn fn, void *arg)
+{
+    struct evkeyvalq *hs = evhttp_request_get_input_headers(req->ev);
+    struct evkeyval *h;
+
+    for (h = hs->tqh_first; h; h = h->next.tqe_next) {
+        if (fn(h->key, h->value, arg))
+            break;
+    }
+    return MH_OK;
+}
+
+const void *mh_req_body_impl(struct mh_req *req, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req->ev);
+    size_t n = evbuffer_get_length(in);
+
+    *len = n;
+    return n ? evbuffer_pullup(in, -1) : NULL;
+}
+
+enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
+                                const char **detail)
+{
+    const struct mh_limits *lim = req->dispatch->limits;
+    struct json_tokener *tok;
+    enum json_tokener_error jerr;
+    struct json_object *obj;
+    const char *body;
+    size_t len, used;
+
+    if (req->json) {
+        *out = req->json;
+        return MH_OK;
+    }
+    body = mh_req_body_impl(req, &len);
+    if (len > (size_t)lim->max_json_bytes || len > INT32_MAX) {
+        if (detail) {
+            char msg[128];
+            int n = snprintf(msg, sizeof(msg), "JSON body of %zu bytes exceeds the limit of %lld",
+                             len, lim->max_json_bytes);
+            *detail = arena_strndup(&req->arena, msg, (size_t)n);
+        }
+        return MH_E_LIMIT;
+    }
+    if (len == 0) {
+        if (detail)
+            *detail = "request body is empty; a JSON document was expected";
+        return MH_E_INVAL;
+    }
+    tok = json_tokener_new_ex((int)lim->max_json_depth);
+    if (!tok)
+        return MH_E_NOMEM;
+    obj = json_tokener_parse_ex(tok, body, (int)len);
+    jerr = json_tokener_get_error(tok);
+    used = json_tokener_get_parse_end(tok);
+    if (jerr == json_tokener_success) {
+        /* json-c stops after the first value; anything but white space after it is an error. */
+        while (used < len && strchr(" \t\r\n", body[used]))
+            used++;
+        if (used < len) {
+            json_object_put(obj);
+            obj = NULL;
+        }
+    }
+    json_tokener_free(tok);
+    if (!obj) {
+        if (detail) {
+            char msg[256];
+            int n;
+
+            if (jerr == json_tokener_success)
+                n = snprintf(msg, sizeof(msg), "invalid JSON: unexpected data after the value "
+                                               "at offset %zu", used);
+            else if (jerr == json_tokener_continue)
+                n = snprintf(msg, sizeof(msg), "invalid JSON: unexpected end of input at offset "
+                                               "%zu", len);
+            else
+                n = snprintf(msg, sizeof(msg), "invalid JSON: %s at offset %zu",
+                             json_tokener_error_desc(jerr), used);
+            *detail = arena_strndup(&req->arena, msg, (size_t)n);
+        }
+        return jerr == json_tokener_error_depth ? MH_E_LIMIT : MH_E_INVAL;
+    }
+    req->json = obj;
+    *out = obj;
+    return MH_OK;
+}
+
+void *mh_req_alloc_impl(struct mh_req *req, size_t size)
+{
+    return arena_alloc(&req->arena, size);
+}
+
+enum mh_status mh_req_defer_impl(struct mh_req *req, void (*fn)(void *), void *arg)
+{
+    struct defer *d = arena_alloc(&req->arena, sizeof(*d));
+
+    d->fn = fn;
+    d->arg = arg;
+    d->next = req->defers;
+    req->defers = d;
+    return MH_OK;
+}
+
+uint64_t mh_req_id_impl(const struct mh_req *req)
+{
+    return req->id;
+}
+
+/* --- SDK: response --- */
+
+static bool is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", c)))
+            return false;
+    }
+    return true;
+}
+
+static bool is_field_value(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+enum mh_status mh_resp_header_impl(struct mh_req *req, const char *name, const char *value)
+{
+    struct header *h;
+
+    if (req->replied)
+        return MH_E_STATE;
+    if (!name || !value || !is_token(name) || !is_field_value(value) ||
+        strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
+        strcasecmp(name, "Connection") == 0)
+        return MH_E_INVAL;
+    h = arena_alloc(&req->arena, sizeof(*h));
+    h->name = arena_strndup(&req->arena, name, strlen(name));
+    h->value = arena_strndup(&req->arena, value, strlen(value));
+    h->next = req->headers;
+    req->headers = h;
+    return MH_OK;
+}
+
+static enum mh_status reply_begin(struct mh_req *req, int status, const char *content_type)
+{
+    if (req->replied)
+        return MH_E_STATE;
+    if (status < 200 || status > 599)
+        return MH_E_INVAL;
+    if (content_type && !is_field_value(content_type))
+        return MH_E_INVAL;
+    req->replied = true;
+    req->status = status;
+    req->content_type =
+        content_type ? arena_strndup(&req->arena, content_type, strlen(content_type)) : NULL;
+    return MH_OK;
+}
+
+enum mh_status mh_reply_impl(struct mh_req *req, int status, const char *content_type,
+                             const void *body, size_t len)
+{
+    enum mh_status rc = reply_begin(req, status, content_type);
+
+    if (rc != MH_OK)
+        return rc;
+    if (len && evbuffer_add(req->out, body, len) != 0)
+        return MH_E_NOMEM;
+    return MH_OK;
+}
+
+enum mh_status mh_reply_json_impl(struct mh_req *req, int status, struct json_object *body)
+{
+    enum mh_status rc = reply_begin(req, status, "application/json");
+    const char *s;
+    size_t len;
+
+    if (rc == MH_OK) {
+        s = json_object_to_json_string_length(
+            body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        if (!s || evbuffer_add(req->out, s, len) != 0)
+            rc = MH_E_NOMEM;
+    }
+    json_object_put(body);
+    return rc;
+}
+
+static enum mh_status reply_vproblem(struct mh_req *req, int status, const char *type,
+                                     const char *fmt, va_list ap)
+{
+    struct json_object *o;
+    enum mh_status rc = reply_begin(req, status, "application/problem+json");
+    const char *s;
+    size_t len;
+
+    if (rc != MH_OK)
+        return rc;
+    o = json_object_new_object();
+    if (!o)
+        return MH_E_NOMEM;
+    json_object_object_add(o, "type", json_object_new_string(type ? type : "about:blank"));
+    json_object_object_add(o, "title", json_object_new_string(mh_http_reason(status)));
+    json_object_object_add(o, "status", json_object_new_int(status));
+    if (fmt) {
+        char detail[1024];
+
+        vsnprintf(detail, sizeof(detail), fmt, ap);
+        json_object_object_add(o, "detail", json_object_new_string(detail));
+    }
+    s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                          &len);
+    if (!s || evbuffer_add(req->out, s, len) != 0)
+        rc = MH_E_NOMEM;
+    json_object_put(o);
+    return rc;
+}
+
+enum mh_status mh_reply_problem_impl(struct mh_req *req, int status, const char *type,
+                                     const char *fmt, ...)
+{
+    enum mh_status rc;
+    va_list ap;
+
+    va_start(ap, fmt);
+    rc = reply_vproblem(req, status, type, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void mh_req_log_impl(const struct mh_req *req, enum mh_log_level level, const char *fmt, ...)
+{
+    char msg[1024];
+    const char *name = req->target ? req->target->module->name : "core";
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    mh_log_write(level, name, "%s req=%" PRIu64, msg, req->id);
+}
+
+/* --- Dispatch --- */
+
+static enum mh_method method_of(struct evhttp_request *ev, const char **name)
+{
+    switch (evhttp_request_get_command(ev)) {
+    case EVHTTP_REQ_GET: *name = "GET"; return MH_METHOD_GET;
+    case EVHTTP_REQ_HEAD: *name = "HEAD"; return MH_METHOD_HEAD;
+    case EVHTTP_REQ_POST: *name = "POST"; return MH_METHOD_POST;
+    case EVHTTP_REQ_PUT: *name = "PUT"; return MH_METHOD_PUT;
+    case EVHTTP_REQ_DELETE: *name = "DELETE"; return MH_METHOD_DELETE;
+    case EVHTTP_REQ_PATCH: *name = "PATCH"; return MH_METHOD_PATCH;
+    case EVHTTP_REQ_OPTIONS: *name = "OPTIONS"; return MH_METHOD_OPTIONS;
+    case EVHTTP_REQ_TRACE: *name = "TRACE"; return MH_METHOD_UNKNOWN;
+    case EVHTTP_REQ_CONNECT: *name = "CONNECT"; return MH_METHOD_UNKNOWN;
+    }
+    *name = "?";
+    return MH_METHOD_UNKNOWN;
+}
+
+static void on_complete(struct evhttp_request *ev, void *arg)
+{
+    struct mh_dispatch *d = arg;
+
+    (void)ev;
+    d->inflight--;
+}
+
+static void send_reply(struct mh_req *req)
+{
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req->ev);
+    bool bodyless = req->status == 204 || req->status == 304;
+    struct header *h, *rev = NULL;
+    char num[24];
+
+    /* Headers were pushed in reverse; restore the module's order. */
+    for (h = req->headers; h;) {
+        struct header *next = h->next;
+
+        h->next = rev;
+        rev = h;
+        h = next;
+    }
+    for (h = rev; h; h = h->next) {
+        if (req->content_type && strcasecmp(h->name, "Content-Type") == 0)
+            continue;
+        evhttp_add_header(oh, h->name, h->value);
+    }
+    if (req->content_type && !bodyless)
+        evhttp_add_header(oh, "Content-Type", req->content_type);
+    req->body_len = bodyless ? 0 : evbuffer_get_length(req->out);
+    if (req->dispatch->draining)
+        evhttp_add_header(oh, "Connection", "close");
+    req->dispatch->inflight++;
+    evhttp_request_set_on_complete_cb(req->ev, on_complete, req->dispatch);
+    if (req->method == MH_METHOD_HEAD || bodyless) {
+        /* evhttp would append the body to a HEAD reply; send the length the GET would have. */
+        if (!bodyless) {
+            snprintf(num, sizeof(num), "%zu", req->body_len);
+            evhttp_add_header(oh, "Content-Length", num);
+        }
+        evhttp_send_reply(req->ev, req->status, mh_http_reason(req->status), NULL);
+    } else {
+        evhttp_send_reply(req->ev, req->status, mh_http_reason(req->status), req->out);
+    }
+}
+
+static void access_log(const struct mh_req *req)
+{
+    struct timespec now;
+    long long us;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    us = (long long)(now.tv_sec - req->start.tv_sec) * 1000000 +
+         (now.tv_nsec - req->start.tv_nsec) / 1000;
+    mh_log_write(MH_LOG_INFO, "access", "%s %s%s%s %d %zu %lldus req=%" PRIu64,
+                 req->method_name, req->path, req->query_raw ? "?" : "",
+                 req->query_raw ? req->query_raw : "", req->status, req->body_len, us, req->id);
+}
+
+static void run_handler(struct mh_req *req)
+{
+    const struct mh_route_target *t = req->target;
+    enum mh_status rc = t->handler->fn(req, t->module->state);
+
+    if (req->replied)
+        return;
+    if (rc == MH_OK) {
+        mh_log_write(MH_LOG_ERROR, t->module->name,
+                     "handler '%s' returned without a reply req=%" PRIu64, t->handler->name,
+                     req->id);
+        mh_reply_problem_impl(req, 500, NULL, "the handler sent no reply");
+        return;
+    }
+    if (mh_status_http(rc) >= 500)
+        mh_log_write(MH_LOG_ERROR, t->module->name, "handler '%s' failed: %s req=%" PRIu64,
+                     t->handler->name, mh_status_str(rc), req->id);
+    mh_reply_problem_impl(req, mh_status_http(rc), NULL, "%s", mh_status_str(rc));
+}
+
+static void route(struct mh_req *req)
+{
+    const struct mh_gen *gen = req->dispatch->gen;
+    struct mh_route_match m;
+    char allow[96];
+
+    if (req->method == MH_METHOD_UNKNOWN) {
+        mh_router_match(gen->router, req->method, req->path, req->path_len, &m);
+        mh_router_allow_str(m.allow, allow, sizeof(allow));
+        if (m.allow)
+            mh_resp_header_impl(req, "Allow", allow);
+        mh_reply_problem_impl(req, m.allow ? 405 : 501, NULL, "method %s is not supported%s",
+                              req->method_name, m.allow ? " on this path" : "");
+        return;
+    }
+    switch (mh_router_match(gen->router, req->method, req->path, req->path_len, &m)) {
+    case MH_ROUTE_NOT_FOUND:
+        mh_reply_problem_impl(req, 404, NULL, "no route for %s %s", req->method_name, req->path);
+        return;
+    case MH_ROUTE_BAD_METHOD:
+        mh_router_allow_str(m.allow, allow, sizeof(allow));
+        mh_resp_header_impl(req, "Allow", allow);
+        if (req->method == MH_METHOD_OPTIONS) {
+            mh_reply_impl(req, 204, NULL, NULL, 0);
+            return;
+        }
+        mh_reply_problem_impl(req, 405, NULL, "method %s is not allowed on %s (allowed: %s)",
+                              req->method_name, req->path, allow);
+        return;
+    case MH_ROUTE_FOUND:
+        break;
+    }
+    req->target = m.target;
+    req->nparams = m.nparams;
+    for (size_t i = 0; i < m.nparams; i++) {
+        req->param_names[i] = m.names[i];
+        req->param_values[i] = pct_decode(&req->arena, m.values[i], m.lens[i], false, true);
+        if (!req->param_values[i]) {
+            req->target = NULL;
+            mh_reply_problem_impl(req, 400, NULL,
+                                  "path segment for parameter '%s' has an invalid percent escape",
+                                  m.names[i]);
+            return;
+        }
+    }
+    run_handler(req);
+}
+
+void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+    struct mh_req *req = mh_xmalloc(sizeof(*req));
+    const char *path;
+
+    memset(req, 0, offsetof(struct mh_req, inline_mem));
+    arena_init(&req->arena, req->inline_mem, sizeof(req->inline_mem));
+    req->ev = ev;
+    req->dispatch = d;
+    req->id = (++d->next_seq << 8) | (d->loop_index & 0xff);
+    if (d->access_log)
+        clock_gettime(CLOCK_MONOTONIC, &req->start);
+    req->method = method_of(ev, &req->method_name);
+    path = uri ? evhttp_uri_get_path(uri) : NULL;
+    req->path = path && *path ? path : "/";
+    req->path_len = strlen(req->path);
+    req->query_raw = uri ? evhttp_uri_get_query(uri) : NULL;
+    req->out = evbuffer_new();
+    if (!req->out)
+        abort();
+
+    if (!path || path[0] != '/')
+        mh_reply_problem_impl(req, 400, NULL, "request target must be an absolute path");
+    else
+        route(req);
+
+    send_reply(req);
+    if (d->access_log && mh_log_enabled(MH_LOG_INFO))
+        access_log(req);
+    while (req->defers) {
+        struct defer *df = req->defers;
+
+        req->defers = df->next;
+        df->fn(df->arg);
+    }
+    json_object_put(req->json);
+    evbuffer_free(req->out);
+    arena_cleanup(&req->arena);
+    free(req);
+}

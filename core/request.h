@@ -1,0 +1,59 @@
+/*
+ * One HTTP exchange over evhttp: routing a request to its handler, the SDK's request and
+ * response calls, problem+json errors, and the access log. Replies are recorded in the
+ * mh_req and written to evhttp only after the handler returns, on the loop thread.
+ */
+#ifndef MH_REQUEST_H
+#define MH_REQUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "modhost/sdk.h"
+
+struct evhttp_request;
+struct mh_gen;
+struct mh_limits;
+
+/** What a loop thread hands the dispatcher; owned by the loop. */
+struct mh_dispatch {
+    const struct mh_gen *gen;
+    const struct mh_limits *limits;
+    bool access_log;
+    unsigned loop_index;
+    uint64_t next_seq;
+    uint64_t inflight; /* requests handed to evhttp whose response is not yet written */
+    bool draining;     /* answer with Connection: close */
+};
+
+/** evhttp's request callback body: route, run the handler, reply. Thread: the loop's. */
+void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev);
+
+/** The reason phrase for @p status ("Not Found"), or "Unknown". */
+const char *mh_http_reason(int status);
+/** The HTTP status a handler's error status maps to (see enum mh_status). */
+int mh_status_http(enum mh_status rc);
+
+/* The SDK calls implemented here (see sdk.h for their contracts). */
+const char *mh_req_method_impl(const struct mh_req *req);
+const char *mh_req_path_impl(const struct mh_req *req);
+const char *mh_req_param_impl(const struct mh_req *req, const char *name);
+const char *mh_req_query_impl(struct mh_req *req, const char *name);
+const char *mh_req_header_impl(const struct mh_req *req, const char *name);
+enum mh_status mh_req_headers_impl(const struct mh_req *req, mh_header_fn fn, void *arg);
+const void *mh_req_body_impl(struct mh_req *req, size_t *len);
+enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
+                                const char **detail);
+void *mh_req_alloc_impl(struct mh_req *req, size_t size);
+enum mh_status mh_req_defer_impl(struct mh_req *req, void (*fn)(void *), void *arg);
+uint64_t mh_req_id_impl(const struct mh_req *req);
+enum mh_status mh_resp_header_impl(struct mh_req *req, const char *name, const char *value);
+enum mh_status mh_reply_impl(struct mh_req *req, int status, const char *content_type,
+                             const void *body, size_t len);
+enum mh_status mh_reply_json_impl(struct mh_req *req, int status, struct json_object *body);
+enum mh_status mh_reply_problem_impl(struct mh_req *req, int status, const char *type,
+                                     const char *fmt, ...) MH_PRINTF(4, 5);
+void mh_req_log_impl(const struct mh_req *req, enum mh_log_level level, const char *fmt, ...)
+    MH_PRINTF(3, 4);
+
+#endif
