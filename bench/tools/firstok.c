@@ -8,6 +8,7 @@
  * clock starts just before fork(); the child pins itself to CPU (-c) and execs CMD; the parent
  * (pinned to -l when given) connects to 127.0.0.1:port in a tight loop, with a 50 µs pause
  * between attempts, until a GET answers "200". Then the server gets SIGTERM (SIGKILL after 2 s).
+ * Each wait is bounded by TIMEOUT_MS (default 5000).
  * Output, one line:  FIRSTOK reps=N ok=N min_ms=X median_ms=X max_ms=X
  */
 #define _GNU_SOURCE
@@ -25,6 +26,16 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The server being timed; a SIGTERM or SIGINT to firstok ends it too. */
+static volatile sig_atomic_t child_pid;
+
+static void on_signal(int sig)
+{
+    if (child_pid > 0)
+        kill((pid_t)child_pid, SIGKILL);
+    _exit(128 + sig);
+}
 
 static double now_ms(void)
 {
@@ -115,6 +126,9 @@ int main(int argc, char **argv)
     if (optind >= argc || port <= 0 || reps <= 0 || reps > 100)
         goto usage;
     pin(load_cpu);
+    struct sigaction sa_stop = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa_stop, NULL);
+    sigaction(SIGINT, &sa_stop, NULL);
 
     char **cmd = argv + optind;
     int ncmd = argc - optind;
@@ -147,6 +161,7 @@ int main(int argc, char **argv)
             perror("fork");
             return 1;
         }
+        child_pid = pid;
         double elapsed = -1;
         while (now_ms() - t0 < timeout_ms) {
             if (try_get(p, path)) {
@@ -161,6 +176,7 @@ int main(int argc, char **argv)
         }
         if (pid > 0)
             stop_child(pid);
+        child_pid = 0;
         if (elapsed >= 0)
             results[ok++] = elapsed;
         for (int i = 0; i < ncmd; i++)
