@@ -23,7 +23,7 @@
 
 /* --- Schema --- */
 
-enum kind { K_STRING, K_INT, K_BOOL, K_GROUP, K_LIST, K_ANY_GROUP };
+enum kind { K_STRING, K_INT, K_BOOL, K_GROUP, K_LIST, K_ANY_GROUP, K_STRINGS };
 
 struct key {
     const char *name;
@@ -43,6 +43,7 @@ static const struct key limits_keys[] = {
     {"read_timeout_ms", K_INT, NULL, 1, MS_MAX},
     {"write_timeout_ms", K_INT, NULL, 1, MS_MAX},
     {"keepalive_timeout_ms", K_INT, NULL, 1, MS_MAX},
+    {"handler_timeout_ms", K_INT, NULL, 1, MS_MAX},
     KEY_END,
 };
 
@@ -55,6 +56,8 @@ static const struct key log_keys[] = {
 static const struct key server_keys[] = {
     {"listen", K_STRING, NULL, 0, 0},
     {"threads", K_INT, NULL, 0, 256},
+    {"workers", K_INT, NULL, 0, 1024},
+    {"worker_queue", K_INT, NULL, 1, 1000000},
     {"module_dir", K_STRING, NULL, 0, 0},
     {"shutdown_timeout_ms", K_INT, NULL, 0, MS_MAX},
     {"log", K_GROUP, log_keys, 0, 0},
@@ -66,6 +69,7 @@ static const struct key route_keys[] = {
     {"method", K_STRING, NULL, 0, 0},
     {"path", K_STRING, NULL, 0, 0},
     {"handler", K_STRING, NULL, 0, 0},
+    {"timeout_ms", K_INT, NULL, 0, MS_MAX},
     KEY_END,
 };
 
@@ -74,12 +78,21 @@ static const struct key module_keys[] = {
     {"file", K_STRING, NULL, 0, 0},
     {"settings", K_ANY_GROUP, NULL, 0, 0},
     {"routes", K_LIST, route_keys, 0, 0},
+    {"stores", K_STRINGS, NULL, 0, 0},
+    KEY_END,
+};
+
+static const struct key store_keys[] = {
+    {"name", K_STRING, NULL, 0, 0},
+    {"driver", K_STRING, NULL, 0, 0},
+    {"settings", K_ANY_GROUP, NULL, 0, 0},
     KEY_END,
 };
 
 static const struct key top_keys[] = {
     {"server", K_GROUP, server_keys, 0, 0},
     {"module", K_GROUP, module_keys, 0, 0},
+    {"stores", K_LIST, store_keys, 0, 0},
     KEY_END,
 };
 
@@ -175,6 +188,8 @@ static const char *kind_name(enum kind k)
         return "a group { ... }";
     case K_LIST:
         return "a list of groups ( { ... }, ... )";
+    case K_STRINGS:
+        return "an array of strings [ \"a\", ... ]";
     }
     return "?";
 }
@@ -193,6 +208,8 @@ static bool kind_matches(enum kind k, int type)
         return type == CONFIG_TYPE_GROUP;
     case K_LIST:
         return type == CONFIG_TYPE_LIST;
+    case K_STRINGS:
+        return type == CONFIG_TYPE_ARRAY;
     }
     return false;
 }
@@ -220,12 +237,21 @@ static void check_value(const config_setting_t *s, const struct key *k, const ch
             SET_ERR(errs, s, "'%s' = %lld is out of range %lld..%lld", path, v, k->min, k->max);
     } else if (k->kind == K_GROUP) {
         check_group(s, k->children, path, errs);
+    } else if (k->kind == K_STRINGS) {
+        for (int i = 0; i < config_setting_length(s); i++) {
+            const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+
+            if (config_setting_type(e) != CONFIG_TYPE_STRING)
+                SET_ERR(errs, e, "'%s[%d]' must be a string, not %s", path, i,
+                        type_name(config_setting_type(e)));
+        }
     } else if (k->kind == K_LIST) {
         for (int i = 0; i < config_setting_length(s); i++) {
             const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
             char sub[256];
 
-            snprintf(sub, sizeof(sub), "%s[%d]", path, i);
+            if (snprintf(sub, sizeof(sub), "%s[%d]", path, i) < 0)
+                continue;
             if (config_setting_type(e) != CONFIG_TYPE_GROUP)
                 SET_ERR(errs, e, "'%s' must be a group { ... }, not %s", sub,
                         type_name(config_setting_type(e)));
@@ -332,7 +358,10 @@ void mh_config_defaults(struct mh_server_conf *s)
         .read_timeout_ms = 30000,
         .write_timeout_ms = 30000,
         .keepalive_timeout_ms = 60000,
+        .handler_timeout_ms = 30000,
     };
+    s->workers = 0;
+    s->worker_queue = 1024;
 }
 
 enum mh_status mh_config_parse_listen(const char *s, char **host, int *port)
@@ -392,6 +421,13 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
         get_ll(g, "threads", &threads);
         s->threads = (int)threads;
     }
+    {
+        long long workers = s->workers;
+
+        get_ll(g, "workers", &workers);
+        s->workers = (int)workers;
+    }
+    get_ll(g, "worker_queue", &s->worker_queue);
     if ((v = get_str(g, "module_dir"))) {
         free(s->module_dir);
         s->module_dir = resolve_path(v, file);
@@ -419,6 +455,7 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
         get_ll(sub, "read_timeout_ms", &l->read_timeout_ms);
         get_ll(sub, "write_timeout_ms", &l->write_timeout_ms);
         get_ll(sub, "keepalive_timeout_ms", &l->keepalive_timeout_ms);
+        get_ll(sub, "handler_timeout_ms", &l->handler_timeout_ms);
     }
 }
 
@@ -436,6 +473,7 @@ static bool valid_module_name(const char *name)
 static void read_routes(struct mh_module_conf *m, const config_setting_t *list, const char *file,
                         struct mh_errlist *errs)
 {
+    static const char *const required[] = {"method", "path", "handler"};
     int n = config_setting_length(list);
 
     m->routes = mh_xcalloc((size_t)n + 1, sizeof(*m->routes));
@@ -451,9 +489,9 @@ static void read_routes(struct mh_module_conf *m, const config_setting_t *list, 
         method = get_str(r, "method");
         path = get_str(r, "path");
         handler = get_str(r, "handler");
-        for (const struct key *k = route_keys; k->name; k++) {
-            if (!config_setting_get_member(r, k->name)) {
-                SET_ERR(errs, r, "route in module '%s' has no '%s'", m->name, k->name);
+        for (size_t k = 0; k < sizeof(required) / sizeof(required[0]); k++) {
+            if (!config_setting_get_member(r, required[k])) {
+                SET_ERR(errs, r, "route in module '%s' has no '%s'", m->name, required[k]);
                 ok = false;
             }
         }
@@ -474,6 +512,12 @@ static void read_routes(struct mh_module_conf *m, const config_setting_t *list, 
         rc->method = mh_xstrdup(method);
         rc->path = mh_xstrdup(path);
         rc->handler = mh_xstrdup(handler);
+        {
+            long long t = 0;
+
+            get_ll(r, "timeout_ms", &t);
+            rc->timeout_ms = t;
+        }
         rc->file = file;
         rc->line = config_setting_source_line(r);
     }
@@ -486,6 +530,7 @@ static void read_module(struct mh_config *c, const config_setting_t *g, const ch
     const char *so = get_str(g, "file");
     const config_setting_t *routes = config_setting_get_member(g, "routes");
     const config_setting_t *settings = config_setting_get_member(g, "settings");
+    const config_setting_t *stores = config_setting_get_member(g, "stores");
     struct mh_module_conf *m;
 
     if (!name) {
@@ -516,6 +561,62 @@ static void read_module(struct mh_config *c, const config_setting_t *g, const ch
     m->settings = settings && config_setting_is_group(settings) ? settings : NULL;
     if (routes && config_setting_is_list(routes))
         read_routes(m, routes, file, errs);
+    if (stores && config_setting_is_array(stores)) {
+        int n = config_setting_length(stores);
+
+        m->stores = mh_xcalloc((size_t)n + 1, sizeof(*m->stores));
+        for (int i = 0; i < n; i++) {
+            const char *sv = config_setting_get_string_elem(stores, i);
+
+            if (sv)
+                m->stores[m->nstores++] = mh_xstrdup(sv);
+        }
+    }
+}
+
+static void read_stores(struct mh_config *c, const config_setting_t *list, const char *file,
+                        struct mh_errlist *errs)
+{
+    for (int i = 0; i < config_setting_length(list); i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        const char *name, *driver;
+        const config_setting_t *settings;
+        struct mh_store_conf *sc;
+        bool dup = false;
+
+        if (!config_setting_is_group(g))
+            continue; /* reported by the schema check */
+        name = get_str(g, "name");
+        driver = get_str(g, "driver");
+        if (!name || !driver) {
+            if (!config_setting_get_member(g, "name") || !config_setting_get_member(g, "driver"))
+                SET_ERR(errs, g, "store needs a 'name' and a 'driver'");
+            continue;
+        }
+        if (!valid_module_name(name)) {
+            SET_ERR(errs, config_setting_get_member(g, "name"),
+                    "store name \"%s\" must match [a-z0-9_]+ (at most 64 characters)", name);
+            continue;
+        }
+        for (size_t j = 0; j < c->nstores; j++) {
+            if (strcmp(c->stores[j].name, name) == 0) {
+                SET_ERR(errs, config_setting_get_member(g, "name"),
+                        "store '%s' is already declared at %s:%d", name, c->stores[j].file,
+                        c->stores[j].line);
+                dup = true;
+            }
+        }
+        if (dup)
+            continue;
+        settings = config_setting_get_member(g, "settings");
+        c->stores = mh_xrealloc(c->stores, (c->nstores + 1) * sizeof(*c->stores));
+        sc = &c->stores[c->nstores++];
+        sc->name = mh_xstrdup(name);
+        sc->driver = mh_xstrdup(driver);
+        sc->settings = settings && config_setting_is_group(settings) ? settings : NULL;
+        sc->file = file;
+        sc->line = config_setting_source_line(g);
+    }
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -604,11 +705,44 @@ void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *
         }
         if ((s = config_setting_get_member(root, "module")) && config_setting_is_group(s))
             read_module(c, s, file, errs);
+        if ((s = config_setting_get_member(root, "stores")) && config_setting_is_list(s))
+            read_stores(c, s, file, errs);
     }
     if (c->server.threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
 
         c->server.threads = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
+    }
+    if (c->server.workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+        c->server.workers = n > 0 ? (int)(n > 512 ? 1024 : 2 * n) : 2;
+    }
+    /* A module's stores must be declared somewhere in the directory. */
+    for (size_t i = 0; i < c->nmodules; i++) {
+        const struct mh_module_conf *m = &c->modules[i];
+
+        for (size_t j = 0; j < m->nstores; j++) {
+            const char *names[64];
+            size_t n = 0, k;
+
+            for (k = 0; k < c->nstores; k++) {
+                if (strcmp(c->stores[k].name, m->stores[j]) == 0)
+                    break;
+                if (n < 64)
+                    names[n++] = c->stores[k].name;
+            }
+            if (k < c->nstores)
+                continue;
+            {
+                const char *hint = mh_config_suggest(m->stores[j], names, n);
+
+                mh_errlist_add(errs, MH_E_NOTFOUND, m->file, m->line,
+                               "module '%s' uses store '%s', which no file declares%s%s%s",
+                               m->name, m->stores[j], hint ? " (did you mean '" : "",
+                               hint ? hint : "", hint ? "'?)" : "");
+            }
+        }
     }
     for (size_t i = 0; i < c->nmodules; i++) {
         struct mh_module_conf *m = &c->modules[i];
@@ -635,10 +769,18 @@ void mh_config_free(struct mh_config *c)
             free(m->routes[j].handler);
         }
         free(m->routes);
+        for (size_t j = 0; j < m->nstores; j++)
+            free(m->stores[j]);
+        free(m->stores);
         free(m->name);
         free(m->path);
     }
     free(c->modules);
+    for (size_t i = 0; i < c->nstores; i++) {
+        free(c->stores[i].name);
+        free(c->stores[i].driver);
+    }
+    free(c->stores);
     if (c->cfgs) {
         for (size_t i = 0; i < c->nfiles; i++)
             config_destroy(&c->cfgs[i]);

@@ -20,12 +20,15 @@ struct mh_limits {
     long long read_timeout_ms;      /* inactivity while reading the first request */
     long long write_timeout_ms;     /* inactivity while writing a response */
     long long keepalive_timeout_ms; /* idle time between requests on a connection */
+    long long handler_timeout_ms;   /* default deadline of requests handled on the pool */
 };
 
 struct mh_server_conf {
     char *host; /* listen address (numeric or name), without brackets */
     int port;
     int threads;      /* loop threads, >= 1 after load (0 in the file means one per core) */
+    int workers;      /* worker pool threads, >= 1 after load (0: twice the cores) */
+    long long worker_queue; /* tasks that may wait for a worker before 503 */
     char *module_dir; /* absolute */
     long long shutdown_timeout_ms;
     int log_level; /* enum mh_log_level */
@@ -37,6 +40,7 @@ struct mh_route_conf {
     char *method;
     char *path;
     char *handler;
+    long long timeout_ms; /* 0: the server's limits.handler_timeout_ms */
     const char *file; /* borrowed from the config's file list */
     int line;
 };
@@ -49,6 +53,16 @@ struct mh_module_conf {
     const config_setting_t *settings; /* NULL if the file has none; owned by the config */
     struct mh_route_conf *routes;
     size_t nroutes;
+    char **stores; /* names from the module's `stores` array */
+    size_t nstores;
+};
+
+struct mh_store_conf {
+    char *name;
+    char *driver;
+    const config_setting_t *settings; /* NULL if none; owned by the config */
+    const char *file;
+    int line;
 };
 
 struct mh_config {
@@ -56,6 +70,8 @@ struct mh_config {
     struct mh_server_conf server;
     struct mh_module_conf *modules;
     size_t nmodules;
+    struct mh_store_conf *stores;
+    size_t nstores;
     config_t *cfgs; /* one per file, kept for the modules' settings */
     char **files;   /* full paths, in reading order */
     size_t nfiles;

@@ -80,6 +80,8 @@ void mh_errlist_cleanup(struct mh_errlist *list)
 const char *mh_status_str(enum mh_status status)
 {
     switch (status) {
+    case MH_PENDING:
+        return "pending";
     case MH_OK:
         return "ok";
     case MH_E_INVAL:

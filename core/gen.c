@@ -12,6 +12,7 @@
 #include "loader.h"
 #include "mem.h"
 #include "router.h"
+#include "store.h"
 
 static const char *setting_type_name(enum mh_setting_type t)
 {
@@ -114,6 +115,7 @@ static void bind_routes(struct mh_gen *g, struct mh_module *mod, const struct mh
         t->module = mod;
         t->handler = h;
         t->conf = rc;
+        t->timeout_ms = rc->timeout_ms ? rc->timeout_ms : g->config->server.limits.handler_timeout_ms;
         if (mh_router_add(g->router, rc->method, rc->path, t, &e) != MH_OK) {
             const struct mh_route_target *other = mh_router_find(g->router, rc->method, rc->path);
 
@@ -128,11 +130,91 @@ static void bind_routes(struct mh_gen *g, struct mh_module *mod, const struct mh
     }
 }
 
+static bool provides_drivers(const struct mh_module *m)
+{
+    return m->def.drivers && m->def.drivers[0].name;
+}
+
+static const struct mh_store_driver *find_driver(const struct mh_gen *g, const char *name,
+                                                 const struct mh_module **provider)
+{
+    for (size_t i = 0; i < g->nmodules; i++) {
+        for (const struct mh_store_driver *d = g->modules[i]->def.drivers; d && d->name; d++) {
+            if (strcmp(d->name, name) == 0) {
+                *provider = g->modules[i];
+                return d;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void open_stores(struct mh_gen *g, struct mh_errlist *errs)
+{
+    const struct mh_config *c = g->config;
+
+    g->stores = mh_xcalloc(c->nstores + 1, sizeof(*g->stores));
+    for (size_t i = 0; i < c->nstores; i++) {
+        const struct mh_store_conf *sc = &c->stores[i];
+        const struct mh_module *provider = NULL;
+        const struct mh_store_driver *d = find_driver(g, sc->driver, &provider);
+        struct mh_err e = {0};
+
+        if (!d) {
+            char known[512];
+            size_t n = 0;
+
+            known[0] = '\0';
+            for (size_t j = 0; j < g->nmodules && n < sizeof(known); j++)
+                for (const struct mh_store_driver *v = g->modules[j]->def.drivers;
+                     v && v->name && n < sizeof(known); v++)
+                    n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s (module %s)",
+                                          n ? ", " : "", v->name, g->modules[j]->name);
+            mh_errlist_add(errs, MH_E_NOTFOUND, sc->file, sc->line,
+                           "store '%s': unknown driver '%s' (drivers of the enabled modules: %s)",
+                           sc->name, sc->driver, n ? known : "none");
+            continue;
+        }
+        if (mh_store_open(sc->name, d, provider, sc->settings, &g->stores[g->nstores], &e) !=
+            MH_OK) {
+            mh_errlist_add(errs, e.code, sc->file, sc->line, "%s", e.msg);
+            continue;
+        }
+        g->nstores++;
+    }
+}
+
+static void attach_stores(struct mh_gen *g, struct mh_module *mod, const struct mh_module_conf *mc)
+{
+    mod->stores = mh_xcalloc(mc->nstores + 1, sizeof(*mod->stores));
+    for (size_t i = 0; i < mc->nstores; i++) {
+        for (size_t j = 0; j < g->nstores; j++) {
+            if (strcmp(g->stores[j]->name, mc->stores[i]) == 0)
+                mod->stores[mod->nstores++] = g->stores[j];
+        }
+    }
+}
+
+static bool init_module(struct mh_module *mod, const struct mh_module_conf *mc,
+                        struct mh_errlist *errs)
+{
+    struct mh_err e = {0};
+
+    if (mh_module_init(mod, mh_conf_new(mc->settings), &e) != MH_OK) {
+        mh_errlist_add(errs, e.code, mc->file, mc->line, "%s", e.msg);
+        return false;
+    }
+    return true;
+}
+
 enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out,
                             struct mh_errlist *errs)
 {
     struct mh_gen *g = mh_xcalloc(1, sizeof(*g));
     size_t before = errs->count, nroutes = 0;
+    const struct mh_module_conf **confs;
+    struct mh_module **opened;
+    size_t nopened = 0;
 
     *out = NULL;
     g->config = config;
@@ -141,40 +223,72 @@ enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out,
         nroutes += config->modules[i].nroutes;
     g->targets = mh_xcalloc(nroutes + 1, sizeof(*g->targets));
     g->modules = mh_xcalloc(config->nmodules + 1, sizeof(*g->modules));
+    opened = mh_xcalloc(config->nmodules + 1, sizeof(*opened));
+    confs = mh_xcalloc(config->nmodules + 1, sizeof(*confs));
 
+    /* 1. Open and check every module file. */
     for (size_t i = 0; i < config->nmodules; i++) {
         const struct mh_module_conf *mc = &config->modules[i];
         struct mh_module *mod = NULL;
         struct mh_err e = {0};
+        bool dup = false;
 
         if (mh_module_open(mc->name, mc->path, &mod, &e) != MH_OK) {
             mh_errlist_add(errs, e.code, mc->file, mc->line, "%s", e.msg);
             continue;
         }
-        for (size_t j = 0; j < g->nmodules; j++) {
-            if (strcmp(g->modules[j]->def.name, mod->def.name) == 0) {
+        for (size_t j = 0; j < nopened && !dup; j++) {
+            if (strcmp(opened[j]->def.name, mod->def.name) == 0) {
                 mh_errlist_add(errs, MH_E_CONFLICT, mc->file, mc->line,
                                "module '%s' (%s): a module named '%s' is already loaded from %s",
-                               mc->name, mc->path, mod->def.name, g->modules[j]->path);
-                mh_module_free(mod);
-                mod = NULL;
-                break;
+                               mc->name, mc->path, mod->def.name, opened[j]->path);
+                dup = true;
             }
         }
-        if (!mod)
-            continue;
-        if (check_settings(mod, mc, errs) > 0) {
+        if (dup || check_settings(mod, mc, errs) > 0) {
             mh_module_free(mod);
             continue;
         }
-        if (mh_module_init(mod, mh_conf_new(mc->settings), &e) != MH_OK) {
-            mh_errlist_add(errs, e.code, mc->file, mc->line, "%s", e.msg);
-            mh_module_free(mod);
-            continue;
-        }
-        g->modules[g->nmodules++] = mod;
-        bind_routes(g, mod, mc, errs);
+        confs[nopened] = mc;
+        opened[nopened++] = mod;
     }
+
+    /* 2. Driver providers first, so that stores can open before their users' init. */
+    for (size_t i = 0; i < nopened; i++) {
+        if (!provides_drivers(opened[i]))
+            continue;
+        if (init_module(opened[i], confs[i], errs)) {
+            g->modules[g->nmodules++] = opened[i];
+            attach_stores(g, opened[i], confs[i]);
+        } else {
+            mh_module_free(opened[i]);
+        }
+        opened[i] = NULL;
+    }
+    open_stores(g, errs);
+
+    /* 3. Everything else, in configuration order; then its routes. */
+    for (size_t i = 0; i < nopened; i++) {
+        if (!opened[i])
+            continue;
+        attach_stores(g, opened[i], confs[i]);
+        if (!init_module(opened[i], confs[i], errs)) {
+            mh_module_free(opened[i]);
+            continue;
+        }
+        g->modules[g->nmodules++] = opened[i];
+    }
+    for (size_t i = 0; i < g->nmodules; i++) {
+        const struct mh_module_conf *mc = NULL;
+
+        for (size_t j = 0; j < config->nmodules && !mc; j++) {
+            if (strcmp(config->modules[j].name, g->modules[i]->name) == 0)
+                mc = &config->modules[j];
+        }
+        bind_routes(g, g->modules[i], mc, errs);
+    }
+    free(opened);
+    free(confs);
     if (errs->count > before) {
         mh_gen_free(g);
         return MH_E_INVAL;
@@ -188,6 +302,14 @@ void mh_gen_free(struct mh_gen *g)
     if (!g)
         return;
     mh_router_free(g->router);
+    /* Users of stores first, then the stores, then the drivers' modules. */
+    for (size_t i = g->nmodules; i-- > 0;) {
+        if (!provides_drivers(g->modules[i]))
+            mh_module_fini(g->modules[i]);
+    }
+    for (size_t i = g->nstores; i-- > 0;)
+        mh_store_close(g->stores[i]);
+    free(g->stores);
     for (size_t i = g->nmodules; i-- > 0;)
         mh_module_free(g->modules[i]);
     free(g->modules);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mem.h"
 #include "request.h"
+#include "store.h"
 
 struct mh_host *mh_host_new(const struct mh_module *m, const char *name)
 {
@@ -129,6 +130,21 @@ static enum mh_status api_conf_float(const struct mh_conf *conf, const char *pat
     return MH_OK;
 }
 
+static struct mh_store *api_store_find(struct mh_host *host, const char *name)
+{
+    const struct mh_module *m = host ? host->module : NULL;
+
+    if (!m || m->nstores == 0)
+        return NULL;
+    if (!name)
+        return m->stores[0];
+    for (size_t i = 0; i < m->nstores; i++) {
+        if (strcmp(m->stores[i]->name, name) == 0)
+            return m->stores[i];
+    }
+    return NULL;
+}
+
 const struct mh_api mh_core_api = {
     .size = sizeof(struct mh_api),
     .req_method = mh_req_method_impl,
@@ -155,4 +171,15 @@ const struct mh_api mh_core_api = {
     .conf_bool = api_conf_bool,
     .conf_float = api_conf_float,
     .strerror = mh_status_str,
+    .req_cancelled = mh_req_cancelled_impl,
+    .task_submit = mh_task_submit_impl,
+    .req_task = mh_req_task_impl,
+    .store_find = api_store_find,
+    .store_get = mh_store_get_impl,
+    .store_put = mh_store_put_impl,
+    .store_delete = mh_store_delete_impl,
+    .store_scan = mh_store_scan_impl,
+    .store_error = mh_store_error_impl,
+    .store_set_error = mh_store_set_error_impl,
+    .value_free = mh_value_free_impl,
 };

@@ -77,6 +77,16 @@ static enum mh_status check_def(const char *name, const char *path,
             return REFUSE(err, MH_E_INVAL, "module '%s' (%s): handler '%s' has no function",
                           name, path, h->name);
     }
+    if (d->size >= offsetof(struct mh_module_def, drivers) + sizeof(void *)) {
+        for (const struct mh_store_driver *v = d->drivers; v && v->name; v++) {
+            if (v->size < offsetof(struct mh_store_driver, scan) + sizeof(void *) || !v->open ||
+                !v->get || !v->put || !v->del)
+                return REFUSE(err, MH_E_INVAL,
+                              "module '%s' (%s): store driver '%s' is incomplete (size %zu, "
+                              "open/get/put/del required)",
+                              name, path, v->name, v->size);
+        }
+    }
     return MH_OK;
 }
 
@@ -163,6 +173,7 @@ void mh_module_free(struct mh_module *m)
         dlclose(m->dl);
     mh_host_free(m->host);
     mh_conf_free(m->conf);
+    free(m->stores);
     free(m->name);
     free(m->path);
     free(m);

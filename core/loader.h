@@ -24,6 +24,8 @@ struct mh_module {
     struct mh_conf *conf;
     void *state;
     bool initialized;
+    struct mh_store **stores; /* the stores its conf.d entry lists, in that order; borrowed */
+    size_t nstores;
 };
 
 /**

@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
@@ -24,7 +26,9 @@
 #include "gen.h"
 #include "loader.h"
 #include "log.h"
+#include "mailbox.h"
 #include "mem.h"
+#include "pool.h"
 #include "router.h"
 
 /* --- Per-request memory --- */
@@ -86,8 +90,38 @@ struct mh_req {
     size_t body_len;
 
     struct defer *defers;
+
+    /* Requests answered on the pool or by a task (the loop thread owns all but `cancel`). */
+    struct mh_task task;         /* runs a blocking handler */
+    enum mh_status handler_rc;   /* its return, read by the loop after completion */
+    atomic_int cancel;           /* 0, MH_E_CANCELLED or MH_E_TIMEOUT */
+    int pending;                 /* tasks not yet completed */
+    bool async;                  /* counted in dispatch->inflight until responded */
+    bool responded;              /* the answer was handed to evhttp, or dropped */
+    bool detached;               /* request data copied out of ev (ev may vanish) */
+    struct header *in_headers;   /* when detached, in order */
+    struct evbuffer *in;         /* when detached */
+    struct event *deadline_ev;
+    struct event *close_ev;
+    struct evhttp_connection *evcon;
+
     struct arena arena;
     alignas(max_align_t) unsigned char inline_mem[1024];
+};
+
+struct req_task {
+    struct mh_task base; /* first: the pool hands back this pointer */
+    struct mh_req *req;
+    mh_task_fn work;
+    mh_req_done_fn done;
+    void *arg;
+};
+
+struct host_task {
+    struct mh_task base;
+    mh_task_fn work;
+    mh_task_done_fn done;
+    void *arg;
 };
 
 static void arena_init(struct arena *a, unsigned char *mem, size_t size)
@@ -304,14 +338,29 @@ const char *mh_req_query_impl(struct mh_req *req, const char *name)
 
 const char *mh_req_header_impl(const struct mh_req *req, const char *name)
 {
+    if (req->detached) {
+        for (const struct header *h = req->in_headers; h; h = h->next) {
+            if (strcasecmp(h->name, name) == 0)
+                return h->value;
+        }
+        return NULL;
+    }
     return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
 }
 
 enum mh_status mh_req_headers_impl(const struct mh_req *req, mh_header_fn fn, void *arg)
 {
-    struct evkeyvalq *hs = evhttp_request_get_input_headers(req->ev);
+    struct evkeyvalq *hs;
     struct evkeyval *h;
 
+    if (req->detached) {
+        for (const struct header *dh = req->in_headers; dh; dh = dh->next) {
+            if (fn(dh->name, dh->value, arg))
+                break;
+        }
+        return MH_OK;
+    }
+    hs = evhttp_request_get_input_headers(req->ev);
     for (h = hs->tqh_first; h; h = h->next.tqe_next) {
         if (fn(h->key, h->value, arg))
             break;
@@ -321,7 +370,7 @@ enum mh_status mh_req_headers_impl(const struct mh_req *req, mh_header_fn fn, vo
 
 const void *mh_req_body_impl(struct mh_req *req, size_t *len)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req->ev);
+    struct evbuffer *in = req->detached ? req->in : evhttp_request_get_input_buffer(req->ev);
     size_t n = evbuffer_get_length(in);
 
     *len = n;
@@ -464,6 +513,8 @@ enum mh_status mh_resp_header_impl(struct mh_req *req, const char *name, const c
 
 static enum mh_status reply_begin(struct mh_req *req, int status, const char *content_type)
 {
+    if (atomic_load(&req->cancel))
+        return MH_E_CANCELLED;
     if (req->replied)
         return MH_E_STATE;
     if (status < 200 || status > 599)
@@ -578,12 +629,74 @@ static enum mh_method method_of(struct evhttp_request *ev, const char **name)
     return MH_METHOD_UNKNOWN;
 }
 
-static void on_complete(struct evhttp_request *ev, void *arg)
+/*
+ * Responses in flight: counted from evhttp_send_reply until evhttp wrote them (on_complete),
+ * or until the connection died first (its close callback, set only while a response is in
+ * flight), so a stop never waits for a response that can no longer be written.
+ */
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
     struct mh_dispatch *d = arg;
 
-    (void)ev;
+    evhttp_connection_set_closecb(evcon, NULL, NULL);
     d->inflight--;
+}
+
+static void on_complete(struct evhttp_request *ev, void *arg)
+{
+    struct mh_dispatch *d = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    d->inflight--;
+}
+
+static void track_send(struct mh_dispatch *d, struct evhttp_request *ev)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+
+    d->inflight++;
+    evhttp_request_set_on_complete_cb(ev, on_complete, d);
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, on_conn_close, d);
+}
+
+static void access_log_line(const struct mh_req *req, int status, size_t bytes)
+{
+    struct timespec now;
+    long long us;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    us = (long long)(now.tv_sec - req->start.tv_sec) * 1000000 +
+         (now.tv_nsec - req->start.tv_nsec) / 1000;
+    mh_log_write(MH_LOG_INFO, "access", "%s %s%s%s %d %zu %lldus req=%" PRIu64,
+                 req->method_name, req->path, req->query_raw ? "?" : "",
+                 req->query_raw ? req->query_raw : "", status, bytes, us, req->id);
+}
+
+static void stop_watchers(struct mh_req *req)
+{
+    if (req->deadline_ev) {
+        event_free(req->deadline_ev);
+        req->deadline_ev = NULL;
+    }
+    if (req->close_ev) {
+        event_free(req->close_ev);
+        req->close_ev = NULL;
+    }
+}
+
+/* The client's answer is out of our hands (sent or dropped): ev is no longer ours. */
+static void mark_responded(struct mh_req *req)
+{
+    stop_watchers(req);
+    req->responded = true;
+    req->ev = NULL;
+    if (req->async) {
+        req->async = false;
+        req->dispatch->inflight--;
+    }
 }
 
 static void send_reply(struct mh_req *req)
@@ -611,8 +724,7 @@ static void send_reply(struct mh_req *req)
     req->body_len = bodyless ? 0 : evbuffer_get_length(req->out);
     if (req->dispatch->draining)
         evhttp_add_header(oh, "Connection", "close");
-    req->dispatch->inflight++;
-    evhttp_request_set_on_complete_cb(req->ev, on_complete, req->dispatch);
+    track_send(req->dispatch, req->ev);
     if (req->method == MH_METHOD_HEAD || bodyless) {
         /* evhttp would append the body to a HEAD reply; send the length the GET would have. */
         if (!bodyless) {
@@ -625,38 +737,353 @@ static void send_reply(struct mh_req *req)
     }
 }
 
-static void access_log(const struct mh_req *req)
+/* Sends the recorded reply (loop thread, ev still ours). */
+static void respond(struct mh_req *req)
 {
-    struct timespec now;
-    long long us;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    us = (long long)(now.tv_sec - req->start.tv_sec) * 1000000 +
-         (now.tv_nsec - req->start.tv_nsec) / 1000;
-    mh_log_write(MH_LOG_INFO, "access", "%s %s%s%s %d %zu %lldus req=%" PRIu64,
-                 req->method_name, req->path, req->query_raw ? "?" : "",
-                 req->query_raw ? req->query_raw : "", req->status, req->body_len, us, req->id);
-}
-
-static void run_handler(struct mh_req *req)
-{
-    const struct mh_route_target *t = req->target;
-    enum mh_status rc = t->handler->fn(req, t->module->state);
-
-    if (req->replied)
-        return;
-    if (rc == MH_OK) {
-        mh_log_write(MH_LOG_ERROR, t->module->name,
-                     "handler '%s' returned without a reply req=%" PRIu64, t->handler->name,
-                     req->id);
-        mh_reply_problem_impl(req, 500, NULL, "the handler sent no reply");
+    if (req->dispatch->stopped) {
+        mark_responded(req); /* the loop is gone; evhttp_free closes the connection */
         return;
     }
-    if (mh_status_http(rc) >= 500)
-        mh_log_write(MH_LOG_ERROR, t->module->name, "handler '%s' failed: %s req=%" PRIu64,
-                     t->handler->name, mh_status_str(rc), req->id);
-    mh_reply_problem_impl(req, mh_status_http(rc), NULL, "%s", mh_status_str(rc));
+    send_reply(req);
+    if (req->dispatch->access_log && mh_log_enabled(MH_LOG_INFO))
+        access_log_line(req, req->status, req->body_len);
+    mark_responded(req);
 }
+
+static void req_free(struct mh_req *req)
+{
+    stop_watchers(req);
+    while (req->defers) {
+        struct defer *df = req->defers;
+
+        req->defers = df->next;
+        df->fn(df->arg);
+    }
+    json_object_put(req->json);
+    evbuffer_free(req->out);
+    if (req->in)
+        evbuffer_free(req->in);
+    arena_cleanup(&req->arena);
+    free(req);
+}
+
+static void finish_if_done(struct mh_req *req)
+{
+    if (req->responded && req->pending == 0)
+        req_free(req);
+}
+
+/*
+ * Answers a request on the loop without touching the fields a worker may be writing (the
+ * reply being built): used for deadlines and for refusals before any handler ran.
+ */
+static void respond_direct(struct mh_req *req, int status, const char *extra_header,
+                           const char *extra_value, const char *fmt, ...) MH_PRINTF(5, 6);
+static void respond_direct(struct mh_req *req, int status, const char *extra_header,
+                           const char *extra_value, const char *fmt, ...)
+{
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req->ev);
+    struct evbuffer *body = evbuffer_new();
+    struct json_object *o = json_object_new_object();
+    char detail[512];
+    const char *s;
+    size_t len = 0;
+    va_list ap;
+
+    if (req->dispatch->stopped) {
+        evbuffer_free(body);
+        json_object_put(o);
+        mark_responded(req);
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    if (!body || !o)
+        abort();
+    json_object_object_add(o, "type", json_object_new_string("about:blank"));
+    json_object_object_add(o, "title", json_object_new_string(mh_http_reason(status)));
+    json_object_object_add(o, "status", json_object_new_int(status));
+    json_object_object_add(o, "detail", json_object_new_string(detail));
+    s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+    evhttp_add_header(oh, "Content-Type", "application/problem+json");
+    if (extra_header)
+        evhttp_add_header(oh, extra_header, extra_value);
+    if (req->dispatch->draining)
+        evhttp_add_header(oh, "Connection", "close");
+    track_send(req->dispatch, req->ev);
+    if (req->method == MH_METHOD_HEAD) {
+        char num[24];
+
+        snprintf(num, sizeof(num), "%zu", len);
+        evhttp_add_header(oh, "Content-Length", num);
+    } else {
+        evbuffer_add(body, s, len);
+    }
+    evhttp_send_reply(req->ev, status, mh_http_reason(status), body);
+    if (req->dispatch->access_log && mh_log_enabled(MH_LOG_INFO))
+        access_log_line(req, status, len);
+    evbuffer_free(body);
+    json_object_put(o);
+    mark_responded(req);
+}
+
+/* After the handler (or its last task) is done: reply with what it recorded, or for it. */
+static void settle(struct mh_req *req, enum mh_status rc)
+{
+    const struct mh_route_target *t = req->target;
+
+    if (req->responded) {
+        finish_if_done(req);
+        return;
+    }
+    if (!req->replied) {
+        if (rc == MH_PENDING && req->pending > 0)
+            return; /* a request task will reply */
+        if (rc == MH_OK || rc == MH_PENDING) {
+            mh_log_write(MH_LOG_ERROR, t->module->name,
+                         "handler '%s' returned without a reply req=%" PRIu64, t->handler->name,
+                         req->id);
+            mh_reply_problem_impl(req, 500, NULL, "the handler sent no reply");
+        } else {
+            if (mh_status_http(rc) >= 500)
+                mh_log_write(MH_LOG_ERROR, t->module->name, "handler '%s' failed: %s req=%" PRIu64,
+                             t->handler->name, mh_status_str(rc), req->id);
+            mh_reply_problem_impl(req, mh_status_http(rc), NULL, "%s", mh_status_str(rc));
+        }
+    }
+    respond(req);
+    finish_if_done(req);
+}
+
+/* --- Waiting for the pool: deadlines and clients that go away --- */
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct mh_req *req = arg;
+
+    (void)fd;
+    (void)what;
+    if (req->responded)
+        return;
+    atomic_store(&req->cancel, MH_E_TIMEOUT);
+    respond_direct(req, 504, NULL, NULL, "the handler did not finish within %lld ms",
+                   req->target->timeout_ms);
+}
+
+static void on_client_gone(evutil_socket_t fd, short what, void *arg)
+{
+    struct mh_req *req = arg;
+    struct evhttp_connection *evcon = req->evcon;
+
+    (void)fd;
+    (void)what;
+    if (req->responded)
+        return;
+    atomic_store(&req->cancel, MH_E_CANCELLED);
+    if (req->dispatch->access_log && mh_log_enabled(MH_LOG_INFO))
+        access_log_line(req, 499, 0); /* nginx's code for "client closed request" */
+    mark_responded(req);
+    evhttp_connection_free(evcon); /* frees the request too */
+}
+
+/* Copies what a handler may read out of ev, which can vanish while a worker runs. */
+static void detach(struct mh_req *req)
+{
+    struct evkeyvalq *hs = evhttp_request_get_input_headers(req->ev);
+    struct header **tail = &req->in_headers;
+
+    for (struct evkeyval *kv = hs->tqh_first; kv; kv = kv->next.tqe_next) {
+        struct header *h = arena_alloc(&req->arena, sizeof(*h));
+
+        h->name = arena_strndup(&req->arena, kv->key, strlen(kv->key));
+        h->value = arena_strndup(&req->arena, kv->value, strlen(kv->value));
+        *tail = h;
+        tail = &h->next;
+    }
+    req->in = evbuffer_new();
+    if (!req->in)
+        abort();
+    evbuffer_add_buffer(req->in, evhttp_request_get_input_buffer(req->ev)); /* no copy */
+    req->path = arena_strndup(&req->arena, req->path, req->path_len);
+    if (req->query_raw)
+        req->query_raw = arena_strndup(&req->arena, req->query_raw, strlen(req->query_raw));
+    req->detached = true;
+}
+
+/* The request now waits for the pool: watch the deadline and the client. */
+static void await_async(struct mh_req *req)
+{
+    struct event_base *base = req->dispatch->base;
+
+    if (!req->async) {
+        req->async = true;
+        req->dispatch->inflight++;
+    }
+    req->evcon = evhttp_request_get_connection(req->ev);
+    if (req->target && req->target->timeout_ms > 0 && !req->deadline_ev) {
+        struct timeval tv = {(time_t)(req->target->timeout_ms / 1000),
+                             (suseconds_t)(req->target->timeout_ms % 1000) * 1000};
+
+        req->deadline_ev = evtimer_new(base, on_deadline, req);
+        evtimer_add(req->deadline_ev, &tv);
+    }
+    if (req->evcon && !req->close_ev &&
+        (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE)) {
+        evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(req->evcon));
+
+        req->close_ev = event_new(base, fd, EV_CLOSED, on_client_gone, req);
+        event_add(req->close_ev, NULL);
+    }
+}
+
+static void blocking_run(struct mh_task *t)
+{
+    struct mh_req *req = (struct mh_req *)((char *)t - offsetof(struct mh_req, task));
+    const struct mh_route_target *tg = req->target;
+
+    if (atomic_load(&req->cancel)) {
+        req->handler_rc = MH_E_CANCELLED;
+        return;
+    }
+    req->handler_rc = tg->handler->fn(req, tg->module->state);
+}
+
+static void blocking_complete(struct mh_task *t)
+{
+    struct mh_req *req = (struct mh_req *)((char *)t - offsetof(struct mh_req, task));
+
+    req->pending--;
+    if (!t->ran && !req->responded)
+        respond_direct(req, 503, "Retry-After", "1", "the server is stopping");
+    else if (req->handler_rc == MH_PENDING)
+        req->handler_rc = MH_OK; /* a blocking handler cannot start tasks: no reply is a bug */
+    settle(req, req->handler_rc);
+}
+
+static void run_blocking(struct mh_req *req)
+{
+    enum mh_status rc;
+
+    detach(req);
+    req->task.home = req->dispatch->mailbox;
+    req->task.run = blocking_run;
+    req->task.complete = blocking_complete;
+    req->pending++;
+    rc = mh_pool_submit(req->dispatch->pool, &req->task);
+    if (rc != MH_OK) {
+        req->pending--;
+        if (rc == MH_E_UNAVAILABLE)
+            mh_warn("pool", "queue full: refusing %s %s req=%" PRIu64, req->method_name,
+                    req->path, req->id);
+        respond_direct(req, 503, "Retry-After", "1", "%s",
+                       rc == MH_E_UNAVAILABLE ? "all workers are busy and the queue is full"
+                                              : "the server is stopping");
+        finish_if_done(req);
+        return;
+    }
+    await_async(req);
+}
+
+/* --- SDK: tasks --- */
+
+int mh_req_cancelled_impl(const struct mh_req *req)
+{
+    return atomic_load(&((struct mh_req *)(uintptr_t)req)->cancel) != 0;
+}
+
+static void req_task_run(struct mh_task *t)
+{
+    struct req_task *rt = (struct req_task *)t;
+
+    rt->work(rt->arg);
+}
+
+static void req_task_complete(struct mh_task *t)
+{
+    struct req_task *rt = (struct req_task *)t;
+    struct mh_req *req = rt->req;
+    int cancel = atomic_load(&req->cancel);
+    enum mh_status st = !t->ran ? MH_E_CANCELLED : cancel ? (enum mh_status)cancel : MH_OK;
+
+    rt->done(req, rt->arg, st);
+    req->pending--;
+    if (!req->responded && !t->ran && !req->replied && req->pending == 0) {
+        respond_direct(req, 503, "Retry-After", "1", "the server is stopping");
+        finish_if_done(req);
+        return;
+    }
+    settle(req, req->replied ? MH_OK : (req->pending ? MH_PENDING : MH_OK));
+}
+
+enum mh_status mh_req_task_impl(struct mh_req *req, mh_task_fn work, mh_req_done_fn done,
+                                void *arg)
+{
+    struct req_task *rt;
+    enum mh_status rc;
+
+    if (!work || !done)
+        return MH_E_INVAL;
+    if (req->replied || req->responded || mh_mailbox_current != req->dispatch->mailbox)
+        return MH_E_STATE;
+    rt = arena_alloc(&req->arena, sizeof(*rt));
+    rt->base.home = req->dispatch->mailbox;
+    rt->base.run = req_task_run;
+    rt->base.complete = req_task_complete;
+    rt->req = req;
+    rt->work = work;
+    rt->done = done;
+    rt->arg = arg;
+    rc = mh_pool_submit(req->dispatch->pool, &rt->base);
+    if (rc != MH_OK)
+        return rc == MH_E_CANCELLED ? MH_E_UNAVAILABLE : rc;
+    req->pending++;
+    return MH_OK;
+}
+
+static void host_task_run(struct mh_task *t)
+{
+    struct host_task *ht = (struct host_task *)t;
+
+    ht->work(ht->arg);
+}
+
+static void host_task_complete(struct mh_task *t)
+{
+    struct host_task *ht = (struct host_task *)t;
+
+    ht->done(ht->arg, t->ran ? MH_OK : MH_E_CANCELLED);
+    free(ht);
+}
+
+enum mh_status mh_task_submit_impl(struct mh_host *host, mh_task_fn work, mh_task_done_fn done,
+                                   void *arg)
+{
+    struct mh_pool *pool = mh_pool_global();
+    struct host_task *ht;
+    enum mh_status rc;
+
+    (void)host;
+    if (!work || !done)
+        return MH_E_INVAL;
+    if (!mh_mailbox_current || !pool)
+        return MH_E_STATE;
+    ht = mh_xcalloc(1, sizeof(*ht));
+    ht->base.home = mh_mailbox_current;
+    ht->base.run = host_task_run;
+    ht->base.complete = host_task_complete;
+    ht->work = work;
+    ht->done = done;
+    ht->arg = arg;
+    rc = mh_pool_submit(pool, &ht->base);
+    if (rc != MH_OK) {
+        free(ht);
+        return rc == MH_E_CANCELLED ? MH_E_UNAVAILABLE : rc;
+    }
+    return MH_OK;
+}
+
+/* --- Routing --- */
 
 static void route(struct mh_req *req)
 {
@@ -690,26 +1117,25 @@ static void route(struct mh_req *req)
     case MH_ROUTE_FOUND:
         break;
     }
-    req->target = m.target;
     req->nparams = m.nparams;
     for (size_t i = 0; i < m.nparams; i++) {
         req->param_names[i] = m.names[i];
         req->param_values[i] = pct_decode(&req->arena, m.values[i], m.lens[i], false, true);
         if (!req->param_values[i]) {
-            req->target = NULL;
             mh_reply_problem_impl(req, 400, NULL,
                                   "path segment for parameter '%s' has an invalid percent escape",
                                   m.names[i]);
             return;
         }
     }
-    run_handler(req);
+    req->target = m.target;
 }
 
 void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
     struct mh_req *req = mh_xmalloc(sizeof(*req));
+    const struct mh_route_target *t;
     const char *path;
 
     memset(req, 0, offsetof(struct mh_req, inline_mem));
@@ -733,17 +1159,18 @@ void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev)
     else
         route(req);
 
-    send_reply(req);
-    if (d->access_log && mh_log_enabled(MH_LOG_INFO))
-        access_log(req);
-    while (req->defers) {
-        struct defer *df = req->defers;
-
-        req->defers = df->next;
-        df->fn(df->arg);
+    t = req->target;
+    if (!t || req->replied) {
+        respond(req);
+        finish_if_done(req);
+        return;
     }
-    json_object_put(req->json);
-    evbuffer_free(req->out);
-    arena_cleanup(&req->arena);
-    free(req);
+    if ((t->handler->flags & MH_HANDLER_BLOCKING) && d->pool) {
+        run_blocking(req);
+        return;
+    }
+    req->handler_rc = t->handler->fn(req, t->module->state);
+    if (req->handler_rc == MH_PENDING && req->pending > 0 && !req->replied)
+        await_async(req);
+    settle(req, req->handler_rc);
 }

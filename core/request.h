@@ -11,9 +11,12 @@
 
 #include "modhost/sdk.h"
 
+struct event_base;
 struct evhttp_request;
 struct mh_gen;
 struct mh_limits;
+struct mh_mailbox;
+struct mh_pool;
 
 /** What a loop thread hands the dispatcher; owned by the loop. */
 struct mh_dispatch {
@@ -24,6 +27,10 @@ struct mh_dispatch {
     uint64_t next_seq;
     uint64_t inflight; /* requests handed to evhttp whose response is not yet written */
     bool draining;     /* answer with Connection: close */
+    bool stopped;      /* the loop has exited: drop answers instead of sending them */
+    struct event_base *base;
+    struct mh_mailbox *mailbox; /* this loop's, for task completions */
+    struct mh_pool *pool;       /* NULL: blocking handlers run on the loop */
 };
 
 /** evhttp's request callback body: route, run the handler, reply. Thread: the loop's. */
@@ -53,6 +60,11 @@ enum mh_status mh_reply_impl(struct mh_req *req, int status, const char *content
 enum mh_status mh_reply_json_impl(struct mh_req *req, int status, struct json_object *body);
 enum mh_status mh_reply_problem_impl(struct mh_req *req, int status, const char *type,
                                      const char *fmt, ...) MH_PRINTF(4, 5);
+int mh_req_cancelled_impl(const struct mh_req *req);
+enum mh_status mh_task_submit_impl(struct mh_host *host, mh_task_fn work, mh_task_done_fn done,
+                                   void *arg);
+enum mh_status mh_req_task_impl(struct mh_req *req, mh_task_fn work, mh_req_done_fn done,
+                                void *arg);
 void mh_req_log_impl(const struct mh_req *req, enum mh_log_level level, const char *fmt, ...)
     MH_PRINTF(3, 4);
 

@@ -27,7 +27,9 @@
 #include "gen.h"
 #include "loader.h"
 #include "log.h"
+#include "mailbox.h"
 #include "mem.h"
+#include "pool.h"
 #include "request.h"
 
 struct mh_loop {
@@ -42,6 +44,7 @@ struct mh_loop {
     struct timespec drain_deadline;
     const struct mh_server_conf *conf;
     struct mh_dispatch dispatch;
+    struct mh_mailbox *mailbox;
 };
 
 static void ms_to_tv(long long ms, struct timeval *tv)
@@ -159,12 +162,15 @@ static void *loop_main(void *arg)
 {
     struct mh_loop *loop = arg;
 
+    mh_mailbox_current = loop->mailbox;
     event_base_dispatch(loop->base);
+    loop->dispatch.stopped = true;
+    mh_mailbox_current = NULL;
     return NULL;
 }
 
-static enum mh_status loop_setup(struct mh_loop *loop, const struct mh_gen *gen, int fd,
-                                 struct mh_err *err)
+static enum mh_status loop_setup(struct mh_loop *loop, const struct mh_gen *gen,
+                                 struct mh_pool *pool, int fd, struct mh_err *err)
 {
     const struct mh_server_conf *c = &gen->config->server;
     struct timeval read_tv;
@@ -199,6 +205,10 @@ static enum mh_status loop_setup(struct mh_loop *loop, const struct mh_gen *gen,
     loop->dispatch.limits = &c->limits;
     loop->dispatch.access_log = c->access_log;
     loop->dispatch.loop_index = loop->index;
+    loop->mailbox = mh_mailbox_new(loop->base);
+    loop->dispatch.base = loop->base;
+    loop->dispatch.mailbox = loop->mailbox;
+    loop->dispatch.pool = pool;
     return MH_OK;
 }
 
@@ -208,6 +218,8 @@ static void loop_cleanup(struct mh_loop *loop)
         event_free(loop->drain_tick);
     if (loop->drain_ev)
         event_free(loop->drain_ev);
+    loop->dispatch.stopped = true;
+    mh_mailbox_free(loop->mailbox); /* completes what the pool handed back; drops replies */
     if (loop->http)
         evhttp_free(loop->http); /* closes the remaining (idle) connections */
     if (loop->base)
@@ -235,10 +247,10 @@ static void log_start(const struct mh_gen *gen, int port, int nloops)
                               gen->modules[i]->name,
                               gen->modules[i]->def.version ? gen->modules[i]->def.version : "");
     mh_info("server",
-            "modhost %s (SDK %d.%d) listening on %s:%d with %d loop threads, %zu routes; "
-            "modules: %s",
+            "modhost %s (SDK %d.%d) listening on %s:%d with %d loop threads, %d workers, "
+            "%zu routes, %zu stores; modules: %s",
             MH_VERSION, MH_ABI_MAJOR, MH_ABI_MINOR, gen->config->server.host, port, nloops,
-            gen->ntargets, n ? mods : "none");
+            gen->config->server.workers, gen->ntargets, gen->nstores, n ? mods : "none");
 }
 
 enum mh_status mh_server_run(struct mh_gen *gen, const struct mh_serve_opts *opts)
@@ -247,6 +259,7 @@ enum mh_status mh_server_run(struct mh_gen *gen, const struct mh_serve_opts *opt
     int nloops = c->threads, port = c->port, started = 0, sig = 0;
     struct mh_loop *loops = mh_xcalloc((size_t)nloops, sizeof(*loops));
     enum mh_status rc = MH_OK;
+    struct mh_pool *pool = NULL;
     struct mh_err err = {0};
     sigset_t set;
 
@@ -258,11 +271,16 @@ enum mh_status mh_server_run(struct mh_gen *gen, const struct mh_serve_opts *opt
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* loop threads inherit the mask */
     evthread_use_pthreads();
 
+    if (mh_pool_new(c->workers, (size_t)c->worker_queue, &pool) != MH_OK) {
+        rc = MH_E_IO;
+        goto out;
+    }
+    mh_pool_set_global(pool);
     for (int i = 0; i < nloops; i++) {
         int fd = open_listener(c->host, port, &port, &err);
 
         loops[i].index = (unsigned)i;
-        if (fd < 0 || loop_setup(&loops[i], gen, fd, &err) != MH_OK) {
+        if (fd < 0 || loop_setup(&loops[i], gen, pool, fd, &err) != MH_OK) {
             rc = err.code ? err.code : MH_E_IO;
             mh_error("server", "%s", err.msg);
             goto out;
@@ -297,8 +315,12 @@ out:
         event_active(loops[i].drain_ev, 0, 0);
     for (int i = 0; i < started; i++)
         pthread_join(loops[i].thread, NULL);
+    /* Workers finish what they run; what they never started comes back cancelled. */
+    mh_pool_stop(pool);
+    mh_pool_set_global(NULL);
     for (int i = 0; i < nloops; i++)
         loop_cleanup(&loops[i]);
+    mh_pool_free(pool);
     free(loops);
     mh_gen_free(gen); /* every module's fini */
     if (rc == MH_OK)

@@ -12,6 +12,8 @@
  *
  * Changelog
  *   1.0  first release: module definition, handlers, settings, request/response, logging.
+ *   1.1  worker pool: blocking handlers run there, tasks with completion callbacks, request
+ *        cancellation and deadlines; stores: the key/value contract, drivers in modules.
  */
 #ifndef MODHOST_SDK_H
 #define MODHOST_SDK_H
@@ -25,7 +27,7 @@ extern "C" {
 #endif
 
 #define MH_ABI_MAJOR 1
-#define MH_ABI_MINOR 0
+#define MH_ABI_MINOR 1
 
 /** First field of every module definition: "mhm1". */
 #define MH_MODULE_MAGIC 0x6d686d31u
@@ -51,6 +53,8 @@ struct mh_req;
 struct mh_host;
 /** A module's settings group from conf.d. Borrowed: valid until fini returns. */
 struct mh_conf;
+/** A named store instance declared in conf.d (1.1). Owned by the core; valid until fini. */
+struct mh_store;
 /** json-c's object type; the SDK passes json-c objects but does not include json-c. */
 struct json_object;
 
@@ -63,6 +67,7 @@ struct json_object;
  * MH_E_UNAVAILABLE 503, MH_E_TIMEOUT 504, anything else 500.
  */
 enum mh_status {
+    MH_PENDING = 1, /* 1.1: the handler started a request task (mh_req_task) that will reply */
     MH_OK = 0,
     MH_E_INVAL = -1,       /* bad argument or bad input */
     MH_E_NOMEM = -2,       /* out of memory */
@@ -90,10 +95,13 @@ enum mh_log_level {
  * @param req    Borrowed: valid until the reply is sent (after this function returns).
  * @param state  The pointer the module's init stored, or NULL.
  * @return MH_OK after replying with one of the mh_reply* calls; an error code without a reply
- *         makes the core answer with problem+json (see enum mh_status). MH_OK without a reply
- *         is a bug in the handler; the core answers 500 and logs it.
- * Thread: a loop thread, or a worker thread if the handler is flagged MH_HANDLER_BLOCKING.
- *         Several threads may run the same handler at once: shared state needs locking.
+ *         makes the core answer with problem+json (see enum mh_status); MH_PENDING (1.1) after
+ *         starting a request task with mh_req_task, whose done callback replies. MH_OK without
+ *         a reply is a bug in the handler; the core answers 500 and logs it.
+ * Thread: a loop thread, or a worker thread if the handler is flagged MH_HANDLER_BLOCKING
+ *         (1.1: such handlers run on the worker pool, with the route's deadline; a 1.0 core
+ *         ran them on the loop). Several threads may run the same handler at once: shared
+ *         state needs locking. A blocking handler must not call task_submit or req_task.
  */
 typedef enum mh_status (*mh_handler_fn)(struct mh_req *req, void *state);
 
@@ -166,7 +174,95 @@ struct mh_module_def {
     mh_fini_fn fini;                         /* may be NULL */
     const struct mh_handler_def *handlers;   /* may be NULL: no handlers */
     const struct mh_setting_def *settings;   /* NULL: settings are not checked by the core */
-    /* --- 1.1: add below this line --- */
+    /* --- 1.1 --- */
+    const struct mh_store_driver *drivers; /* store drivers this module provides, or NULL */
+    /* --- 1.2: add below this line --- */
+};
+
+/* --- 1.1: worker pool --- */
+
+/**
+ * Work to run on the worker pool. Thread: a worker thread. May block. Must not touch a request
+ * other than through the mh_req calls documented for worker threads.
+ */
+typedef void (*mh_task_fn)(void *arg);
+/**
+ * Completion of a task, called once whatever happened.
+ * @param status  MH_OK if the work ran; MH_E_CANCELLED if it never ran (server stopping).
+ * Thread: the loop thread that submitted the task.
+ */
+typedef void (*mh_task_done_fn)(void *arg, enum mh_status status);
+/**
+ * Completion of a request task (mh_req_task). Reply here with the mh_reply* calls.
+ * @param status  MH_OK; MH_E_CANCELLED if the client went away or the server is stopping;
+ *                MH_E_TIMEOUT if the route's deadline passed. In the last two cases the request
+ *                was already answered (or dropped): replies fail with MH_E_CANCELLED, but the
+ *                callback still runs so the module can release @p arg.
+ * Thread: the request's loop thread.
+ */
+typedef void (*mh_req_done_fn)(struct mh_req *req, void *arg, enum mh_status status);
+
+/* --- 1.1: stores --- */
+
+/** The longest key any store accepts, in bytes. Keys are bytes (may hold NUL). */
+#define MH_STORE_MAX_KEY 1024
+/** `expect` for mh_store_put / mh_store_delete: no version condition. */
+#define MH_STORE_ANY UINT64_MAX
+/** `expect` for mh_store_put: the key must not exist (create only). */
+#define MH_STORE_ABSENT 0
+
+/** Store capability flags (struct mh_store_driver.caps). */
+#define MH_STORE_CAP_CAS    0x1u /* expected versions are honoured atomically */
+#define MH_STORE_CAP_SCAN   0x2u /* ordered prefix scans */
+#define MH_STORE_CAP_PUBSUB 0x4u /* publish/subscribe (reserved for a later minor) */
+
+/**
+ * A value read from a store. Versions are positive, unique within a store and increase with
+ * every write (a key deleted and written again gets a new, higher version).
+ */
+struct mh_value {
+    void *data; /* caller owns: release with mh_value_free; NUL-terminated for convenience */
+    size_t len;
+    uint64_t version;
+};
+
+/**
+ * Called by mh_store_scan for each record, in ascending byte order of keys. All pointers are
+ * borrowed for the duration of the call. Return non-zero to stop the scan.
+ */
+typedef int (*mh_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen,
+                          uint64_t version, void *arg);
+
+/**
+ * A store driver, provided by a module in its definition's `drivers` array (which ends with an
+ * entry whose name is NULL). Stores are opened by the core from conf.d `stores` declarations.
+ * Every operation may be called from any thread, concurrently: the driver does its own
+ * locking. Failures return a status and set a message with mh_store_set_error.
+ */
+struct mh_store_driver {
+    size_t size;      /* sizeof(struct mh_store_driver) the driver was built with */
+    const char *name; /* what conf.d's `driver` names, [a-z0-9_]+ */
+    uint32_t caps;    /* MH_STORE_CAP_* */
+    /** Opens a store. @p settings: the store's conf.d settings (borrowed until close).
+     *  @param db  Out: the driver's handle. @return MH_OK or an error (message set).
+     *  Thread: the main thread. */
+    enum mh_status (*open)(struct mh_host *host, const struct mh_conf *settings, void **db);
+    /** Closes the store after its last use. Thread: the main thread. */
+    void (*close)(void *db);
+    /** @return MH_OK with @p out filled (data malloc'ed, NUL-terminated); MH_E_NOTFOUND. */
+    enum mh_status (*get)(void *db, const void *key, size_t klen, struct mh_value *out);
+    /** Writes if @p expect holds (MH_STORE_ANY, MH_STORE_ABSENT or a version).
+     *  @param version  Out: the new version. @param created  Out: 1 if the key was new.
+     *  @return MH_OK; MH_E_CONFLICT if @p expect did not hold. */
+    enum mh_status (*put)(void *db, const void *key, size_t klen, const void *val, size_t vlen,
+                          uint64_t expect, uint64_t *version, int *created);
+    /** @return MH_OK; MH_E_NOTFOUND; MH_E_CONFLICT if @p expect (a version or MH_STORE_ANY)
+     *  did not hold. */
+    enum mh_status (*del)(void *db, const void *key, size_t klen, uint64_t expect);
+    /** Records whose key starts with @p prefix and sorts after @p after (if alen > 0), at most
+     *  @p limit, in ascending key order. @return MH_OK. */
+    enum mh_status (*scan)(void *db, const void *prefix, size_t plen, const void *after,
+                           size_t alen, size_t limit, mh_scan_fn fn, void *arg);
 };
 
 /** Callback for mh_req_headers: return non-zero to stop the walk. */
@@ -269,7 +365,71 @@ struct mh_api {
     /** A short text for @p status ("not found"). Static. Thread: any. */
     const char *(*strerror)(enum mh_status status);
 
-    /* --- 1.1: add below this line --- */
+    /* --- 1.1: worker pool and deadlines --- */
+
+    /** Whether the request's client went away, its deadline passed or the server is stopping.
+     *  A blocking handler should check it between long steps and give up early.
+     *  Thread: any thread that may touch @p req. */
+    int (*req_cancelled)(const struct mh_req *req);
+    /**
+     * Runs @p work on the worker pool, then @p done on this loop thread.
+     * @return MH_OK (done will be called exactly once); MH_E_UNAVAILABLE if the queue is full;
+     *         MH_E_STATE if not called from a loop thread (nothing will be called).
+     * Thread: a loop thread (a handler that is not blocking, a task's done callback).
+     */
+    enum mh_status (*task_submit)(struct mh_host *host, mh_task_fn work, mh_task_done_fn done,
+                                  void *arg);
+    /**
+     * As task_submit, for a request: the request stays open until @p done has run and replied.
+     * Return MH_PENDING from the handler after a successful call. The route's deadline and the
+     * client's disconnect apply (see mh_req_done_fn).
+     * @return MH_OK; MH_E_UNAVAILABLE if the queue is full (reply 503, or let the core by
+     *         returning the status); MH_E_STATE if a reply was already made.
+     * Thread: the request's loop thread.
+     */
+    enum mh_status (*req_task)(struct mh_req *req, mh_task_fn work, mh_req_done_fn done,
+                               void *arg);
+
+    /* --- 1.1: stores --- */
+
+    /**
+     * The store named @p name among those the module's conf.d entry lists in `stores`, or the
+     * first of them if @p name is NULL. @return the store, or NULL if not listed.
+     * Borrowed: valid until fini returns. Thread: any.
+     */
+    struct mh_store *(*store_find)(struct mh_host *host, const char *name);
+    /** Reads @p key. @param out  Filled on MH_OK; release with mh_value_free.
+     *  @return MH_OK; MH_E_NOTFOUND; MH_E_INVAL (bad key: empty or over MH_STORE_MAX_KEY);
+     *          MH_E_UNAVAILABLE / MH_E_IO (see mh_store_error). Thread: any; may block. */
+    enum mh_status (*store_get)(struct mh_store *st, const void *key, size_t klen,
+                                struct mh_value *out);
+    /** Writes @p key if @p expect holds (MH_STORE_ANY, MH_STORE_ABSENT or a version).
+     *  @param version  Out (may be NULL): the new version. @param created  Out (may be NULL).
+     *  @return MH_OK; MH_E_CONFLICT (expectation failed); MH_E_INVAL; MH_E_UNAVAILABLE;
+     *          MH_E_IO. Thread: any; may block. */
+    enum mh_status (*store_put)(struct mh_store *st, const void *key, size_t klen,
+                                const void *val, size_t vlen, uint64_t expect, uint64_t *version,
+                                int *created);
+    /** Deletes @p key if @p expect (MH_STORE_ANY or a version) holds.
+     *  @return MH_OK; MH_E_NOTFOUND; MH_E_CONFLICT; MH_E_INVAL; MH_E_UNAVAILABLE; MH_E_IO.
+     *  Thread: any; may block. */
+    enum mh_status (*store_delete)(struct mh_store *st, const void *key, size_t klen,
+                                   uint64_t expect);
+    /** Ordered prefix scan: keys starting with @p prefix, after the cursor key @p after (none
+     *  if alen is 0), at most @p limit records. @return MH_OK; MH_E_INVAL; MH_E_UNAVAILABLE;
+     *  MH_E_IO. Thread: any; may block. */
+    enum mh_status (*store_scan)(struct mh_store *st, const void *prefix, size_t plen,
+                                 const void *after, size_t alen, size_t limit, mh_scan_fn fn,
+                                 void *arg);
+    /** The message of this thread's last failed store call ("" if none). Borrowed until the
+     *  next store call on this thread. Thread: any. */
+    const char *(*store_error)(void);
+    /** For drivers: sets this thread's store error message. Thread: any. */
+    void (*store_set_error)(const char *fmt, ...) MH_PRINTF(1, 2);
+    /** Releases a value's data (NULL-safe) and clears it. Thread: any. */
+    void (*value_free)(struct mh_value *v);
+
+    /* --- 1.2: add below this line --- */
 };
 
 /* --- What a module writes --- */
@@ -323,6 +483,19 @@ extern MH_HIDDEN const struct mh_api *mh_api;
 #define mh_conf_bool(c, p, o)         (mh_api->conf_bool((c), (p), (o)))
 #define mh_conf_float(c, p, o)        (mh_api->conf_float((c), (p), (o)))
 #define mh_strerror(s)                (mh_api->strerror((s)))
+#define mh_req_cancelled(r)           (mh_api->req_cancelled((r)))
+#define mh_task_submit(h, w, d, a)    (mh_api->task_submit((h), (w), (d), (a)))
+#define mh_req_task(r, w, d, a)       (mh_api->req_task((r), (w), (d), (a)))
+#define mh_store_find(h, n)           (mh_api->store_find((h), (n)))
+#define mh_store_get(s, k, kl, o)     (mh_api->store_get((s), (k), (kl), (o)))
+#define mh_store_put(s, k, kl, v, vl, e, ver, c)                                                   \
+    (mh_api->store_put((s), (k), (kl), (v), (vl), (e), (ver), (c)))
+#define mh_store_delete(s, k, kl, e)  (mh_api->store_delete((s), (k), (kl), (e)))
+#define mh_store_scan(s, p, pl, a, al, lim, f, arg)                                                \
+    (mh_api->store_scan((s), (p), (pl), (a), (al), (lim), (f), (arg)))
+#define mh_store_error()              (mh_api->store_error())
+#define mh_store_set_error(...)       (mh_api->store_set_error(__VA_ARGS__))
+#define mh_value_free(v)              (mh_api->value_free((v)))
 
 /** Logs through the core; the arguments are evaluated only if the level is enabled. */
 #define mh_log(host, level, ...)                                                                   \

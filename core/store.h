@@ -1,0 +1,43 @@
+/*
+ * Stores: named instances of a driver (provided by a module) declared in conf.d, and the SDK's
+ * store calls, which check keys and delegate to the driver. Error messages are per thread.
+ */
+#ifndef MH_STORE_H
+#define MH_STORE_H
+
+#include <libconfig.h>
+
+#include "err.h"
+#include "modhost/sdk.h"
+
+struct mh_module;
+
+struct mh_store {
+    char *name;
+    const struct mh_store_driver *driver; /* borrowed from the providing module */
+    const struct mh_module *provider;
+    struct mh_conf *conf;
+    void *db;
+};
+
+/** Opens store @p name with @p driver. @return MH_OK or the reason in err. */
+enum mh_status mh_store_open(const char *name, const struct mh_store_driver *driver,
+                             const struct mh_module *provider, const config_setting_t *settings,
+                             struct mh_store **out, struct mh_err *err);
+void mh_store_close(struct mh_store *s);
+
+enum mh_status mh_store_get_impl(struct mh_store *st, const void *key, size_t klen,
+                                 struct mh_value *out);
+enum mh_status mh_store_put_impl(struct mh_store *st, const void *key, size_t klen,
+                                 const void *val, size_t vlen, uint64_t expect, uint64_t *version,
+                                 int *created);
+enum mh_status mh_store_delete_impl(struct mh_store *st, const void *key, size_t klen,
+                                    uint64_t expect);
+enum mh_status mh_store_scan_impl(struct mh_store *st, const void *prefix, size_t plen,
+                                  const void *after, size_t alen, size_t limit, mh_scan_fn fn,
+                                  void *arg);
+const char *mh_store_error_impl(void);
+void mh_store_set_error_impl(const char *fmt, ...) MH_PRINTF(1, 2);
+void mh_value_free_impl(struct mh_value *v);
+
+#endif
