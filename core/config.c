@@ -73,12 +73,26 @@ static const struct key route_keys[] = {
     KEY_END,
 };
 
+static const struct key ws_keys[] = {
+    {"path", K_STRING, NULL, 0, 0},
+    {"on_open", K_STRING, NULL, 0, 0},
+    {"on_message", K_STRING, NULL, 0, 0},
+    {"on_close", K_STRING, NULL, 0, 0},
+    {"subprotocols", K_STRINGS, NULL, 0, 0},
+    {"max_message_bytes", K_INT, NULL, 1, 1LL << 30},
+    {"max_outbound_bytes", K_INT, NULL, 1024, 1LL << 34},
+    {"ping_interval_ms", K_INT, NULL, 0, MS_MAX},
+    {"idle_timeout_ms", K_INT, NULL, 0, MS_MAX},
+    KEY_END,
+};
+
 static const struct key module_keys[] = {
     {"name", K_STRING, NULL, 0, 0},
     {"file", K_STRING, NULL, 0, 0},
     {"settings", K_ANY_GROUP, NULL, 0, 0},
     {"routes", K_LIST, route_keys, 0, 0},
     {"stores", K_STRINGS, NULL, 0, 0},
+    {"websockets", K_LIST, ws_keys, 0, 0},
     KEY_END,
 };
 
@@ -523,6 +537,68 @@ static void read_routes(struct mh_module_conf *m, const config_setting_t *list, 
     }
 }
 
+static char *dup_opt(const config_setting_t *g, const char *name)
+{
+    const char *v = get_str(g, name);
+
+    return v ? mh_xstrdup(v) : NULL;
+}
+
+static void read_websockets(struct mh_module_conf *m, const config_setting_t *list,
+                            const char *file, struct mh_errlist *errs)
+{
+    int n = config_setting_length(list);
+
+    m->ws = mh_xcalloc((size_t)n + 1, sizeof(*m->ws));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        const config_setting_t *subs;
+        struct mh_ws_conf *w;
+        struct mh_err e = {0};
+        const char *path;
+
+        if (!config_setting_is_group(g))
+            continue; /* reported by the schema check */
+        path = get_str(g, "path");
+        if (!path || !get_str(g, "on_message")) {
+            SET_ERR(errs, g, "WebSocket endpoint in module '%s' needs 'path' and 'on_message'",
+                    m->name);
+            continue;
+        }
+        if (mh_router_check_template(path, &e) != MH_OK) {
+            SET_ERR(errs, config_setting_get_member(g, "path"), "%s", e.msg);
+            continue;
+        }
+        w = &m->ws[m->nws++];
+        w->path = mh_xstrdup(path);
+        w->on_open = dup_opt(g, "on_open");
+        w->on_message = dup_opt(g, "on_message");
+        w->on_close = dup_opt(g, "on_close");
+        w->max_message_bytes = 1 << 20;
+        w->max_outbound_bytes = 1 << 20;
+        w->ping_interval_ms = 30000;
+        w->idle_timeout_ms = 120000;
+        get_ll(g, "max_message_bytes", &w->max_message_bytes);
+        get_ll(g, "max_outbound_bytes", &w->max_outbound_bytes);
+        get_ll(g, "ping_interval_ms", &w->ping_interval_ms);
+        get_ll(g, "idle_timeout_ms", &w->idle_timeout_ms);
+        subs = config_setting_get_member(g, "subprotocols");
+        if (subs && config_setting_is_array(subs)) {
+            int ns = config_setting_length(subs);
+
+            w->subprotocols = mh_xcalloc((size_t)ns + 1, sizeof(char *));
+            for (int j = 0; j < ns; j++) {
+                const char *sv = config_setting_get_string_elem(subs, j);
+
+                if (sv)
+                    w->subprotocols[w->nsubprotocols++] = mh_xstrdup(sv);
+            }
+        }
+        w->file = file;
+        w->line = config_setting_source_line(g);
+    }
+}
+
 static void read_module(struct mh_config *c, const config_setting_t *g, const char *file,
                         struct mh_errlist *errs)
 {
@@ -561,6 +637,8 @@ static void read_module(struct mh_config *c, const config_setting_t *g, const ch
     m->settings = settings && config_setting_is_group(settings) ? settings : NULL;
     if (routes && config_setting_is_list(routes))
         read_routes(m, routes, file, errs);
+    if ((routes = config_setting_get_member(g, "websockets")) && config_setting_is_list(routes))
+        read_websockets(m, routes, file, errs);
     if (stores && config_setting_is_array(stores)) {
         int n = config_setting_length(stores);
 
@@ -772,6 +850,18 @@ void mh_config_free(struct mh_config *c)
         for (size_t j = 0; j < m->nstores; j++)
             free(m->stores[j]);
         free(m->stores);
+        for (size_t j = 0; j < m->nws; j++) {
+            struct mh_ws_conf *w = &m->ws[j];
+
+            free(w->path);
+            free(w->on_open);
+            free(w->on_message);
+            free(w->on_close);
+            for (size_t k = 0; k < w->nsubprotocols; k++)
+                free(w->subprotocols[k]);
+            free(w->subprotocols);
+        }
+        free(m->ws);
         free(m->name);
         free(m->path);
     }

@@ -45,6 +45,19 @@ struct mh_route_conf {
     int line;
 };
 
+struct mh_ws_conf {
+    char *path;
+    char *on_open, *on_message, *on_close; /* hook names; on_open/on_close may be NULL */
+    char **subprotocols;
+    size_t nsubprotocols;
+    long long max_message_bytes;  /* larger messages close the connection with 1009 */
+    long long max_outbound_bytes; /* unsent bytes beyond this close it with 1008 */
+    long long ping_interval_ms;   /* 0: no keepalive pings */
+    long long idle_timeout_ms;    /* 0: never idle out */
+    const char *file;
+    int line;
+};
+
 struct mh_module_conf {
     char *name;
     char *path; /* absolute path of the .so */
@@ -55,6 +68,8 @@ struct mh_module_conf {
     size_t nroutes;
     char **stores; /* names from the module's `stores` array */
     size_t nstores;
+    struct mh_ws_conf *ws; /* WebSocket endpoints */
+    size_t nws;
 };
 
 struct mh_store_conf {

@@ -93,6 +93,90 @@ static size_t check_settings(const struct mh_module *mod, const struct mh_module
     return errs->count - before;
 }
 
+/* A WebSocket hook of the module named @p name that sets the function @p which asks for. */
+static const struct mh_ws_hook_def *find_hook(const struct mh_module *mod, const char *name,
+                                              int which)
+{
+    for (const struct mh_ws_hook_def *h = mod->def.ws_hooks; h && h->name; h++) {
+        if (strcmp(h->name, name) == 0 &&
+            ((which == 0 && h->on_open) || (which == 1 && h->on_message) ||
+             (which == 2 && h->on_close)))
+            return h;
+    }
+    return NULL;
+}
+
+static void hook_list(const struct mh_module *mod, int which, char *buf, size_t size)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (const struct mh_ws_hook_def *h = mod->def.ws_hooks; h && h->name && n < size; h++) {
+        if ((which == 0 && h->on_open) || (which == 1 && h->on_message) ||
+            (which == 2 && h->on_close))
+            n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", h->name);
+    }
+    if (!buf[0])
+        snprintf(buf, size, "none");
+}
+
+static void add_target(struct mh_gen *g, struct mh_route_target *t, const char *method,
+                       const char *path, const char *file, int line, struct mh_errlist *errs)
+{
+    struct mh_err e = {0};
+
+    if (mh_router_add(g->router, method, path, t, &e) != MH_OK) {
+        const struct mh_route_target *other = mh_router_find(g->router, method, path);
+
+        if (other)
+            mh_errlist_add(errs, e.code, file, line, "%s (module '%s', at %s:%d)", e.msg,
+                           other->module->name, other->conf ? other->conf->file : other->ws->file,
+                           other->conf ? other->conf->line : other->ws->line);
+        else
+            mh_errlist_add(errs, e.code, file, line, "%s", e.msg);
+        return;
+    }
+    g->ntargets++;
+}
+
+static void bind_websockets(struct mh_gen *g, struct mh_module *mod,
+                            const struct mh_module_conf *mc, struct mh_errlist *errs)
+{
+    static const char *const kinds[] = {"on_open", "on_message", "on_close"};
+
+    for (size_t i = 0; i < mc->nws; i++) {
+        const struct mh_ws_conf *w = &mc->ws[i];
+        const char *names[3] = {w->on_open, w->on_message, w->on_close};
+        const struct mh_ws_hook_def *hooks[3] = {NULL, NULL, NULL};
+        struct mh_route_target *t;
+        bool ok = true;
+
+        for (int k = 0; k < 3; k++) {
+            char list[512];
+
+            if (!names[k])
+                continue;
+            hooks[k] = find_hook(mod, names[k], k);
+            if (!hooks[k]) {
+                hook_list(mod, k, list, sizeof(list));
+                mh_errlist_add(errs, MH_E_NOTFOUND, w->file, w->line,
+                               "module '%s' has no %s hook '%s' (its %s hooks: %s)", mod->name,
+                               kinds[k], names[k], kinds[k], list);
+                ok = false;
+            }
+        }
+        if (!ok)
+            continue;
+        t = &g->targets[g->ntargets];
+        t->module = mod;
+        t->ws = w;
+        t->ws_open = hooks[0] ? hooks[0]->on_open : NULL;
+        t->ws_message = hooks[1]->on_message;
+        t->ws_close = hooks[2] ? hooks[2]->on_close : NULL;
+        add_target(g, t, "GET", w->path, w->file, w->line, errs);
+    }
+}
+
 static void bind_routes(struct mh_gen *g, struct mh_module *mod, const struct mh_module_conf *mc,
                         struct mh_errlist *errs)
 {
@@ -100,7 +184,6 @@ static void bind_routes(struct mh_gen *g, struct mh_module *mod, const struct mh
         const struct mh_route_conf *rc = &mc->routes[i];
         const struct mh_handler_def *h = mh_module_handler(mod, rc->handler);
         struct mh_route_target *t;
-        struct mh_err e = {0};
 
         if (!h) {
             char list[512];
@@ -116,18 +199,9 @@ static void bind_routes(struct mh_gen *g, struct mh_module *mod, const struct mh
         t->handler = h;
         t->conf = rc;
         t->timeout_ms = rc->timeout_ms ? rc->timeout_ms : g->config->server.limits.handler_timeout_ms;
-        if (mh_router_add(g->router, rc->method, rc->path, t, &e) != MH_OK) {
-            const struct mh_route_target *other = mh_router_find(g->router, rc->method, rc->path);
-
-            if (other)
-                mh_errlist_add(errs, e.code, rc->file, rc->line, "%s (module '%s', at %s:%d)",
-                               e.msg, other->module->name, other->conf->file, other->conf->line);
-            else
-                mh_errlist_add(errs, e.code, rc->file, rc->line, "%s", e.msg);
-            continue;
-        }
-        g->ntargets++;
+        add_target(g, t, rc->method, rc->path, rc->file, rc->line, errs);
     }
+    bind_websockets(g, mod, mc, errs);
 }
 
 static bool provides_drivers(const struct mh_module *m)
@@ -220,7 +294,7 @@ enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out,
     g->config = config;
     mh_router_new(&g->router);
     for (size_t i = 0; i < config->nmodules; i++)
-        nroutes += config->modules[i].nroutes;
+        nroutes += config->modules[i].nroutes + config->modules[i].nws;
     g->targets = mh_xcalloc(nroutes + 1, sizeof(*g->targets));
     g->modules = mh_xcalloc(config->nmodules + 1, sizeof(*g->modules));
     opened = mh_xcalloc(config->nmodules + 1, sizeof(*opened));

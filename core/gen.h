@@ -20,6 +20,11 @@ struct mh_route_target {
     const struct mh_handler_def *handler; /* points into the module's static data */
     const struct mh_route_conf *conf;     /* method, path, handler, timeout, file:line */
     long long timeout_ms;                 /* effective deadline for pool requests */
+    /* WebSocket endpoints (handler is NULL): */
+    const struct mh_ws_conf *ws;
+    mh_ws_open_fn ws_open;
+    mh_ws_message_fn ws_message;
+    mh_ws_close_fn ws_close;
 };
 
 struct mh_gen {

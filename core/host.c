@@ -15,7 +15,9 @@
 #include "log.h"
 #include "mem.h"
 #include "request.h"
+#include "pubsub.h"
 #include "store.h"
+#include "ws.h"
 
 struct mh_host *mh_host_new(const struct mh_module *m, const char *name)
 {
@@ -182,4 +184,15 @@ const struct mh_api mh_core_api = {
     .store_error = mh_store_error_impl,
     .store_set_error = mh_store_set_error_impl,
     .value_free = mh_value_free_impl,
+    .ws_send = mh_ws_send_impl,
+    .ws_close = mh_ws_close_impl,
+    .ws_ref = mh_ws_ref_impl,
+    .ws_unref = mh_ws_unref_impl,
+    .ws_set_data = mh_ws_set_data_impl,
+    .ws_data = mh_ws_data_impl,
+    .ws_id = mh_ws_id_impl,
+    .ws_param = mh_ws_param_impl,
+    .ws_join = mh_ws_join_impl,
+    .ws_leave = mh_ws_leave_impl,
+    .ws_publish = mh_ws_publish_impl,
 };

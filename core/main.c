@@ -196,7 +196,11 @@ static void print_route(const char *method, const char *tmpl, void *target, void
     const struct mh_route_target *t = target;
 
     (void)arg;
-    printf("%-8s %-32s %-16s %s\n", method, tmpl, t->module->name, t->handler->name);
+    if (t->ws)
+        printf("%-8s %-32s %-16s websocket: %s\n", method, tmpl, t->module->name,
+               t->ws->on_message);
+    else
+        printf("%-8s %-32s %-16s %s\n", method, tmpl, t->module->name, t->handler->name);
 }
 
 static int cmd_routes(int argc, char **argv)

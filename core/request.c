@@ -30,6 +30,7 @@
 #include "mem.h"
 #include "pool.h"
 #include "router.h"
+#include "ws.h"
 
 /* --- Per-request memory --- */
 
@@ -272,6 +273,29 @@ static char *pct_decode(struct arena *a, const char *s, size_t n, bool plus_is_s
     }
     *o = '\0';
     return out;
+}
+
+/* --- For ws.c --- */
+
+struct evhttp_request *mh_req_evhttp(const struct mh_req *req)
+{
+    return req->ev;
+}
+
+size_t mh_req_param_count(const struct mh_req *req)
+{
+    return req->nparams;
+}
+
+void mh_req_param_at(const struct mh_req *req, size_t i, const char **name, const char **value)
+{
+    *name = req->param_names[i];
+    *value = req->param_values[i];
+}
+
+bool mh_req_replied(const struct mh_req *req)
+{
+    return req->replied;
 }
 
 /* --- SDK: request --- */
@@ -842,13 +866,16 @@ static void settle(struct mh_req *req, enum mh_status rc)
             return; /* a request task will reply */
         if (rc == MH_OK || rc == MH_PENDING) {
             mh_log_write(MH_LOG_ERROR, t->module->name,
-                         "handler '%s' returned without a reply req=%" PRIu64, t->handler->name,
+                         "handler '%s' returned without a reply req=%" PRIu64,
+                         t->handler ? t->handler->name : t->ws->path,
                          req->id);
             mh_reply_problem_impl(req, 500, NULL, "the handler sent no reply");
         } else {
             if (mh_status_http(rc) >= 500)
-                mh_log_write(MH_LOG_ERROR, t->module->name, "handler '%s' failed: %s req=%" PRIu64,
-                             t->handler->name, mh_status_str(rc), req->id);
+                mh_log_write(MH_LOG_ERROR, t->module->name, "%s '%s' failed: %s req=%" PRIu64,
+                             t->handler ? "handler" : "WebSocket endpoint",
+                             t->handler ? t->handler->name : t->ws->path, mh_status_str(rc),
+                             req->id);
             mh_reply_problem_impl(req, mh_status_http(rc), NULL, "%s", mh_status_str(rc));
         }
     }
@@ -1163,6 +1190,20 @@ void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev)
     if (!t || req->replied) {
         respond(req);
         finish_if_done(req);
+        return;
+    }
+    if (t->ws) {
+        enum mh_status rc = MH_OK;
+
+        if (mh_ws_upgrade(d, req, t, &rc) == MH_WS_TAKEN) {
+            if (d->access_log && mh_log_enabled(MH_LOG_INFO))
+                access_log_line(req, 101, 0);
+            req->responded = true; /* the connection is the WebSocket's now */
+            req->ev = NULL;
+            finish_if_done(req);
+            return;
+        }
+        settle(req, rc);
         return;
     }
     if ((t->handler->flags & MH_HANDLER_BLOCKING) && d->pool) {

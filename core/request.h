@@ -31,10 +31,19 @@ struct mh_dispatch {
     struct event_base *base;
     struct mh_mailbox *mailbox; /* this loop's, for task completions */
     struct mh_pool *pool;       /* NULL: blocking handlers run on the loop */
+    struct mh_ws *ws_head;      /* this loop's WebSocket connections (ws.c) */
+    size_t nws;
+    struct mh_pubsub_local *pubsub; /* this loop's channels (pubsub.c) */
 };
 
 /** evhttp's request callback body: route, run the handler, reply. Thread: the loop's. */
 void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev);
+
+/* For ws.c: the upgrade request. */
+struct evhttp_request *mh_req_evhttp(const struct mh_req *req);
+size_t mh_req_param_count(const struct mh_req *req);
+void mh_req_param_at(const struct mh_req *req, size_t i, const char **name, const char **value);
+bool mh_req_replied(const struct mh_req *req);
 
 /** The reason phrase for @p status ("Not Found"), or "Unknown". */
 const char *mh_http_reason(int status);

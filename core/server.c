@@ -30,7 +30,9 @@
 #include "mailbox.h"
 #include "mem.h"
 #include "pool.h"
+#include "pubsub.h"
 #include "request.h"
+#include "ws.h"
 
 struct mh_loop {
     pthread_t thread;
@@ -123,12 +125,16 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (loop->dispatch.inflight == 0 || now.tv_sec > loop->drain_deadline.tv_sec ||
+    if ((loop->dispatch.inflight == 0 && loop->dispatch.nws == 0) ||
+        now.tv_sec > loop->drain_deadline.tv_sec ||
         (now.tv_sec == loop->drain_deadline.tv_sec &&
          now.tv_nsec >= loop->drain_deadline.tv_nsec)) {
-        if (loop->dispatch.inflight)
-            mh_warn("server", "loop %u: drain deadline passed with %llu responses unfinished",
-                    loop->index, (unsigned long long)loop->dispatch.inflight);
+        if (loop->dispatch.inflight || loop->dispatch.nws)
+            mh_warn("server",
+                    "loop %u: drain deadline passed with %llu responses and %zu WebSockets "
+                    "unfinished",
+                    loop->index, (unsigned long long)loop->dispatch.inflight,
+                    loop->dispatch.nws);
         event_base_loopexit(loop->base, NULL);
     }
 }
@@ -146,6 +152,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
         loop->bound = NULL;
     }
     loop->dispatch.draining = true;
+    mh_ws_close_all(&loop->dispatch);
     clock_gettime(CLOCK_MONOTONIC, &loop->drain_deadline);
     loop->drain_deadline.tv_sec += (time_t)(ms / 1000);
     loop->drain_deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
@@ -209,6 +216,7 @@ static enum mh_status loop_setup(struct mh_loop *loop, const struct mh_gen *gen,
     loop->dispatch.base = loop->base;
     loop->dispatch.mailbox = loop->mailbox;
     loop->dispatch.pool = pool;
+    loop->dispatch.pubsub = mh_pubsub_local_new();
     return MH_OK;
 }
 
@@ -219,9 +227,12 @@ static void loop_cleanup(struct mh_loop *loop)
     if (loop->drain_ev)
         event_free(loop->drain_ev);
     loop->dispatch.stopped = true;
-    mh_mailbox_free(loop->mailbox); /* completes what the pool handed back; drops replies */
+    /* Connections first (WebSocket on_close hooks run here), then what is still posted:
+     * with `stopped` set, completions drop their answers instead of touching evhttp. */
     if (loop->http)
-        evhttp_free(loop->http); /* closes the remaining (idle) connections */
+        evhttp_free(loop->http);
+    mh_mailbox_free(loop->mailbox);
+    mh_pubsub_local_free(loop->dispatch.pubsub);
     if (loop->base)
         event_base_free(loop->base);
 }
@@ -293,6 +304,13 @@ enum mh_status mh_server_run(struct mh_gen *gen, const struct mh_serve_opts *opt
             goto out;
         }
     }
+    {
+        struct mh_dispatch **ds = mh_xcalloc((size_t)nloops, sizeof(*ds));
+
+        for (int i = 0; i < nloops; i++)
+            ds[i] = &loops[i].dispatch;
+        mh_pubsub_set_loops(ds, (size_t)nloops);
+    }
     log_start(gen, port, nloops);
     if (opts && opts->port_file)
         write_port_file(opts->port_file, port);
@@ -317,6 +335,15 @@ out:
         pthread_join(loops[i].thread, NULL);
     /* Workers finish what they run; what they never started comes back cancelled. */
     mh_pool_stop(pool);
+    {
+        struct mh_dispatch **ds = NULL;
+        size_t n = 0;
+
+        /* No publish may reach a loop from here on. */
+        mh_pubsub_get_loops(&ds, &n);
+        mh_pubsub_set_loops(NULL, 0);
+        free(ds);
+    }
     mh_pool_set_global(NULL);
     for (int i = 0; i < nloops; i++)
         loop_cleanup(&loops[i]);

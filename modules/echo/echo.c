@@ -1,6 +1,7 @@
 /*
  * echo: POST /echo returns the request body unchanged with its Content-Type; POST /echo/json
- * parses the body as JSON and returns it re-serialized (400 problem+json if it is not JSON).
+ * parses the body as JSON and returns it re-serialized (400 problem+json if it is not JSON);
+ * the WebSocket hook `ws_echo` sends every text or binary message back unchanged.
  */
 #include <stddef.h>
 
@@ -33,6 +34,17 @@ static enum mh_status echo_json(struct mh_req *req, void *state)
     return mh_reply_json(req, 200, json_object_get(doc));
 }
 
+static void ws_echo(struct mh_ws *ws, int is_binary, const void *data, size_t len, void *state)
+{
+    (void)state;
+    mh_ws_send(ws, is_binary, data, len); /* fails only if the connection is closing */
+}
+
+static const struct mh_ws_hook_def echo_ws_hooks[] = {
+    {"ws_echo", NULL, ws_echo, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
 static const struct mh_handler_def echo_handlers[] = {
     {"echo", echo, 0},
     {"echo_json", echo_json, 0},
@@ -40,4 +52,5 @@ static const struct mh_handler_def echo_handlers[] = {
 };
 
 MH_MODULE(.name = "echo", .version = "1.0.0", .flags = MH_MODULE_UNLOAD_SAFE,
-          .handlers = echo_handlers, .settings = (const struct mh_setting_def[]){{NULL, 0, NULL}})
+          .handlers = echo_handlers, .ws_hooks = echo_ws_hooks,
+          .settings = (const struct mh_setting_def[]){{NULL, 0, NULL}})

@@ -13,7 +13,8 @@
  * Changelog
  *   1.0  first release: module definition, handlers, settings, request/response, logging.
  *   1.1  worker pool: blocking handlers run there, tasks with completion callbacks, request
- *        cancellation and deadlines; stores: the key/value contract, drivers in modules.
+ *        cancellation and deadlines; stores: the key/value contract, drivers in modules;
+ *        WebSocket endpoints with open/message/close hooks, sends from any thread, channels.
  */
 #ifndef MODHOST_SDK_H
 #define MODHOST_SDK_H
@@ -53,6 +54,9 @@ struct mh_req;
 struct mh_host;
 /** A module's settings group from conf.d. Borrowed: valid until fini returns. */
 struct mh_conf;
+/** A WebSocket connection (1.1). Owned by the core: valid from on_open until on_close returns,
+ *  or until mh_ws_unref for each mh_ws_ref the module took. */
+struct mh_ws;
 /** A named store instance declared in conf.d (1.1). Owned by the core; valid until fini. */
 struct mh_store;
 /** json-c's object type; the SDK passes json-c objects but does not include json-c. */
@@ -176,6 +180,7 @@ struct mh_module_def {
     const struct mh_setting_def *settings;   /* NULL: settings are not checked by the core */
     /* --- 1.1 --- */
     const struct mh_store_driver *drivers; /* store drivers this module provides, or NULL */
+    const struct mh_ws_hook_def *ws_hooks;  /* WebSocket hooks conf.d can name, or NULL */
     /* --- 1.2: add below this line --- */
 };
 
@@ -263,6 +268,51 @@ struct mh_store_driver {
      *  @p limit, in ascending key order. @return MH_OK. */
     enum mh_status (*scan)(void *db, const void *prefix, size_t plen, const void *after,
                            size_t alen, size_t limit, mh_scan_fn fn, void *arg);
+};
+
+/* --- 1.1: WebSocket --- */
+
+/** Close codes (RFC 6455, section 7.4.1). */
+#define MH_WS_NORMAL        1000
+#define MH_WS_GOING_AWAY    1001
+#define MH_WS_PROTOCOL      1002
+#define MH_WS_BAD_DATA      1007
+#define MH_WS_POLICY        1008
+#define MH_WS_TOO_BIG       1009
+#define MH_WS_SERVER_ERROR  1011
+
+/**
+ * A client asks to open a WebSocket on an endpoint. The handshake is already valid.
+ * @param req  The upgrade request (path parameters, query, headers). Borrowed: valid until the
+ *             hook returns.
+ * @return MH_OK to accept (unless the hook replied, see below). To refuse with an HTTP answer,
+ *         reply with an mh_reply* call (e.g. 401 problem+json) and return MH_OK, or return an
+ *         error status (mapped as for handlers).
+ * Thread: the connection's loop thread. Must not block.
+ */
+typedef enum mh_status (*mh_ws_open_fn)(struct mh_ws *ws, struct mh_req *req, void *state);
+/**
+ * A complete message (fragments joined, text validated as UTF-8).
+ * @param data  Borrowed until the hook returns. @param is_binary 0 for text, 1 for binary.
+ * Thread: the connection's loop thread. Must not block (use mh_task_submit for that).
+ */
+typedef void (*mh_ws_message_fn)(struct mh_ws *ws, int is_binary, const void *data, size_t len,
+                                 void *state);
+/**
+ * The connection ended (close handshake, error, timeout, server stop); called exactly once
+ * for each accepted connection. @param code  The close code (1006 if the peer vanished).
+ * After it returns the connection is gone unless the module holds references.
+ * Thread: the connection's loop thread.
+ */
+typedef void (*mh_ws_close_fn)(struct mh_ws *ws, int code, void *state);
+
+/** A named WebSocket hook; conf.d endpoints name them. Set exactly one of the three functions.
+ *  Arrays end with an entry whose name is NULL. */
+struct mh_ws_hook_def {
+    const char *name;
+    mh_ws_open_fn on_open;
+    mh_ws_message_fn on_message;
+    mh_ws_close_fn on_close;
 };
 
 /** Callback for mh_req_headers: return non-zero to stop the walk. */
@@ -429,6 +479,47 @@ struct mh_api {
     /** Releases a value's data (NULL-safe) and clears it. Thread: any. */
     void (*value_free)(struct mh_value *v);
 
+    /* --- 1.1: WebSocket --- */
+
+    /**
+     * Queues a message (copied). @param is_binary 0: text (must be UTF-8), 1: binary.
+     * @return MH_OK; MH_E_CANCELLED if the connection is closing or gone (nothing sent);
+     *         MH_E_INVAL for text that is not UTF-8. A connection whose unsent output passes
+     *         the endpoint's max_outbound_bytes is closed with 1008.
+     * Thread: any (the send is handed to the connection's loop if needed).
+     */
+    enum mh_status (*ws_send)(struct mh_ws *ws, int is_binary, const void *data, size_t len);
+    /** Starts the close handshake with @p code (1000..4999) and @p reason (copied, <= 123
+     *  bytes, may be NULL). @return MH_OK; MH_E_CANCELLED if already closing; MH_E_INVAL.
+     *  Thread: any. */
+    enum mh_status (*ws_close)(struct mh_ws *ws, int code, const char *reason);
+    /** Keeps @p ws valid beyond on_close (e.g. for another thread). Thread: any. */
+    void (*ws_ref)(struct mh_ws *ws);
+    /** Drops a reference taken with ws_ref. Thread: any. */
+    void (*ws_unref)(struct mh_ws *ws);
+    /** Per-connection data for the module (NULL until set). Thread: the connection's loop. */
+    void (*ws_set_data)(struct mh_ws *ws, void *data);
+    void *(*ws_data)(const struct mh_ws *ws);
+    /** A number unique to the connection within the process (for logs). Thread: any. */
+    uint64_t (*ws_id)(const struct mh_ws *ws);
+    /** Path parameter @p name of the upgrade request, or NULL. Borrowed: valid as @p ws.
+     *  Thread: any. */
+    const char *(*ws_param)(const struct mh_ws *ws, const char *name);
+    /**
+     * Joins / leaves channel @p channel (copied; 1..255 bytes). A connection leaves all its
+     * channels when it closes. @return MH_OK; MH_E_INVAL; MH_E_CANCELLED if closed;
+     * MH_E_STATE if not called on the connection's loop thread.
+     */
+    enum mh_status (*ws_join)(struct mh_ws *ws, const char *channel);
+    enum mh_status (*ws_leave)(struct mh_ws *ws, const char *channel);
+    /**
+     * Sends a message (copied) to every member of @p channel on every loop thread. Messages
+     * from one publishing thread arrive in the order they were published.
+     * @return MH_OK; MH_E_INVAL (bad channel, text not UTF-8). Thread: any.
+     */
+    enum mh_status (*ws_publish)(struct mh_host *host, const char *channel, int is_binary,
+                                 const void *data, size_t len);
+
     /* --- 1.2: add below this line --- */
 };
 
@@ -496,6 +587,17 @@ extern MH_HIDDEN const struct mh_api *mh_api;
 #define mh_store_error()              (mh_api->store_error())
 #define mh_store_set_error(...)       (mh_api->store_set_error(__VA_ARGS__))
 #define mh_value_free(v)              (mh_api->value_free((v)))
+#define mh_ws_send(w, b, d, l)        (mh_api->ws_send((w), (b), (d), (l)))
+#define mh_ws_close(w, c, r)          (mh_api->ws_close((w), (c), (r)))
+#define mh_ws_ref(w)                  (mh_api->ws_ref((w)))
+#define mh_ws_unref(w)                (mh_api->ws_unref((w)))
+#define mh_ws_set_data(w, d)          (mh_api->ws_set_data((w), (d)))
+#define mh_ws_data(w)                 (mh_api->ws_data((w)))
+#define mh_ws_id(w)                   (mh_api->ws_id((w)))
+#define mh_ws_param(w, n)             (mh_api->ws_param((w), (n)))
+#define mh_ws_join(w, c)              (mh_api->ws_join((w), (c)))
+#define mh_ws_leave(w, c)             (mh_api->ws_leave((w), (c)))
+#define mh_ws_publish(h, c, b, d, l)  (mh_api->ws_publish((h), (c), (b), (d), (l)))
 
 /** Logs through the core; the arguments are evaluated only if the level is enabled. */
 #define mh_log(host, level, ...)                                                                   \

@@ -1,0 +1,292 @@
+/*
+ * Channel membership per loop (a small hash table of channels, each an array of members) and
+ * fan-out of published messages through the loops' mailboxes.
+ */
+#include "pubsub.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailbox.h"
+#include "mem.h"
+#include "pool.h"
+#include "request.h"
+#include "ws.h"
+
+#define MAX_CHANNEL 255
+
+struct channel {
+    struct channel *next; /* hash chain */
+    char *name;
+    struct mh_ws **members;
+    size_t n, cap;
+};
+
+struct mh_pubsub_local {
+    struct channel **buckets;
+    size_t nbuckets, nchannels;
+};
+
+/* A connection's memberships, for leaving everything at close. */
+struct membership {
+    struct membership *next;
+    struct channel *ch;
+};
+
+struct message {
+    atomic_int refs;
+    int opcode;
+    char *channel;
+    size_t len;
+    unsigned char data[];
+};
+
+struct delivery {
+    struct mh_task base;
+    struct message *msg;
+    struct mh_dispatch *d;
+};
+
+static pthread_rwlock_t loops_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct mh_dispatch **loops;
+static size_t nloops;
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+struct mh_pubsub_local *mh_pubsub_local_new(void)
+{
+    struct mh_pubsub_local *l = mh_xcalloc(1, sizeof(*l));
+
+    l->nbuckets = 64;
+    l->buckets = mh_xcalloc(l->nbuckets, sizeof(*l->buckets));
+    return l;
+}
+
+void mh_pubsub_local_free(struct mh_pubsub_local *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->nbuckets; i++) {
+        for (struct channel *c = l->buckets[i], *next; c; c = next) {
+            next = c->next;
+            free(c->members);
+            free(c->name);
+            free(c);
+        }
+    }
+    free(l->buckets);
+    free(l);
+}
+
+void mh_pubsub_set_loops(struct mh_dispatch **l, size_t n)
+{
+    pthread_rwlock_wrlock(&loops_lock);
+    loops = l;
+    nloops = n;
+    pthread_rwlock_unlock(&loops_lock);
+}
+
+void mh_pubsub_get_loops(struct mh_dispatch ***l, size_t *n)
+{
+    pthread_rwlock_rdlock(&loops_lock);
+    *l = loops;
+    *n = nloops;
+    pthread_rwlock_unlock(&loops_lock);
+}
+
+static struct channel *find(struct mh_pubsub_local *l, const char *name, bool create)
+{
+    size_t b = hash(name) & (l->nbuckets - 1);
+    struct channel *c;
+
+    for (c = l->buckets[b]; c; c = c->next) {
+        if (strcmp(c->name, name) == 0)
+            return c;
+    }
+    if (!create)
+        return NULL;
+    c = mh_xcalloc(1, sizeof(*c));
+    c->name = mh_xstrdup(name);
+    c->next = l->buckets[b];
+    l->buckets[b] = c;
+    l->nchannels++;
+    return c;
+}
+
+static void drop_if_empty(struct mh_pubsub_local *l, struct channel *ch)
+{
+    size_t b = hash(ch->name) & (l->nbuckets - 1);
+
+    if (ch->n)
+        return;
+    for (struct channel **pp = &l->buckets[b]; *pp; pp = &(*pp)->next) {
+        if (*pp == ch) {
+            *pp = ch->next;
+            break;
+        }
+    }
+    l->nchannels--;
+    free(ch->members);
+    free(ch->name);
+    free(ch);
+}
+
+static bool valid_channel(const char *channel)
+{
+    size_t n = channel ? strlen(channel) : 0;
+
+    return n > 0 && n <= MAX_CHANNEL;
+}
+
+static void remove_member(struct channel *ch, struct mh_ws *ws)
+{
+    for (size_t i = 0; i < ch->n; i++) {
+        if (ch->members[i] == ws) {
+            ch->members[i] = ch->members[--ch->n];
+            return;
+        }
+    }
+}
+
+enum mh_status mh_ws_join_impl(struct mh_ws *ws, const char *channel)
+{
+    struct mh_dispatch *d = mh_ws_dispatch(ws);
+    struct membership **head = (struct membership **)mh_ws_channels(ws), *m;
+    struct channel *ch;
+
+    if (!valid_channel(channel))
+        return MH_E_INVAL;
+    if (mh_mailbox_current != d->mailbox)
+        return MH_E_STATE;
+    if (!mh_ws_is_open(ws))
+        return MH_E_CANCELLED;
+    ch = find(d->pubsub, channel, true);
+    for (m = *head; m; m = m->next) {
+        if (m->ch == ch)
+            return MH_OK; /* already a member */
+    }
+    if (ch->n == ch->cap) {
+        ch->cap = ch->cap ? ch->cap * 2 : 4;
+        ch->members = mh_xrealloc(ch->members, ch->cap * sizeof(*ch->members));
+    }
+    ch->members[ch->n++] = ws;
+    m = mh_xmalloc(sizeof(*m));
+    m->ch = ch;
+    m->next = *head;
+    *head = m;
+    return MH_OK;
+}
+
+enum mh_status mh_ws_leave_impl(struct mh_ws *ws, const char *channel)
+{
+    struct mh_dispatch *d = mh_ws_dispatch(ws);
+    struct membership **pp = (struct membership **)mh_ws_channels(ws);
+
+    if (!valid_channel(channel))
+        return MH_E_INVAL;
+    if (mh_mailbox_current != d->mailbox)
+        return MH_E_STATE;
+    for (; *pp; pp = &(*pp)->next) {
+        struct membership *m = *pp;
+
+        if (strcmp(m->ch->name, channel) == 0) {
+            *pp = m->next;
+            remove_member(m->ch, ws);
+            drop_if_empty(d->pubsub, m->ch);
+            free(m);
+            return MH_OK;
+        }
+    }
+    return MH_E_NOTFOUND;
+}
+
+void mh_pubsub_leave_all(struct mh_ws *ws)
+{
+    struct mh_dispatch *d = mh_ws_dispatch(ws);
+    struct membership **head = (struct membership **)mh_ws_channels(ws);
+
+    while (*head) {
+        struct membership *m = *head;
+
+        *head = m->next;
+        remove_member(m->ch, ws);
+        drop_if_empty(d->pubsub, m->ch);
+        free(m);
+    }
+}
+
+static void message_unref(struct message *msg)
+{
+    if (atomic_fetch_sub(&msg->refs, 1) == 1) {
+        free(msg->channel);
+        free(msg);
+    }
+}
+
+static void deliver(struct mh_task *t)
+{
+    struct delivery *dv = (struct delivery *)t;
+    struct channel *ch = find(dv->d->pubsub, dv->msg->channel, false);
+
+    /* Members may leave (or be closed) while we write: walk a snapshot of the array. */
+    if (ch && ch->n) {
+        size_t n = ch->n;
+        struct mh_ws **snap = mh_xmalloc(n * sizeof(*snap));
+
+        memcpy(snap, ch->members, n * sizeof(*snap));
+        for (size_t i = 0; i < n; i++)
+            mh_ws_ref_impl(snap[i]);
+        for (size_t i = 0; i < n; i++) {
+            mh_ws_write_local(snap[i], dv->msg->opcode, dv->msg->data, dv->msg->len);
+            mh_ws_unref_impl(snap[i]);
+        }
+        free(snap);
+    }
+    message_unref(dv->msg);
+    free(dv);
+}
+
+enum mh_status mh_ws_publish_impl(struct mh_host *host, const char *channel, int is_binary,
+                                  const void *data, size_t len)
+{
+    struct message *msg;
+    struct mh_utf8 u = {0, 0x80, 0xbf};
+
+    (void)host;
+    if (!valid_channel(channel) || (len && !data))
+        return MH_E_INVAL;
+    if (!is_binary && (!mh_utf8_feed(&u, data, len) || u.need))
+        return MH_E_INVAL;
+    pthread_rwlock_rdlock(&loops_lock);
+    if (nloops == 0) {
+        pthread_rwlock_unlock(&loops_lock);
+        return MH_E_CANCELLED;
+    }
+    msg = mh_xmalloc(sizeof(*msg) + len);
+    atomic_init(&msg->refs, (int)nloops);
+    msg->opcode = is_binary ? 0x2 : 0x1;
+    msg->channel = mh_xstrdup(channel);
+    msg->len = len;
+    if (len)
+        memcpy(msg->data, data, len);
+    for (size_t i = 0; i < nloops; i++) {
+        struct delivery *dv = mh_xcalloc(1, sizeof(*dv));
+
+        dv->base.complete = deliver;
+        dv->msg = msg;
+        dv->d = loops[i];
+        mh_mailbox_post(loops[i]->mailbox, &dv->base);
+    }
+    pthread_rwlock_unlock(&loops_lock);
+    return MH_OK;
+}

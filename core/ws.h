@@ -1,0 +1,51 @@
+/*
+ * WebSocket (RFC 6455): the upgrade handshake, the one place a connection is taken over from
+ * evhttp, the frame codec, and the connection's lifetime. Channels live in pubsub.c.
+ */
+#ifndef MH_WS_H
+#define MH_WS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "modhost/sdk.h"
+
+struct mh_dispatch;
+struct mh_route_target;
+struct mh_ws_conf;
+
+enum mh_ws_upgrade_result {
+    MH_WS_REPLY, /* not upgraded: the request holds a reply (or *rc says which error) */
+    MH_WS_TAKEN  /* upgraded: the connection belongs to the WebSocket now */
+};
+
+/** Validates the handshake, runs on_open and takes the connection over. Thread: the loop. */
+enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_dispatch *d, struct mh_req *req,
+                                        const struct mh_route_target *t, enum mh_status *rc);
+/** Starts a 1001 close on every WebSocket of the loop (server stopping). Thread: the loop. */
+void mh_ws_close_all(struct mh_dispatch *d);
+/** Writes one frame on the connection's loop (used by pubsub). */
+void mh_ws_write_local(struct mh_ws *ws, int opcode, const void *data, size_t len);
+struct mh_dispatch *mh_ws_dispatch(const struct mh_ws *ws);
+bool mh_ws_is_open(const struct mh_ws *ws);
+/** The connection's channel list head (owned by pubsub.c). */
+void **mh_ws_channels(struct mh_ws *ws);
+
+/** UTF-8 validation that can resume across fragments. */
+struct mh_utf8 {
+    unsigned char need, lo, hi;
+};
+/** @return false at the first invalid byte. Complete text leaves need == 0. */
+bool mh_utf8_feed(struct mh_utf8 *u, const unsigned char *p, size_t n);
+
+/* The SDK calls (see sdk.h). */
+enum mh_status mh_ws_send_impl(struct mh_ws *ws, int is_binary, const void *data, size_t len);
+enum mh_status mh_ws_close_impl(struct mh_ws *ws, int code, const char *reason);
+void mh_ws_ref_impl(struct mh_ws *ws);
+void mh_ws_unref_impl(struct mh_ws *ws);
+void mh_ws_set_data_impl(struct mh_ws *ws, void *data);
+void *mh_ws_data_impl(const struct mh_ws *ws);
+uint64_t mh_ws_id_impl(const struct mh_ws *ws);
+const char *mh_ws_param_impl(const struct mh_ws *ws, const char *name);
+
+#endif
