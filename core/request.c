@@ -81,7 +81,8 @@ struct mh_req {
     uint64_t id;
     struct timespec start;
 
-    struct json_object *json; /* parsed body, owned */
+    struct json_object *json; /* parsed body, owned (NULL for the document `null`) */
+    bool json_parsed;
 
     bool replied;
     int status;
@@ -411,7 +412,7 @@ enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
     const char *body;
     size_t len, used;
 
-    if (req->json) {
+    if (req->json_parsed) {
         *out = req->json;
         return MH_OK;
     }
@@ -430,12 +431,19 @@ enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
             *detail = "request body is empty; a JSON document was expected";
         return MH_E_INVAL;
     }
-    tok = json_tokener_new_ex((int)lim->max_json_depth);
+    /* json-c counts the top level as one more level than the document's nesting. */
+    tok = json_tokener_new_ex((int)lim->max_json_depth + 1);
     if (!tok)
         return MH_E_NOMEM;
     obj = json_tokener_parse_ex(tok, body, (int)len);
     jerr = json_tokener_get_error(tok);
     used = json_tokener_get_parse_end(tok);
+    if (jerr == json_tokener_continue) {
+        /* A top-level number or literal ends only at a delimiter: supply the end of input. */
+        obj = json_tokener_parse_ex(tok, " ", 1);
+        jerr = json_tokener_get_error(tok);
+        used = len;
+    }
     if (jerr == json_tokener_success) {
         /* json-c stops after the first value; anything but white space after it is an error. */
         while (used < len && strchr(" \t\r\n", body[used]))
@@ -443,15 +451,16 @@ enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
         if (used < len) {
             json_object_put(obj);
             obj = NULL;
+            jerr = json_tokener_error_parse_unexpected;
         }
     }
     json_tokener_free(tok);
-    if (!obj) {
+    if (jerr != json_tokener_success) {
         if (detail) {
             char msg[256];
             int n;
 
-            if (jerr == json_tokener_success)
+            if (jerr == json_tokener_error_parse_unexpected && used < len)
                 n = snprintf(msg, sizeof(msg), "invalid JSON: unexpected data after the value "
                                                "at offset %zu", used);
             else if (jerr == json_tokener_continue)
@@ -465,6 +474,7 @@ enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
         return jerr == json_tokener_error_depth ? MH_E_LIMIT : MH_E_INVAL;
     }
     req->json = obj;
+    req->json_parsed = true;
     *out = obj;
     return MH_OK;
 }
@@ -749,7 +759,14 @@ static void send_reply(struct mh_req *req)
     if (req->dispatch->draining)
         evhttp_add_header(oh, "Connection", "close");
     track_send(req->dispatch, req->ev);
-    if (req->method == MH_METHOD_HEAD || bodyless) {
+    if (evhttp_request_get_command(req->ev) == EVHTTP_REQ_CONNECT) {
+        /* evhttp frames no body for CONNECT (and never closes after one): answer with an
+         * empty, framed body so that the next request on the connection stays in sync. */
+        evhttp_remove_header(oh, "Content-Type");
+        evhttp_add_header(oh, "Content-Length", "0");
+        req->body_len = 0;
+        evhttp_send_reply(req->ev, req->status, mh_http_reason(req->status), NULL);
+    } else if (req->method == MH_METHOD_HEAD || bodyless) {
         /* evhttp would append the body to a HEAD reply; send the length the GET would have. */
         if (!bodyless) {
             snprintf(num, sizeof(num), "%zu", req->body_len);
@@ -1181,7 +1198,9 @@ void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev)
     if (!req->out)
         abort();
 
-    if (!path || path[0] != '/')
+    if (evhttp_request_get_command(ev) == EVHTTP_REQ_CONNECT)
+        mh_reply_problem_impl(req, 501, NULL, "CONNECT is not supported");
+    else if (!path || path[0] != '/')
         mh_reply_problem_impl(req, 400, NULL, "request target must be an absolute path");
     else
         route(req);

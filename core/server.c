@@ -135,6 +135,11 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
                     "unfinished",
                     loop->index, (unsigned long long)loop->dispatch.inflight,
                     loop->dispatch.nws);
+        /* Close this loop's connections now (idle keep-alives, WebSockets past the deadline):
+         * other loops may still be draining, and nobody would answer these meanwhile. */
+        loop->dispatch.stopped = true;
+        evhttp_free(loop->http);
+        loop->http = NULL;
         event_base_loopexit(loop->base, NULL);
     }
 }

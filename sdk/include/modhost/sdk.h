@@ -348,8 +348,9 @@ struct mh_api {
     /**
      * Parses the body as JSON (at most the server's `limits.max_json_bytes` and
      * `limits.max_json_depth`).
-     * @param out     Set on success. Borrowed: the request owns it (take a reference with
-     *                json_object_get to keep or to hand it to mh_reply_json).
+     * @param out     Set on success; NULL for the JSON document `null`. Borrowed: the request
+     *                owns it (take a reference with json_object_get to keep it or to hand it
+     *                to mh_reply_json).
      * @param detail  If not NULL, set on failure to a message for people. Borrowed, as above.
      * @return MH_OK; MH_E_INVAL for an empty body or invalid JSON; MH_E_LIMIT if too large or
      *         too deep.
