@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "host.h"
 #include "log.h"
@@ -26,6 +28,77 @@
 #endif
 
 typedef const struct mh_module_def *(*entry_fn)(void);
+
+/*
+ * Mapped files, shared by the generations that enable them. The dynamic loader returns the
+ * mapping it already has for a path it has seen, even after the file was replaced; so a file
+ * rebuilt in place (same path, new inode) is opened through a unique alias (a symbolic link in
+ * a private directory), and an unchanged file (same device and inode) is never mapped twice.
+ */
+struct mh_dso {
+    struct mh_dso *next;
+    dev_t dev;
+    ino_t ino;
+    char *path;
+    void *dl;
+    const struct mh_module_def *def;
+    bool unload_safe;
+    int refs; /* module instances using it; main thread only */
+};
+
+static struct mh_dso *dsos; /* every file version opened, mapped (dl != NULL) or not */
+static char alias_dir[64];
+static unsigned alias_seq;
+
+size_t mh_loader_mapped_count(void)
+{
+    size_t n = 0;
+
+    for (struct mh_dso *d = dsos; d; d = d->next)
+        n += d->dl != NULL;
+    return n;
+}
+
+static void dso_unref(struct mh_dso *d)
+{
+    if (!d || --d->refs > 0)
+        return;
+    /* Code stays mapped unless the module says unmapping is safe: callbacks and thread-local
+     * destructors left behind by a module are the classic plugin-host crash. The entry stays
+     * in the list either way: the path has been seen, so a later open needs a fresh alias. */
+    if (d->unload_safe && d->dl) {
+        dlclose(d->dl);
+        d->dl = NULL;
+        d->def = NULL;
+    }
+}
+
+/* dlopen() through a name the dynamic loader has never seen. */
+static void *dlopen_fresh(const char *path)
+{
+    char alias[PATH_MAX];
+    const char *base = strrchr(path, '/');
+    void *dl;
+
+    if (!alias_dir[0]) {
+        const char *tmp = getenv("TMPDIR");
+
+        snprintf(alias_dir, sizeof(alias_dir), "%s/modhost-XXXXXX",
+                 tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+        if (!mkdtemp(alias_dir)) {
+            alias_dir[0] = '\0';
+            return NULL;
+        }
+    }
+    snprintf(alias, sizeof(alias), "%s/%u-%s", alias_dir, ++alias_seq, base ? base + 1 : path);
+    if (symlink(path, alias) != 0)
+        return NULL;
+    dl = dlopen(alias, DLOPEN_FLAGS);
+    unlink(alias);
+    rmdir(alias_dir); /* succeeds once empty; recreated on the next need */
+    alias_dir[0] = '\0';
+    return dl;
+}
 
 #define REFUSE(err, code, ...) mh_err_set((err), (code), NULL, 0, __VA_ARGS__)
 
@@ -94,10 +167,12 @@ enum mh_status mh_module_open(const char *expected_name, const char *path, struc
                               struct mh_err *err)
 {
     const struct mh_module_def *d;
+    struct mh_dso *dso;
     struct mh_module *m;
     enum mh_status rc;
     struct stat st;
     entry_fn entry;
+    bool seen_path = false;
     void *dl;
 
     if (stat(path, &st) != 0)
@@ -106,29 +181,52 @@ enum mh_status mh_module_open(const char *expected_name, const char *path, struc
     if (!S_ISREG(st.st_mode))
         return REFUSE(err, MH_E_INVAL, "module '%s' (%s): not a regular file", expected_name,
                       path);
-    dl = dlopen(path, DLOPEN_FLAGS);
-    if (!dl)
-        return REFUSE(err, MH_E_INVAL, "module '%s' (%s): cannot load: %s", expected_name, path,
-                      dlerror());
-    *(void **)&entry = dlsym(dl, MH_MODULE_SYMBOL);
-    if (!entry) {
-        dlclose(dl);
-        return REFUSE(err, MH_E_INVAL,
-                      "module '%s' (%s): not a modhost module (no %s symbol; define the module "
-                      "with MH_MODULE)",
-                      expected_name, path, MH_MODULE_SYMBOL);
+    for (dso = dsos; dso; dso = dso->next) {
+        if (dso->dl && dso->dev == st.st_dev && dso->ino == st.st_ino)
+            break;
+        if (strcmp(dso->path, path) == 0)
+            seen_path = true;
     }
-    d = entry();
-    rc = check_def(expected_name, path, d, err);
-    if (rc != MH_OK) {
-        dlclose(dl);
+    if (dso) {
+        d = dso->def; /* unchanged file: reuse the mapping */
+    } else {
+        dl = seen_path ? dlopen_fresh(path) : dlopen(path, DLOPEN_FLAGS);
+        if (!dl)
+            return REFUSE(err, MH_E_INVAL, "module '%s' (%s): cannot load: %s", expected_name,
+                          path, seen_path ? "cannot map the rebuilt file anew" : dlerror());
+        *(void **)&entry = dlsym(dl, MH_MODULE_SYMBOL);
+        if (!entry) {
+            dlclose(dl);
+            return REFUSE(err, MH_E_INVAL,
+                          "module '%s' (%s): not a modhost module (no %s symbol; define the "
+                          "module with MH_MODULE)",
+                          expected_name, path, MH_MODULE_SYMBOL);
+        }
+        d = entry();
+        rc = check_def(expected_name, path, d, err);
+        if (rc != MH_OK) {
+            dlclose(dl);
+            return rc;
+        }
+        dso = mh_xcalloc(1, sizeof(*dso));
+        dso->dev = st.st_dev;
+        dso->ino = st.st_ino;
+        dso->path = mh_xstrdup(path);
+        dso->dl = dl;
+        dso->def = d;
+        dso->unload_safe = (d->flags & MH_MODULE_UNLOAD_SAFE) != 0;
+        dso->next = dsos;
+        dsos = dso;
+    }
+    rc = check_def(expected_name, path, d, err); /* the name may differ for a reused file */
+    if (rc != MH_OK)
         return rc;
-    }
+    dso->refs++;
     m = mh_xcalloc(1, sizeof(*m));
     memcpy(&m->def, d, d->size < sizeof(m->def) ? d->size : sizeof(m->def));
     m->name = mh_xstrdup(expected_name);
     m->path = mh_xstrdup(path);
-    m->dl = dl;
+    m->dso = dso;
     *out = m;
     return MH_OK;
 }
@@ -167,10 +265,7 @@ void mh_module_free(struct mh_module *m)
     if (!m)
         return;
     mh_module_fini(m);
-    /* Code stays mapped unless the module says unmapping is safe: callbacks and thread-local
-     * destructors left behind by a module are the classic plugin-host crash. */
-    if (m->def.flags & MH_MODULE_UNLOAD_SAFE)
-        dlclose(m->dl);
+    dso_unref(m->dso);
     mh_host_free(m->host);
     mh_conf_free(m->conf);
     free(m->stores);

@@ -12,11 +12,18 @@
 #include "modhost/sdk.h"
 
 struct mh_conf;
+struct mh_dso;
+struct mh_gen;
 
+/*
+ * A module instance: one per generation that enables it, with its own init/fini and state.
+ * Instances of an unchanged file share one mapping (struct mh_dso).
+ */
 struct mh_module {
     char *name;
     char *path;
-    void *dl;
+    struct mh_dso *dso;
+    struct mh_gen *gen; /* the generation the instance belongs to */
     /* The module's definition as this core reads it: fields the module was built without
      * (beyond its `size`) are zero. */
     struct mh_module_def def;
@@ -40,6 +47,9 @@ enum mh_status mh_module_init(struct mh_module *m, struct mh_conf *conf, struct 
 void mh_module_fini(struct mh_module *m);
 /** Releases the module; its code is unmapped only if it declared MH_MODULE_UNLOAD_SAFE. */
 void mh_module_free(struct mh_module *m);
+/** Mapped module files (all generations). Thread: main. */
+size_t mh_loader_mapped_count(void);
+
 /** The handler called @p name, or NULL. */
 const struct mh_handler_def *mh_module_handler(const struct mh_module *m, const char *name);
 /** Writes the module's handler names, comma-separated, into @p buf. */
