@@ -1,0 +1,245 @@
+/*
+ * The in-process server and client of mh_test_http.h: an evhttp server whose callback is the
+ * core's mh_request_dispatch, and an evhttp client connection, both on one event_base.
+ */
+#include "mh_test_http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "config.h"
+#include "err.h"
+#include "gen.h"
+#include "mem.h"
+#include "mh_test.h"
+#include "request.h"
+
+struct mh_test_server {
+    struct event_base *base;
+    struct evhttp *http;
+    struct mh_dispatch dispatch;
+    int port;
+    struct mh_gen *owned_gen; /* set by mh_test_server_start */
+    struct mh_test_dir dir;   /* path "" unless owned */
+};
+
+struct exchange {
+    struct mh_test_server *srv;
+    struct mh_test_resp *out;
+    int done;
+};
+
+static void on_server_request(struct evhttp_request *ev, void *arg)
+{
+    struct mh_test_server *s = arg;
+
+    mh_request_dispatch(&s->dispatch, ev);
+}
+
+struct mh_test_server *mh_test_server_new(const struct mh_gen *gen)
+{
+    struct mh_test_server *s = mh_xcalloc(1, sizeof(*s));
+    struct evhttp_bound_socket *bound;
+    struct sockaddr_in sin;
+    socklen_t slen = sizeof(sin);
+
+    s->base = event_base_new();
+    s->http = s->base ? evhttp_new(s->base) : NULL;
+    if (!s->http) {
+        fprintf(stderr, "test http: cannot create the event loop\n");
+        abort();
+    }
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_default_content_type(s->http, NULL);
+    evhttp_set_max_body_size(s->http, (ev_ssize_t)gen->config->server.limits.max_body_bytes);
+    evhttp_set_gencb(s->http, on_server_request, s);
+    bound = evhttp_bind_socket_with_handle(s->http, "127.0.0.1", 0);
+    if (!bound ||
+        getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin, &slen) != 0) {
+        fprintf(stderr, "test http: cannot listen on 127.0.0.1\n");
+        abort();
+    }
+    s->port = ntohs(sin.sin_port);
+    s->dispatch.gen = gen;
+    s->dispatch.limits = &gen->config->server.limits;
+    return s;
+}
+
+struct mh_test_server *mh_test_server_start(const char *conf)
+{
+    struct mh_errlist errs = {0};
+    struct mh_config *config = NULL;
+    struct mh_test_server *s = NULL;
+    struct mh_test_dir dir;
+    struct mh_gen *gen = NULL;
+
+    mh_test_dir_init(&dir);
+    mh_test_dir_write(&dir, "test.conf", conf);
+    mh_config_load(dir.path, &config, &errs);
+    if (errs.count == 0)
+        mh_gen_build(config, &gen, &errs); /* consumes config */
+    else
+        mh_config_free(config);
+    if (errs.count == 0) {
+        s = mh_test_server_new(gen);
+        s->owned_gen = gen;
+        s->dir = dir;
+    } else {
+        mh_errlist_print(&errs, stderr);
+        mh_test_dir_cleanup(&dir);
+    }
+    mh_errlist_cleanup(&errs);
+    return s;
+}
+
+void mh_test_server_free(struct mh_test_server *s)
+{
+    if (!s)
+        return;
+    evhttp_free(s->http);
+    event_base_free(s->base);
+    mh_gen_free(s->owned_gen);
+    if (s->dir.path[0])
+        mh_test_dir_cleanup(&s->dir);
+    free(s);
+}
+
+const struct mh_gen *mh_test_server_gen(const struct mh_test_server *s)
+{
+    return s->dispatch.gen;
+}
+
+int mh_test_server_port(const struct mh_test_server *s)
+{
+    return s->port;
+}
+
+static enum evhttp_cmd_type method_cmd(const char *method)
+{
+    static const struct {
+        const char *name;
+        enum evhttp_cmd_type cmd;
+    } cmds[] = {
+        {"GET", EVHTTP_REQ_GET},       {"POST", EVHTTP_REQ_POST},
+        {"HEAD", EVHTTP_REQ_HEAD},     {"PUT", EVHTTP_REQ_PUT},
+        {"DELETE", EVHTTP_REQ_DELETE}, {"OPTIONS", EVHTTP_REQ_OPTIONS},
+        {"TRACE", EVHTTP_REQ_TRACE},   {"CONNECT", EVHTTP_REQ_CONNECT},
+        {"PATCH", EVHTTP_REQ_PATCH},
+    };
+
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        if (strcmp(cmds[i].name, method) == 0)
+            return cmds[i].cmd;
+    }
+    fprintf(stderr, "test http: evhttp cannot send method %s\n", method);
+    abort();
+}
+
+static void on_response(struct evhttp_request *ev, void *arg)
+{
+    struct exchange *x = arg;
+    struct mh_test_resp *r = x->out;
+
+    x->done = 1;
+    event_base_loopbreak(x->srv->base);
+    if (!ev || evhttp_request_get_response_code(ev) == 0)
+        return;
+    {
+        struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+        const struct evkeyvalq *hs = evhttp_request_get_input_headers(ev);
+        const struct evkeyval *h;
+        size_t n = 0;
+
+        r->status = evhttp_request_get_response_code(ev);
+        r->body_len = evbuffer_get_length(in);
+        free(r->body);
+        r->body = mh_xmalloc(r->body_len + 1);
+        evbuffer_copyout(in, r->body, r->body_len);
+        r->body[r->body_len] = '\0';
+        TAILQ_FOREACH(h, hs, next)
+        n++;
+        r->headers = mh_xcalloc(2 * n + 1, sizeof(*r->headers));
+        TAILQ_FOREACH(h, hs, next)
+        {
+            r->headers[2 * r->nheaders] = mh_xstrdup(h->key);
+            r->headers[2 * r->nheaders + 1] = mh_xstrdup(h->value);
+            r->nheaders++;
+        }
+    }
+}
+
+int mh_test_request(struct mh_test_server *s, const char *method, const char *target,
+                    const char *const *headers, const char *body, struct mh_test_resp *out)
+{
+    struct exchange x = {.srv = s, .out = out};
+    struct evhttp_connection *conn;
+    struct evhttp_request *req;
+    struct evkeyvalq *oh;
+
+    memset(out, 0, sizeof(*out));
+    out->body = mh_xstrdup("");
+    conn = evhttp_connection_base_new(s->base, NULL, "127.0.0.1", (unsigned short)s->port);
+    req = conn ? evhttp_request_new(on_response, &x) : NULL;
+    if (!req) {
+        fprintf(stderr, "test http: cannot create a client request\n");
+        abort();
+    }
+    evhttp_connection_set_timeout(conn, 10);
+    oh = evhttp_request_get_output_headers(req);
+    evhttp_add_header(oh, "Host", "127.0.0.1");
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+        evhttp_add_header(oh, headers[i], headers[i + 1]);
+    if (body)
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    if (evhttp_make_request(conn, req, method_cmd(method), target) != 0) {
+        evhttp_connection_free(conn);
+        return -1;
+    }
+    while (!x.done) {
+        if (event_base_dispatch(s->base) < 0)
+            break;
+    }
+    evhttp_connection_free(conn);
+    return out->status ? 0 : -1;
+}
+
+const char *mh_test_resp_header(const struct mh_test_resp *r, const char *name)
+{
+    for (size_t i = 0; i < r->nheaders; i++) {
+        if (strcasecmp(r->headers[2 * i], name) == 0)
+            return r->headers[2 * i + 1];
+    }
+    return NULL;
+}
+
+size_t mh_test_resp_header_count(const struct mh_test_resp *r, const char *name)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->nheaders; i++)
+        n += strcasecmp(r->headers[2 * i], name) == 0;
+    return n;
+}
+
+void mh_test_resp_cleanup(struct mh_test_resp *r)
+{
+    for (size_t i = 0; i < 2 * r->nheaders; i++)
+        free(r->headers[i]);
+    free(r->headers);
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+}
