@@ -60,6 +60,11 @@ static const struct key server_keys[] = {
     {"worker_queue", K_INT, NULL, 1, 1000000},
     {"module_dir", K_STRING, NULL, 0, 0},
     {"shutdown_timeout_ms", K_INT, NULL, 0, MS_MAX},
+    {"reload_drain_ms", K_INT, NULL, 0, MS_MAX},
+    {"pid_file", K_STRING, NULL, 0, 0},
+    {"user", K_STRING, NULL, 0, 0},
+    {"group", K_STRING, NULL, 0, 0},
+    {"insecure_permissions", K_BOOL, NULL, 0, 0},
     {"log", K_GROUP, log_keys, 0, 0},
     {"limits", K_GROUP, limits_keys, 0, 0},
     KEY_END,
@@ -362,6 +367,7 @@ void mh_config_defaults(struct mh_server_conf *s)
     s->threads = 0;
     s->module_dir = mh_xstrdup(MH_DEFAULT_MODULE_DIR);
     s->shutdown_timeout_ms = 10000;
+    s->reload_drain_ms = 30000;
     s->log_level = MH_LOG_INFO;
     s->access_log = true;
     s->limits = (struct mh_limits){
@@ -447,6 +453,20 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
         s->module_dir = resolve_path(v, file);
     }
     get_ll(g, "shutdown_timeout_ms", &s->shutdown_timeout_ms);
+    get_ll(g, "reload_drain_ms", &s->reload_drain_ms);
+    get_bool(g, "insecure_permissions", &s->insecure_permissions);
+    if ((v = get_str(g, "pid_file"))) {
+        free(s->pid_file);
+        s->pid_file = resolve_path(v, file);
+    }
+    if ((v = get_str(g, "user"))) {
+        free(s->user);
+        s->user = mh_xstrdup(v);
+    }
+    if ((v = get_str(g, "group"))) {
+        free(s->group);
+        s->group = mh_xstrdup(v);
+    }
     if ((sub = config_setting_get_member(g, "log")) && config_setting_is_group(sub)) {
         enum mh_log_level lvl;
 
@@ -697,6 +717,40 @@ static void read_stores(struct mh_config *c, const config_setting_t *list, const
     }
 }
 
+static enum mh_status check_one(const char *path, const char *what, bool is_dir,
+                                struct mh_err *err)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0)
+        return MH_OK; /* reported where the file is used */
+    /* A sticky directory (like /tmp) lets others add files but not replace ours. */
+    if (is_dir && (st.st_mode & S_ISVTX))
+        return MH_OK;
+    if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != 0))
+        return mh_err_set(err, MH_E_INVAL, path, 0,
+                          "refusing %s%s: writable by users other than its owner and root "
+                          "(mode %04o): whoever can write it can run code in this server; "
+                          "fix with 'chmod go-w %s' (or set server.insecure_permissions = "
+                          "true for development)",
+                          what, is_dir ? "'s directory" : "", (unsigned)(st.st_mode & 07777),
+                          path);
+    return MH_OK;
+}
+
+enum mh_status mh_config_check_permissions(const char *path, const char *what,
+                                           struct mh_err *err)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    enum mh_status rc = check_one(path, what, false, err);
+
+    if (rc != MH_OK || !slash)
+        return rc;
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    return check_one(dir, what, true, err);
+}
+
 static int name_cmp(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -785,6 +839,14 @@ void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *
             read_module(c, s, file, errs);
         if ((s = config_setting_get_member(root, "stores")) && config_setting_is_list(s))
             read_stores(c, s, file, errs);
+    }
+    if (!c->server.insecure_permissions) {
+        for (size_t i = 0; i < c->nfiles; i++) {
+            struct mh_err e = {0};
+
+            if (mh_config_check_permissions(c->files[i], "configuration file", &e) != MH_OK)
+                mh_errlist_push(errs, &e);
+        }
     }
     if (c->server.threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -881,6 +943,9 @@ void mh_config_free(struct mh_config *c)
     free(c->files);
     free(c->server.host);
     free(c->server.module_dir);
+    free(c->server.pid_file);
+    free(c->server.user);
+    free(c->server.group);
     free(c->dir);
     free(c);
 }

@@ -31,6 +31,10 @@ struct mh_server_conf {
     long long worker_queue; /* tasks that may wait for a worker before 503 */
     char *module_dir; /* absolute */
     long long shutdown_timeout_ms;
+    long long reload_drain_ms; /* how long an old generation may finish its work */
+    char *pid_file;            /* NULL: none; absolute */
+    char *user, *group;        /* drop to these after binding; NULL: stay */
+    bool insecure_permissions; /* read files others can write (development only) */
     int log_level; /* enum mh_log_level */
     bool access_log;
     struct mh_limits limits;
@@ -107,6 +111,13 @@ enum mh_status mh_config_parse_listen(const char *s, char **host, int *port);
 
 /** The known key closest to @p key within a small edit distance, or NULL. */
 const char *mh_config_suggest(const char *key, const char *const *known, size_t n);
+
+/**
+ * Refuses a file (or its directory) that users other than its owner and root can write.
+ * @return MH_OK, or MH_E_INVAL with the reason in err (file set, line 0).
+ */
+enum mh_status mh_config_check_permissions(const char *path, const char *what,
+                                           struct mh_err *err);
 
 /** Where @p s was defined: file (may be "") and line. */
 const char *mh_config_setting_file(const config_setting_t *s);

@@ -4,6 +4,7 @@
  */
 #include "gen.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,20 +45,17 @@ static bool setting_type_ok(enum mh_setting_type t, int type)
     return false;
 }
 
-/* Checks the module's settings group against its declared settings; returns errors added. */
-static size_t check_settings(const struct mh_module *mod, const struct mh_module_conf *mc,
-                             struct mh_errlist *errs)
+/* Checks a settings group against declared settings; returns the number of errors added. */
+static size_t check_setting_list(const struct mh_setting_def *defs, const config_setting_t *group,
+                                 const char *kind, const char *owner, struct mh_errlist *errs)
 {
-    const struct mh_setting_def *defs = mod->def.settings;
     const char *names[64];
     size_t nnames = 0, before = errs->count;
 
-    if (!defs || !mc->settings)
-        return 0;
     for (const struct mh_setting_def *d = defs; d->name && nnames < 64; d++)
         names[nnames++] = d->name;
-    for (int i = 0; i < config_setting_length(mc->settings); i++) {
-        const config_setting_t *s = config_setting_get_elem(mc->settings, (unsigned)i);
+    for (int i = 0; i < config_setting_length(group); i++) {
+        const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
         const char *name = config_setting_name(s);
         const struct mh_setting_def *d = defs;
         const char *file = mh_config_setting_file(s);
@@ -76,21 +74,29 @@ static size_t check_settings(const struct mh_module *mod, const struct mh_module
                                       names[j]);
             if (hint)
                 mh_errlist_add(errs, MH_E_INVAL, file, line,
-                               "unknown setting '%s' for module '%s' (did you mean '%s'?)", name,
-                               mod->name, hint);
+                               "unknown setting '%s' for %s '%s' (did you mean '%s'?)", name,
+                               kind, owner, hint);
             else
                 mh_errlist_add(errs, MH_E_INVAL, file, line,
-                               "unknown setting '%s' for module '%s' (its settings: %s)", name,
-                               mod->name, nnames ? known : "none");
+                               "unknown setting '%s' for %s '%s' (its settings: %s)", name, kind,
+                               owner, nnames ? known : "none");
             continue;
         }
         if (!setting_type_ok(d->type, config_setting_type(s)))
-            mh_errlist_add(errs, MH_E_INVAL, file, line,
-                           "setting '%s' of module '%s' must be %s%s%s", name, mod->name,
-                           setting_type_name(d->type), d->help ? ": " : "",
+            mh_errlist_add(errs, MH_E_INVAL, file, line, "setting '%s' of %s '%s' must be %s%s%s",
+                           name, kind, owner, setting_type_name(d->type), d->help ? ": " : "",
                            d->help ? d->help : "");
     }
     return errs->count - before;
+}
+
+/* Checks the module's settings group against its declared settings; returns errors added. */
+static size_t check_settings(const struct mh_module *mod, const struct mh_module_conf *mc,
+                             struct mh_errlist *errs)
+{
+    if (!mod->def.settings || !mc->settings)
+        return 0;
+    return check_setting_list(mod->def.settings, mc->settings, "module", mod->name, errs);
 }
 
 /* A WebSocket hook of the module named @p name that sets the function @p which asks for. */
@@ -223,7 +229,19 @@ static const struct mh_store_driver *find_driver(const struct mh_gen *g, const c
     return NULL;
 }
 
-static void open_stores(struct mh_gen *g, struct mh_errlist *errs)
+static struct mh_store *reusable_store(const struct mh_gen *prev, const char *name,
+                                       const struct mh_store_driver *d, const char *signature)
+{
+    for (size_t i = 0; prev && i < prev->nstores; i++) {
+        struct mh_store *s = prev->stores[i];
+
+        if (strcmp(s->name, name) == 0 && s->driver == d && strcmp(s->signature, signature) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static void open_stores(struct mh_gen *g, const struct mh_gen *prev, struct mh_errlist *errs)
 {
     const struct mh_config *c = g->config;
 
@@ -248,6 +266,21 @@ static void open_stores(struct mh_gen *g, struct mh_errlist *errs)
                            "store '%s': unknown driver '%s' (drivers of the enabled modules: %s)",
                            sc->name, sc->driver, n ? known : "none");
             continue;
+        }
+        if (d->size >= offsetof(struct mh_store_driver, settings) + sizeof(void *) &&
+            d->settings && sc->settings &&
+            check_setting_list(d->settings, sc->settings, "store", sc->name, errs) > 0)
+            continue;
+        {
+            char *sig = mh_store_signature(d->name, sc->settings);
+            struct mh_store *same = reusable_store(prev, sc->name, d, sig);
+
+            free(sig);
+            if (same) { /* unchanged: keep its open connections */
+                same->refs++;
+                g->stores[g->nstores++] = same;
+                continue;
+            }
         }
         if (mh_store_open(sc->name, d, provider, sc->settings, &g->stores[g->nstores], &e) !=
             MH_OK) {
@@ -284,6 +317,12 @@ static bool init_module(struct mh_module *mod, const struct mh_module_conf *mc,
 enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out,
                             struct mh_errlist *errs)
 {
+    return mh_gen_build_next(config, NULL, out, errs);
+}
+
+enum mh_status mh_gen_build_next(struct mh_config *config, const struct mh_gen *prev,
+                                 struct mh_gen **out, struct mh_errlist *errs)
+{
     struct mh_gen *g = mh_xcalloc(1, sizeof(*g));
     size_t before = errs->count, nroutes = 0;
     const struct mh_module_conf **confs;
@@ -292,6 +331,7 @@ enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out,
 
     *out = NULL;
     g->config = config;
+    atomic_init(&g->refs, 1);
     mh_router_new(&g->router);
     for (size_t i = 0; i < config->nmodules; i++)
         nroutes += config->modules[i].nroutes + config->modules[i].nws;
@@ -307,10 +347,17 @@ enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out,
         struct mh_err e = {0};
         bool dup = false;
 
+        if (!config->server.insecure_permissions &&
+            mh_config_check_permissions(mc->path, "module file", &e) != MH_OK) {
+            mh_errlist_add(errs, e.code, mc->file, mc->line, "module '%s' (%s): %s", mc->name,
+                           mc->path, e.msg);
+            continue;
+        }
         if (mh_module_open(mc->name, mc->path, &mod, &e) != MH_OK) {
             mh_errlist_add(errs, e.code, mc->file, mc->line, "%s", e.msg);
             continue;
         }
+        mod->gen = g;
         for (size_t j = 0; j < nopened && !dup; j++) {
             if (strcmp(opened[j]->def.name, mod->def.name) == 0) {
                 mh_errlist_add(errs, MH_E_CONFLICT, mc->file, mc->line,
@@ -339,7 +386,7 @@ enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out,
         }
         opened[i] = NULL;
     }
-    open_stores(g, errs);
+    open_stores(g, prev, errs);
 
     /* 3. Everything else, in configuration order; then its routes. */
     for (size_t i = 0; i < nopened; i++) {
@@ -382,7 +429,7 @@ void mh_gen_free(struct mh_gen *g)
             mh_module_fini(g->modules[i]);
     }
     for (size_t i = g->nstores; i-- > 0;)
-        mh_store_close(g->stores[i]);
+        mh_store_unref(g->stores[i]);
     free(g->stores);
     for (size_t i = g->nmodules; i-- > 0;)
         mh_module_free(g->modules[i]);

@@ -5,8 +5,10 @@
 #ifndef MH_GEN_H
 #define MH_GEN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "config.h"
 #include "err.h"
@@ -36,6 +38,13 @@ struct mh_gen {
     struct mh_route_target *targets;
     size_t ntargets;
     struct mh_router *router;
+    /* Lifetime: the server's reference while current, one per loop serving it, one per
+     * request, WebSocket and task started on it. Freed by the main thread at zero. */
+    unsigned id;
+    atomic_int refs;
+    struct mh_gen *next_retired;
+    struct timespec drain_deadline;
+    bool ws_closed; /* its WebSockets were told to close at the drain deadline */
 };
 
 /**
@@ -46,6 +55,25 @@ struct mh_gen {
  */
 enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out,
                             struct mh_errlist *errs);
+/** As mh_gen_build, on reload: @p prev (may be NULL) is the running generation, and stores
+ *  declared the same way (same name, driver and settings) are shared with it, not reopened. */
+enum mh_status mh_gen_build_next(struct mh_config *config, const struct mh_gen *prev,
+                                 struct mh_gen **out, struct mh_errlist *errs);
+
+static inline void mh_gen_ref(struct mh_gen *g)
+{
+    atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+}
+
+static inline void mh_gen_unref(struct mh_gen *g)
+{
+    atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel);
+}
+
+static inline int mh_gen_refs(struct mh_gen *g)
+{
+    return atomic_load_explicit(&g->refs, memory_order_acquire);
+}
 /** Finalises user modules, closes stores, finalises driver modules, frees everything. */
 void mh_gen_free(struct mh_gen *g);
 

@@ -8,13 +8,13 @@
 #include <time.h>
 #include <unistd.h>
 
-int mh_log_max_level = MH_LOG_INFO;
+atomic_int mh_log_max_level = MH_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void mh_log_set_level(enum mh_log_level level)
 {
-    mh_log_max_level = (int)level;
+    atomic_store_explicit(&mh_log_max_level, (int)level, memory_order_relaxed);
 }
 
 enum mh_status mh_log_level_parse(const char *name, enum mh_log_level *out)

@@ -6,11 +6,12 @@
 #define MH_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "modhost/sdk.h"
 
-extern int mh_log_max_level; /* lines above this level are dropped */
+extern atomic_int mh_log_max_level; /* lines above this level are dropped; reload changes it */
 
 void mh_log_set_level(enum mh_log_level level);
 /** Parses "error", "warn", "info", "debug". @return MH_OK or MH_E_INVAL. */
@@ -24,7 +25,7 @@ void mh_log_vwrite(enum mh_log_level level, const char *component, const char *f
 
 static inline bool mh_log_enabled(enum mh_log_level level)
 {
-    return (int)level <= mh_log_max_level;
+    return (int)level <= atomic_load_explicit(&mh_log_max_level, memory_order_relaxed);
 }
 
 #define MH_LOG(level, component, ...)                                                              \

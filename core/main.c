@@ -2,11 +2,15 @@
  * The command line: serve, check, routes, version. Everything else lives in the other files;
  * this one parses arguments, prints, and picks the exit status.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -27,7 +31,10 @@ struct cli {
     const char *conf_dir;
     const char *listen;
     const char *port_file;
+    const char *pid_file;
 };
+
+enum { OPT_SERVE = 1, OPT_PID = 2 };
 
 static const char usage_main[] =
     "usage: modhost COMMAND [OPTIONS]\n"
@@ -36,6 +43,8 @@ static const char usage_main[] =
     "  serve     load conf.d, load the modules and serve HTTP until SIGTERM/SIGINT\n"
     "  check     run every check serve would (modules loaded, nothing bound); exit 1 on errors\n"
     "  routes    print the route table the configuration produces\n"
+    "  reload    check the configuration, then make the running server load it (SIGHUP)\n"
+    "  stop      stop the running server gracefully (SIGTERM) and wait for it to exit\n"
     "  version   print the core version and the SDK ABI it provides\n"
     "\n"
     "Run 'modhost COMMAND --help' for a command's options.\n";
@@ -66,35 +75,60 @@ static const char usage_routes[] =
     "  -c, --conf DIR   configuration directory (default " MH_DEFAULT_CONF_DIR ")\n"
     "  -h, --help       this text\n";
 
+static const char usage_reload[] =
+    "usage: modhost reload [-c DIR] [--pid-file FILE]\n"
+    "\n"
+    "Runs every check 'modhost check' runs; if there is an error, prints it and leaves the\n"
+    "server alone. Otherwise sends SIGHUP to the server named by the pid file and waits for\n"
+    "its answer: exit 0 if it now serves the new configuration, 1 (with its errors) if not.\n"
+    "\n"
+    "  -c, --conf DIR        configuration directory (default " MH_DEFAULT_CONF_DIR ")\n"
+    "  -P, --pid-file FILE   the server's pid file (default: server.pid_file of DIR)\n"
+    "  -h, --help            this text\n";
+
+static const char usage_stop[] =
+    "usage: modhost stop [-c DIR] [--pid-file FILE]\n"
+    "\n"
+    "Sends SIGTERM to the server named by the pid file and waits until it has exited.\n"
+    "\n"
+    "  -c, --conf DIR        configuration directory (default " MH_DEFAULT_CONF_DIR ")\n"
+    "  -P, --pid-file FILE   the server's pid file (default: server.pid_file of DIR)\n"
+    "  -h, --help            this text\n";
+
 static const char usage_version[] = "usage: modhost version\n\nPrints the core version and "
                                     "the SDK ABI (major.minor) modules are checked against.\n";
 
 /* Returns 0 to go on, or exit status + 1 (help: 1, bad usage: 3). */
-static int parse_opts(int argc, char **argv, const char *usage, bool serve_opts, struct cli *cli)
+static int parse_opts(int argc, char **argv, const char *usage, int which, struct cli *cli)
 {
     static const struct option longopts[] = {
-        {"conf", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
-        {"port-file", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"conf", required_argument, NULL, 'c'},      {"listen", required_argument, NULL, 'l'},
+        {"port-file", required_argument, NULL, 'p'}, {"pid-file", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
     };
     int ch;
 
     cli->conf_dir = MH_DEFAULT_CONF_DIR;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, serve_opts ? "c:l:p:h" : "c:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:l:p:P:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             cli->conf_dir = optarg;
             break;
         case 'l':
-            if (!serve_opts)
+            if (!(which & OPT_SERVE))
                 goto bad;
             cli->listen = optarg;
             break;
         case 'p':
-            if (!serve_opts)
+            if (!(which & OPT_SERVE))
                 goto bad;
             cli->port_file = optarg;
+            break;
+        case 'P':
+            if (!(which & OPT_PID))
+                goto bad;
+            cli->pid_file = optarg;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -161,23 +195,191 @@ static int cmd_serve(int argc, char **argv)
 {
     struct cli cli = {0};
     struct mh_serve_opts opts = {0};
-    struct mh_gen *gen;
-    int r = parse_opts(argc, argv, usage_serve, true, &cli);
+    struct mh_errlist errs = {0};
+    struct mh_config *config = NULL;
+    char *host = NULL;
+    int r = parse_opts(argc, argv, usage_serve, OPT_SERVE, &cli), rc;
 
     if (r)
         return r - 1;
-    gen = load(&cli, false);
-    if (!gen)
+    mh_config_load(cli.conf_dir, &config, &errs);
+    if (cli.listen) {
+        if (mh_config_parse_listen(cli.listen, &host, &opts.listen_port) != MH_OK) {
+            mh_errlist_add(&errs, MH_E_INVAL, NULL, 0,
+                           "--listen \"%s\" is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:0)",
+                           cli.listen);
+        } else {
+            free(config->server.host);
+            config->server.host = mh_xstrdup(host);
+            config->server.port = opts.listen_port;
+            opts.listen_host = host;
+        }
+    }
+    if (errs.count) {
+        mh_errlist_print(&errs, stderr);
+        fprintf(stderr, "modhost: %zu error%s in %s\n", errs.count, errs.count == 1 ? "" : "s",
+                cli.conf_dir);
+        mh_errlist_cleanup(&errs);
+        mh_config_free(config);
+        free(host);
         return 1;
+    }
+    mh_log_set_level((enum mh_log_level)config->server.log_level);
+    opts.conf_dir = cli.conf_dir;
     opts.port_file = cli.port_file;
-    return mh_server_run(gen, &opts) == MH_OK ? 0 : 1;
+    rc = mh_server_run(config, &opts) == MH_OK ? 0 : 1;
+    free(host);
+    return rc;
+}
+
+/* The pid from --pid-file or server.pid_file; prints why not and returns -1. */
+static long read_pid(const struct cli *cli, char **pid_path)
+{
+    struct mh_errlist errs = {0};
+    struct mh_config *config = NULL;
+    char buf[32] = {0};
+    FILE *f;
+    long pid;
+
+    if (cli->pid_file) {
+        *pid_path = mh_xstrdup(cli->pid_file);
+    } else {
+        mh_config_load(cli->conf_dir, &config, &errs);
+        *pid_path = config->server.pid_file ? mh_xstrdup(config->server.pid_file) : NULL;
+        mh_config_free(config);
+        mh_errlist_cleanup(&errs);
+        if (!*pid_path) {
+            fprintf(stderr, "modhost: no pid file: set server.pid_file in %s or pass "
+                            "--pid-file\n",
+                    cli->conf_dir);
+            return -1;
+        }
+    }
+    f = fopen(*pid_path, "r");
+    if (!f || !fgets(buf, sizeof(buf), f) || (pid = strtol(buf, NULL, 10)) <= 1) {
+        fprintf(stderr, "modhost: cannot read a pid from %s: %s\n", *pid_path,
+                f ? "no number in it" : strerror(errno));
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    if (kill((pid_t)pid, 0) != 0) {
+        fprintf(stderr, "modhost: no server runs as pid %ld (from %s): %s\n", pid, *pid_path,
+                strerror(errno));
+        return -1;
+    }
+    return pid;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* The reload status file: "SEQ ok|failed GEN" then error lines. */
+static long read_status(const char *path, char *text, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    text[0] = '\0';
+    if (!f)
+        return 0;
+    n = fread(text, 1, size - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return strtol(text, NULL, 10);
+}
+
+static int cmd_reload(int argc, char **argv)
+{
+    struct cli cli = {0};
+    char *pid_path = NULL, *status_path, text[8192];
+    struct mh_gen *gen;
+    long pid, before;
+    int r = parse_opts(argc, argv, usage_reload, OPT_PID, &cli), rc = 1;
+
+    if (r)
+        return r - 1;
+    gen = load(&cli, true);
+    if (!gen) {
+        fprintf(stderr, "modhost: the server was not signalled\n");
+        return 1;
+    }
+    mh_gen_free(gen);
+    pid = read_pid(&cli, &pid_path);
+    if (pid < 0) {
+        free(pid_path);
+        return 1;
+    }
+    status_path = mh_xasprintf("%s.reload", pid_path);
+    before = read_status(status_path, text, sizeof(text));
+    if (kill((pid_t)pid, SIGHUP) != 0) {
+        fprintf(stderr, "modhost: cannot signal pid %ld: %s\n", pid, strerror(errno));
+        goto out;
+    }
+    for (int i = 0; i < 1200; i++) { /* up to 60 s: modules' init may take a while */
+        if (read_status(status_path, text, sizeof(text)) > before) {
+            char *nl = strchr(text, '\n');
+            bool ok = strstr(text, " ok ") != NULL;
+
+            if (ok) {
+                printf("modhost: reloaded: now serving generation %s", strrchr(text, ' ') + 1);
+                rc = 0;
+            } else {
+                fprintf(stderr, "modhost: the server refused the configuration; it keeps "
+                                "serving the previous one:\n%s",
+                        nl ? nl + 1 : "");
+            }
+            goto out;
+        }
+        sleep_ms(50);
+    }
+    fprintf(stderr, "modhost: signalled pid %ld, but it did not report a reload within 60 s "
+                    "(see its log)\n",
+            pid);
+out:
+    free(status_path);
+    free(pid_path);
+    return rc;
+}
+
+static int cmd_stop(int argc, char **argv)
+{
+    struct cli cli = {0};
+    char *pid_path = NULL;
+    long pid;
+    int r = parse_opts(argc, argv, usage_stop, OPT_PID, &cli);
+
+    if (r)
+        return r - 1;
+    pid = read_pid(&cli, &pid_path);
+    free(pid_path);
+    if (pid < 0)
+        return 1;
+    if (kill((pid_t)pid, SIGTERM) != 0) {
+        fprintf(stderr, "modhost: cannot signal pid %ld: %s\n", pid, strerror(errno));
+        return 1;
+    }
+    for (int i = 0; i < 24000; i++) { /* up to 20 minutes: the drain deadline is the server's */
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+            printf("modhost: pid %ld stopped\n", pid);
+            return 0;
+        }
+        sleep_ms(50);
+    }
+    fprintf(stderr, "modhost: pid %ld is still running\n", pid);
+    return 1;
 }
 
 static int cmd_check(int argc, char **argv)
 {
     struct cli cli = {0};
     struct mh_gen *gen;
-    int r = parse_opts(argc, argv, usage_check, false, &cli);
+    int r = parse_opts(argc, argv, usage_check, 0, &cli);
 
     if (r)
         return r - 1;
@@ -207,7 +409,7 @@ static int cmd_routes(int argc, char **argv)
 {
     struct cli cli = {0};
     struct mh_gen *gen;
-    int r = parse_opts(argc, argv, usage_routes, false, &cli);
+    int r = parse_opts(argc, argv, usage_routes, 0, &cli);
 
     if (r)
         return r - 1;
@@ -249,6 +451,10 @@ int main(int argc, char **argv)
         rc = cmd_check(argc - 1, argv + 1);
     else if (strcmp(argv[1], "routes") == 0)
         rc = cmd_routes(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "reload") == 0)
+        rc = cmd_reload(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "stop") == 0)
+        rc = cmd_stop(argc - 1, argv + 1);
     else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
         rc = cmd_version(argc - 1, argv + 1);
     else if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "gen.h"
+#include "host.h"
 #include "loader.h"
 #include "log.h"
 #include "mailbox.h"
@@ -65,6 +66,7 @@ struct qpair {
 
 struct mh_req {
     struct evhttp_request *ev;
+    struct mh_gen *gen; /* referenced: the request finishes on the generation it started on */
     struct mh_dispatch *dispatch;
     const struct mh_route_target *target;
     enum mh_method method;
@@ -121,6 +123,7 @@ struct req_task {
 
 struct host_task {
     struct mh_task base;
+    struct mh_gen *gen; /* referenced: the module's code and state stay until done ran */
     mh_task_fn work;
     mh_task_done_fn done;
     void *arg;
@@ -411,6 +414,7 @@ enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
     struct json_object *obj;
     const char *body;
     size_t len, used;
+    bool trailing = false;
 
     if (req->json_parsed) {
         *out = req->json;
@@ -451,6 +455,7 @@ enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
         if (used < len) {
             json_object_put(obj);
             obj = NULL;
+            trailing = true;
             jerr = json_tokener_error_parse_unexpected;
         }
     }
@@ -460,7 +465,7 @@ enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
             char msg[256];
             int n;
 
-            if (jerr == json_tokener_error_parse_unexpected && used < len)
+            if (trailing)
                 n = snprintf(msg, sizeof(msg), "invalid JSON: unexpected data after the value "
                                                "at offset %zu", used);
             else if (jerr == json_tokener_continue)
@@ -794,6 +799,8 @@ static void respond(struct mh_req *req)
 static void req_free(struct mh_req *req)
 {
     stop_watchers(req);
+    if (req->gen)
+        mh_gen_unref(req->gen);
     while (req->defers) {
         struct defer *df = req->defers;
 
@@ -1097,6 +1104,8 @@ static void host_task_complete(struct mh_task *t)
     struct host_task *ht = (struct host_task *)t;
 
     ht->done(ht->arg, t->ran ? MH_OK : MH_E_CANCELLED);
+    if (ht->gen)
+        mh_gen_unref(ht->gen);
     free(ht);
 }
 
@@ -1107,12 +1116,14 @@ enum mh_status mh_task_submit_impl(struct mh_host *host, mh_task_fn work, mh_tas
     struct host_task *ht;
     enum mh_status rc;
 
-    (void)host;
     if (!work || !done)
         return MH_E_INVAL;
     if (!mh_mailbox_current || !pool)
         return MH_E_STATE;
     ht = mh_xcalloc(1, sizeof(*ht));
+    ht->gen = host && host->module ? host->module->gen : NULL;
+    if (ht->gen)
+        mh_gen_ref(ht->gen);
     ht->base.home = mh_mailbox_current;
     ht->base.run = host_task_run;
     ht->base.complete = host_task_complete;
@@ -1121,6 +1132,8 @@ enum mh_status mh_task_submit_impl(struct mh_host *host, mh_task_fn work, mh_tas
     ht->arg = arg;
     rc = mh_pool_submit(pool, &ht->base);
     if (rc != MH_OK) {
+        if (ht->gen)
+            mh_gen_unref(ht->gen);
         free(ht);
         return rc == MH_E_CANCELLED ? MH_E_UNAVAILABLE : rc;
     }
@@ -1131,7 +1144,7 @@ enum mh_status mh_task_submit_impl(struct mh_host *host, mh_task_fn work, mh_tas
 
 static void route(struct mh_req *req)
 {
-    const struct mh_gen *gen = req->dispatch->gen;
+    const struct mh_gen *gen = req->gen;
     struct mh_route_match m;
     char allow[96];
 
@@ -1186,6 +1199,8 @@ void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev)
     arena_init(&req->arena, req->inline_mem, sizeof(req->inline_mem));
     req->ev = ev;
     req->dispatch = d;
+    req->gen = d->gen;
+    mh_gen_ref(req->gen);
     req->id = (++d->next_seq << 8) | (d->loop_index & 0xff);
     if (d->access_log)
         clock_gettime(CLOCK_MONOTONIC, &req->start);

@@ -20,7 +20,7 @@ struct mh_pool;
 
 /** What a loop thread hands the dispatcher; owned by the loop. */
 struct mh_dispatch {
-    const struct mh_gen *gen;
+    struct mh_gen *gen; /* the generation new requests use; the loop holds a reference */
     const struct mh_limits *limits;
     bool access_log;
     unsigned loop_index;

@@ -1,12 +1,15 @@
 /*
  * Listeners, loop threads and lifecycle. Each loop owns an event_base, an evhttp and its own
  * listening socket on the shared port; nothing on the request path is shared between loops.
- * The main thread only waits for signals and tells the loops to drain.
+ * The main thread waits for signals: it builds new generations on reload and hands them to
+ * the loops, frees drained ones, and tells the loops to drain at the end.
  */
 #include "server.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -15,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -44,7 +49,6 @@ struct mh_loop {
     struct event *drain_tick;
     struct timeval keepalive_tv, write_tv;
     struct timespec drain_deadline;
-    const struct mh_server_conf *conf;
     struct mh_dispatch dispatch;
     struct mh_mailbox *mailbox;
 };
@@ -105,6 +109,20 @@ static int open_listener(const char *host, int port, int *bound_port, struct mh_
 
 /* --- Loop threads --- */
 
+static void apply_limits(struct mh_loop *loop, const struct mh_server_conf *c)
+{
+    struct timeval read_tv;
+
+    evhttp_set_max_headers_size(loop->http, (ev_ssize_t)c->limits.max_header_bytes);
+    evhttp_set_max_body_size(loop->http, (ev_ssize_t)c->limits.max_body_bytes);
+    ms_to_tv(c->limits.read_timeout_ms, &read_tv);
+    ms_to_tv(c->limits.keepalive_timeout_ms, &loop->keepalive_tv);
+    ms_to_tv(c->limits.write_timeout_ms, &loop->write_tv);
+    evhttp_set_timeout_tv(loop->http, &read_tv);
+    loop->dispatch.limits = &c->limits;
+    loop->dispatch.access_log = c->access_log;
+}
+
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     struct mh_loop *loop = arg;
@@ -144,11 +162,21 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void timespec_after_ms(struct timespec *t, long long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += (time_t)(ms / 1000);
+    t->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
     struct mh_loop *loop = arg;
     struct timeval tick = {0, 10 * 1000};
-    long long ms = loop->conf->shutdown_timeout_ms;
 
     (void)fd;
     (void)what;
@@ -157,14 +185,9 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
         loop->bound = NULL;
     }
     loop->dispatch.draining = true;
-    mh_ws_close_all(&loop->dispatch);
-    clock_gettime(CLOCK_MONOTONIC, &loop->drain_deadline);
-    loop->drain_deadline.tv_sec += (time_t)(ms / 1000);
-    loop->drain_deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (loop->drain_deadline.tv_nsec >= 1000000000L) {
-        loop->drain_deadline.tv_sec++;
-        loop->drain_deadline.tv_nsec -= 1000000000L;
-    }
+    mh_ws_close_all(&loop->dispatch, NULL);
+    timespec_after_ms(&loop->drain_deadline,
+                      loop->dispatch.gen->config->server.shutdown_timeout_ms);
     loop->drain_tick = event_new(loop->base, -1, EV_PERSIST, on_drain_tick, loop);
     event_add(loop->drain_tick, &tick);
     on_drain_tick(-1, 0, loop);
@@ -181,25 +204,16 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-static enum mh_status loop_setup(struct mh_loop *loop, const struct mh_gen *gen,
-                                 struct mh_pool *pool, int fd, struct mh_err *err)
+static enum mh_status loop_setup(struct mh_loop *loop, struct mh_gen *gen, struct mh_pool *pool,
+                                 int fd, struct mh_err *err)
 {
-    const struct mh_server_conf *c = &gen->config->server;
-    struct timeval read_tv;
-
-    loop->conf = c;
     loop->base = event_base_new();
     if (!loop->base)
         return mh_err_set(err, MH_E_NOMEM, NULL, 0, "cannot create event base");
     loop->http = evhttp_new(loop->base);
     if (!loop->http)
         return mh_err_set(err, MH_E_NOMEM, NULL, 0, "cannot create evhttp");
-    evhttp_set_max_headers_size(loop->http, (ev_ssize_t)c->limits.max_header_bytes);
-    evhttp_set_max_body_size(loop->http, (ev_ssize_t)c->limits.max_body_bytes);
-    ms_to_tv(c->limits.read_timeout_ms, &read_tv);
-    ms_to_tv(c->limits.keepalive_timeout_ms, &loop->keepalive_tv);
-    ms_to_tv(c->limits.write_timeout_ms, &loop->write_tv);
-    evhttp_set_timeout_tv(loop->http, &read_tv);
+    apply_limits(loop, &gen->config->server);
     /* Let every method through: the dispatcher answers 405/501 as problem+json. */
     evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                                EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
@@ -214,8 +228,7 @@ static enum mh_status loop_setup(struct mh_loop *loop, const struct mh_gen *gen,
     }
     loop->drain_ev = event_new(loop->base, -1, 0, on_drain, loop);
     loop->dispatch.gen = gen;
-    loop->dispatch.limits = &c->limits;
-    loop->dispatch.access_log = c->access_log;
+    mh_gen_ref(gen);
     loop->dispatch.loop_index = loop->index;
     loop->mailbox = mh_mailbox_new(loop->base);
     loop->dispatch.base = loop->base;
@@ -238,9 +251,191 @@ static void loop_cleanup(struct mh_loop *loop)
         evhttp_free(loop->http);
     mh_mailbox_free(loop->mailbox);
     mh_pubsub_local_free(loop->dispatch.pubsub);
+    if (loop->dispatch.gen)
+        mh_gen_unref(loop->dispatch.gen);
     if (loop->base)
         event_base_free(loop->base);
 }
+
+/* --- Generations: switching the loops, retiring the old ones --- */
+
+struct loop_msg {
+    struct mh_task base;
+    struct mh_loop *loop;
+    struct mh_gen *gen; /* referenced by the message */
+    bool close_ws;      /* false: serve gen from now on; true: close gen's WebSockets */
+};
+
+static void on_loop_msg(struct mh_task *t)
+{
+    struct loop_msg *m = (struct loop_msg *)t;
+    struct mh_dispatch *d = &m->loop->dispatch;
+
+    if (m->close_ws) {
+        mh_ws_close_all(d, m->gen);
+        mh_gen_unref(m->gen);
+    } else if (!d->stopped) {
+        struct mh_gen *old = d->gen;
+
+        d->gen = m->gen; /* the message's reference becomes the loop's */
+        apply_limits(m->loop, &m->gen->config->server);
+        mh_gen_unref(old);
+    } else {
+        mh_gen_unref(m->gen);
+    }
+    free(m);
+}
+
+static void post_to_loop(struct mh_loop *loop, struct mh_gen *gen, bool close_ws)
+{
+    struct loop_msg *m = mh_xcalloc(1, sizeof(*m));
+
+    m->base.complete = on_loop_msg;
+    m->loop = loop;
+    m->gen = gen;
+    m->close_ws = close_ws;
+    mh_gen_ref(gen);
+    mh_mailbox_post(loop->mailbox, &m->base);
+}
+
+struct mh_server {
+    const struct mh_serve_opts *opts;
+    struct mh_loop *loops;
+    int nloops;
+    int port;
+    struct mh_pool *pool;
+    struct mh_gen *current;
+    struct mh_gen *retired;
+    unsigned next_gen_id;
+    unsigned reloads, reloads_failed;
+    int status_fd; /* the reload status file, opened before dropping privileges */
+};
+
+static size_t live_generations(const struct mh_server *s)
+{
+    size_t n = 1;
+
+    for (const struct mh_gen *g = s->retired; g; g = g->next_retired)
+        n++;
+    return n;
+}
+
+/* Frees drained generations; closes the WebSockets of those past their drain deadline. */
+static void reap(struct mh_server *s)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    for (struct mh_gen **pp = &s->retired; *pp;) {
+        struct mh_gen *g = *pp;
+
+        if (mh_gen_refs(g) == 0) {
+            *pp = g->next_retired;
+            mh_info("reload", "generation %u drained: finalising its %zu modules", g->id,
+                    g->nmodules);
+            mh_gen_free(g);
+            mh_info("reload", "%zu generations live, %zu module files mapped",
+                    live_generations(s), mh_loader_mapped_count());
+            continue;
+        }
+        if (!g->ws_closed &&
+            (now.tv_sec > g->drain_deadline.tv_sec ||
+             (now.tv_sec == g->drain_deadline.tv_sec && now.tv_nsec >= g->drain_deadline.tv_nsec))) {
+            mh_warn("reload",
+                    "generation %u: drain deadline passed with %d references; closing its "
+                    "WebSockets (1001)",
+                    g->id, mh_gen_refs(g));
+            g->ws_closed = true;
+            for (int i = 0; i < s->nloops; i++)
+                post_to_loop(&s->loops[i], g, true);
+        }
+        pp = &g->next_retired;
+    }
+}
+
+static void write_status(struct mh_server *s, bool ok, const struct mh_errlist *errs)
+{
+    char buf[8192], line[2048];
+    size_t n;
+
+    if (s->status_fd < 0)
+        return;
+    n = (size_t)snprintf(buf, sizeof(buf), "%u %s %u\n", s->reloads + s->reloads_failed,
+                         ok ? "ok" : "failed", s->current->id);
+    for (size_t i = 0; errs && i < errs->count && n < sizeof(buf); i++) {
+        mh_err_format(&errs->items[i], line, sizeof(line));
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s\n", line);
+    }
+    if (n > sizeof(buf))
+        n = sizeof(buf);
+    if (ftruncate(s->status_fd, 0) != 0 || pwrite(s->status_fd, buf, n, 0) != (ssize_t)n)
+        mh_warn("reload", "cannot write the reload status file: %s", strerror(errno));
+}
+
+static void warn_fixed(const struct mh_server_conf *run, const struct mh_server_conf *next)
+{
+    if (strcmp(run->host, next->host) != 0 || run->port != next->port ||
+        run->threads != next->threads || run->workers != next->workers ||
+        run->worker_queue != next->worker_queue)
+        mh_warn("reload", "listen, threads, workers and worker_queue change only with a "
+                          "restart; keeping %s:%d, %d threads, %d workers",
+                run->host, run->port, run->threads, run->workers);
+}
+
+static void reload(struct mh_server *s)
+{
+    const struct mh_serve_opts *o = s->opts;
+    struct mh_errlist errs = {0};
+    struct mh_config *config = NULL;
+    struct mh_gen *g = NULL, *old = s->current;
+    char line[2048];
+
+    mh_info("reload", "reading %s", o->conf_dir);
+    mh_config_load(o->conf_dir, &config, &errs);
+    if (o->listen_host) {
+        free(config->server.host);
+        config->server.host = mh_xstrdup(o->listen_host);
+        config->server.port = o->listen_port;
+    }
+    if (errs.count == 0) {
+        warn_fixed(&old->config->server, &config->server);
+        mh_gen_build_next(config, old, &g, &errs);
+    } else {
+        mh_config_free(config);
+    }
+    if (errs.count) {
+        for (size_t i = 0; i < errs.count; i++) {
+            mh_err_format(&errs.items[i], line, sizeof(line));
+            mh_error("reload", "%s", line);
+        }
+        s->reloads_failed++;
+        mh_error("reload",
+                 "reload failed with %zu error%s (%u failed so far); still serving "
+                 "generation %u",
+                 errs.count, errs.count == 1 ? "" : "s", s->reloads_failed, old->id);
+        write_status(s, false, &errs);
+        mh_errlist_cleanup(&errs);
+        return;
+    }
+    g->id = ++s->next_gen_id;
+    mh_log_set_level((enum mh_log_level)g->config->server.log_level);
+    for (int i = 0; i < s->nloops; i++)
+        post_to_loop(&s->loops[i], g, false);
+    s->current = g; /* the build's reference is the server's */
+    timespec_after_ms(&old->drain_deadline, g->config->server.reload_drain_ms);
+    old->next_retired = s->retired;
+    s->retired = old;
+    mh_gen_unref(old);
+    s->reloads++;
+    mh_info("reload", "generation %u serving: %zu modules, %zu routes, %zu stores; %zu "
+                      "generations live, %zu module files mapped",
+            g->id, g->nmodules, g->ntargets, g->nstores, live_generations(s),
+            mh_loader_mapped_count());
+    write_status(s, true, NULL);
+    reap(s);
+}
+
+/* --- Start and stop --- */
 
 static void write_port_file(const char *path, int port)
 {
@@ -263,19 +458,98 @@ static void log_start(const struct mh_gen *gen, int port, int nloops)
                               gen->modules[i]->name,
                               gen->modules[i]->def.version ? gen->modules[i]->def.version : "");
     mh_info("server",
-            "modhost %s (SDK %d.%d) listening on %s:%d with %d loop threads, %d workers, "
-            "%zu routes, %zu stores; modules: %s",
-            MH_VERSION, MH_ABI_MAJOR, MH_ABI_MINOR, gen->config->server.host, port, nloops,
-            gen->config->server.workers, gen->ntargets, gen->nstores, n ? mods : "none");
+            "modhost %s (SDK %d.%d) pid %d listening on %s:%d with %d loop threads, %d "
+            "workers, %zu routes, %zu stores; modules: %s",
+            MH_VERSION, MH_ABI_MAJOR, MH_ABI_MINOR, (int)getpid(), gen->config->server.host,
+            port, nloops, gen->config->server.workers, gen->ntargets, gen->nstores,
+            n ? mods : "none");
 }
 
-enum mh_status mh_server_run(struct mh_gen *gen, const struct mh_serve_opts *opts)
+/* Writes the pid file and opens the reload status file beside it (before dropping). */
+static enum mh_status write_pid_file(const char *path, struct mh_server *s)
 {
-    const struct mh_server_conf *c = &gen->config->server;
-    int nloops = c->threads, port = c->port, started = 0, sig = 0;
-    struct mh_loop *loops = mh_xcalloc((size_t)nloops, sizeof(*loops));
+    char *tmp = mh_xasprintf("%s.tmp", path), *status = mh_xasprintf("%s.reload", path);
+    FILE *f = fopen(tmp, "w");
     enum mh_status rc = MH_OK;
-    struct mh_pool *pool = NULL;
+
+    if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        mh_error("server", "cannot write pid file %s: %s", path, strerror(errno));
+        rc = MH_E_IO;
+    } else {
+        s->status_fd = open(status, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (s->status_fd < 0)
+            mh_warn("server", "cannot open %s: %s", status, strerror(errno));
+    }
+    free(tmp);
+    free(status);
+    return rc;
+}
+
+static enum mh_status drop_privileges(const struct mh_server_conf *c, int status_fd)
+{
+    struct passwd *pw = NULL;
+    struct group *gr = NULL;
+    uid_t uid;
+    gid_t gid;
+
+    if (!c->user && !c->group)
+        return MH_OK;
+    if (c->user && !(pw = getpwnam(c->user))) {
+        mh_error("server", "server.user '%s' does not exist", c->user);
+        return MH_E_INVAL;
+    }
+    if (c->group && !(gr = getgrnam(c->group))) {
+        mh_error("server", "server.group '%s' does not exist", c->group);
+        return MH_E_INVAL;
+    }
+    uid = pw ? pw->pw_uid : getuid();
+    gid = gr ? gr->gr_gid : pw ? pw->pw_gid : getgid();
+    if (geteuid() != 0) {
+        if (uid == geteuid() && gid == getegid())
+            return MH_OK;
+        mh_error("server", "server.user/group need the server to start as root (it runs as "
+                           "uid %d)",
+                 (int)geteuid());
+        return MH_E_INVAL;
+    }
+    if (status_fd >= 0 && fchown(status_fd, uid, gid) != 0)
+        mh_warn("server", "cannot hand the reload status file to uid %d", (int)uid);
+    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+        mh_error("server", "cannot drop privileges to uid %d gid %d: %s", (int)uid, (int)gid,
+                 strerror(errno));
+        return MH_E_IO;
+    }
+    if (setuid(0) == 0) { /* must not be possible any more */
+        mh_error("server", "privileges could be regained after dropping them; stopping");
+        return MH_E_IO;
+    }
+    mh_info("server", "running as uid %d gid %d", (int)uid, (int)gid);
+    return MH_OK;
+}
+
+static struct mh_gen *build_first(struct mh_config *config)
+{
+    struct mh_errlist errs = {0};
+    struct mh_gen *gen = NULL;
+
+    mh_gen_build(config, &gen, &errs);
+    if (errs.count) {
+        mh_errlist_print(&errs, stderr);
+        fprintf(stderr, "modhost: %zu error%s in the configuration\n", errs.count,
+                errs.count == 1 ? "" : "s");
+    }
+    mh_errlist_cleanup(&errs);
+    return gen;
+}
+
+enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opts *opts)
+{
+    const struct mh_server_conf *c = &config->server;
+    struct mh_server s = {.opts = opts, .nloops = c->threads, .port = c->port, .status_fd = -1};
+    int started = 0, sig = 0, *fds = mh_xcalloc((size_t)c->threads, sizeof(int));
+    bool privileged = c->user || c->group;
+    char *pid_file = c->pid_file ? mh_xstrdup(c->pid_file) : NULL;
+    enum mh_status rc = MH_OK;
     struct mh_err err = {0};
     sigset_t set;
 
@@ -284,62 +558,106 @@ enum mh_status mh_server_run(struct mh_gen *gen, const struct mh_serve_opts *opt
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL); /* loop threads inherit the mask */
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
     evthread_use_pthreads();
+    s.loops = mh_xcalloc((size_t)s.nloops, sizeof(*s.loops));
+    for (int i = 0; i < s.nloops; i++)
+        fds[i] = -1;
 
-    if (mh_pool_new(c->workers, (size_t)c->worker_queue, &pool) != MH_OK) {
+    /* Without a user to drop to, load modules before binding, so a bad module never
+     * holds the port; with one, bind first and load modules unprivileged. */
+    if (!privileged) {
+        s.current = build_first(config);
+        config = NULL; /* consumed either way */
+        if (!s.current) {
+            rc = MH_E_INVAL;
+            goto out;
+        }
+    }
+    for (int i = 0; i < s.nloops; i++) {
+        fds[i] = open_listener(c->host, s.port, &s.port, &err);
+        if (fds[i] < 0) {
+            mh_error("server", "%s", err.msg);
+            rc = err.code ? err.code : MH_E_IO;
+            goto out;
+        }
+    }
+    if (pid_file && write_pid_file(pid_file, &s) != MH_OK) {
+        free(pid_file);
+        pid_file = NULL;
         rc = MH_E_IO;
         goto out;
     }
-    mh_pool_set_global(pool);
-    for (int i = 0; i < nloops; i++) {
-        int fd = open_listener(c->host, port, &port, &err);
+    if (privileged) {
+        if (drop_privileges(c, s.status_fd) != MH_OK) {
+            rc = MH_E_INVAL;
+            goto out;
+        }
+        s.current = build_first(config);
+        config = NULL; /* consumed either way */
+        if (!s.current) {
+            rc = MH_E_INVAL;
+            goto out;
+        }
+    }
+    c = &s.current->config->server;
+    s.current->id = ++s.next_gen_id;
 
-        loops[i].index = (unsigned)i;
-        if (fd < 0 || loop_setup(&loops[i], gen, pool, fd, &err) != MH_OK) {
+    if (mh_pool_new(c->workers, (size_t)c->worker_queue, &s.pool) != MH_OK) {
+        rc = MH_E_IO;
+        goto out;
+    }
+    mh_pool_set_global(s.pool);
+    for (int i = 0; i < s.nloops; i++) {
+        s.loops[i].index = (unsigned)i;
+        if (loop_setup(&s.loops[i], s.current, s.pool, fds[i], &err) != MH_OK) {
+            fds[i] = -1;
             rc = err.code ? err.code : MH_E_IO;
             mh_error("server", "%s", err.msg);
             goto out;
         }
+        fds[i] = -1; /* evhttp owns it */
     }
-    for (; started < nloops; started++) {
-        if (pthread_create(&loops[started].thread, NULL, loop_main, &loops[started]) != 0) {
+    {
+        struct mh_dispatch **ds = mh_xcalloc((size_t)s.nloops, sizeof(*ds));
+
+        for (int i = 0; i < s.nloops; i++)
+            ds[i] = &s.loops[i].dispatch;
+        mh_pubsub_set_loops(ds, (size_t)s.nloops);
+    }
+    for (; started < s.nloops; started++) {
+        if (pthread_create(&s.loops[started].thread, NULL, loop_main, &s.loops[started]) != 0) {
             mh_error("server", "cannot start loop thread %d", started);
             rc = MH_E_IO;
             goto out;
         }
     }
-    {
-        struct mh_dispatch **ds = mh_xcalloc((size_t)nloops, sizeof(*ds));
-
-        for (int i = 0; i < nloops; i++)
-            ds[i] = &loops[i].dispatch;
-        mh_pubsub_set_loops(ds, (size_t)nloops);
-    }
-    log_start(gen, port, nloops);
-    if (opts && opts->port_file)
-        write_port_file(opts->port_file, port);
+    log_start(s.current, s.port, s.nloops);
+    if (opts->port_file)
+        write_port_file(opts->port_file, s.port);
 
     for (;;) {
-        if (sigwait(&set, &sig) != 0)
-            continue;
+        struct timespec tick = {0, 100 * 1000 * 1000};
+
+        sig = s.retired ? sigtimedwait(&set, NULL, &tick) : sigwaitinfo(&set, NULL);
         if (sig == SIGHUP) {
-            mh_warn("server", "SIGHUP received: configuration reload is not supported by this "
-                              "build; keeping the running configuration");
+            reload(&s);
             continue;
         }
-        break;
+        if (sig == SIGINT || sig == SIGTERM)
+            break;
+        reap(&s);
     }
     mh_info("server", "%s received: stopping (draining for up to %lld ms)",
-            sig == SIGINT ? "SIGINT" : "SIGTERM", c->shutdown_timeout_ms);
+            sig == SIGINT ? "SIGINT" : "SIGTERM", s.current->config->server.shutdown_timeout_ms);
 
 out:
     for (int i = 0; i < started; i++)
-        event_active(loops[i].drain_ev, 0, 0);
+        event_active(s.loops[i].drain_ev, 0, 0);
     for (int i = 0; i < started; i++)
-        pthread_join(loops[i].thread, NULL);
+        pthread_join(s.loops[i].thread, NULL);
     /* Workers finish what they run; what they never started comes back cancelled. */
-    mh_pool_stop(pool);
+    mh_pool_stop(s.pool);
     {
         struct mh_dispatch **ds = NULL;
         size_t n = 0;
@@ -350,12 +668,35 @@ out:
         free(ds);
     }
     mh_pool_set_global(NULL);
-    for (int i = 0; i < nloops; i++)
-        loop_cleanup(&loops[i]);
-    mh_pool_free(pool);
-    free(loops);
-    mh_gen_free(gen); /* every module's fini */
+    for (int i = 0; i < s.nloops; i++) {
+        if (fds[i] >= 0)
+            close(fds[i]);
+        loop_cleanup(&s.loops[i]);
+    }
+    mh_pool_free(s.pool);
+    /* Nothing runs any more: every generation can be finalised, newest first. */
+    if (s.current)
+        mh_gen_free(s.current);
+    while (s.retired) {
+        struct mh_gen *g = s.retired;
+
+        s.retired = g->next_retired;
+        mh_gen_free(g);
+    }
+    mh_config_free(config);
+    if (pid_file) {
+        char *status = mh_xasprintf("%s.reload", pid_file);
+
+        unlink(pid_file); /* may fail after dropping privileges: harmless, the pid is stale */
+        unlink(status);
+        free(status);
+        free(pid_file);
+    }
+    if (s.status_fd >= 0)
+        close(s.status_fd);
+    free(fds);
+    free(s.loops);
     if (rc == MH_OK)
-        mh_info("server", "stopped");
+        mh_info("server", "stopped after %u reloads (%u failed)", s.reloads, s.reloads_failed);
     return rc;
 }

@@ -39,26 +39,131 @@ void mh_value_free_impl(struct mh_value *v)
     v->version = 0;
 }
 
+static void sig_append(char **buf, size_t *len, size_t *cap, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (*len + n + 1 > *cap) {
+        *cap = (*len + n + 1) * 2;
+        *buf = mh_xrealloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, s, n + 1);
+    *len += n;
+}
+
+static void sig_setting(char **buf, size_t *len, size_t *cap, const config_setting_t *s)
+{
+    char num[64];
+
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_GROUP:
+    case CONFIG_TYPE_LIST:
+    case CONFIG_TYPE_ARRAY:
+        sig_append(buf, len, cap, config_setting_type(s) == CONFIG_TYPE_GROUP ? "{" : "(");
+        for (int i = 0; i < config_setting_length(s); i++) {
+            const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+
+            if (config_setting_name(e)) {
+                sig_append(buf, len, cap, config_setting_name(e));
+                sig_append(buf, len, cap, "=");
+            }
+            sig_setting(buf, len, cap, e);
+            sig_append(buf, len, cap, ";");
+        }
+        sig_append(buf, len, cap, config_setting_type(s) == CONFIG_TYPE_GROUP ? "}" : ")");
+        break;
+    case CONFIG_TYPE_STRING:
+        sig_append(buf, len, cap, "\"");
+        sig_append(buf, len, cap, config_setting_get_string(s));
+        sig_append(buf, len, cap, "\"");
+        break;
+    case CONFIG_TYPE_BOOL:
+        sig_append(buf, len, cap, config_setting_get_bool(s) ? "true" : "false");
+        break;
+    case CONFIG_TYPE_FLOAT:
+        snprintf(num, sizeof(num), "%.17g", config_setting_get_float(s));
+        sig_append(buf, len, cap, num);
+        break;
+    default:
+        snprintf(num, sizeof(num), "%lld", config_setting_get_int64(s));
+        sig_append(buf, len, cap, num);
+    }
+}
+
+char *mh_store_signature(const char *driver, const config_setting_t *settings)
+{
+    size_t len = 0, cap = 64;
+    char *buf = mh_xmalloc(cap);
+
+    buf[0] = '\0';
+    sig_append(&buf, &len, &cap, driver);
+    if (settings)
+        sig_setting(&buf, &len, &cap, settings);
+    return buf;
+}
+
+/* Copies a settings group into a config of its own, so the store can outlive the files. */
+static void copy_setting(config_setting_t *dst, const config_setting_t *src)
+{
+    for (int i = 0; i < config_setting_length(src); i++) {
+        const config_setting_t *e = config_setting_get_elem(src, (unsigned)i);
+        int type = config_setting_type(e);
+        config_setting_t *d = config_setting_add(dst, config_setting_name(e), type);
+
+        if (!d)
+            continue;
+        switch (type) {
+        case CONFIG_TYPE_GROUP:
+        case CONFIG_TYPE_LIST:
+        case CONFIG_TYPE_ARRAY:
+            copy_setting(d, e);
+            break;
+        case CONFIG_TYPE_STRING:
+            config_setting_set_string(d, config_setting_get_string(e));
+            break;
+        case CONFIG_TYPE_BOOL:
+            config_setting_set_bool(d, config_setting_get_bool(e));
+            break;
+        case CONFIG_TYPE_FLOAT:
+            config_setting_set_float(d, config_setting_get_float(e));
+            break;
+        case CONFIG_TYPE_INT:
+            config_setting_set_int(d, config_setting_get_int(e));
+            break;
+        default:
+            config_setting_set_int64(d, config_setting_get_int64(e));
+        }
+    }
+}
+
 enum mh_status mh_store_open(const char *name, const struct mh_store_driver *driver,
                              const struct mh_module *provider, const config_setting_t *settings,
                              struct mh_store **out, struct mh_err *err)
 {
     struct mh_store *s = mh_xcalloc(1, sizeof(*s));
+    const config_setting_t *copy = NULL;
     enum mh_status rc;
 
     s->name = mh_xstrdup(name);
     s->driver = driver;
-    s->provider = provider;
-    s->conf = mh_conf_new(settings);
+    s->signature = mh_store_signature(driver->name, settings);
+    s->refs = 1;
+    if (settings) {
+        s->settings_copy = mh_xcalloc(1, sizeof(*s->settings_copy));
+        config_init(s->settings_copy);
+        copy_setting(config_root_setting(s->settings_copy), settings);
+        copy = config_root_setting(s->settings_copy);
+    }
+    s->conf = mh_conf_new(copy);
     store_errmsg[0] = '\0';
+    /* The provider's host is valid during open only: the store may outlive its generation. */
     rc = driver->open(provider->host, s->conf, &s->db);
     if (rc != MH_OK) {
         mh_err_set(err, rc, NULL, 0, "store '%s' (driver '%s' of module '%s'): cannot open: %s",
                    name, driver->name, provider->name,
                    store_errmsg[0] ? store_errmsg : mh_status_str(rc));
-        mh_conf_free(s->conf);
-        free(s->name);
-        free(s);
+        s->driver = NULL; /* nothing to close */
+        mh_store_unref(s);
         return rc;
     }
     *out = s;
@@ -67,11 +172,21 @@ enum mh_status mh_store_open(const char *name, const struct mh_store_driver *dri
 
 void mh_store_close(struct mh_store *s)
 {
-    if (!s)
+    mh_store_unref(s);
+}
+
+void mh_store_unref(struct mh_store *s)
+{
+    if (!s || --s->refs > 0)
         return;
-    if (s->driver->close)
+    if (s->driver && s->driver->close)
         s->driver->close(s->db);
     mh_conf_free(s->conf);
+    if (s->settings_copy) {
+        config_destroy(s->settings_copy);
+        free(s->settings_copy);
+    }
+    free(s->signature);
     free(s->name);
     free(s);
 }
@@ -94,11 +209,12 @@ static enum mh_status check_key(const void *key, size_t klen)
 enum mh_status mh_store_get_impl(struct mh_store *st, const void *key, size_t klen,
                                  struct mh_value *out)
 {
-    enum mh_status rc = check_key(key, klen);
+    enum mh_status rc;
 
+    memset(out, 0, sizeof(*out)); /* so that mh_value_free is safe after any failure */
+    rc = check_key(key, klen);
     if (rc != MH_OK)
         return rc;
-    memset(out, 0, sizeof(*out));
     return st->driver->get(st->db, key, klen, out);
 }
 
@@ -116,8 +232,7 @@ enum mh_status mh_store_put_impl(struct mh_store *st, const void *key, size_t kl
         mh_store_set_error_impl("value is NULL with a length of %zu", vlen);
         return MH_E_INVAL;
     }
-    if (expect != MH_STORE_ANY && expect != MH_STORE_ABSENT &&
-        !(st->driver->caps & MH_STORE_CAP_CAS)) {
+    if (expect != MH_STORE_ANY && !(st->driver->caps & MH_STORE_CAP_CAS)) {
         mh_store_set_error_impl("store '%s' (driver '%s') does not support versioned writes",
                                 st->name, st->driver->name);
         return MH_E_INVAL;
@@ -143,6 +258,11 @@ enum mh_status mh_store_delete_impl(struct mh_store *st, const void *key, size_t
         mh_store_set_error_impl("delete cannot expect the key to be absent");
         return MH_E_INVAL;
     }
+    if (expect != MH_STORE_ANY && !(st->driver->caps & MH_STORE_CAP_CAS)) {
+        mh_store_set_error_impl("store '%s' (driver '%s') does not support versioned deletes",
+                                st->name, st->driver->name);
+        return MH_E_INVAL;
+    }
     return st->driver->del(st->db, key, klen, expect);
 }
 
@@ -156,7 +276,8 @@ enum mh_status mh_store_scan_impl(struct mh_store *st, const void *prefix, size_
                                 st->driver->name);
         return MH_E_INVAL;
     }
-    if (plen > MH_STORE_MAX_KEY || alen > MH_STORE_MAX_KEY || !fn || limit == 0) {
+    if (plen > MH_STORE_MAX_KEY || alen > MH_STORE_MAX_KEY || !fn || limit == 0 ||
+        (plen && !prefix) || (alen && !after)) {
         mh_store_set_error_impl("invalid scan arguments (prefix %zu bytes, cursor %zu bytes, "
                                 "limit %zu)",
                                 plen, alen, limit);

@@ -14,9 +14,11 @@ struct mh_module;
 
 struct mh_store {
     char *name;
-    const struct mh_store_driver *driver; /* borrowed from the providing module */
-    const struct mh_module *provider;
+    const struct mh_store_driver *driver; /* borrowed from the providing module's file */
+    char *signature; /* driver and settings, to tell an unchanged declaration on reload */
+    int refs;        /* generations using it; main thread only */
     struct mh_conf *conf;
+    config_t *settings_copy; /* the settings, copied: the store may outlive its config */
     void *db;
 };
 
@@ -24,7 +26,12 @@ struct mh_store {
 enum mh_status mh_store_open(const char *name, const struct mh_store_driver *driver,
                              const struct mh_module *provider, const config_setting_t *settings,
                              struct mh_store **out, struct mh_err *err);
+/** Closes a store nobody shares (tests); the same as mh_store_unref on a single reference. */
 void mh_store_close(struct mh_store *s);
+/** Drops a generation's reference; the last one closes the store. Thread: main. */
+void mh_store_unref(struct mh_store *s);
+/** "driver{key=value;...}" for a declaration: equal strings mean an unchanged store. */
+char *mh_store_signature(const char *driver, const config_setting_t *settings);
 
 enum mh_status mh_store_get_impl(struct mh_store *st, const void *key, size_t klen,
                                  struct mh_value *out);

@@ -53,6 +53,7 @@ struct mh_ws {
     uint64_t id;
     struct mh_dispatch *d;
     const struct mh_route_target *t;
+    struct mh_gen *gen; /* referenced while the connection is open: t points into it */
     struct evhttp_connection *evcon;
     struct bufferevent *bev;
     struct event *timer;
@@ -189,6 +190,10 @@ static void on_evcon_close(struct evhttp_connection *evcon, void *arg)
         ws->open = false;
         if (ws->t->ws_close)
             ws->t->ws_close(ws, ws->close_code ? ws->close_code : 1006, ws->t->module->state);
+    }
+    if (ws->gen) {
+        mh_gen_unref(ws->gen);
+        ws->gen = NULL;
     }
     mh_debug("ws", "connection %" PRIu64 " closed with %d", ws->id, ws->close_code);
     mh_ws_unref_impl(ws); /* the loop's reference */
@@ -628,11 +633,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         write_frame(ws, OP_PING, NULL, 0);
 }
 
-void mh_ws_close_all(struct mh_dispatch *d)
+void mh_ws_close_all(struct mh_dispatch *d, const struct mh_gen *gen)
 {
     for (struct mh_ws *ws = d->ws_head, *next; ws; ws = next) {
         next = ws->next;
-        start_close(ws, MH_WS_GOING_AWAY, "server stopping");
+        if (!gen || ws->gen == gen)
+            start_close(ws, MH_WS_GOING_AWAY, gen ? "reloaded" : "server stopping");
     }
 }
 
@@ -808,6 +814,8 @@ enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_dispatch *d, struct mh_req *re
         }
     }
     ws->open = true;
+    ws->gen = t->module->gen;
+    mh_gen_ref(ws->gen);
     ws->next = d->ws_head;
     if (d->ws_head)
         d->ws_head->prev = ws;

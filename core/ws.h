@@ -22,8 +22,10 @@ enum mh_ws_upgrade_result {
 /** Validates the handshake, runs on_open and takes the connection over. Thread: the loop. */
 enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_dispatch *d, struct mh_req *req,
                                         const struct mh_route_target *t, enum mh_status *rc);
-/** Starts a 1001 close on every WebSocket of the loop (server stopping). Thread: the loop. */
-void mh_ws_close_all(struct mh_dispatch *d);
+struct mh_gen;
+/** Starts a 1001 close on every WebSocket of the loop opened on @p gen (NULL: all, when the
+ *  server stops). Thread: the loop. */
+void mh_ws_close_all(struct mh_dispatch *d, const struct mh_gen *gen);
 /** Writes one frame on the connection's loop (used by pubsub). */
 void mh_ws_write_local(struct mh_ws *ws, int opcode, const void *data, size_t len);
 struct mh_dispatch *mh_ws_dispatch(const struct mh_ws *ws);

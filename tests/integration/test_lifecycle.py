@@ -108,10 +108,10 @@ class TestSignals(LifecycleCase):
                       % DRAIN_DEADLINE_MS, srv.log())
         self.assertTrue(connect_refused(port))
 
-    def test_sighup_keeps_serving(self):
+    def test_sighup_reloads_and_keeps_serving(self):
         srv = self.start_server()
         srv.send_signal(signal.SIGHUP)
-        self.assertTrue(srv.wait_log(r"warn  server: SIGHUP received"))
+        self.assertTrue(srv.wait_log(r"info  reload: generation 2 serving"))
         self.assertTrue(srv.running())
         with RawConnection(srv.port) as c:
             self.assertEqual(c.request("GET", "/hello/still").json(),

@@ -74,7 +74,7 @@ struct mh_test_server *mh_test_server_new(const struct mh_gen *gen)
         abort();
     }
     s->port = ntohs(sin.sin_port);
-    s->dispatch.gen = gen;
+    s->dispatch.gen = (struct mh_gen *)(uintptr_t)gen; /* requests only take references */
     s->dispatch.limits = &gen->config->server.limits;
     s->dispatch.base = s->base; /* no pool: blocking handlers run on this loop */
     return s;

@@ -233,7 +233,8 @@ struct mh_value {
 
 /**
  * Called by mh_store_scan for each record, in ascending byte order of keys. All pointers are
- * borrowed for the duration of the call. Return non-zero to stop the scan.
+ * borrowed for the duration of the call. Return non-zero to stop the scan. The callback may
+ * call the store; a scan is not a snapshot (writes made meanwhile may or may not show).
  */
 typedef int (*mh_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen,
                           uint64_t version, void *arg);
@@ -268,6 +269,9 @@ struct mh_store_driver {
      *  @p limit, in ascending key order. @return MH_OK. */
     enum mh_status (*scan)(void *db, const void *prefix, size_t plen, const void *after,
                            size_t alen, size_t limit, mh_scan_fn fn, void *arg);
+    /** The settings a store of this driver accepts (ends with a NULL name), or NULL for no
+     *  check. Unknown keys and wrong types are errors with file:line before open runs. */
+    const struct mh_setting_def *settings;
 };
 
 /* --- 1.1: WebSocket --- */
@@ -449,15 +453,18 @@ struct mh_api {
      * Borrowed: valid until fini returns. Thread: any.
      */
     struct mh_store *(*store_find)(struct mh_host *host, const char *name);
-    /** Reads @p key. @param out  Filled on MH_OK; release with mh_value_free.
+    /** Reads @p key. @param out  Filled on MH_OK (zeroed otherwise); release with
+     *  mh_value_free. Every failure, MH_E_NOTFOUND and MH_E_CONFLICT included, sets
+     *  mh_store_error.
      *  @return MH_OK; MH_E_NOTFOUND; MH_E_INVAL (bad key: empty or over MH_STORE_MAX_KEY);
      *          MH_E_UNAVAILABLE / MH_E_IO (see mh_store_error). Thread: any; may block. */
     enum mh_status (*store_get)(struct mh_store *st, const void *key, size_t klen,
                                 struct mh_value *out);
-    /** Writes @p key if @p expect holds (MH_STORE_ANY, MH_STORE_ABSENT or a version).
-     *  @param version  Out (may be NULL): the new version. @param created  Out (may be NULL).
-     *  @return MH_OK; MH_E_CONFLICT (expectation failed); MH_E_INVAL; MH_E_UNAVAILABLE;
-     *          MH_E_IO. Thread: any; may block. */
+    /** Writes @p key if @p expect holds (MH_STORE_ANY, MH_STORE_ABSENT or a version; a
+     *  version on a missing key is a conflict). @param version  Out (may be NULL): the new
+     *  version. @param created  Out (may be NULL).
+     *  @return MH_OK; MH_E_CONFLICT (expectation failed); MH_E_INVAL; MH_E_LIMIT;
+     *          MH_E_UNAVAILABLE; MH_E_IO. Thread: any; may block. */
     enum mh_status (*store_put)(struct mh_store *st, const void *key, size_t klen,
                                 const void *val, size_t vlen, uint64_t expect, uint64_t *version,
                                 int *created);
