@@ -476,6 +476,7 @@ static const struct mh_store_driver memory_drivers[] = {
         .put = memory_put,
         .del = memory_del,
         .scan = memory_scan,
+        .settings = memory_settings,
     },
     {0},
 };

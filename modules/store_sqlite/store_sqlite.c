@@ -791,6 +791,7 @@ static const struct mh_store_driver sqlite_drivers[] = {
         .put = sqlite_put,
         .del = sqlite_del,
         .scan = sqlite_scan,
+        .settings = sqlite_settings,
     },
     {0},
 };
