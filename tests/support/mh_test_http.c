@@ -47,7 +47,7 @@ static void on_server_request(struct evhttp_request *ev, void *arg)
     mh_request_dispatch(&s->dispatch, ev);
 }
 
-struct mh_test_server *mh_test_server_new(const struct mh_gen *gen)
+struct mh_test_server *mh_test_server_new(struct mh_gen *gen)
 {
     struct mh_test_server *s = mh_xcalloc(1, sizeof(*s));
     struct evhttp_bound_socket *bound;
@@ -74,7 +74,8 @@ struct mh_test_server *mh_test_server_new(const struct mh_gen *gen)
         abort();
     }
     s->port = ntohs(sin.sin_port);
-    s->dispatch.gen = (struct mh_gen *)(uintptr_t)gen; /* requests only take references */
+    s->dispatch.gen = gen;
+    mh_gen_ref(gen); /* the loop's reference; requests take their own */
     s->dispatch.limits = &gen->config->server.limits;
     s->dispatch.base = s->base; /* no pool: blocking handlers run on this loop */
     return s;
@@ -113,13 +114,14 @@ void mh_test_server_free(struct mh_test_server *s)
         return;
     evhttp_free(s->http);
     event_base_free(s->base);
+    mh_gen_unref(s->dispatch.gen);
     mh_gen_free(s->owned_gen);
     if (s->dir.path[0])
         mh_test_dir_cleanup(&s->dir);
     free(s);
 }
 
-const struct mh_gen *mh_test_server_gen(const struct mh_test_server *s)
+struct mh_gen *mh_test_server_gen(const struct mh_test_server *s)
 {
     return s->dispatch.gen;
 }

@@ -19,8 +19,11 @@ struct mh_test_resp {
     char **headers; /* name, value, name, value, ... (copies) */
 };
 
-/** Serves @p gen (borrowed: keep it until mh_test_server_free). Aborts on failure. */
-struct mh_test_server *mh_test_server_new(const struct mh_gen *gen);
+/**
+ * Serves @p gen, holding a reference on it as a loop thread does (borrowed otherwise: keep it
+ * until mh_test_server_free). Aborts on failure.
+ */
+struct mh_test_server *mh_test_server_new(struct mh_gen *gen);
 /**
  * Writes @p conf as the only file of a temporary conf.d, loads and builds it, and serves the
  * generation, which the server then owns (with the directory).
@@ -30,7 +33,7 @@ struct mh_test_server *mh_test_server_start(const char *conf);
 /** Stops serving; frees the generation and the directory if the server owns them. */
 void mh_test_server_free(struct mh_test_server *s);
 /** The generation served. Borrowed from the server. */
-const struct mh_gen *mh_test_server_gen(const struct mh_test_server *s);
+struct mh_gen *mh_test_server_gen(const struct mh_test_server *s);
 /** The port the server listens on (127.0.0.1). */
 int mh_test_server_port(const struct mh_test_server *s);
 

@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "err.h"
+#include "gen.h"
 #include "mh_test.h"
 #include "mh_test_http.h"
 #include "request.h"
@@ -478,6 +479,25 @@ static void test_request_ids_are_unique(void)
     CU_ASSERT_FALSE(dup);
 }
 
+static void test_request_releases_its_generation(void)
+{
+    static const char *const targets[] = {"/echo",    "/nope",  "/p/%zz",
+                                          "/noreply", "/alloc", "/err?rc=-8"};
+    struct mh_gen *gen = mh_test_server_gen(srv);
+    int before = mh_gen_refs(gen);
+    struct mh_test_resp r;
+
+    /* Each request holds the generation while it runs and lets go when it is answered. */
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+        send_req("GET", targets[i], NULL, NULL, &r);
+        mh_test_resp_cleanup(&r);
+        CU_ASSERT_EQUAL(mh_gen_refs(gen), before);
+    }
+    send_req("POST", "/json", NULL, "[1]", &r);
+    mh_test_resp_cleanup(&r);
+    CU_ASSERT_EQUAL(mh_gen_refs(gen), before);
+}
+
 static const struct mh_test_case request_tests[] = {
     {"http reason", test_request_http_reason},
     {"status http follows the sdk", test_request_status_http_follows_the_sdk},
@@ -500,6 +520,7 @@ static const struct mh_test_case request_tests[] = {
     {"no content sends no body", test_request_no_content_sends_no_body},
     {"memory and deferred calls", test_request_memory_and_deferred_calls},
     {"ids are unique", test_request_ids_are_unique},
+    {"releases its generation", test_request_releases_its_generation},
     {NULL, NULL},
 };
 
