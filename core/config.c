@@ -327,13 +327,34 @@ static const char *get_str(const config_setting_t *g, const char *name)
                                                              : NULL;
 }
 
+/* The schema entry of an integer key (names are unique across the integer schemas). */
+static const struct key *int_key(const char *name)
+{
+    static const struct key *const tables[] = {server_keys, limits_keys, route_keys, ws_keys};
+
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        for (const struct key *k = tables[t]; k->name; k++) {
+            if (k->kind == K_INT && strcmp(k->name, name) == 0)
+                return k;
+        }
+    }
+    return NULL;
+}
+
+/* Reads an integer the schema check accepted; a value out of range (already reported) keeps
+ * the default, so a configuration with errors never carries an invalid value. */
 static void get_ll(const config_setting_t *g, const char *name, long long *out)
 {
     const config_setting_t *s = config_setting_get_member(g, name);
+    const struct key *k = int_key(name);
+    long long v;
 
-    if (s && (config_setting_type(s) == CONFIG_TYPE_INT ||
-              config_setting_type(s) == CONFIG_TYPE_INT64))
-        *out = config_setting_get_int64(s);
+    if (!s || (config_setting_type(s) != CONFIG_TYPE_INT &&
+               config_setting_type(s) != CONFIG_TYPE_INT64))
+        return;
+    v = config_setting_get_int64(s);
+    if (!k || (v >= k->min && v <= k->max))
+        *out = v;
 }
 
 static void get_bool(const config_setting_t *g, const char *name, bool *out)
@@ -386,7 +407,8 @@ void mh_config_defaults(struct mh_server_conf *s)
 
 enum mh_status mh_config_parse_listen(const char *s, char **host, int *port)
 {
-    const char *colon;
+    const char *colon, *h;
+    size_t hlen;
     char *end;
     long p;
 
@@ -396,19 +418,19 @@ enum mh_status mh_config_parse_listen(const char *s, char **host, int *port)
         if (!close || close[1] != ':' || close == s + 1)
             return MH_E_INVAL;
         colon = close + 1;
-        *host = mh_xstrndup(s + 1, (size_t)(close - s - 1));
+        h = s + 1;
+        hlen = (size_t)(close - s - 1);
     } else {
         colon = strrchr(s, ':');
         if (!colon || colon == s || memchr(s, ':', (size_t)(colon - s)))
             return MH_E_INVAL;
-        *host = mh_xstrndup(s, (size_t)(colon - s));
+        h = s;
+        hlen = (size_t)(colon - s);
     }
     p = strtol(colon + 1, &end, 10);
-    if (colon[1] < '0' || colon[1] > '9' || *end || p < 0 || p > 65535) {
-        free(*host);
-        *host = NULL;
+    if (colon[1] < '0' || colon[1] > '9' || *end || p < 0 || p > 65535)
         return MH_E_INVAL;
-    }
+    *host = mh_xstrndup(h, hlen);
     *port = (int)p;
     return MH_OK;
 }
@@ -436,16 +458,18 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
         }
     }
     {
-        long long threads = s->threads;
+        long long threads = -1;
 
         get_ll(g, "threads", &threads);
-        s->threads = (int)threads;
+        if (threads > 0)
+            s->threads = (int)threads; /* 0 keeps one per core */
     }
     {
-        long long workers = s->workers;
+        long long workers = -1;
 
         get_ll(g, "workers", &workers);
-        s->workers = (int)workers;
+        if (workers > 0)
+            s->workers = (int)workers; /* 0 keeps twice the cores */
     }
     get_ll(g, "worker_queue", &s->worker_queue);
     if ((v = get_str(g, "module_dir"))) {
@@ -798,11 +822,22 @@ void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *
 {
     struct mh_config *c = mh_xcalloc(1, sizeof(*c));
     const char *server_file = NULL;
+    char absdir[PATH_MAX];
     int server_line = 0;
 
+    /* Work with an absolute directory, so that every path derived from it stays valid
+     * whatever the working directory is later. */
+    if (dir[0] != '/' && realpath(dir, absdir))
+        dir = absdir;
     c->dir = mh_xstrdup(dir);
     mh_config_defaults(&c->server);
     *out = c;
+    {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+        c->server.threads = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
+        c->server.workers = n > 0 ? (int)(n > 512 ? 1024 : 2 * n) : 2;
+    }
     if (!list_files(dir, c, errs))
         return;
     c->cfgs = mh_xcalloc(c->nfiles, sizeof(*c->cfgs));
@@ -848,16 +883,7 @@ void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *
                 mh_errlist_push(errs, &e);
         }
     }
-    if (c->server.threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-        c->server.threads = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
-    }
-    if (c->server.workers == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-        c->server.workers = n > 0 ? (int)(n > 512 ? 1024 : 2 * n) : 2;
-    }
     /* A module's stores must be declared somewhere in the directory. */
     for (size_t i = 0; i < c->nmodules; i++) {
         const struct mh_module_conf *m = &c->modules[i];

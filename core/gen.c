@@ -273,8 +273,9 @@ static void open_stores(struct mh_gen *g, const struct mh_gen *prev, struct mh_e
             continue;
         {
             char *sig = mh_store_signature(d->name, sc->settings);
-            struct mh_store *same = reusable_store(prev, sc->name, d, sig);
+            struct mh_store *same;
 
+            same = reusable_store(prev, sc->name, d, sig);
             free(sig);
             if (same) { /* unchanged: keep its open connections */
                 same->refs++;

@@ -38,11 +38,32 @@ struct mh_conf *mh_conf_new(const config_setting_t *group)
     struct mh_conf *c = mh_xcalloc(1, sizeof(*c));
 
     c->group = group;
+    if (group && config_setting_source_file(group))
+        mh_conf_set_base(c, config_setting_source_file(group), 1);
     return c;
+}
+
+void mh_conf_set_base(struct mh_conf *c, const char *file_or_dir, int is_file)
+{
+    const char *slash = is_file ? strrchr(file_or_dir, '/') : NULL;
+
+    free(c->base_dir);
+    if (!is_file)
+        c->base_dir = mh_xstrdup(file_or_dir);
+    else if (slash)
+        c->base_dir = mh_xstrndup(file_or_dir, slash == file_or_dir ? 1 : (size_t)(slash - file_or_dir));
+    else
+        c->base_dir = NULL;
 }
 
 void mh_conf_free(struct mh_conf *c)
 {
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->npaths; i++)
+        free(c->paths[i]);
+    free(c->paths);
+    free(c->base_dir);
     free(c);
 }
 
@@ -89,6 +110,27 @@ static enum mh_status api_conf_string(const struct mh_conf *conf, const char *pa
     if (config_setting_type(s) != CONFIG_TYPE_STRING)
         return MH_E_INVAL;
     *out = config_setting_get_string(s);
+    return MH_OK;
+}
+
+static enum mh_status api_conf_path(const struct mh_conf *conf, const char *path,
+                                    const char **out)
+{
+    struct mh_conf *c = (struct mh_conf *)(uintptr_t)conf;
+    const char *v = NULL;
+    enum mh_status rc = api_conf_string(conf, path, &v);
+    char *full;
+
+    if (rc != MH_OK)
+        return rc;
+    if (v[0] == '/' || !c->base_dir || !v[0]) {
+        *out = v;
+        return MH_OK;
+    }
+    full = mh_xasprintf("%s/%s", c->base_dir, v);
+    c->paths = mh_xrealloc(c->paths, (c->npaths + 1) * sizeof(*c->paths));
+    c->paths[c->npaths++] = full;
+    *out = full;
     return MH_OK;
 }
 
@@ -195,4 +237,5 @@ const struct mh_api mh_core_api = {
     .ws_join = mh_ws_join_impl,
     .ws_leave = mh_ws_leave_impl,
     .ws_publish = mh_ws_publish_impl,
+    .conf_path = api_conf_path,
 };

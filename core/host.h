@@ -19,13 +19,19 @@ struct mh_host {
 
 struct mh_conf {
     const config_setting_t *group; /* NULL: no settings */
+    char *base_dir;                /* relative paths resolve here (NULL: as given) */
+    char **paths;                  /* strings handed out by conf_path */
+    size_t npaths;
 };
 
 extern const struct mh_api mh_core_api;
 
 struct mh_host *mh_host_new(const struct mh_module *m, const char *name);
 void mh_host_free(struct mh_host *h);
+/** Settings over @p group; relative paths resolve against the directory of its file. */
 struct mh_conf *mh_conf_new(const config_setting_t *group);
+/** Sets the directory relative paths resolve against (copied). */
+void mh_conf_set_base(struct mh_conf *c, const char *file_or_dir, int is_file);
 void mh_conf_free(struct mh_conf *c);
 
 #endif

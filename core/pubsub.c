@@ -260,12 +260,10 @@ enum mh_status mh_ws_publish_impl(struct mh_host *host, const char *channel, int
                                   const void *data, size_t len)
 {
     struct message *msg;
-    struct mh_utf8 u = {0, 0x80, 0xbf};
-
     (void)host;
     if (!valid_channel(channel) || (len && !data))
         return MH_E_INVAL;
-    if (!is_binary && (!mh_utf8_feed(&u, data, len) || u.need))
+    if (!is_binary && !mh_utf8_valid(data, len))
         return MH_E_INVAL;
     pthread_rwlock_rdlock(&loops_lock);
     if (nloops == 0) {

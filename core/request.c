@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "gen.h"
+#include "json.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
@@ -413,8 +414,7 @@ enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
     enum json_tokener_error jerr;
     struct json_object *obj;
     const char *body;
-    size_t len, used;
-    bool trailing = false;
+    size_t len;
 
     if (req->json_parsed) {
         *out = req->json;
@@ -435,48 +435,37 @@ enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
             *detail = "request body is empty; a JSON document was expected";
         return MH_E_INVAL;
     }
-    /* json-c counts the top level as one more level than the document's nesting. */
+    {
+        size_t at = 0;
+        const char *why = NULL;
+        enum mh_json_verdict v = mh_json_check(body, len, (int)lim->max_json_depth, &at, &why);
+
+        if (v != MH_JSON_VALID) {
+            if (detail) {
+                char msg[256];
+                int n = snprintf(msg, sizeof(msg), "invalid JSON: %s at offset %zu", why, at);
+
+                *detail = arena_strndup(&req->arena, msg, (size_t)n);
+            }
+            return v == MH_JSON_TOO_DEEP ? MH_E_LIMIT : MH_E_INVAL;
+        }
+    }
+    /* Valid JSON now; json-c builds the objects (its depth counts the top level too). */
     tok = json_tokener_new_ex((int)lim->max_json_depth + 1);
     if (!tok)
         return MH_E_NOMEM;
     obj = json_tokener_parse_ex(tok, body, (int)len);
     jerr = json_tokener_get_error(tok);
-    used = json_tokener_get_parse_end(tok);
     if (jerr == json_tokener_continue) {
         /* A top-level number or literal ends only at a delimiter: supply the end of input. */
         obj = json_tokener_parse_ex(tok, " ", 1);
         jerr = json_tokener_get_error(tok);
-        used = len;
-    }
-    if (jerr == json_tokener_success) {
-        /* json-c stops after the first value; anything but white space after it is an error. */
-        while (used < len && strchr(" \t\r\n", body[used]))
-            used++;
-        if (used < len) {
-            json_object_put(obj);
-            obj = NULL;
-            trailing = true;
-            jerr = json_tokener_error_parse_unexpected;
-        }
     }
     json_tokener_free(tok);
     if (jerr != json_tokener_success) {
-        if (detail) {
-            char msg[256];
-            int n;
-
-            if (trailing)
-                n = snprintf(msg, sizeof(msg), "invalid JSON: unexpected data after the value "
-                                               "at offset %zu", used);
-            else if (jerr == json_tokener_continue)
-                n = snprintf(msg, sizeof(msg), "invalid JSON: unexpected end of input at offset "
-                                               "%zu", len);
-            else
-                n = snprintf(msg, sizeof(msg), "invalid JSON: %s at offset %zu",
-                             json_tokener_error_desc(jerr), used);
-            *detail = arena_strndup(&req->arena, msg, (size_t)n);
-        }
-        return jerr == json_tokener_error_depth ? MH_E_LIMIT : MH_E_INVAL;
+        if (detail)
+            *detail = "invalid JSON";
+        return MH_E_INVAL;
     }
     req->json = obj;
     req->json_parsed = true;

@@ -344,7 +344,7 @@ static uint32_t node_allow(const struct node *n)
 static const struct endpoint *endpoint_for(const struct node *n, enum mh_method method,
                                            struct mh_route_match *m)
 {
-    if (n->ep[method])
+    if (method < MH_METHOD_COUNT && n->ep[method])
         return n->ep[method];
     if (method == MH_METHOD_HEAD && n->ep[MH_METHOD_GET]) {
         m->head_as_get = 1;
@@ -400,7 +400,7 @@ enum mh_route_result mh_router_match(const struct mh_router *rt, enum mh_method 
     if (method >= 0 && method < MH_METHOD_COUNT)
         ep = walk(&rt->root, path + 1, path + len, method, m);
     else /* a method no route can have: still tell 404 from 405 */
-        walk(&rt->root, path + 1, path + len, MH_METHOD_COUNT - 1, m);
+        walk(&rt->root, path + 1, path + len, MH_METHOD_COUNT, m);
     if (!ep)
         return m->allow ? MH_ROUTE_BAD_METHOD : MH_ROUTE_NOT_FOUND;
     m->target = ep->target;

@@ -97,8 +97,14 @@ char *mh_store_signature(const char *driver, const config_setting_t *settings)
 
     buf[0] = '\0';
     sig_append(&buf, &len, &cap, driver);
-    if (settings)
+    if (settings) {
+        const char *file = config_setting_source_file(settings);
+
         sig_setting(&buf, &len, &cap, settings);
+        /* Relative paths resolve against the file's directory: part of the identity. */
+        sig_append(&buf, &len, &cap, "@");
+        sig_append(&buf, &len, &cap, file ? file : "");
+    }
     return buf;
 }
 
@@ -155,6 +161,8 @@ enum mh_status mh_store_open(const char *name, const struct mh_store_driver *dri
         copy = config_root_setting(s->settings_copy);
     }
     s->conf = mh_conf_new(copy);
+    if (settings && config_setting_source_file(settings))
+        mh_conf_set_base(s->conf, config_setting_source_file(settings), 1);
     store_errmsg[0] = '\0';
     /* The provider's host is valid during open only: the store may outlive its generation. */
     rc = driver->open(provider->host, s->conf, &s->db);

@@ -31,6 +31,7 @@
 #include "pool.h"
 #include "pubsub.h"
 #include "request.h"
+#include "utf8.h"
 
 #define OP_CONT   0x0
 #define OP_TEXT   0x1
@@ -72,51 +73,9 @@ struct mh_ws {
 
 static atomic_uint_fast64_t next_ws_id = 1;
 
-/* --- UTF-8 --- */
-
-bool mh_utf8_feed(struct mh_utf8 *u, const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = p[i];
-
-        if (u->need) {
-            if (c < u->lo || c > u->hi)
-                return false;
-            u->lo = 0x80;
-            u->hi = 0xbf;
-            u->need--;
-            continue;
-        }
-        if (c < 0x80)
-            continue;
-        u->lo = 0x80;
-        u->hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf) {
-            u->need = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            u->need = 2;
-            if (c == 0xe0)
-                u->lo = 0xa0;
-            else if (c == 0xed)
-                u->hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            u->need = 3;
-            if (c == 0xf0)
-                u->lo = 0x90;
-            else if (c == 0xf4)
-                u->hi = 0x8f;
-        } else {
-            return false;
-        }
-    }
-    return true;
-}
-
 static bool utf8_valid(const void *p, size_t n)
 {
-    struct mh_utf8 u = {0, 0x80, 0xbf};
-
-    return mh_utf8_feed(&u, p, n) && u.need == 0;
+    return mh_utf8_valid(p, n);
 }
 
 /* --- References and lifetime --- */
@@ -541,7 +500,7 @@ static int read_frame(struct mh_ws *ws, struct evbuffer *in)
     default:
         if (opcode != OP_CONT) {
             ws->msg_opcode = opcode;
-            ws->utf8 = (struct mh_utf8){0, 0x80, 0xbf};
+            ws->utf8 = (struct mh_utf8)MH_UTF8_INIT;
         }
         if (ws->msg_opcode == OP_TEXT && !mh_utf8_feed(&ws->utf8, p, len)) {
             fail(ws, MH_WS_BAD_DATA, "text is not UTF-8");

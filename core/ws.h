@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "modhost/sdk.h"
+#include "utf8.h"
 
 struct mh_dispatch;
 struct mh_route_target;
@@ -33,12 +34,6 @@ bool mh_ws_is_open(const struct mh_ws *ws);
 /** The connection's channel list head (owned by pubsub.c). */
 void **mh_ws_channels(struct mh_ws *ws);
 
-/** UTF-8 validation that can resume across fragments. */
-struct mh_utf8 {
-    unsigned char need, lo, hi;
-};
-/** @return false at the first invalid byte. Complete text leaves need == 0. */
-bool mh_utf8_feed(struct mh_utf8 *u, const unsigned char *p, size_t n);
 
 /* The SDK calls (see sdk.h). */
 enum mh_status mh_ws_send_impl(struct mh_ws *ws, int is_binary, const void *data, size_t len);

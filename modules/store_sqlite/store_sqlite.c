@@ -338,7 +338,7 @@ static enum mh_status write_end(const struct sq_store *s, struct conn *c, enum m
 static const struct mh_setting_def sqlite_settings[] = {
     {"path", MH_SETTING_STRING,
      "the database file's path (its directory must exist; a relative path is resolved against "
-     "the server's working directory when the store opens)"},
+     "the directory of the conf.d file that sets it)"},
     {"synchronous", MH_SETTING_STRING,
      "\"full\" (the default: an acknowledged write survives a power loss) or \"normal\""},
     {"busy_timeout_ms", MH_SETTING_INT,
@@ -363,7 +363,7 @@ static enum mh_status read_options(const struct mh_conf *settings, struct option
     enum mh_status rc;
 
     *o = (struct options){.is_sync_full = true, .busy_timeout_ms = 5000, .pool_size = 8};
-    rc = mh_conf_string(settings, "path", &o->path);
+    rc = mh_conf_path(settings, "path", &o->path); /* relative to the conf.d file */
     if (rc != MH_OK || o->path[0] == '\0' || strcmp(o->path, ":memory:") == 0)
         return bad_setting(0, rc == MH_E_NOTFOUND);
     if (mh_conf_string(settings, "synchronous", &sync) == MH_E_INVAL ||

@@ -140,6 +140,8 @@ class TestCheckGood(CliCase):
                 text = f.read()
             text = re.sub(r'module_dir\s*=\s*"[^"]*"\s*;', 'module_dir = "%s";' % MODULE_DIR,
                           text)
+            # the store file lives beside the build too: keep it in the temp copy instead
+            text = re.sub(r'path\s*=\s*"\.\./build/([^"]*)"\s*;', r'path = "\1";', text)
             with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
                 f.write(text)
         return tmp

@@ -77,3 +77,33 @@ class TestDrainIdleOtherLoop(ServerTestCase):
         idle = by_loop[1][0]
         self.assertTrue(idle.is_closed(5), "idle connection on the drained loop left open")
         big.close()
+
+
+class TestStrictInput(ServerTestCase):
+    """JSON bodies are held to RFC 8259; unknown methods still learn what the path allows."""
+
+    def test_non_json_that_json_c_would_accept_is_400(self):
+        srv = self.start_server()
+        for text in (b"{'a': 1}", b"[1,]", b'{"a":1,}', b"[NaN]", b"[Infinity]", b"[01]",
+                     b'["a\tb"]', b'"\xff"', b'"\\x"', b"[1] [2]"):
+            with self.subTest(text=text):
+                resp = self.post_json(srv, text)
+                self.assertEqual(resp.status, 400, resp)
+                self.assertIn(b"invalid JSON", resp.body)
+
+    def test_valid_json_round_trips(self):
+        srv = self.start_server()
+        for text in (b'{"a":[1,-2.5e3,"\\u00e9",true,false,null,{}]}', b" [1] ", b'"\xc3\xa9"'):
+            with self.subTest(text=text):
+                self.assertEqual(self.post_json(srv, text).status, 200)
+
+    def test_unknown_method_on_existing_path_is_405_with_allow(self):
+        srv = self.start_server()
+        with RawConnection(srv.port) as c:
+            resp = c.request("TRACE", "/echo")
+        self.assertEqual(resp.status, 405, resp)
+        self.assertEqual(resp.header("Allow"), "POST, OPTIONS")
+
+    def post_json(self, srv, body):
+        with RawConnection(srv.port) as c:
+            return c.request("POST", "/echo/json", body)

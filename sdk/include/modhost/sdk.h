@@ -528,6 +528,15 @@ struct mh_api {
     enum mh_status (*ws_publish)(struct mh_host *host, const char *channel, int is_binary,
                                  const void *data, size_t len);
 
+    /* --- 1.1: settings --- */
+
+    /**
+     * As conf_string, for a file path: a relative value resolves against the directory of the
+     * conf.d file that sets it, so a configuration works from any working directory.
+     * @param out  Borrowed: valid as @p conf. @return as conf_string. Thread: any.
+     */
+    enum mh_status (*conf_path)(const struct mh_conf *conf, const char *path, const char **out);
+
     /* --- 1.2: add below this line --- */
 };
 
@@ -581,6 +590,7 @@ extern MH_HIDDEN const struct mh_api *mh_api;
 #define mh_conf_int(c, p, o)          (mh_api->conf_int((c), (p), (o)))
 #define mh_conf_bool(c, p, o)         (mh_api->conf_bool((c), (p), (o)))
 #define mh_conf_float(c, p, o)        (mh_api->conf_float((c), (p), (o)))
+#define mh_conf_path(c, p, o)         (mh_api->conf_path((c), (p), (o)))
 #define mh_strerror(s)                (mh_api->strerror((s)))
 #define mh_req_cancelled(r)           (mh_api->req_cancelled((r)))
 #define mh_task_submit(h, w, d, a)    (mh_api->task_submit((h), (w), (d), (a)))
