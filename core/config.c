@@ -44,6 +44,13 @@ static const struct key limits_keys[] = {
     {"write_timeout_ms", K_INT, NULL, 1, MS_MAX},
     {"keepalive_timeout_ms", K_INT, NULL, 1, MS_MAX},
     {"handler_timeout_ms", K_INT, NULL, 1, MS_MAX},
+    {"max_request_line_bytes", K_INT, NULL, 64, 1 << 20},
+    {"max_headers", K_INT, NULL, 1, 10000},
+    {"head_timeout_ms", K_INT, NULL, 1, MS_MAX},
+    {"body_timeout_ms", K_INT, NULL, 1, MS_MAX},
+    {"max_connections", K_INT, NULL, 1, 10000000},
+    {"max_connections_per_client", K_INT, NULL, 1, 10000000},
+    {"max_requests_per_connection", K_INT, NULL, 1, 100000000},
     KEY_END,
 };
 
@@ -400,6 +407,13 @@ void mh_config_defaults(struct mh_server_conf *s)
         .write_timeout_ms = 30000,
         .keepalive_timeout_ms = 60000,
         .handler_timeout_ms = 30000,
+        .max_request_line_bytes = 8192,
+        .max_headers = 100,
+        .head_timeout_ms = 10000,
+        .body_timeout_ms = 60000,
+        .max_connections = 20000,
+        .max_connections_per_client = 2000,
+        .max_requests_per_connection = 10000,
     };
     s->workers = 0;
     s->worker_queue = 1024;
@@ -514,6 +528,13 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
         get_ll(sub, "write_timeout_ms", &l->write_timeout_ms);
         get_ll(sub, "keepalive_timeout_ms", &l->keepalive_timeout_ms);
         get_ll(sub, "handler_timeout_ms", &l->handler_timeout_ms);
+        get_ll(sub, "max_request_line_bytes", &l->max_request_line_bytes);
+        get_ll(sub, "max_headers", &l->max_headers);
+        get_ll(sub, "head_timeout_ms", &l->head_timeout_ms);
+        get_ll(sub, "body_timeout_ms", &l->body_timeout_ms);
+        get_ll(sub, "max_connections", &l->max_connections);
+        get_ll(sub, "max_connections_per_client", &l->max_connections_per_client);
+        get_ll(sub, "max_requests_per_connection", &l->max_requests_per_connection);
     }
 }
 

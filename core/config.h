@@ -21,6 +21,13 @@ struct mh_limits {
     long long write_timeout_ms;     /* inactivity while writing a response */
     long long keepalive_timeout_ms; /* idle time between requests on a connection */
     long long handler_timeout_ms;   /* default deadline of requests handled on the pool */
+    long long max_request_line_bytes;
+    long long max_headers;          /* header fields per request */
+    long long head_timeout_ms;      /* whole request head, from its first byte */
+    long long body_timeout_ms;      /* whole request body, from the end of the head */
+    long long max_connections;      /* open connections in the server */
+    long long max_connections_per_client; /* from one client address */
+    long long max_requests_per_connection;
 };
 
 struct mh_server_conf {

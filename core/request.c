@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "gen.h"
+#include "guard.h"
 #include "json.h"
 #include "host.h"
 #include "loader.h"
@@ -221,6 +222,7 @@ const char *mh_http_reason(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
 }
@@ -674,20 +676,32 @@ static void on_complete(struct evhttp_request *ev, void *arg)
 {
     struct mh_dispatch *d = arg;
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    struct mh_conn *c = mh_guard_conn(d, evcon);
 
+    if (c) {
+        mh_guard_response_done(c);
+        return;
+    }
     if (evcon)
         evhttp_connection_set_closecb(evcon, NULL, NULL);
     d->inflight--;
 }
 
-static void track_send(struct mh_dispatch *d, struct evhttp_request *ev)
+/* Counts a response in flight. @return whether the connection must close after it. Through
+ * the guard (guard.c) the connection's close callback is the guard's; without it (a bare evhttp
+ * in tests) the close callback is set only while a response is in flight. */
+static bool track_send(struct mh_dispatch *d, struct evhttp_request *ev)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    struct mh_conn *c = mh_guard_conn(d, evcon);
 
-    d->inflight++;
     evhttp_request_set_on_complete_cb(ev, on_complete, d);
+    if (c)
+        return mh_guard_response_start(c) || d->draining;
+    d->inflight++;
     if (evcon)
         evhttp_connection_set_closecb(evcon, on_conn_close, d);
+    return d->draining;
 }
 
 static void access_log_line(const struct mh_req *req, int status, size_t bytes)
@@ -750,9 +764,8 @@ static void send_reply(struct mh_req *req)
     if (req->content_type && !bodyless)
         evhttp_add_header(oh, "Content-Type", req->content_type);
     req->body_len = bodyless ? 0 : evbuffer_get_length(req->out);
-    if (req->dispatch->draining)
+    if (track_send(req->dispatch, req->ev))
         evhttp_add_header(oh, "Connection", "close");
-    track_send(req->dispatch, req->ev);
     if (evhttp_request_get_command(req->ev) == EVHTTP_REQ_CONNECT) {
         /* evhttp frames no body for CONNECT (and never closes after one): answer with an
          * empty, framed body so that the next request on the connection stays in sync. */
@@ -846,9 +859,8 @@ static void respond_direct(struct mh_req *req, int status, const char *extra_hea
     evhttp_add_header(oh, "Content-Type", "application/problem+json");
     if (extra_header)
         evhttp_add_header(oh, extra_header, extra_value);
-    if (req->dispatch->draining)
+    if (track_send(req->dispatch, req->ev))
         evhttp_add_header(oh, "Connection", "close");
-    track_send(req->dispatch, req->ev);
     if (req->method == MH_METHOD_HEAD) {
         char num[24];
 

@@ -34,6 +34,9 @@ struct mh_dispatch {
     struct mh_ws *ws_head;      /* this loop's WebSocket connections (ws.c) */
     size_t nws;
     struct mh_pubsub_local *pubsub; /* this loop's channels (pubsub.c) */
+    void *conn_map;                 /* guard.c's connections of this loop */
+    size_t nconns;
+    uint64_t refused[16];           /* requests refused by the guard, by enum mh_refusal */
 };
 
 /** evhttp's request callback body: route, run the handler, reply. Thread: the loop's. */

@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "gen.h"
+#include "guard.h"
 #include "loader.h"
 #include "log.h"
 #include "mailbox.h"
@@ -221,6 +222,7 @@ static enum mh_status loop_setup(struct mh_loop *loop, struct mh_gen *gen, struc
                                                EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(loop->http, NULL);
     evhttp_set_gencb(loop->http, on_request, loop);
+    evhttp_set_bevcb(loop->http, mh_guard_bevcb, &loop->dispatch); /* every connection guarded */
     loop->bound = evhttp_accept_socket_with_handle(loop->http, fd);
     if (!loop->bound) {
         close(fd);

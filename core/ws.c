@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "gen.h"
+#include "guard.h"
 #include "loader.h"
 #include "log.h"
 #include "mailbox.h"
@@ -134,7 +135,8 @@ static void on_evcon_close(struct evhttp_connection *evcon, void *arg)
 {
     struct mh_ws *ws = arg;
 
-    evhttp_connection_set_closecb(evcon, NULL, NULL);
+    if (!mh_guard_conn(ws->d, evcon))
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
     ws->gone = true;
     atomic_store(&ws->closing, true);
     if (ws->timer) {
@@ -690,7 +692,14 @@ static void take_over(struct mh_ws *ws, struct evhttp_request *ev, const char *k
     ws->bev = bev;
     bufferevent_setcb(bev, on_read, on_write, on_event, ws);
     bufferevent_set_timeouts(bev, NULL, NULL);
-    evhttp_connection_set_closecb(ws->evcon, on_evcon_close, ws);
+    {
+        struct mh_conn *c = mh_guard_conn(ws->d, ws->evcon);
+
+        if (c)
+            mh_guard_take_over(c, on_evcon_close, ws); /* frames pass the guard untouched */
+        else
+            evhttp_connection_set_closecb(ws->evcon, on_evcon_close, ws);
+    }
     /* The upgrade request stays with evhttp until the connection is freed; drop what it
      * holds that we no longer need. */
     evhttp_clear_headers(evhttp_request_get_output_headers(ev));

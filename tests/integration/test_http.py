@@ -384,7 +384,8 @@ class TestConnections(HttpCase):
                 with RawConnection(srv.port) as c:
                     c.send(raw)
                     resp = c.read_response()
-                    self.assertEqual(resp.status // 100, 4, resp)
+                    # a well-formed line of an HTTP version we do not speak is 505, not 4xx
+                    self.assertEqual(resp.status // 100, 5 if b"HTTP/9.9" in raw else 4, resp)
                     self.assertTrue(c.is_closed(), "connection left open after %r" % raw)
                 self.assert_json_response(self.get(srv, "/hello/ok"), 200,
                                           {"message": "Hello, ok!"})
