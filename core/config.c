@@ -82,6 +82,7 @@ static const struct key route_keys[] = {
     {"path", K_STRING, NULL, 0, 0},
     {"handler", K_STRING, NULL, 0, 0},
     {"timeout_ms", K_INT, NULL, 0, MS_MAX},
+    {"inline", K_BOOL, NULL, 0, 0},
     KEY_END,
 };
 
@@ -596,6 +597,7 @@ static void read_routes(struct mh_module_conf *m, const config_setting_t *list, 
 
             get_ll(r, "timeout_ms", &t);
             rc->timeout_ms = t;
+            get_bool(r, "inline", &rc->run_inline);
         }
         rc->file = file;
         rc->line = config_setting_source_line(r);

@@ -52,6 +52,7 @@ struct mh_route_conf {
     char *path;
     char *handler;
     long long timeout_ms; /* 0: the server's limits.handler_timeout_ms */
+    bool run_inline;      /* run a blocking handler on the loop anyway */
     const char *file; /* borrowed from the config's file list */
     int line;
 };

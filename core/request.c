@@ -1241,7 +1241,7 @@ void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev)
         settle(req, rc);
         return;
     }
-    if ((t->handler->flags & MH_HANDLER_BLOCKING) && d->pool) {
+    if ((t->handler->flags & MH_HANDLER_BLOCKING) && d->pool && !t->conf->run_inline) {
         run_blocking(req);
         return;
     }
