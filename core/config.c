@@ -7,7 +7,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -501,10 +503,16 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
     if ((v = get_str(g, "user"))) {
         free(s->user);
         s->user = mh_xstrdup(v);
+        if (!getpwnam(v))
+            SET_ERR(errs, config_setting_get_member(g, "user"),
+                    "'server.user' = \"%s\": no such user", v);
     }
     if ((v = get_str(g, "group"))) {
         free(s->group);
         s->group = mh_xstrdup(v);
+        if (!getgrnam(v))
+            SET_ERR(errs, config_setting_get_member(g, "group"),
+                    "'server.group' = \"%s\": no such group", v);
     }
     if ((sub = config_setting_get_member(g, "log")) && config_setting_is_group(sub)) {
         enum mh_log_level lvl;

@@ -143,6 +143,8 @@ static void map_remove(struct mh_conn *c)
 
 /* --- The end of a connection --- */
 
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+
 static void on_closed(struct evhttp_connection *evcon, void *arg)
 {
     struct mh_conn *c = arg;
@@ -154,6 +156,9 @@ static void on_closed(struct evhttp_connection *evcon, void *arg)
     }
     if (c->hook)
         c->hook(evcon, c->hook_arg);
+    /* The bufferevent may outlive this call (we can be inside one of its callbacks): no
+     * callback of its input buffer may reach the freed state. */
+    evbuffer_remove_cb(bufferevent_get_input(c->bev), on_input, c);
     if (c->counted) {
         atomic_fetch_sub(&open_connections, 1);
         if (c->has_ip)
@@ -419,6 +424,11 @@ void mh_guard_response_done(struct mh_conn *c)
         c->response_in_flight = false;
         c->d->inflight--;
     }
+}
+
+bool mh_guard_last_http11(const struct mh_conn *c)
+{
+    return c->scan.last_http11;
 }
 
 void mh_guard_take_over(struct mh_conn *c, void (*hook)(struct evhttp_connection *, void *),

@@ -33,6 +33,9 @@ void mh_guard_response_done(struct mh_conn *c);
 void mh_guard_take_over(struct mh_conn *c, void (*hook)(struct evhttp_connection *, void *),
                         void *arg);
 
+/** Whether the last request head on the connection was HTTP/1.1. */
+bool mh_guard_last_http11(const struct mh_conn *c);
+
 /** Connections open in the whole server. */
 int mh_guard_open_connections(void);
 

@@ -335,6 +335,7 @@ static void end_of_head(struct mh_http_scan *s)
     if (s->te_seen && s->cl_seen)
         return refuse(s, MH_REFUSE_FRAMING, 400, "both Content-Length and Transfer-Encoding");
     s->requests++;
+    s->last_http11 = s->http11;
     if (!s->body_allowed && (s->te_seen || (s->cl_seen && s->content_length > 0)))
         return refuse(s, MH_REFUSE_FRAMING, 400, "HEAD and TRACE requests cannot have a body");
     if (s->te_chunked) {

@@ -61,6 +61,7 @@ struct mh_http_scan {
     /* the body being read */
     uint64_t remaining, body_bytes;
     unsigned requests; /* heads completed */
+    bool last_http11;  /* the version of the last complete head */
     /* the refusal */
     enum mh_refusal refusal;
     int status;

@@ -268,7 +268,8 @@ static char *pct_decode(struct arena *a, const char *s, size_t n, bool plus_is_s
             int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
             int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
 
-            if (hi >= 0 && lo >= 0 && (!strict || hi || lo)) {
+            /* An encoded NUL is never decoded: it would cut the value short. */
+            if (hi >= 0 && lo >= 0 && (hi || lo)) {
                 *o++ = (char)(hi * 16 + lo);
                 i += 2;
                 continue;

@@ -253,6 +253,7 @@ static void loop_cleanup(struct mh_loop *loop)
         evhttp_free(loop->http);
     mh_mailbox_free(loop->mailbox);
     mh_pubsub_local_free(loop->dispatch.pubsub);
+    free(loop->dispatch.conn_map); /* every connection is gone: evhttp_free closed them */
     if (loop->dispatch.gen)
         mh_gen_unref(loop->dispatch.gen);
     if (loop->base)
@@ -374,14 +375,26 @@ static void write_status(struct mh_server *s, bool ok, const struct mh_errlist *
         mh_warn("reload", "cannot write the reload status file: %s", strerror(errno));
 }
 
-static void warn_fixed(const struct mh_server_conf *run, const struct mh_server_conf *next)
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void warn_fixed(const struct mh_server *s, const struct mh_server_conf *run,
+                       const struct mh_server_conf *next)
 {
     if (strcmp(run->host, next->host) != 0 || run->port != next->port ||
         run->threads != next->threads || run->workers != next->workers ||
         run->worker_queue != next->worker_queue)
         mh_warn("reload", "listen, threads, workers and worker_queue change only with a "
                           "restart; keeping %s:%d, %d threads, %d workers",
-                run->host, run->port, run->threads, run->workers);
+                run->host, s->port, run->threads, run->workers);
+    if (!same_str(run->pid_file, next->pid_file) || !same_str(run->user, next->user) ||
+        !same_str(run->group, next->group))
+        mh_warn("reload", "pid_file, user and group change only with a restart; keeping "
+                          "pid_file %s, user %s, group %s",
+                run->pid_file ? run->pid_file : "(none)", run->user ? run->user : "(unchanged)",
+                run->group ? run->group : "(unchanged)");
 }
 
 static void reload(struct mh_server *s)
@@ -399,11 +412,13 @@ static void reload(struct mh_server *s)
         config->server.host = mh_xstrdup(o->listen_host);
         config->server.port = o->listen_port;
     }
-    if (errs.count == 0) {
-        warn_fixed(&old->config->server, &config->server);
-        mh_gen_build_next(config, old, &g, &errs);
-    } else {
-        mh_config_free(config);
+    if (errs.count == 0)
+        warn_fixed(s, &old->config->server, &config->server);
+    /* Build even after configuration errors, so that module errors are reported too. */
+    mh_gen_build_next(config, old, &g, &errs);
+    if (errs.count && g) {
+        mh_gen_free(g);
+        g = NULL;
     }
     if (errs.count) {
         for (size_t i = 0; i < errs.count; i++) {

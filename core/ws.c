@@ -239,7 +239,9 @@ static void fail(struct mh_ws *ws, int code, const char *why)
     end_when_flushed(ws);
 }
 
-static void check_outbound(struct mh_ws *ws)
+/* A client that still has more than max_outbound_bytes unread when another message is due is
+ * a slow consumer. (Judged before queueing, so one large message is never the cause.) */
+static bool check_outbound(struct mh_ws *ws)
 {
     size_t queued = evbuffer_get_length(bufferevent_get_output(ws->bev));
 
@@ -248,15 +250,16 @@ static void check_outbound(struct mh_ws *ws)
                       "consumer",
                 ws->id, queued, ws->t->ws->max_outbound_bytes);
         fail(ws, MH_WS_POLICY, "too much unsent data");
+        return false;
     }
+    return true;
 }
 
 void mh_ws_write_local(struct mh_ws *ws, int opcode, const void *data, size_t len)
 {
-    if (ws->gone || atomic_load(&ws->closing))
+    if (ws->gone || atomic_load(&ws->closing) || !check_outbound(ws))
         return;
     write_frame(ws, opcode, data, len);
-    check_outbound(ws);
 }
 
 /* --- Cross-thread operations: handed to the connection's loop --- */
@@ -546,8 +549,6 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
     if (!ws->gone && (ws->failed || ws->close_received))
         evbuffer_drain(in, evbuffer_get_length(in)); /* nothing after a close counts */
-    if (!ws->gone)
-        check_outbound(ws);
     mh_ws_unref_impl(ws);
 }
 
@@ -745,6 +746,14 @@ enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_dispatch *d, struct mh_req *re
         mh_reply_problem_impl(req, 426, NULL, "unsupported Sec-WebSocket-Version (use 13)");
         return MH_WS_REPLY;
     }
+    {
+        struct mh_conn *c = mh_guard_conn(d, evhttp_request_get_connection(ev));
+
+        if (c && !mh_guard_last_http11(c)) {
+            mh_reply_problem_impl(req, 400, NULL, "WebSocket needs HTTP/1.1");
+            return MH_WS_REPLY;
+        }
+    }
     if (evhttp_request_get_command(ev) != EVHTTP_REQ_GET || !valid_key(key)) {
         mh_reply_problem_impl(req, 400, NULL,
                               "invalid WebSocket handshake: Sec-WebSocket-Key must be the "
@@ -755,8 +764,14 @@ enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_dispatch *d, struct mh_req *re
         mh_reply_problem_impl(req, 503, NULL, "the server is stopping");
         return MH_WS_REPLY;
     }
-    protocol = pick_protocol(t->ws, mh_req_header_impl(req, "Sec-WebSocket-Protocol"), pbuf,
-                             sizeof(pbuf));
+    {
+        struct evkeyvalq *hs = evhttp_request_get_input_headers(ev);
+
+        for (struct evkeyval *h = hs->tqh_first; h && !protocol; h = h->next.tqe_next) {
+            if (strcasecmp(h->key, "Sec-WebSocket-Protocol") == 0)
+                protocol = pick_protocol(t->ws, h->value, pbuf, sizeof(pbuf));
+        }
+    }
 
     ws = mh_xcalloc(1, sizeof(*ws));
     atomic_init(&ws->refs, 1);

@@ -6,6 +6,8 @@
  * GET /chat/ serves a small page that uses it.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +19,25 @@
 #include "modhost/sdk.h"
 #include "page.h"
 
+struct chat_state;
+
+struct append_job {
+    struct append_job *next;
+    struct chat_state *st;
+    char room[65];
+    size_t len;
+    char msg[];
+};
+
 struct chat_state {
     struct mh_host *host;
     struct mh_store *store; /* NULL: no history */
     long long history;
     long long max_text_bytes;
+    /* History is written by one task at a time, in the order messages were broadcast. */
+    pthread_mutex_t lock;
+    struct append_job *head, *tail;
+    bool writing;
 };
 
 struct conn {
@@ -39,6 +55,7 @@ static enum mh_status chat_init(struct mh_host *host, const struct mh_conf *sett
     if (!st)
         return MH_E_NOMEM;
     st->host = host;
+    pthread_mutex_init(&st->lock, NULL);
     st->history = 50;
     st->max_text_bytes = 4096;
     mh_conf_int(settings, "history", &st->history);
@@ -64,8 +81,17 @@ static enum mh_status chat_init(struct mh_host *host, const struct mh_conf *sett
 
 static void chat_fini(struct mh_host *host, void *state)
 {
+    struct chat_state *st = state;
+
     (void)host;
-    free(state);
+    while (st->head) { /* messages the stopping pool never wrote */
+        struct append_job *j = st->head;
+
+        st->head = j->next;
+        free(j);
+    }
+    pthread_mutex_destroy(&st->lock);
+    free(st);
 }
 
 static void now_iso(char *buf, size_t size)
@@ -124,16 +150,9 @@ static void key_of(char *buf, size_t size, const char *room, const char *what)
     snprintf(buf, size, "chat/%s/%s", room, what);
 }
 
-struct append_job {
-    struct chat_state *st;
-    char room[65];
-    size_t len;
-    char msg[];
-};
 
-static void append_work(void *arg)
+static void append_one(struct append_job *j)
 {
-    struct append_job *j = arg;
     char key[128], slot[32];
 
     for (int attempt = 0; attempt < 100; attempt++) {
@@ -154,7 +173,7 @@ static void append_work(void *arg)
         snprintf(num, sizeof(num), "%" PRIu64, seq + 1);
         rc = mh_store_put(j->st->store, key, strlen(key), num, strlen(num), expect, NULL, NULL);
         if (rc == MH_E_CONFLICT)
-            continue; /* another writer took this sequence number */
+            continue; /* another instance sharing the store took this sequence number */
         if (rc != MH_OK)
             break;
         snprintf(slot, sizeof(slot), "%" PRIu64, seq % (uint64_t)j->st->history);
@@ -166,10 +185,40 @@ static void append_work(void *arg)
            mh_store_error());
 }
 
+/* Writes queued messages in order until the queue is empty. Runs on a worker. */
+static void append_work(void *arg)
+{
+    struct chat_state *st = arg;
+
+    for (;;) {
+        struct append_job *j;
+
+        pthread_mutex_lock(&st->lock);
+        j = st->head;
+        if (j) {
+            st->head = j->next;
+            if (!st->head)
+                st->tail = NULL;
+        } else {
+            st->writing = false;
+        }
+        pthread_mutex_unlock(&st->lock);
+        if (!j)
+            return;
+        append_one(j);
+        free(j);
+    }
+}
+
 static void append_done(void *arg, enum mh_status status)
 {
-    (void)status;
-    free(arg);
+    struct chat_state *st = arg;
+
+    if (status != MH_OK) { /* the pool is stopping: fini frees what is left */
+        pthread_mutex_lock(&st->lock);
+        st->writing = false;
+        pthread_mutex_unlock(&st->lock);
+    }
 }
 
 static void remember(struct chat_state *st, const struct conn *c, struct json_object *o)
@@ -177,20 +226,33 @@ static void remember(struct chat_state *st, const struct conn *c, struct json_ob
     size_t len;
     const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
     struct append_job *j;
+    bool start;
 
     if (!st->history)
         return;
     j = malloc(sizeof(*j) + len + 1);
     if (!j)
         return;
+    j->next = NULL;
     j->st = st;
     snprintf(j->room, sizeof(j->room), "%s", c->room);
     j->len = len;
     memcpy(j->msg, s, len + 1);
-    if (mh_task_submit(st->host, append_work, append_done, j) != MH_OK) {
-        mh_log(st->host, MH_LOG_WARN, "room %s: pool busy, message not kept in history",
-               c->room);
-        free(j);
+    pthread_mutex_lock(&st->lock);
+    if (st->tail)
+        st->tail->next = j;
+    else
+        st->head = j;
+    st->tail = j;
+    start = !st->writing;
+    st->writing = true;
+    pthread_mutex_unlock(&st->lock);
+    if (start && mh_task_submit(st->host, append_work, append_done, st) != MH_OK) {
+        /* Pool busy: leave the queue for the next message's writer. */
+        pthread_mutex_lock(&st->lock);
+        st->writing = false;
+        pthread_mutex_unlock(&st->lock);
+        mh_log(st->host, MH_LOG_WARN, "room %s: pool busy, history write delayed", c->room);
     }
 }
 

@@ -198,9 +198,9 @@ static enum mh_status kv_get(struct mh_req *req, void *state)
     return rc;
 }
 
-/* The version a precondition demands: MH_STORE_ANY, MH_STORE_ABSENT or a version. */
-static enum mh_status precondition(struct mh_req *req, const struct kv_state *st, const char *key,
-                                   size_t klen, int for_put, uint64_t *expect)
+/* The expectation a precondition demands: MH_STORE_ANY, MH_STORE_ABSENT, MH_STORE_EXISTS or a
+ * version. @return MH_OK, or an error after replying. */
+static enum mh_status precondition(struct mh_req *req, int for_put, uint64_t *expect)
 {
     const char *im = mh_req_header(req, "If-Match");
     const char *inm = mh_req_header(req, "If-None-Match");
@@ -222,24 +222,17 @@ static enum mh_status precondition(struct mh_req *req, const struct kv_state *st
     if (!im)
         return MH_OK;
     if (strcmp(im, "*") == 0) {
-        struct mh_value v;
-        enum mh_status rc = mh_store_get(st->store, key, klen, &v);
-
-        if (rc == MH_E_NOTFOUND) {
-            mh_reply_problem(req, 412, NULL, "If-Match: * but the key does not exist");
-            return MH_E_CONFLICT;
-        }
-        if (rc != MH_OK) {
-            store_failed(req, rc);
-            return rc;
-        }
-        *expect = v.version;
-        mh_value_free(&v);
+        *expect = MH_STORE_EXISTS; /* atomic in the store: no read-then-write race */
         return MH_OK;
     }
     if (!parse_etag(im, expect)) {
         mh_reply_problem(req, 400, NULL, "If-Match must be one entity tag like \"12\", or *");
         return MH_E_INVAL;
+    }
+    if (*expect >= MH_STORE_EXISTS) { /* no record has such a version */
+        mh_reply_problem(req, 412, NULL, "the key's version does not match the request's "
+                                         "precondition");
+        return MH_E_CONFLICT;
     }
     return MH_OK;
 }
@@ -268,7 +261,7 @@ static enum mh_status kv_put(struct mh_req *req, void *state)
     if (rc != MH_OK)
         return mh_reply_problem(req, 400, NULL, "the value must be JSON: %s",
                                 detail ? detail : "invalid");
-    if (precondition(req, st, key, klen, 1, &expect) != MH_OK)
+    if (precondition(req, 1, &expect) != MH_OK)
         return MH_OK; /* replied */
     rc = mh_store_put(st->store, key, klen, body, blen, expect, &version, &created);
     if (rc != MH_OK)
@@ -292,9 +285,11 @@ static enum mh_status kv_delete(struct mh_req *req, void *state)
 
     if (!key)
         return MH_OK;
-    if (precondition(req, st, key, klen, 0, &expect) != MH_OK)
+    if (precondition(req, 0, &expect) != MH_OK)
         return MH_OK; /* replied */
     rc = mh_store_delete(st->store, key, klen, expect);
+    if (rc == MH_E_NOTFOUND && expect != MH_STORE_ANY)
+        rc = MH_E_CONFLICT; /* an If-Match on a missing key is a failed precondition */
     if (rc != MH_OK)
         return store_failed(req, rc);
     return mh_reply(req, 204, NULL, NULL, 0);

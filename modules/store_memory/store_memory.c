@@ -257,7 +257,7 @@ out:
 /* Whether @p expect holds for the record @p n (NULL: absent); sets the message if not. */
 static bool expect_holds(const struct node *n, uint64_t expect)
 {
-    if (expect == MH_STORE_ANY)
+    if (expect == MH_STORE_ANY || (expect == MH_STORE_EXISTS && n))
         return true;
     if (expect == MH_STORE_ABSENT && n) {
         mh_store_set_error("the key exists (version %" PRIu64 ")", n->version);

@@ -301,7 +301,7 @@ static enum mh_status next_version(const struct sq_store *s, struct conn *c, uin
 /* Checks @p expect against the current version @p cur (0: absent); sets the message if not. */
 static bool expect_holds(uint64_t cur, uint64_t expect)
 {
-    if (expect == MH_STORE_ANY)
+    if (expect == MH_STORE_ANY || (expect == MH_STORE_EXISTS && cur))
         return true;
     if (expect == MH_STORE_ABSENT && cur) {
         mh_store_set_error("the key exists (version %" PRIu64 ")", cur);

@@ -107,3 +107,147 @@ class TestStrictInput(ServerTestCase):
     def post_json(self, srv, body):
         with RawConnection(srv.port) as c:
             return c.request("POST", "/echo/json", body)
+
+
+# --- Reload: every error is reported, restart-only settings warn, check knows users ---
+from mhtest import RawConnection, ServerTestCase
+from mhtest import run_cli, server_conf
+from test_kv import kv_files, kpath, new_db_dir
+from test_reload import ReloadCase, TestBadConfigReload
+import os
+import os, threading, unittest
+import re
+
+
+
+
+class TestSighupListsEveryError(TestBadConfigReload):
+    def test_sighup_logs_module_errors_beside_config_errors(self):
+        # core/server.c reload() once skipped the module build after configuration errors, so
+        # mh_gen_build_next, so module errors (unknown handler) are never logged, unlike
+        # `modhost check` / `modhost reload` (core/main.c load(), which builds anyway).
+        run = self.make_dir()
+        pid_file = os.path.join(run, "modhost.pid")
+        conf = self.make_conf(server=server_conf(extra='  pid_file = "%s";' % pid_file))
+        self.write_good(conf)
+        srv = self.start_custom(conf)
+        expected = self.break_config(conf, pid_file)
+        errors = self.reload_refused(srv)
+        self.assert_errors_listed("\n".join(errors), expected)
+
+
+class TestRestartOnlySettings(ReloadCase):
+    def test_reload_warns_when_pid_file_user_or_group_change(self):
+        # docs/operating.md: "Changes to listen, threads, workers, worker_queue, user, group and
+        # pid_file need a restart; a reload keeps the running values and logs a warning."
+        # core/server.c warn_fixed() compares only host, port, threads, workers, worker_queue.
+        run = self.make_dir()
+        conf = self.make_conf(server=server_conf(
+            extra='  pid_file = "%s";' % os.path.join(run, "a.pid")))
+        srv = self.start_custom(conf)
+        conf.write("00-server.conf", server_conf(
+            extra='  pid_file = "%s";\n  group = "nogroup";' % os.path.join(run, "b.pid")))
+        self.reload(srv)
+        self.assertRegex(srv.log(), r"warn  reload: .*(pid_file|group)")
+
+
+class TestCheckUnknownUser(ReloadCase):
+    def test_check_refuses_unknown_user(self):
+        # `modhost serve` exits 1 ("server.user '...' does not exist"), `modhost check` says OK,
+        # and so `modhost reload` would pass a configuration the server cannot start with.
+        conf = self.make_conf(server=server_conf(extra='  user = "no-such-user-mh";'))
+        r = run_cli("check", "-c", conf.path)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertTrue(re.search(r"no-such-user-mh", r.stderr))
+
+
+# --- kv preconditions: no wildcard version, If-Match: * is atomic ---
+
+UINT64_MAX_TAG = '"18446744073709551615"'
+
+
+class TestKvBugs(ServerTestCase):
+    def test_if_match_uint64_max_is_not_a_wildcard(self):
+        for kind in ("sqlite", "memory"):
+            srv = self.start_server(files=kv_files(kind, os.path.join(new_db_dir(self), "kv.db")))
+            with RawConnection(srv.port) as c:
+                self.assertEqual(c.request("PUT", kpath("x"), b"1").status, 201)
+                # No record has this version: a precondition failure is the only right answer.
+                self.assertEqual(c.request("PUT", kpath("x"), b"2",
+                                           {"If-Match": UINT64_MAX_TAG}).status, 412, kind)
+                self.assertEqual(c.request("PUT", kpath("new"), b"2",
+                                           {"If-Match": UINT64_MAX_TAG}).status, 412, kind)
+                self.assertEqual(c.request("DELETE", kpath("x"),
+                                           headers={"If-Match": UINT64_MAX_TAG}).status, 412, kind)
+
+    def test_if_match_star_never_fails_on_an_existing_key(self):
+        srv = self.start_server(files=kv_files("sqlite", os.path.join(new_db_dir(self), "kv.db")),
+                                extra="  workers = 4;")
+        with RawConnection(srv.port) as c:
+            self.assertEqual(c.request("PUT", kpath("s"), b"0").status, 201)
+        stop = threading.Event()
+
+        def churn():
+            with RawConnection(srv.port) as c:
+                while not stop.is_set():
+                    c.request("PUT", kpath("s"), b"1")
+        ts = [threading.Thread(target=churn) for _ in range(2)]
+        for t in ts:
+            t.start()
+        try:
+            with RawConnection(srv.port) as c:
+                codes = [c.request("PUT", kpath("s"), b"2", {"If-Match": "*"}).status
+                         for _ in range(100)]
+        finally:
+            stop.set()
+            for t in ts:
+                t.join()
+        self.assertEqual(set(codes), {200}, "the key existed throughout: %r" % (
+            {s: codes.count(s) for s in set(codes)},))
+
+
+if __name__ == "__main__":
+    unittest.main()
+
+
+# --- WebSocket: one large message is not a slow consumer, history order, HTTP/1.1 only ---
+import json, os, sys, unittest
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser"))
+from mhtest import HELLO_CONF, ServerTestCase, build_request
+from ws_client import OP_BINARY, WSConnection, handshake_request, new_key
+from test_chat_browser import chat_files, wait_stored
+
+class Bugs(ServerTestCase):
+    def test_1_max_size_echo_on_stock_echo_conf_is_not_closed(self):
+        with open("/work/main/modules/echo/echo.conf") as f:
+            srv = self.start_server(files={"10-hello.conf": HELLO_CONF, "20-echo.conf": f.read()})
+        c = WSConnection(srv.port); self.addCleanup(c.close); c.open()
+        data = os.urandom(1 << 20)           # == max_message_bytes: allowed
+        c.send_binary(data)
+        self.assertEqual(c.recv_message(), (OP_BINARY, data))
+        self.assertEqual(c.roundtrip("next"), b"next")   # actual: close 1008 "too much unsent data"
+
+    def test_2_history_replay_in_broadcast_order(self):
+        srv = self.start_server(files=chat_files(True))
+        for trial in range(10):
+            room = "h%d" % trial
+            bob = WSConnection(srv.port); self.addCleanup(bob.close); bob.open("/ws/chat/%s?name=bob" % room)
+            for i in range(20):
+                bob.send_text(json.dumps({"text": "m%02d" % i}))
+            self.assertTrue(wait_stored(srv.port, room, 20))
+            carol = WSConnection(srv.port); self.addCleanup(carol.close); carol.open("/ws/chat/%s?name=carol" % room)
+            got = []
+            while len(got) < 20:
+                e = json.loads(carol.recv_message()[1])
+                if e["type"] == "message":
+                    got.append(e["text"])
+            self.assertEqual(got, ["m%02d" % i for i in range(20)], "room %s" % room)
+
+    def test_3_http10_upgrade_is_refused(self):
+        srv = self.start_server(files={"10-hello.conf": HELLO_CONF, "20-echo.conf": open("/work/main/modules/echo/echo.conf").read()})
+        c = WSConnection(srv.port); self.addCleanup(c.close)
+        c.send(handshake_request(key=new_key()).replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+        self.assertNotEqual(c.read_response().status, 101)
+
+if __name__ == "__main__":
+    unittest.main()

@@ -818,7 +818,9 @@ class TestPrivilegesAndStop(ReloadCase):
         with self.assertRaises(AssertionError):
             srv.start()
         self.assertEqual(srv.proc.returncode, 1)
-        self.assertIn("server.user 'no-such-user-mh' does not exist", srv.log())
+        # refused while the configuration is read, with its file and line
+        self.assertRegex(srv.log(), r"00-server\.conf:\d+: 'server\.user' = "
+                                    r"\"no-such-user-mh\": no such user")
         self.assertEqual([line for line in srv.log().splitlines() if "Sanitizer" in line], [])
 
     def test_stop_by_pid_file(self):

@@ -215,6 +215,9 @@ typedef void (*mh_req_done_fn)(struct mh_req *req, void *arg, enum mh_status sta
 #define MH_STORE_ANY UINT64_MAX
 /** `expect` for mh_store_put: the key must not exist (create only). */
 #define MH_STORE_ABSENT 0
+/** `expect` for mh_store_put / mh_store_delete: the key must exist, whatever its version.
+ *  Versions are below MH_STORE_EXISTS, so neither value is ever a record's version. */
+#define MH_STORE_EXISTS (UINT64_MAX - 1)
 
 /** Store capability flags (struct mh_store_driver.caps). */
 #define MH_STORE_CAP_CAS    0x1u /* expected versions are honoured atomically */
@@ -257,13 +260,14 @@ struct mh_store_driver {
     void (*close)(void *db);
     /** @return MH_OK with @p out filled (data malloc'ed, NUL-terminated); MH_E_NOTFOUND. */
     enum mh_status (*get)(void *db, const void *key, size_t klen, struct mh_value *out);
-    /** Writes if @p expect holds (MH_STORE_ANY, MH_STORE_ABSENT or a version).
+    /** Writes if @p expect holds (MH_STORE_ANY, MH_STORE_ABSENT, MH_STORE_EXISTS or a
+     *  version), atomically.
      *  @param version  Out: the new version. @param created  Out: 1 if the key was new.
      *  @return MH_OK; MH_E_CONFLICT if @p expect did not hold. */
     enum mh_status (*put)(void *db, const void *key, size_t klen, const void *val, size_t vlen,
                           uint64_t expect, uint64_t *version, int *created);
-    /** @return MH_OK; MH_E_NOTFOUND; MH_E_CONFLICT if @p expect (a version or MH_STORE_ANY)
-     *  did not hold. */
+    /** @return MH_OK; MH_E_NOTFOUND; MH_E_CONFLICT if @p expect (a version, MH_STORE_EXISTS
+     *  or MH_STORE_ANY) did not hold. */
     enum mh_status (*del)(void *db, const void *key, size_t klen, uint64_t expect);
     /** Records whose key starts with @p prefix and sorts after @p after (if alen > 0), at most
      *  @p limit, in ascending key order. @return MH_OK. */
@@ -460,15 +464,15 @@ struct mh_api {
      *          MH_E_UNAVAILABLE / MH_E_IO (see mh_store_error). Thread: any; may block. */
     enum mh_status (*store_get)(struct mh_store *st, const void *key, size_t klen,
                                 struct mh_value *out);
-    /** Writes @p key if @p expect holds (MH_STORE_ANY, MH_STORE_ABSENT or a version; a
-     *  version on a missing key is a conflict). @param version  Out (may be NULL): the new
+    /** Writes @p key if @p expect holds (MH_STORE_ANY, MH_STORE_ABSENT, MH_STORE_EXISTS or a
+     *  version; a version on a missing key is a conflict). @param version  Out (may be NULL): the new
      *  version. @param created  Out (may be NULL).
      *  @return MH_OK; MH_E_CONFLICT (expectation failed); MH_E_INVAL; MH_E_LIMIT;
      *          MH_E_UNAVAILABLE; MH_E_IO. Thread: any; may block. */
     enum mh_status (*store_put)(struct mh_store *st, const void *key, size_t klen,
                                 const void *val, size_t vlen, uint64_t expect, uint64_t *version,
                                 int *created);
-    /** Deletes @p key if @p expect (MH_STORE_ANY or a version) holds.
+    /** Deletes @p key if @p expect (MH_STORE_ANY, MH_STORE_EXISTS or a version) holds.
      *  @return MH_OK; MH_E_NOTFOUND; MH_E_CONFLICT; MH_E_INVAL; MH_E_UNAVAILABLE; MH_E_IO.
      *  Thread: any; may block. */
     enum mh_status (*store_delete)(struct mh_store *st, const void *key, size_t klen,
