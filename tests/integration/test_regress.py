@@ -213,13 +213,15 @@ if __name__ == "__main__":
 # --- WebSocket: one large message is not a slow consumer, history order, HTTP/1.1 only ---
 import json, os, sys, unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser"))
+ECHO_CONF_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "modules",
+                              "echo", "echo.conf")
 from mhtest import HELLO_CONF, ServerTestCase, build_request
 from ws_client import OP_BINARY, WSConnection, handshake_request, new_key
 from test_chat_browser import chat_files, wait_stored
 
 class Bugs(ServerTestCase):
     def test_1_max_size_echo_on_stock_echo_conf_is_not_closed(self):
-        with open("/work/main/modules/echo/echo.conf") as f:
+        with open(ECHO_CONF_PATH) as f:
             srv = self.start_server(files={"10-hello.conf": HELLO_CONF, "20-echo.conf": f.read()})
         c = WSConnection(srv.port); self.addCleanup(c.close); c.open()
         data = os.urandom(1 << 20)           # == max_message_bytes: allowed
@@ -244,7 +246,7 @@ class Bugs(ServerTestCase):
             self.assertEqual(got, ["m%02d" % i for i in range(20)], "room %s" % room)
 
     def test_3_http10_upgrade_is_refused(self):
-        srv = self.start_server(files={"10-hello.conf": HELLO_CONF, "20-echo.conf": open("/work/main/modules/echo/echo.conf").read()})
+        srv = self.start_server(files={"10-hello.conf": HELLO_CONF, "20-echo.conf": open(ECHO_CONF_PATH).read()})
         c = WSConnection(srv.port); self.addCleanup(c.close)
         c.send(handshake_request(key=new_key()).replace(b"HTTP/1.1", b"HTTP/1.0", 1))
         self.assertNotEqual(c.read_response().status, 101)
