@@ -237,7 +237,10 @@ enum mh_status mh_module_init(struct mh_module *m, struct mh_conf *conf, struct 
 
     m->conf = conf;
     m->host = mh_host_new(m, m->name);
-    *m->def.api = &mh_core_api;
+    /* A file shared by generations already has the table, and its loops read it now:
+     * write it only the first time (the value never changes). */
+    if (*m->def.api != &mh_core_api)
+        *m->def.api = &mh_core_api;
     if (!m->def.init) {
         m->initialized = true;
         return MH_OK;
