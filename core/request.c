@@ -742,12 +742,44 @@ static void mark_responded(struct mh_req *req)
     }
 }
 
+/*
+ * Date and Content-Length are added here: evhttp formats both with snprintf for every
+ * response (the Date through gmtime), about a tenth of a small request's instructions; a Date
+ * made once per second per loop, and a hand-made number, cost almost nothing.
+ */
+static void add_date(struct mh_dispatch *d, struct evkeyvalq *oh)
+{
+    struct timeval now;
+
+    if (d->base && event_base_gettimeofday_cached(d->base, &now) == 0) {
+        if (now.tv_sec != d->date_sec) {
+            struct tm tm;
+
+            gmtime_r(&now.tv_sec, &tm);
+            strftime(d->date_header, sizeof(d->date_header), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+            d->date_sec = now.tv_sec;
+        }
+        evhttp_add_header(oh, "Date", d->date_header);
+    }
+}
+
+static void add_length(struct evkeyvalq *oh, size_t n)
+{
+    char num[24], *p = num + sizeof(num);
+
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    evhttp_add_header(oh, "Content-Length", p);
+}
+
 static void send_reply(struct mh_req *req)
 {
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req->ev);
     bool bodyless = req->status == 204 || req->status == 304;
     struct header *h, *rev = NULL;
-    char num[24];
 
     /* Headers were pushed in reverse; restore the module's order. */
     for (h = req->headers; h;) {
@@ -765,6 +797,7 @@ static void send_reply(struct mh_req *req)
     if (req->content_type && !bodyless)
         evhttp_add_header(oh, "Content-Type", req->content_type);
     req->body_len = bodyless ? 0 : evbuffer_get_length(req->out);
+    add_date(req->dispatch, oh);
     if (track_send(req->dispatch, req->ev))
         evhttp_add_header(oh, "Connection", "close");
     if (evhttp_request_get_command(req->ev) == EVHTTP_REQ_CONNECT) {
@@ -776,12 +809,11 @@ static void send_reply(struct mh_req *req)
         evhttp_send_reply(req->ev, req->status, mh_http_reason(req->status), NULL);
     } else if (req->method == MH_METHOD_HEAD || bodyless) {
         /* evhttp would append the body to a HEAD reply; send the length the GET would have. */
-        if (!bodyless) {
-            snprintf(num, sizeof(num), "%zu", req->body_len);
-            evhttp_add_header(oh, "Content-Length", num);
-        }
+        if (!bodyless)
+            add_length(oh, req->body_len);
         evhttp_send_reply(req->ev, req->status, mh_http_reason(req->status), NULL);
     } else {
+        add_length(oh, req->body_len);
         evhttp_send_reply(req->ev, req->status, mh_http_reason(req->status), req->out);
     }
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "modhost/sdk.h"
 
@@ -37,6 +38,8 @@ struct mh_dispatch {
     void *conn_map;                 /* guard.c's connections of this loop */
     size_t nconns;
     uint64_t refused[16];           /* requests refused by the guard, by enum mh_refusal */
+    time_t date_sec;                /* the second date_header was made for */
+    char date_header[40];           /* "Fri, 27 Nov 2026 21:00:00 GMT" */
 };
 
 /** evhttp's request callback body: route, run the handler, reply. Thread: the loop's. */

@@ -260,9 +260,15 @@ class TestClientGone(PoolTestCase):
             kept.send(build_request("PUT", "/kv/" + kept_key, b'"stored"'))
             self.hello(srv, ctl)
             gone.close()
-            self.assertTrue(srv.wait_log(r"access: PUT /kv/%s 499 " % gone_key),
-                            "no 499 for the queued request")
+            seen = srv.wait_log(r"access: PUT /kv/%s 499 " % gone_key)
             slow_done = re.search(r"access: POST /hash/slow \d{3} ", srv.log())
+            if not seen and slow_done:
+                # The worker freed up before the close was noticed: the queued PUT ran
+                # legitimately. No verdict; the caller retries with a slower job.
+                busy.read_response("POST")
+                kept.read_response("PUT")
+                return False
+            self.assertTrue(seen, "no 499 for the queued request")
 
             self.assert_digest(busy.read_response("POST"), "busy", "s", n)
             resp = kept.read_response("PUT")
