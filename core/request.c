@@ -831,8 +831,24 @@ static void respond(struct mh_req *req)
     mark_responded(req);
 }
 
+#define MAX_SPARES 256 /* per loop: requests in flight at once rarely exceed this */
+
+void mh_request_spares_free(struct mh_dispatch *d)
+{
+    while (d->spare) {
+        struct mh_req *r = d->spare;
+
+        d->spare = (struct mh_req *)(void *)r->ev; /* the link lives in ev while spare */
+        evbuffer_free(r->out);
+        free(r);
+    }
+    d->nspare = 0;
+}
+
 static void req_free(struct mh_req *req)
 {
+    struct mh_dispatch *d = req->dispatch;
+
     stop_watchers(req);
     if (req->gen)
         mh_gen_unref(req->gen);
@@ -843,10 +859,18 @@ static void req_free(struct mh_req *req)
         df->fn(df->arg);
     }
     json_object_put(req->json);
-    evbuffer_free(req->out);
     if (req->in)
         evbuffer_free(req->in);
     arena_cleanup(&req->arena);
+    /* Large enough to miss malloc's fast paths: keep it for the loop's next request. */
+    if (d->nspare < MAX_SPARES && !d->stopped) {
+        evbuffer_drain(req->out, evbuffer_get_length(req->out));
+        req->ev = (struct evhttp_request *)(void *)d->spare;
+        d->spare = req;
+        d->nspare++;
+        return;
+    }
+    evbuffer_free(req->out);
     free(req);
 }
 
@@ -1225,10 +1249,18 @@ static void route(struct mh_req *req)
 void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
-    struct mh_req *req = mh_xmalloc(sizeof(*req));
+    struct mh_req *req = d->spare;
+    struct evbuffer *out = NULL;
     const struct mh_route_target *t;
     const char *path;
 
+    if (req) {
+        d->spare = (struct mh_req *)(void *)req->ev;
+        d->nspare--;
+        out = req->out;
+    } else {
+        req = mh_xmalloc(sizeof(*req));
+    }
     memset(req, 0, offsetof(struct mh_req, inline_mem));
     arena_init(&req->arena, req->inline_mem, sizeof(req->inline_mem));
     req->ev = ev;
@@ -1243,7 +1275,7 @@ void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev)
     req->path = path && *path ? path : "/";
     req->path_len = strlen(req->path);
     req->query_raw = uri ? evhttp_uri_get_query(uri) : NULL;
-    req->out = evbuffer_new();
+    req->out = out ? out : evbuffer_new();
     if (!req->out)
         abort();
 

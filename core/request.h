@@ -38,9 +38,14 @@ struct mh_dispatch {
     void *conn_map;                 /* guard.c's connections of this loop */
     size_t nconns;
     uint64_t refused[16];           /* requests refused by the guard, by enum mh_refusal */
+    struct mh_req *spare;           /* finished requests kept for reuse (this loop only) */
+    size_t nspare;
     time_t date_sec;                /* the second date_header was made for */
     char date_header[40];           /* "Fri, 27 Nov 2026 21:00:00 GMT" */
 };
+
+/** Frees the loop's spare request objects. Thread: the loop's, after it stopped. */
+void mh_request_spares_free(struct mh_dispatch *d);
 
 /** evhttp's request callback body: route, run the handler, reply. Thread: the loop's. */
 void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev);

@@ -252,6 +252,7 @@ static void loop_cleanup(struct mh_loop *loop)
     if (loop->http)
         evhttp_free(loop->http);
     mh_mailbox_free(loop->mailbox);
+    mh_request_spares_free(&loop->dispatch);
     mh_pubsub_local_free(loop->dispatch.pubsub);
     free(loop->dispatch.conn_map); /* every connection is gone: evhttp_free closed them */
     if (loop->dispatch.gen)

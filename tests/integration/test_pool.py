@@ -238,8 +238,9 @@ class TestClientGone(PoolTestCase):
 
     def test_queued_request_whose_client_left_never_runs(self):
         for attempt, seconds in enumerate((SLOW_S, SLOW_S * 3, SLOW_S * 6)):
+            # queue of 3: the slow job may still wait there when the two PUTs arrive
             srv = self.start_server(files=pool_files(with_kv=True), threads=1,
-                                    extra=pool_extra(1, 2))
+                                    extra=pool_extra(1, 3))
             outcome = self.queued_scenario(srv, slow_iterations(srv, seconds), attempt)
             self.stop_server(srv)
             if outcome:

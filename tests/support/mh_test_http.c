@@ -113,6 +113,7 @@ void mh_test_server_free(struct mh_test_server *s)
     if (!s)
         return;
     evhttp_free(s->http);
+    mh_request_spares_free(&s->dispatch);
     event_base_free(s->base);
     mh_gen_unref(s->dispatch.gen);
     mh_gen_free(s->owned_gen);
