@@ -1,0 +1,474 @@
+/*
+ * Fuzz target for the whole request path: an in-process server set up like core/server.c's
+ * loops (evhttp with the guard as its bufferevent callback, mh_request_dispatch behind it, a
+ * generation built from a temp conf.d with the hello and echo modules and a WebSocket echo
+ * endpoint) is reused across inputs; each input is written to a new loopback connection, in
+ * pieces split at points derived from it, and the loop runs until it is idle; then the client
+ * closes and the loop runs until the server has let go of the connection.
+ *
+ * One thread runs both sides with non-blocking sockets: loopback delivers a write at once,
+ * so "idle" is a few loop turns in a row without a new byte for the client. Checked:
+ * - no crash, leak or undefined behaviour (the sanitizers);
+ * - the server lets go of every connection the client closed (guard state, responses in
+ *   flight and WebSockets all back to zero);
+ * - what comes back is a sequence of well-formed responses: nothing after a response with
+ *   Connection: close, and never more final responses than the scanner sees request heads,
+ *   plus one (the refusal, or evhttp's own error); more would mean that a request was
+ *   answered that the guard never checked.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "config.h"
+#include "err.h"
+#include "gen.h"
+#include "guard.h"
+#include "http_scan.h"
+#include "log.h"
+#include "mailbox.h"
+#include "mem.h"
+#include "pubsub.h"
+#include "request.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#ifndef MH_FUZZ_MODULE_DIR
+#error "MH_FUZZ_MODULE_DIR must name the build's module directory"
+#endif
+
+/* A failed check aborts, so that libFuzzer keeps the input; the message says what was seen. */
+#define CHECK(cond, ...) (void)((cond) || (check_failed(#cond, __LINE__, __VA_ARGS__), 0))
+
+static _Noreturn void check_failed(const char *cond, int line, const char *fmt, ...)
+    MH_PRINTF(3, 4);
+static _Noreturn void check_failed(const char *cond, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "fuzz_request: line %d: check failed: %s: ", line, cond);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
+
+/* Small limits, so that short inputs reach them; the deadlines never fire during a run. */
+static const char server_conf[] =
+    "server: {\n"
+    "  threads = 1;\n"
+    "  module_dir = \"" MH_FUZZ_MODULE_DIR "\";\n"
+    "  log: { level = \"error\"; access = false; };\n"
+    "  limits: { max_request_line_bytes = 256; max_header_bytes = 1024; max_headers = 16;\n"
+    "            max_body_bytes = 2048; max_json_bytes = 1024; max_json_depth = 16;\n"
+    "            max_requests_per_connection = 8; };\n"
+    "};\n";
+static const char hello_conf[] =
+    "module: { name = \"hello\"; file = \"hello.so\"; settings: { greeting = \"Hello\"; };\n"
+    "  routes = ( { method = \"GET\"; path = \"/hello/{name}\"; handler = \"hello\"; } ); };\n";
+static const char echo_conf[] =
+    "module: { name = \"echo\"; file = \"echo.so\";\n"
+    "  routes = ( { method = \"POST\"; path = \"/echo\"; handler = \"echo\"; },\n"
+    "             { method = \"POST\"; path = \"/echo/json\"; handler = \"echo_json\"; } );\n"
+    "  websockets = ( { path = \"/ws\"; on_message = \"ws_echo\"; } ); };\n";
+
+#define IDLE_TURNS   4    /* loop turns without a new byte that make the exchange idle */
+#define MAX_TURNS    4000 /* a bound on one phase; more means the server is spinning */
+#define RESPONSE_CAP (1 << 20)
+
+struct fuzz_server {
+    struct event_base *base;
+    struct evhttp *http;
+    struct mh_dispatch dispatch;
+    struct mh_dispatch *loops[1];
+    struct timeval keepalive_tv, write_tv;
+    struct sockaddr_in addr;
+    struct mh_scan_limits scan_limits;
+};
+
+static struct fuzz_server *srv;
+static char conf_dir[] = "/tmp/modhost-fuzz-request-XXXXXX";
+
+/* --- The server, set up once --- */
+
+static void write_file(const char *name, const char *text)
+{
+    char path[sizeof(conf_dir) + 32];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", conf_dir, name);
+    f = fopen(path, "w");
+    CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0, "cannot write %s", path);
+}
+
+static void remove_conf_dir(void)
+{
+    static const char *const names[] = {"00-server.conf", "10-hello.conf", "20-echo.conf"};
+    char path[sizeof(conf_dir) + 32];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", conf_dir, names[i]);
+        unlink(path);
+    }
+    rmdir(conf_dir);
+}
+
+static void ms_to_tv(long long ms, struct timeval *tv)
+{
+    tv->tv_sec = (time_t)(ms / 1000);
+    tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+static void on_request(struct evhttp_request *ev, void *arg)
+{
+    struct fuzz_server *s = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+
+    /* As server.c: after the first request the read timeout is the keep-alive idle time. */
+    if (evcon)
+        bufferevent_set_timeouts(evhttp_connection_get_bufferevent(evcon), &s->keepalive_tv,
+                                 &s->write_tv);
+    mh_request_dispatch(&s->dispatch, ev);
+}
+
+static struct mh_gen *build_gen(void)
+{
+    struct mh_errlist errs = {0};
+    struct mh_config *config = NULL;
+    struct mh_gen *gen = NULL;
+
+    CHECK(mkdtemp(conf_dir) != NULL, "mkdtemp: errno %d", errno);
+    atexit(remove_conf_dir);
+    write_file("00-server.conf", server_conf);
+    write_file("10-hello.conf", hello_conf);
+    write_file("20-echo.conf", echo_conf);
+    mh_config_load(conf_dir, &config, &errs);
+    if (errs.count == 0)
+        mh_gen_build(config, &gen, &errs); /* consumes config */
+    else
+        mh_config_free(config);
+    if (errs.count) {
+        mh_errlist_print(&errs, stderr);
+        abort();
+    }
+    mh_errlist_cleanup(&errs);
+    return gen;
+}
+
+static void setup(void)
+{
+    struct mh_gen *gen;
+    const struct mh_limits *l;
+    struct evhttp_bound_socket *bound;
+    struct timeval read_tv;
+    socklen_t alen;
+
+    signal(SIGPIPE, SIG_IGN); /* as the server: writes to a closed peer fail with EPIPE */
+    mh_log_set_level(MH_LOG_ERROR);
+    srv = mh_xcalloc(1, sizeof(*srv));
+    gen = build_gen(); /* the build's reference is the loop's */
+    l = &gen->config->server.limits;
+    srv->base = event_base_new();
+    srv->http = evhttp_new(srv->base);
+    CHECK(srv->base && srv->http, "event_base_new/evhttp_new");
+
+    /* As server.c's apply_limits and loop_setup. */
+    evhttp_set_max_headers_size(srv->http, (ev_ssize_t)l->max_header_bytes);
+    evhttp_set_max_body_size(srv->http, (ev_ssize_t)l->max_body_bytes);
+    ms_to_tv(l->read_timeout_ms, &read_tv);
+    ms_to_tv(l->keepalive_timeout_ms, &srv->keepalive_tv);
+    ms_to_tv(l->write_timeout_ms, &srv->write_tv);
+    evhttp_set_timeout_tv(srv->http, &read_tv);
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                              EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                              EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_default_content_type(srv->http, NULL);
+    evhttp_set_gencb(srv->http, on_request, srv);
+    evhttp_set_bevcb(srv->http, mh_guard_bevcb, &srv->dispatch);
+    bound = evhttp_bind_socket_with_handle(srv->http, "127.0.0.1", 0);
+    CHECK(bound != NULL, "cannot listen on 127.0.0.1");
+    alen = sizeof(srv->addr);
+    CHECK(getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&srv->addr, &alen) == 0,
+          "getsockname: errno %d", errno);
+
+    srv->dispatch.gen = gen;
+    srv->dispatch.limits = l;
+    srv->dispatch.access_log = false;
+    srv->dispatch.base = srv->base;
+    srv->dispatch.mailbox = mh_mailbox_new(srv->base);
+    srv->dispatch.pool = NULL; /* blocking handlers run on the loop */
+    srv->dispatch.pubsub = mh_pubsub_local_new();
+    mh_mailbox_current = srv->dispatch.mailbox;
+    srv->loops[0] = &srv->dispatch;
+    mh_pubsub_set_loops(srv->loops, 1);
+
+    srv->scan_limits = (struct mh_scan_limits){
+        .max_request_line = (size_t)l->max_request_line_bytes,
+        .max_header_bytes = (size_t)l->max_header_bytes,
+        .max_headers = (unsigned)l->max_headers,
+        .max_body_bytes = (uint64_t)l->max_body_bytes,
+    };
+}
+
+/* --- One exchange --- */
+
+struct client {
+    int fd;
+    char *in; /* what the server sent */
+    size_t len;
+    bool eof;
+};
+
+/* Reads what the server sent; @return whether anything arrived. */
+static bool client_read(struct client *c)
+{
+    bool got = false;
+
+    while (!c->eof) {
+        char buf[16384];
+        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+
+        if (n > 0) {
+            if (c->len + (size_t)n <= RESPONSE_CAP) {
+                memcpy(c->in + c->len, buf, (size_t)n);
+                c->len += (size_t)n;
+            }
+            got = true;
+        } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            c->eof = true; /* closed or reset */
+        } else {
+            break;
+        }
+    }
+    return got;
+}
+
+/* Runs the loop until IDLE_TURNS turns in a row bring the client nothing new. */
+static void run_until_idle(struct client *c)
+{
+    int idle = 0;
+
+    for (int turn = 0; turn < MAX_TURNS && idle < IDLE_TURNS; turn++) {
+        event_base_loop(srv->base, EVLOOP_NONBLOCK);
+        idle = client_read(c) ? 0 : idle + 1;
+    }
+}
+
+/* Writes @p data (the server reads as the loop runs). */
+static void client_write(struct client *c, const uint8_t *data, size_t size)
+{
+    size_t off = 0;
+
+    for (int turn = 0; off < size && turn < MAX_TURNS; turn++) {
+        ssize_t n = send(c->fd, data + off, size - off, MSG_NOSIGNAL);
+
+        if (n > 0)
+            off += (size_t)n;
+        else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return; /* the server closed: the rest cannot be delivered */
+        event_base_loop(srv->base, EVLOOP_NONBLOCK);
+        client_read(c);
+    }
+}
+
+static bool server_let_go(void)
+{
+    return srv->dispatch.nconns == 0 && srv->dispatch.inflight == 0 && srv->dispatch.nws == 0 &&
+           mh_guard_open_connections() == 0;
+}
+
+/* --- What came back --- */
+
+/* Request heads the scanner sees in the input (upgrades resumed as if answered in HTTP). */
+static unsigned count_heads(const uint8_t *data, size_t size, bool *refused)
+{
+    unsigned char *buf = mh_xmalloc(size + 1);
+    struct mh_http_scan s;
+    size_t pos = 0;
+
+    memcpy(buf, data, size);
+    mh_http_scan_init(&s, &srv->scan_limits);
+    while (pos < size && s.state != MH_SCAN_FAILED) {
+        size_t used;
+
+        if (s.state == MH_SCAN_HOLD) {
+            mh_http_scan_resume(&s);
+            continue;
+        }
+        used = mh_http_scan(&s, buf + pos, size - pos);
+        pos += used;
+        if (used == 0 && s.state != MH_SCAN_HOLD)
+            break;
+    }
+    *refused = s.state == MH_SCAN_FAILED;
+    free(buf);
+    return s.requests;
+}
+
+static const char *find_crlfcrlf(const char *p, size_t n)
+{
+    for (size_t i = 0; i + 4 <= n; i++) {
+        if (memcmp(p + i, "\r\n\r\n", 4) == 0)
+            return p + i;
+    }
+    return NULL;
+}
+
+/* The value of header @p name in the head [p, end), or NULL; its length in *vlen. */
+static const char *head_value(const char *p, const char *end, const char *name, size_t *vlen)
+{
+    size_t nlen = strlen(name);
+
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol ? eol : end;
+
+        if ((size_t)(line_end - p) > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
+            const char *v = p + nlen + 1;
+
+            while (v < line_end && *v == ' ')
+                v++;
+            *vlen = (size_t)(line_end - v);
+            if (*vlen && v[*vlen - 1] == '\r')
+                (*vlen)--;
+            return v;
+        }
+        p = eol ? eol + 1 : end;
+    }
+    return NULL;
+}
+
+struct response {
+    int status;
+    bool closes;      /* Connection: close */
+    bool has_length;  /* Content-Length given */
+    size_t length;    /* its value */
+    const char *body; /* after the head */
+};
+
+/* Parses the response head at @p p (checked to be well formed). */
+static void parse_head(const char *p, const char *end, struct response *r)
+{
+    const char *hend = find_crlfcrlf(p, (size_t)(end - p)), *v;
+    size_t vlen;
+    char num[24];
+
+    CHECK(hend != NULL, "a response head without its end: %.*s", (int)(end - p), p);
+    CHECK(hend - p > 13 && (memcmp(p, "HTTP/1.1 ", 9) == 0 || memcmp(p, "HTTP/1.0 ", 9) == 0),
+          "not a status line: %.40s", p);
+    r->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    CHECK(r->status >= 100 && r->status <= 599 && p[12] == ' ', "bad status: %.20s", p);
+    v = head_value(p, hend, "Connection", &vlen);
+    r->closes = v && vlen == 5 && strncasecmp(v, "close", 5) == 0;
+    v = head_value(p, hend, "Content-Length", &vlen);
+    r->has_length = v != NULL;
+    r->length = 0;
+    if (v) {
+        CHECK(vlen > 0 && vlen < sizeof(num), "Content-Length %.*s", (int)vlen, v);
+        memcpy(num, v, vlen);
+        num[vlen] = '\0';
+        r->length = strtoull(num, NULL, 10);
+    }
+    r->body = hend + 4;
+}
+
+/*
+ * Walks the responses in what the server sent. A HEAD request makes the framing of the
+ * responses ambiguous from here (its Content-Length has no body), so inputs holding "HEAD"
+ * only have their first response checked; a 101 hands the connection to WebSocket frames,
+ * and a final response without Content-Length (HTTP/1.0) is delimited by the close.
+ */
+static void check_responses(const struct client *c, const uint8_t *data, size_t size)
+{
+    bool scanner_refused = false, has_head = memmem(data, size, "HEAD", 4) != NULL;
+    unsigned heads = count_heads(data, size, &scanner_refused), finals = 0;
+    const char *p = c->in, *end = c->in + c->len;
+
+    if (c->len >= RESPONSE_CAP)
+        return; /* truncated */
+    while (p < end) {
+        struct response r;
+
+        parse_head(p, end, &r);
+        CHECK(r.status != 500, "500 from hello or echo: %.*s", (int)(end - p), p);
+        if (r.status == 101 || has_head ||
+            (r.status >= 200 && !r.has_length && r.status != 204 && r.status != 304))
+            return;
+        finals += r.status >= 200;
+        CHECK((size_t)(end - r.body) >= r.length,
+              "a body shorter than its Content-Length (%zu > %zu)", r.length,
+              (size_t)(end - r.body));
+        p = r.body + r.length;
+        CHECK(!r.closes || p == end, "%zu bytes after a response with Connection: close",
+              (size_t)(end - p));
+    }
+    /* One answer more than heads at most: the guard's refusal, or evhttp's own error for a
+     * request line or header it rejects before the scanner has seen the whole head (it
+     * closes the connection after it). */
+    CHECK(finals <= heads + 1, "%u final responses for %u request heads (refused: %d)", finals,
+          heads, scanner_refused);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct client c = {.fd = -1};
+    uint64_t h = 1469598103934665603ULL;
+    size_t cuts[3], ncuts = 0, at = 0;
+    int turn;
+
+    if (!srv)
+        setup();
+    c.in = mh_xmalloc(RESPONSE_CAP);
+    c.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(c.fd >= 0, "socket: errno %d", errno);
+    CHECK(connect(c.fd, (struct sockaddr *)&srv->addr, sizeof(srv->addr)) == 0, "connect: errno %d",
+          errno);
+    CHECK(fcntl(c.fd, F_SETFL, O_NONBLOCK) == 0, "fcntl: errno %d", errno);
+    run_until_idle(&c); /* the server accepts and sets the connection up */
+
+    /* Up to three pieces, at offsets taken from the input, with the loop run between. */
+    for (size_t i = 0; i < size; i++)
+        h = (h ^ data[i]) * 1099511628211ULL;
+    for (int i = 0; i < 3 && size > 1; i++, h >>= 16) {
+        if (h & 0x8000)
+            cuts[ncuts++] = (size_t)(h & 0x7fff) % size;
+    }
+    for (size_t i = 0; i <= ncuts; i++) {
+        size_t next = i < ncuts && cuts[i] > at ? cuts[i] : (i < ncuts ? at : size);
+
+        client_write(&c, data + at, next - at);
+        run_until_idle(&c);
+        at = next;
+    }
+    check_responses(&c, data, size);
+
+    /* The client goes; the server must let go of the connection. */
+    close(c.fd);
+    for (turn = 0; turn < MAX_TURNS && !server_let_go(); turn++)
+        event_base_loop(srv->base, EVLOOP_NONBLOCK);
+    CHECK(server_let_go(),
+          "the server still holds the closed connection: %zu guard states, %llu responses in "
+          "flight, %zu WebSockets, %d open",
+          srv->dispatch.nconns, (unsigned long long)srv->dispatch.inflight, srv->dispatch.nws,
+          mh_guard_open_connections());
+    free(c.in);
+    return 0;
+}
