@@ -8,6 +8,8 @@
 #include "mem.h"
 
 static void err_vfill(struct mh_err *err, enum mh_status code, const char *file, int line,
+                      const char *fmt, va_list ap) MH_PRINTF(5, 0);
+static void err_vfill(struct mh_err *err, enum mh_status code, const char *file, int line,
                       const char *fmt, va_list ap)
 {
     err->code = code;

@@ -38,7 +38,10 @@ struct mh_conn {
     struct mh_conn *map_next;
     struct event *start, *timer, *refuse_ev;
     struct mh_http_scan scan;
-    size_t pos; /* bytes at the front of the input buffer already scanned */
+    size_t pos;     /* bytes at the front of the input buffer already scanned */
+    uint64_t front; /* stream offset of the input buffer's first byte */
+    bool rewriting; /* our own changes to the input buffer: not news */
+    bool refuse_when_idle; /* answer the checked requests first, then the refusal */
     enum { T_NONE, T_HEAD, T_BODY } timing;
     bool refused, passthrough, response_in_flight, counted;
     unsigned responses;
@@ -219,6 +222,25 @@ static void send_refusal(evutil_socket_t fd, short what, void *arg)
                      mh_refusal_name(c->scan.refusal), c->scan.why);
 }
 
+/* Keeps only the first @p keep bytes of the input buffer. The socket bufferevent keeps its
+ * input frozen at the end outside reads; we lift that for our own rewrite only. */
+static void truncate_input(struct mh_conn *c, size_t keep)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev), *tmp = evbuffer_new();
+
+    if (!tmp)
+        abort();
+    c->rewriting = true;
+    evbuffer_remove_buffer(in, tmp, keep);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    evbuffer_unfreeze(in, 0);
+    if (evbuffer_add_buffer(in, tmp) != 0)
+        abort();
+    evbuffer_freeze(in, 0);
+    c->rewriting = false;
+    evbuffer_free(tmp);
+}
+
 static void refuse(struct mh_conn *c, enum mh_refusal r, int status, const char *why)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -234,9 +256,29 @@ static void refuse(struct mh_conn *c, enum mh_refusal r, int status, const char 
     c->refused = true;
     c->d->refused[c->scan.refusal]++;
     evtimer_del(c->timer);
-    /* evhttp must never parse what we refused. */
+    /* evhttp must never parse what we refused; complete requests checked before it are
+     * answered first (a client may pipeline a good request and a bad one in one write). */
+    if (c->scan.done > c->front) {
+        size_t keep = (size_t)(c->scan.done - c->front);
+
+        truncate_input(c, keep);
+        c->pos = keep;
+        c->refuse_when_idle = true;
+        return;
+    }
     evbuffer_drain(in, evbuffer_get_length(in));
     event_active(c->refuse_ev, 0, 0);
+}
+
+/* After a checked request was answered: if a refusal waits behind it and evhttp has no more
+ * checked input, it is time for the refusal. */
+static void refuse_if_idle(struct mh_conn *c)
+{
+    if (c->refuse_when_idle && !c->response_in_flight &&
+        evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+        c->refuse_when_idle = false;
+        event_active(c->refuse_ev, 0, 0);
+    }
 }
 
 /* --- Deadlines --- */
@@ -317,11 +359,23 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 {
     struct mh_conn *c = arg;
 
-    (void)buf;
-    if (info->n_deleted) /* evhttp consumed from the front */
-        c->pos = c->pos > info->n_deleted ? c->pos - info->n_deleted : 0;
-    if (!info->n_added || c->refused || c->passthrough)
+    if (c->rewriting)
         return;
+    if (info->n_deleted) { /* evhttp consumed from the front */
+        c->front += info->n_deleted;
+        c->pos = c->pos > info->n_deleted ? c->pos - info->n_deleted : 0;
+    }
+    if (!info->n_added || c->passthrough)
+        return;
+    if (c->refused) {
+        /* Nothing after a refusal may reach evhttp: drop it (only the checked requests that
+         * came before it are left in the buffer). */
+        size_t len = evbuffer_get_length(buf), keep = c->refuse_when_idle ? c->pos : 0;
+
+        if (len > keep)
+            truncate_input(c, keep);
+        return;
+    }
     scan_pending(c);
 }
 
@@ -410,7 +464,7 @@ bool mh_guard_response_start(struct mh_conn *c)
         c->d->inflight++;
     }
     c->responses++;
-    if (c->scan.state == MH_SCAN_HOLD && !c->passthrough) {
+    if (c->scan.state == MH_SCAN_HOLD && !c->passthrough && !c->refused) {
         /* An upgrade request answered with HTTP: what follows is HTTP again. */
         mh_http_scan_resume(&c->scan);
         scan_pending(c);
@@ -424,6 +478,7 @@ void mh_guard_response_done(struct mh_conn *c)
         c->response_in_flight = false;
         c->d->inflight--;
     }
+    refuse_if_idle(c);
 }
 
 bool mh_guard_last_http11(const struct mh_conn *c)

@@ -73,6 +73,8 @@ static int api_log_enabled(enum mh_log_level level)
 }
 
 static void api_log(const struct mh_host *host, enum mh_log_level level, const char *fmt, ...)
+    MH_PRINTF(3, 4);
+static void api_log(const struct mh_host *host, enum mh_log_level level, const char *fmt, ...)
 {
     va_list ap;
 
@@ -83,6 +85,7 @@ static void api_log(const struct mh_host *host, enum mh_log_level level, const c
     va_end(ap);
 }
 
+static enum mh_status api_host_error(struct mh_host *host, const char *fmt, ...) MH_PRINTF(2, 3);
 static enum mh_status api_host_error(struct mh_host *host, const char *fmt, ...)
 {
     va_list ap;

@@ -4,8 +4,11 @@
  */
 #include "http_scan.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <event2/http.h>
 
 static const char *const refusal_names[MH_REFUSE_COUNT] = {
     "none",        "request_line", "line_too_long", "header_syntax", "headers_too_big",
@@ -34,6 +37,12 @@ void mh_http_scan_init(struct mh_http_scan *s, const struct mh_scan_limits *lim)
     memset(s, 0, sizeof(*s));
     s->lim = *lim;
     s->state = MH_SCAN_HEAD;
+}
+
+void mh_http_scan_restart(struct mh_http_scan *s)
+{
+    s->state = MH_SCAN_HEAD;
+    reset_head(s);
 }
 
 static void refuse(struct mh_http_scan *s, enum mh_refusal r, int status, const char *why)
@@ -95,6 +104,27 @@ static bool next_line(const unsigned char *p, size_t len, size_t *linelen, size_
     return true;
 }
 
+/*
+ * The first problem of a line in stream order, the same whether its bytes arrive at once or
+ * in pieces: a bare CR counts once the byte after it is known; the length limit counts from
+ * the first byte beyond it (a CR there waits for the next byte, which may make it a line end).
+ * @p p holds @p avail bytes of the line; @p complete says the last one is its LF.
+ * @return 0 (no problem yet), 400 (bare CR) or the length status.
+ */
+static int line_check(const unsigned char *p, size_t avail, bool complete, size_t used_before,
+                      size_t limit)
+{
+    size_t upto = complete ? avail - 1 : avail; /* prefixes that may arrive without the LF */
+
+    for (size_t a = 1; a <= upto; a++) {
+        if (a >= 2 && p[a - 2] == '\r')
+            return 400; /* a CR followed by something other than LF */
+        if (p[a - 1] != '\r' && used_before + a > limit)
+            return 414;
+    }
+    return 0;
+}
+
 /* --- The request line --- */
 
 static const char *const methods[] = {"GET",     "HEAD",  "POST",    "PUT", "DELETE",
@@ -123,6 +153,10 @@ static void request_line(struct mh_http_scan *s, const unsigned char *p, size_t 
         refuse(s, MH_REFUSE_METHOD, 501, "method not implemented");
         return;
     }
+    if (m == 7 && memcmp(p, "CONNECT", 7) == 0) {
+        refuse(s, MH_REFUSE_METHOD, 501, "CONNECT is not supported");
+        return;
+    }
     s->body_allowed = !(m == 4 && memcmp(p, "HEAD", 4) == 0) &&
                       !(m == 5 && memcmp(p, "TRACE", 5) == 0);
     t = ++i;
@@ -132,6 +166,23 @@ static void request_line(struct mh_http_scan *s, const unsigned char *p, size_t 
         refuse(s, MH_REFUSE_REQUEST_LINE, 400, "malformed request target (one space between "
                                                "the parts, no spaces or control characters)");
         return;
+    }
+    {
+        /* evhttp parses the target with this call and answers a failure itself: ask first. */
+        char *target = malloc(i - t + 1);
+        struct evhttp_uri *uri = NULL;
+
+        if (target) {
+            memcpy(target, p + t, i - t);
+            target[i - t] = '\0';
+            uri = evhttp_uri_parse_with_flags(target, EVHTTP_URI_NONCONFORMANT);
+            free(target);
+        }
+        if (!uri) {
+            refuse(s, MH_REFUSE_REQUEST_LINE, 400, "malformed request target");
+            return;
+        }
+        evhttp_uri_free(uri);
     }
     i++;
     if (n - i == 8 && memcmp(p + i, "HTTP/1.", 7) == 0 && (p[i + 7] == '1' || p[i + 7] == '0')) {
@@ -310,6 +361,8 @@ static void header_line(struct mh_http_scan *s, const unsigned char *p, size_t n
         transfer_encoding(s, val, vlen);
     } else if (eq(name, nlen, "upgrade")) {
         s->upgrade = true;
+    } else if (eq(name, nlen, "expect") && !eq(val, vlen, "100-continue")) {
+        refuse(s, MH_REFUSE_HEADER_SYNTAX, 417, "only Expect: 100-continue is supported");
     }
 }
 
@@ -351,6 +404,7 @@ static void end_of_head(struct mh_http_scan *s)
         return;
     }
     s->state = s->upgrade ? MH_SCAN_HOLD : MH_SCAN_HEAD;
+    s->completed++;
     reset_head(s);
 }
 
@@ -401,7 +455,7 @@ static void chunk_size(struct mh_http_scan *s, unsigned char *p, size_t n)
 
 /* --- The scanner --- */
 
-size_t mh_http_scan_skip(struct mh_http_scan *s, size_t avail)
+static size_t skip_body(struct mh_http_scan *s, size_t avail)
 {
     size_t take;
 
@@ -414,9 +468,21 @@ size_t mh_http_scan_skip(struct mh_http_scan *s, size_t avail)
             s->state = MH_SCAN_CHUNK_END;
         } else {
             s->state = s->upgrade ? MH_SCAN_HOLD : MH_SCAN_HEAD;
+            s->completed++;
             reset_head(s);
         }
     }
+    return take;
+}
+
+size_t mh_http_scan_skip(struct mh_http_scan *s, size_t avail)
+{
+    unsigned before = s->completed;
+    size_t take = skip_body(s, avail);
+
+    s->stream += take;
+    if (s->completed != before)
+        s->done = s->stream;
     return take;
 }
 
@@ -428,33 +494,53 @@ void mh_http_scan_resume(struct mh_http_scan *s)
     }
 }
 
+static size_t scan(struct mh_http_scan *s, unsigned char *data, size_t len);
+
 size_t mh_http_scan(struct mh_http_scan *s, unsigned char *data, size_t len)
+{
+    size_t used = scan(s, data, len);
+
+    s->stream += used;
+    return used;
+}
+
+/* Notes the end of a request at @p at bytes into this call. */
+static void mark(struct mh_http_scan *s, unsigned before, size_t at)
+{
+    if (s->completed != before)
+        s->done = s->stream + at;
+}
+
+static size_t scan(struct mh_http_scan *s, unsigned char *data, size_t len)
 {
     size_t used = 0;
 
+    unsigned before = s->completed;
+
     while (used < len) {
+        mark(s, before, used);
+        before = s->completed;
         unsigned char *p = data + used;
         size_t avail = len - used, n, total;
 
         switch (s->state) {
         case MH_SCAN_HEAD:
         case MH_SCAN_TRAILER:
-            if (!next_line(p, avail, &n, &total)) {
-                size_t limit = s->state == MH_SCAN_HEAD && s->head_bytes == 0
-                                   ? s->lim.max_request_line
-                                   : s->lim.max_header_bytes;
+            {
+                bool first = s->state == MH_SCAN_HEAD && s->head_bytes == 0;
+                size_t limit = first ? s->lim.max_request_line : s->lim.max_header_bytes;
+                bool complete = next_line(p, avail, &n, &total);
+                int verdict = line_check(p, complete ? total : avail, complete, s->head_bytes,
+                                         limit);
 
-                if (s->head_bytes + avail > limit)
-                    refuse(s, s->head_bytes == 0 ? MH_REFUSE_LINE_TOO_LONG
-                                                 : MH_REFUSE_HEADERS_TOO_BIG,
-                           s->head_bytes == 0 ? 414 : 431,
-                           s->head_bytes == 0 ? "request line too long"
-                                              : "request head larger than the limit");
-                return used;
-            }
-            if (memchr(p, '\r', n)) {
-                refuse(s, MH_REFUSE_HEADER_SYNTAX, 400, "bare CR in the request head");
-                return used;
+                if (verdict == 400)
+                    refuse(s, MH_REFUSE_HEADER_SYNTAX, 400, "bare CR in the request head");
+                else if (verdict)
+                    refuse(s, first ? MH_REFUSE_LINE_TOO_LONG : MH_REFUSE_HEADERS_TOO_BIG,
+                           first ? 414 : 431,
+                           first ? "request line too long" : "request head larger than the limit");
+                if (verdict || !complete)
+                    return used;
             }
             if (s->head_bytes + total > s->lim.max_header_bytes) {
                 refuse(s, MH_REFUSE_HEADERS_TOO_BIG, 431, "request head larger than the limit");
@@ -464,6 +550,7 @@ size_t mh_http_scan(struct mh_http_scan *s, unsigned char *data, size_t len)
                 s->head_bytes += total;
                 if (n == 0) {
                     s->state = MH_SCAN_HEAD;
+                    s->completed++;
                     reset_head(s);
                 } else {
                     trailer_line(s, p, n);
@@ -488,7 +575,7 @@ size_t mh_http_scan(struct mh_http_scan *s, unsigned char *data, size_t len)
             break;
         case MH_SCAN_BODY:
         case MH_SCAN_CHUNK_DATA:
-            used += mh_http_scan_skip(s, avail);
+            used += skip_body(s, avail);
             break;
         case MH_SCAN_CHUNK_END:
             if (p[0] == '\n') {
@@ -507,16 +594,16 @@ size_t mh_http_scan(struct mh_http_scan *s, unsigned char *data, size_t len)
             }
             s->state = MH_SCAN_CHUNK_SIZE;
             break;
-        case MH_SCAN_CHUNK_SIZE:
-            if (!next_line(p, avail, &n, &total)) {
-                if (avail > 1024)
-                    refuse(s, MH_REFUSE_CHUNK, 400, "chunk size line too long");
+        case MH_SCAN_CHUNK_SIZE: {
+            bool complete = next_line(p, avail, &n, &total);
+            int verdict = line_check(p, complete ? total : avail, complete, 0, 1024);
+
+            if (verdict)
+                refuse(s, MH_REFUSE_CHUNK, 400,
+                       verdict == 400 ? "bare CR in a chunk size line" : "chunk size line too long");
+            if (verdict || !complete)
                 return used;
-            }
-            if (memchr(p, '\r', n)) {
-                refuse(s, MH_REFUSE_CHUNK, 400, "bare CR in a chunk size line");
-                return used;
-            }
+        }
             chunk_size(s, p, n);
             if (s->state == MH_SCAN_FAILED)
                 return used;
@@ -527,5 +614,6 @@ size_t mh_http_scan(struct mh_http_scan *s, unsigned char *data, size_t len)
             return used;
         }
     }
+    mark(s, before, used);
     return used;
 }

@@ -62,6 +62,9 @@ struct mh_http_scan {
     uint64_t remaining, body_bytes;
     unsigned requests; /* heads completed */
     bool last_http11;  /* the version of the last complete head */
+    uint64_t stream;   /* bytes scanned or skipped since the start */
+    uint64_t done;     /* stream offset just after the last complete request */
+    unsigned completed;
     /* the refusal */
     enum mh_refusal refusal;
     int status;
@@ -69,6 +72,8 @@ struct mh_http_scan {
 };
 
 void mh_http_scan_init(struct mh_http_scan *s, const struct mh_scan_limits *lim);
+/** Keeps the stream position (and request count) when a scanner starts over. */
+void mh_http_scan_restart(struct mh_http_scan *s);
 
 /**
  * Scans @p data (bytes not yet scanned, in order). Chunk extensions are blanked in place (evhttp

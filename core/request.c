@@ -212,6 +212,7 @@ const char *mh_http_reason(int status)
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
     case 422: return "Unprocessable Content";
     case 426: return "Upgrade Required";
     case 428: return "Precondition Required";
@@ -587,6 +588,8 @@ enum mh_status mh_reply_json_impl(struct mh_req *req, int status, struct json_ob
     return rc;
 }
 
+static enum mh_status reply_vproblem(struct mh_req *req, int status, const char *type,
+                                     const char *fmt, va_list ap) MH_PRINTF(4, 0);
 static enum mh_status reply_vproblem(struct mh_req *req, int status, const char *type,
                                      const char *fmt, va_list ap)
 {

@@ -65,7 +65,8 @@ static void check_refusal(const struct mh_http_scan *s)
     CHECK(s->refusal > MH_REFUSE_NONE && s->refusal < MH_REFUSE_COUNT);
     CHECK(s->refusal != MH_REFUSE_TIMEOUT && s->refusal != MH_REFUSE_CONNECTIONS);
     CHECK(s->why != NULL && s->why[0] != '\0');
-    CHECK(s->status == 400 || s->status == 413 || s->status == 414 || s->status == 431 ||
+    CHECK(s->status == 400 || s->status == 413 || s->status == 414 || s->status == 417 ||
+          s->status == 431 ||
           s->status == 501 || s->status == 505);
     CHECK(strcmp(mh_refusal_name(s->refusal), "?") != 0);
 }
