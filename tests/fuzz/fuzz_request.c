@@ -17,6 +17,7 @@
  *   answered that the guard never checked.
  */
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -46,6 +47,29 @@
 #include "mem.h"
 #include "pubsub.h"
 #include "request.h"
+
+/* connect(), finishing it when libFuzzer's timer signal interrupts it (EINTR): the connection
+ * then completes in the background, and poll + SO_ERROR tell how it ended. */
+static int connect_retry(int fd, const struct sockaddr_in *addr)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0)
+        return 0;
+    if (errno != EINTR)
+        return -1;
+    while (poll(&p, 1, 5000) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        errno = err ? err : errno;
+        return -1;
+    }
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -439,8 +463,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.in = mh_xmalloc(RESPONSE_CAP);
     c.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK(c.fd >= 0, "socket: errno %d", errno);
-    CHECK(connect(c.fd, (struct sockaddr *)&srv->addr, sizeof(srv->addr)) == 0, "connect: errno %d",
-          errno);
+    CHECK(connect_retry(c.fd, &srv->addr) == 0, "connect: errno %d", errno);
     CHECK(fcntl(c.fd, F_SETFL, O_NONBLOCK) == 0, "fcntl: errno %d", errno);
     run_until_idle(&c); /* the server accepts and sets the connection up */
 
