@@ -521,7 +521,7 @@ static size_t scan(struct mh_http_scan *s, unsigned char *data, size_t len)
         mark(s, before, used);
         before = s->completed;
         unsigned char *p = data + used;
-        size_t avail = len - used, n, total;
+        size_t avail = len - used, n = 0, total = 0;
 
         switch (s->state) {
         case MH_SCAN_HEAD:
