@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "modhost/sdk.h"
+#include "../store_common/store_scan.h"
 
 /* 1/4 of the nodes reach each next level; 24 levels index ~2^48 records in O(log n). */
 #define MAX_LEVEL 24
@@ -18,8 +19,6 @@
 /* A scan hands records to its callback in batches copied under the read lock and delivered
  * without it, so a callback may itself call the store. A batch stops at this many records or
  * after the record that crosses this many bytes. */
-#define SCAN_BATCH_RECORDS 64
-#define SCAN_BATCH_BYTES   ((size_t)1024 * 1024)
 
 struct node {
     uint64_t version;
@@ -45,16 +44,6 @@ struct mem_db {
 static const unsigned char *node_key(const struct node *n)
 {
     return (const unsigned char *)&n->next[n->level];
-}
-
-/* Byte order; on a common prefix the shorter key sorts first. */
-static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-
-    if (c != 0)
-        return c;
-    return alen < blen ? -1 : alen > blen;
 }
 
 static int node_cmp(const struct node *n, const void *key, size_t klen)
@@ -359,26 +348,6 @@ static enum mh_status memory_del(void *arg, const void *key, size_t klen, uint64
 
 /* --- Scans --- */
 
-struct rec {
-    uint64_t version;
-    size_t klen;
-    size_t vlen;
-    unsigned char *key; /* key bytes, then value bytes: one allocation */
-};
-
-struct batch {
-    struct rec recs[SCAN_BATCH_RECORDS];
-    size_t n;
-    bool is_last; /* nothing after the batch matches */
-};
-
-static void batch_clear(struct batch *b)
-{
-    for (size_t i = 0; i < b->n; i++)
-        free(b->recs[i].key);
-    b->n = 0;
-}
-
 /* Copies up to @p want records (> 0) that start with @p prefix, beginning at @p start
  * (exclusively if @p exclusive), into @p b. */
 static enum mh_status collect(struct mem_db *db, const void *prefix, size_t plen, const void *start,
@@ -419,50 +388,16 @@ out:
     return rc;
 }
 
+static enum mh_status collect_any(void *db, const void *prefix, size_t plen, const void *start,
+                                  size_t slen, bool exclusive, size_t want, struct batch *b)
+{
+    return collect(db, prefix, plen, start, slen, exclusive, want, b);
+}
+
 static enum mh_status memory_scan(void *arg, const void *prefix, size_t plen, const void *after,
                                   size_t alen, size_t limit, mh_scan_fn fn, void *fn_arg)
 {
-    struct mem_db *db = arg;
-    unsigned char cursor[MH_STORE_MAX_KEY];
-    struct batch *b = malloc(sizeof(*b));
-    enum mh_status rc = MH_OK;
-    bool exclusive = true;
-    bool stop = false;
-    size_t clen;
-
-    if (!b) {
-        mh_store_set_error("out of memory starting a scan");
-        return MH_E_NOMEM;
-    }
-    b->n = 0;
-    /* Start after the cursor, unless it sorts before the prefix: then at the prefix. */
-    if (alen == 0 || key_cmp(after, alen, prefix, plen) < 0) {
-        after = prefix;
-        alen = plen;
-        exclusive = false;
-    }
-    memcpy(cursor, after, alen);
-    clen = alen;
-    while (limit > 0 && !stop) {
-        rc = collect(db, prefix, plen, cursor, clen, exclusive, limit, b);
-        if (rc != MH_OK)
-            break;
-        for (size_t i = 0; i < b->n && !stop; i++) {
-            const struct rec *r = &b->recs[i];
-
-            stop = fn(r->key, r->klen, r->key + r->klen, r->vlen, r->version, fn_arg) != 0;
-        }
-        limit -= b->n;
-        if (b->is_last || b->n == 0)
-            break;
-        clen = b->recs[b->n - 1].klen;
-        memcpy(cursor, b->recs[b->n - 1].key, clen);
-        exclusive = true;
-        batch_clear(b);
-    }
-    batch_clear(b);
-    free(b);
-    return rc;
+    return store_scan_pages(arg, collect_any, prefix, plen, after, alen, limit, fn, fn_arg);
 }
 
 static const struct mh_store_driver memory_drivers[] = {

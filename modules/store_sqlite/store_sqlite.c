@@ -18,14 +18,13 @@
 #include <sqlite3.h>
 
 #include "modhost/sdk.h"
+#include "../store_common/store_scan.h"
 
 #define POOL_MAX 64
 
 /* Scans copy records in batches and release the connection before calling back, so a
  * callback may use the store and no read transaction stays open while it runs. A batch stops
  * at this many records or after the record that crosses this many bytes. */
-#define SCAN_BATCH_RECORDS 64
-#define SCAN_BATCH_BYTES   ((size_t)1024 * 1024)
 
 /* The store-wide version counter lives in `meta` so that it never goes back, also when the
  * record holding the highest version is deleted. */
@@ -631,26 +630,6 @@ static enum mh_status sqlite_del(void *arg, const void *key, size_t klen, uint64
 
 /* --- Scans --- */
 
-struct rec {
-    uint64_t version;
-    size_t klen;
-    size_t vlen;
-    unsigned char *key; /* key bytes, then value bytes: one allocation */
-};
-
-struct batch {
-    struct rec recs[SCAN_BATCH_RECORDS];
-    size_t n;
-    bool is_last; /* nothing after the batch matches */
-};
-
-static void batch_clear(struct batch *b)
-{
-    for (size_t i = 0; i < b->n; i++)
-        free(b->recs[i].key);
-    b->n = 0;
-}
-
 /* Copies the current row into the next slot of @p b. */
 static enum mh_status batch_add(struct batch *b, sqlite3_stmt *st)
 {
@@ -725,59 +704,16 @@ static enum mh_status collect(struct sq_store *s, const void *prefix, size_t ple
     return status;
 }
 
-static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+static enum mh_status collect_any(void *db, const void *prefix, size_t plen, const void *start,
+                                  size_t slen, bool exclusive, size_t want, struct batch *b)
 {
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-
-    if (c != 0)
-        return c;
-    return alen < blen ? -1 : alen > blen;
+    return collect(db, prefix, plen, start, slen, exclusive, want, b);
 }
 
 static enum mh_status sqlite_scan(void *arg, const void *prefix, size_t plen, const void *after,
                                   size_t alen, size_t limit, mh_scan_fn fn, void *fn_arg)
 {
-    struct sq_store *s = arg;
-    unsigned char cursor[MH_STORE_MAX_KEY];
-    struct batch *b = malloc(sizeof(*b));
-    enum mh_status status = MH_OK;
-    bool exclusive = true;
-    bool stop = false;
-    size_t clen;
-
-    if (!b) {
-        mh_store_set_error("out of memory starting a scan");
-        return MH_E_NOMEM;
-    }
-    b->n = 0;
-    /* Start after the cursor, unless it sorts before the prefix: then at the prefix. */
-    if (alen == 0 || key_cmp(after, alen, prefix, plen) < 0) {
-        after = prefix;
-        alen = plen;
-        exclusive = false;
-    }
-    memcpy(cursor, after, alen);
-    clen = alen;
-    while (limit > 0 && !stop) {
-        status = collect(s, prefix, plen, cursor, clen, exclusive, limit, b);
-        if (status != MH_OK)
-            break;
-        for (size_t i = 0; i < b->n && !stop; i++) {
-            const struct rec *r = &b->recs[i];
-
-            stop = fn(r->key, r->klen, r->key + r->klen, r->vlen, r->version, fn_arg) != 0;
-        }
-        limit -= b->n;
-        if (b->is_last || b->n == 0 || b->recs[b->n - 1].klen > sizeof(cursor))
-            break;
-        clen = b->recs[b->n - 1].klen;
-        memcpy(cursor, b->recs[b->n - 1].key, clen);
-        exclusive = true;
-        batch_clear(b);
-    }
-    batch_clear(b);
-    free(b);
-    return status;
+    return store_scan_pages(arg, collect_any, prefix, plen, after, alen, limit, fn, fn_arg);
 }
 
 static const struct mh_store_driver sqlite_drivers[] = {
