@@ -150,7 +150,7 @@ static void request_line(struct mh_http_scan *s, const unsigned char *p, size_t 
     for (size_t k = 0; k < sizeof(methods) / sizeof(methods[0]); k++)
         known = known || (strlen(methods[k]) == m && memcmp(methods[k], p, m) == 0);
     if (!known) {
-        refuse(s, MH_REFUSE_METHOD, 501, "method not implemented");
+        refuse(s, MH_REFUSE_METHOD, 501, "this server does not serve that method");
         return;
     }
     if (m == 7 && memcmp(p, "CONNECT", 7) == 0) {

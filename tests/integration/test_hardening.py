@@ -169,9 +169,9 @@ REFUSALS = [
     ("http_9_9", b"GET /hello/x HTTP/9.9\r\nHost: a\r\n\r\n", 505, "version",
      "only HTTP/1.0 and HTTP/1.1 are supported"),
     ("unknown_method", b"BREW /hello/x HTTP/1.1\r\nHost: a\r\n\r\n", 501, "method",
-     "method not implemented"),
+     "this server does not serve that method"),
     ("lower_case_method", b"get /hello/x HTTP/1.1\r\nHost: a\r\n\r\n", 501, "method",
-     "method not implemented"),
+     "this server does not serve that method"),
     # Sizes
     ("request_line_too_long",
      request_line_of(REQUEST_LINE_MAX + 1) + b"\r\nHost: a\r\n\r\n", 414, "line_too_long",
