@@ -62,7 +62,17 @@ static const char usage_disable[] =
     "  -a, --available DIR   the modules' conf files (default: modules-available beside DIR)\n"
     "  -h, --help            this text\n";
 
-/* Returns 0 to go on, or exit status + 1 (help: 1, bad usage: 3). */
+/* Module names as the configuration allows them: [a-z0-9_]+. */
+static bool valid_name(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > 128)
+        return false;
+    return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+/* Returns 0 to go on, or exit status + 1 (help: 1, not a module name: 2, bad usage: 3). */
 static int parse_opts(int argc, char **argv, const char *usage, struct enable_cli *cli)
 {
     static const struct option longopts[] = {
@@ -96,20 +106,14 @@ static int parse_opts(int argc, char **argv, const char *usage, struct enable_cl
         goto bad;
     }
     cli->name = argv[optind];
+    if (!valid_name(cli->name)) {
+        fprintf(stderr, "modhost: '%s' is not a module name (a-z, 0-9 and _)\n", cli->name);
+        return 2;
+    }
     return 0;
 bad:
     fputs(usage, stderr);
     return 3;
-}
-
-/* Module names as the configuration allows them: [a-z0-9_]+. */
-static bool valid_name(const char *name)
-{
-    size_t n = strlen(name);
-
-    if (n == 0 || n > 128)
-        return false;
-    return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
 /* Is @entry "NAME.conf" or "DIGITS-NAME.conf"? */
@@ -318,10 +322,6 @@ int mh_cli_enable(int argc, char **argv)
     if (rc)
         return rc - 1;
     rc = 1;
-    if (!valid_name(cli.name)) {
-        fprintf(stderr, "modhost: '%s' is not a module name (a-z, 0-9 and _)\n", cli.name);
-        return 1;
-    }
     if (!locate(&cli, &avail_dir, &target)) {
         if (avail_dir) {
             char *names = list_available(avail_dir);
@@ -395,10 +395,6 @@ int mh_cli_disable(int argc, char **argv)
     if (rc)
         return rc - 1;
     rc = 1;
-    if (!valid_name(cli.name)) {
-        fprintf(stderr, "modhost: '%s' is not a module name (a-z, 0-9 and _)\n", cli.name);
-        return 1;
-    }
     if (locate(&cli, &avail_dir, &target))
         avail_file = mh_xasprintf("%s/%s.conf", avail_dir, cli.name);
     else if (!avail_dir)
