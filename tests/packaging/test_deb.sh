@@ -4,7 +4,7 @@
 # check, start the server with the unit's command line, write and read a key in its SQLite
 # store, enable a module and reload; verify the unit (systemd-analyze), the conffiles, the
 # logrotate snippet and modhost-dev (an out-of-tree module builds with its pkg-config file);
-# remove (data kept) and purge (data gone).
+# reinstall (edits kept), remove (data kept) and purge (data gone).
 #
 #   sudo tests/packaging/test_deb.sh        # as root on Debian 12; CI runs it after the suite
 #
@@ -213,6 +213,14 @@ status=0
 wait "$server_pid" || status=$?
 server_pid=
 check "the server stops on SIGTERM with status 0" test "$status" -eq 0
+
+# --- An upgrade (here a reinstall) keeps the operator's edits and choices ---------------------
+echo "# edited by the operator" >>$conf/00-server.conf
+check "modhost disable hello (as root)" modhost disable hello
+dpkg -i "$build"/modhost_*.deb >/dev/null
+check "a reinstall keeps an edited conffile" grep -qx "# edited by the operator" $conf/00-server.conf
+check "a reinstall does not enable a disabled module again" test ! -e $conf/50-hello.conf
+check "a reinstall keeps the enabled modules" test -L $conf/50-kv.conf
 
 # --- Remove keeps the data, purge deletes it ---------------------------------------------------
 dpkg -r modhost-dev modhost >/dev/null
