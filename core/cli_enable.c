@@ -21,9 +21,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "err.h"
-#include "mem.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "conf/config.h"
 
 #ifndef MH_DEFAULT_CONF_DIR
 #define MH_DEFAULT_CONF_DIR "/etc/modhost/conf.d"
