@@ -32,7 +32,7 @@
 /* The ordering prefix of a link: after 00-server.conf, room before and after for files of
  * the operator's own. The order of module files does not change what they mean. */
 #define LINK_PREFIX "50-"
-#define MAX_FOUND 16
+#define MAX_FOUND   16
 
 struct enable_cli {
     const char *conf_dir;
@@ -326,8 +326,8 @@ int mh_cli_enable(int argc, char **argv)
         if (avail_dir) {
             char *names = list_available(avail_dir);
 
-            fprintf(stderr, "modhost: no module '%s' in %s (available: %s)\n", cli.name,
-                    avail_dir, names);
+            fprintf(stderr, "modhost: no module '%s' in %s (available: %s)\n", cli.name, avail_dir,
+                    names);
             free(names);
         }
         goto out;
@@ -340,8 +340,9 @@ int mh_cli_enable(int argc, char **argv)
             fprintf(stderr, "modhost: module '%s' is already enabled: %s\n", cli.name,
                     found.path[0]);
         else
-            fprintf(stderr, "modhost: module '%s' is already configured by %s (a file of its "
-                            "own, not a link: edit it there)\n",
+            fprintf(stderr,
+                    "modhost: module '%s' is already configured by %s (a file of its "
+                    "own, not a link: edit it there)\n",
                     cli.name, found.path[0]);
         goto out;
     }
@@ -352,8 +353,9 @@ int mh_cli_enable(int argc, char **argv)
     }
     if (run_check(cli.conf_dir, false) != 0) {
         unlink(link_path);
-        fprintf(stderr, "modhost: module '%s' not enabled: the configuration with it does not "
-                        "pass the check (above); %s is unchanged\n",
+        fprintf(stderr,
+                "modhost: module '%s' not enabled: the configuration with it does not "
+                "pass the check (above); %s is unchanged\n",
                 cli.name, cli.conf_dir);
         goto out;
     }
@@ -407,8 +409,9 @@ int mh_cli_disable(int argc, char **argv)
     }
     for (size_t i = 0; i < found.count; i++) {
         if (!found.is_link[i]) {
-            fprintf(stderr, "modhost: %s configures '%s' but is a file, not a link 'modhost "
-                            "enable' made: remove or rename it by hand\n",
+            fprintf(stderr,
+                    "modhost: %s configures '%s' but is a file, not a link 'modhost "
+                    "enable' made: remove or rename it by hand\n",
                     found.path[i], cli.name);
             goto out;
         }
@@ -429,15 +432,17 @@ int mh_cli_disable(int argc, char **argv)
     if (run_check(cli.conf_dir, false) != 0) {
         /* Refuse only if the module's removal is what breaks the configuration. */
         if (restore_links(&found, targets) && run_check(cli.conf_dir, true) == 0) {
-            fprintf(stderr, "modhost: module '%s' not disabled: the configuration without it "
-                            "does not pass the check (above); %s is unchanged\n",
+            fprintf(stderr,
+                    "modhost: module '%s' not disabled: the configuration without it "
+                    "does not pass the check (above); %s is unchanged\n",
                     cli.name, cli.conf_dir);
             goto out;
         }
         for (size_t i = 0; i < found.count; i++)
             unlink(found.path[i]);
-        fprintf(stderr, "modhost: disabled %s, but the configuration has errors without it "
-                        "as with it (above)\n",
+        fprintf(stderr,
+                "modhost: disabled %s, but the configuration has errors without it "
+                "as with it (above)\n",
                 cli.name);
         rc = 0;
         goto out;
