@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "loader.h"
@@ -17,6 +18,7 @@
 #include "request.h"
 #include "pubsub.h"
 #include "store.h"
+#include "utf8.h"
 #include "ws.h"
 
 struct mh_host *mh_host_new(const struct mh_module *m, const char *name)
@@ -72,17 +74,37 @@ static int api_log_enabled(enum mh_log_level level)
     return mh_log_enabled(level);
 }
 
+static bool api_log_is_enabled(enum mh_log_level level)
+{
+    return mh_log_enabled(level);
+}
+
+static void api_logv(const struct mh_host *host, enum mh_log_level level, const char *fmt,
+                     va_list ap) MH_VPRINTF(3);
+static void api_logv(const struct mh_host *host, enum mh_log_level level, const char *fmt,
+                     va_list ap)
+{
+    if (mh_log_enabled(level))
+        mh_log_vwrite(level, host ? host->name : "module", fmt, ap);
+}
+
 static void api_log(const struct mh_host *host, enum mh_log_level level, const char *fmt, ...)
     MH_PRINTF(3, 4);
 static void api_log(const struct mh_host *host, enum mh_log_level level, const char *fmt, ...)
 {
     va_list ap;
 
-    if (!mh_log_enabled(level))
-        return;
     va_start(ap, fmt);
-    mh_log_vwrite(level, host ? host->name : "module", fmt, ap);
+    api_logv(host, level, fmt, ap);
     va_end(ap);
+}
+
+static enum mh_status api_host_errorv(struct mh_host *host, const char *fmt, va_list ap)
+    MH_VPRINTF(2);
+static enum mh_status api_host_errorv(struct mh_host *host, const char *fmt, va_list ap)
+{
+    vsnprintf(host->error, sizeof(host->error), fmt, ap);
+    return MH_OK;
 }
 
 static enum mh_status api_host_error(struct mh_host *host, const char *fmt, ...) MH_PRINTF(2, 3);
@@ -91,9 +113,83 @@ static enum mh_status api_host_error(struct mh_host *host, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(host->error, sizeof(host->error), fmt, ap);
+    api_host_errorv(host, fmt, ap);
     va_end(ap);
     return MH_OK;
+}
+
+static const char *api_host_name(const struct mh_host *host)
+{
+    return host->name;
+}
+
+/* --- 1.2: va_list variants of calls whose variadic form lives in request.c and store.c.
+ * They format here and hand the text on, so the one implementation stays the variadic one. */
+
+static enum mh_status api_reply_problemv(struct mh_req *req, int status, const char *type,
+                                         const char *fmt, va_list ap) MH_VPRINTF(4);
+static enum mh_status api_reply_problemv(struct mh_req *req, int status, const char *type,
+                                         const char *fmt, va_list ap)
+{
+    char *detail;
+    enum mh_status rc;
+
+    if (!fmt)
+        return mh_reply_problem_impl(req, status, type, NULL);
+    detail = mh_xvasprintf(fmt, ap);
+    rc = mh_reply_problem_impl(req, status, type, "%s", detail);
+    free(detail);
+    return rc;
+}
+
+static void api_req_logv(const struct mh_req *req, enum mh_log_level level, const char *fmt,
+                         va_list ap) MH_VPRINTF(3);
+static void api_req_logv(const struct mh_req *req, enum mh_log_level level, const char *fmt,
+                         va_list ap)
+{
+    char *line;
+
+    if (!mh_log_enabled(level))
+        return;
+    line = mh_xvasprintf(fmt, ap);
+    mh_req_log_impl(req, level, "%s", line);
+    free(line);
+}
+
+static void api_store_set_errorv(const char *fmt, va_list ap) MH_VPRINTF(1);
+static void api_store_set_errorv(const char *fmt, va_list ap)
+{
+    char msg[512];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    mh_store_set_error_impl("%s", msg);
+}
+
+static bool api_req_is_cancelled(const struct mh_req *req)
+{
+    return mh_req_cancelled_impl(req) != 0;
+}
+
+static enum mh_status api_req_json_body(struct mh_req *req, struct json_object **out)
+{
+    const char *detail = NULL;
+    enum mh_status rc;
+
+    if (mh_req_replied(req))
+        return MH_E_STATE;
+    rc = mh_req_json_impl(req, out, &detail);
+    if (rc == MH_E_INVAL || rc == MH_E_LIMIT)
+        mh_reply_problem_impl(req, rc == MH_E_LIMIT ? 413 : 400, NULL, "%s",
+                              detail ? detail : mh_status_str(rc));
+    return rc;
+}
+
+static uint64_t api_clock_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static const config_setting_t *conf_find(const struct mh_conf *conf, const char *path)
@@ -241,4 +337,16 @@ const struct mh_api mh_core_api = {
     .ws_leave = mh_ws_leave_impl,
     .ws_publish = mh_ws_publish_impl,
     .conf_path = api_conf_path,
+    /* 1.2 */
+    .reply_problemv = api_reply_problemv,
+    .logv = api_logv,
+    .req_logv = api_req_logv,
+    .host_errorv = api_host_errorv,
+    .store_set_errorv = api_store_set_errorv,
+    .is_utf8 = mh_utf8_valid,
+    .clock_ns = api_clock_ns,
+    .req_json_body = api_req_json_body,
+    .req_is_cancelled = api_req_is_cancelled,
+    .log_is_enabled = api_log_is_enabled,
+    .host_name = api_host_name,
 };
