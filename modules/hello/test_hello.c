@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include <CUnit/CUnit.h>
-#include <json-c/json.h>
 
 #include "mh_test.h"
 #include "modhost/testing.h"
@@ -14,11 +13,7 @@ const struct mh_module_def *mh_module_v1(void);
 
 static const char *message_of(struct mh_req *req)
 {
-    struct json_object *v = NULL;
-
-    if (!json_object_object_get_ex(mh_testing_json(req), "message", &v))
-        return "(absent)";
-    return json_object_get_string(v);
+    return mh_test_str(mh_testing_json_str(req, "message"));
 }
 
 static void test_hello_greets_the_name_from_the_route(void)

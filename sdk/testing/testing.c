@@ -1454,6 +1454,20 @@ struct json_object *mh_testing_json(struct mh_req *req)
     return req->resp_json;
 }
 
+struct json_object *mh_testing_json_get(struct mh_req *req, const char *key)
+{
+    struct json_object *v = NULL;
+
+    return json_object_object_get_ex(mh_testing_json(req), key, &v) ? v : NULL;
+}
+
+const char *mh_testing_json_str(struct mh_req *req, const char *key)
+{
+    struct json_object *v = mh_testing_json_get(req, key);
+
+    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
 static int api_req_cancelled(const struct mh_req *req)
 {
     return atomic_load(&((struct mh_req *)(uintptr_t)req)->cancelled);

@@ -174,6 +174,12 @@ const char *mh_testing_body(const struct mh_req *req, size_t *len);
 /** The reply body parsed as JSON, or NULL if it is not JSON. Borrowed until
  *  mh_testing_req_free (take a reference with json_object_get to keep it). */
 struct json_object *mh_testing_json(struct mh_req *req);
+/** Member @p key of the reply's JSON object, or NULL (no such member, or not a JSON object).
+ *  Borrowed as mh_testing_json. */
+struct json_object *mh_testing_json_get(struct mh_req *req, const char *key);
+/** The string member @p key of the reply's JSON object, or NULL if absent or not a string.
+ *  Borrowed as mh_testing_json. */
+const char *mh_testing_json_str(struct mh_req *req, const char *key);
 /** Frees the request and what the module allocated with it. NULL does nothing. */
 void mh_testing_req_free(struct mh_req *req);
 
