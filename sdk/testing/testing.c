@@ -2,7 +2,7 @@
  * The testing host (modhost/testing.h): the whole SDK function table over fake requests,
  * in-memory stores, fake WebSocket connections and a recorded log, all on the test's thread.
  * The strict JSON check, UTF-8 validation, status texts and allocation helpers are the core's
- * own (core/json.c, utf8.c, err.c, mem.c).
+ * own (core/base/: json.c, utf8.c, err.c, mem.c).
  */
 #include "modhost/testing.h"
 
@@ -17,10 +17,10 @@
 #include <json-c/json.h>
 #include <libconfig.h>
 
-#include "err.h"
-#include "json.h"
-#include "mem.h"
-#include "utf8.h"
+#include "base/err.h"
+#include "base/json.h"
+#include "base/mem.h"
+#include "base/utf8.h"
 
 /* --- Types --- */
 

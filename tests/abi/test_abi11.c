@@ -10,8 +10,8 @@
 #include <CUnit/CUnit.h>
 #include <json-c/json.h>
 
-#include "gen.h"
-#include "loader.h"
+#include "mod/gen.h"
+#include "mod/loader.h"
 #include "mh_test.h"
 #include "mh_test_http.h"
 

@@ -9,9 +9,9 @@
 #include <json-c/json.h>
 #include <libconfig.h>
 
-#include "gen.h"
-#include "host.h"
-#include "log.h"
+#include "mod/gen.h"
+#include "mod/host.h"
+#include "base/log.h"
 #include "mh_test.h"
 #include "mh_test_http.h"
 
