@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "cli_new_module.h"
 #include "conf/config.h"
 #include "base/err.h"
 #include "mod/gen.h"
@@ -46,6 +47,7 @@ static const char usage_main[] =
     "  reload    check the configuration, then make the running server load it (SIGHUP)\n"
     "  stop      stop the running server gracefully (SIGTERM) and wait for it to exit\n"
     "  version   print the core version and the SDK ABI it provides\n"
+    "  new-module  write a module skeleton (code, conf, Makefile, tests) from the SDK template\n"
     "\n"
     "Run 'modhost COMMAND --help' for a command's options.\n";
 
@@ -455,6 +457,8 @@ int main(int argc, char **argv)
         rc = cmd_reload(argc - 1, argv + 1);
     else if (strcmp(argv[1], "stop") == 0)
         rc = cmd_stop(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "new-module") == 0)
+        rc = mh_cli_new_module(argc - 1, argv + 1);
     else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
         rc = cmd_version(argc - 1, argv + 1);
     else if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

@@ -155,5 +155,64 @@ class TestInstances(ConfCase):
                       % (conf.file("20-b.conf"), conf.file("10-a.conf")), r.stderr)
 
 
+class TestNewModule(ConfCase):
+    """`modhost new-module` writes a skeleton from a template (the build itself is proved
+    against an installed SDK by scripts/sdk-smoke)."""
+
+    TEMPLATE = os.path.join(SOURCE_DIR, "sdk", "template")
+
+    def scratch(self):
+        conf = self.make_conf(files={}, server=False)
+        return conf.path
+
+    def test_writes_every_file_with_the_name(self):
+        dest = os.path.join(self.scratch(), "notes")
+        r = self.cli("new-module", "notes", dest, "--template", self.TEMPLATE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(dest)),
+                         ["CMakeLists.txt", "Makefile", "notes.c", "notes.conf", "test_notes.c"])
+        for name in os.listdir(dest):
+            with open(os.path.join(dest, name), encoding="utf-8") as f:
+                text = f.read()
+            self.assertNotIn("@NAME@", text, name)
+        with open(os.path.join(dest, "notes.c"), encoding="utf-8") as f:
+            self.assertIn('MH_MODULE(.name = "notes"', f.read())
+        with open(os.path.join(dest, "notes.conf"), encoding="utf-8") as f:
+            self.assertIn('name = "notes";', f.read())
+
+    def test_refuses_a_bad_name(self):
+        dest = os.path.join(self.scratch(), "x")
+        r = self.cli("new-module", "Bad-Name", dest, "--template", self.TEMPLATE)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("must match [a-z0-9_]+", r.stderr)
+        self.assertFalse(os.path.exists(dest))
+
+    def test_never_overwrites_a_module(self):
+        dest = os.path.join(self.scratch(), "notes")
+        os.mkdir(dest)
+        with open(os.path.join(dest, "notes.c"), "w", encoding="utf-8") as f:
+            f.write("mine")
+        r = self.cli("new-module", "notes", dest, "--template", self.TEMPLATE)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot create %s" % dest, r.stderr)
+        with open(os.path.join(dest, "notes.c"), encoding="utf-8") as f:
+            self.assertEqual(f.read(), "mine")
+
+    def test_a_missing_template_is_named(self):
+        missing = os.path.join(self.scratch(), "none")
+        r = self.cli("new-module", "notes", os.path.join(self.scratch(), "n"),
+                     "--template", missing)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("%s (from --template) holds no module template" % missing, r.stderr)
+
+    def test_usage(self):
+        r = self.cli("new-module")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("usage: modhost new-module NAME [DIR]", r.stderr)
+        r = self.cli("new-module", "--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("make test", r.stdout)
+
+
 if __name__ == "__main__":
     unittest.main()
