@@ -2,6 +2,8 @@
  * hello's handler through the testing host: the greeting setting, the name from the route,
  * and init refusing a bad greeting.
  */
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
@@ -106,7 +108,29 @@ static void test_hello_unknown_handler_is_reported(void)
     mh_testing_free(t);
 }
 
+/* The testing host fills every member of the table a module may call. */
+static void test_hello_testing_table_is_complete(void)
+{
+    struct mh_testing *t = mh_testing_new(mh_module_v1());
+    size_t n;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_EQUAL(mh_api->size, sizeof(struct mh_api));
+    n = (mh_api->size - offsetof(struct mh_api, req_method)) / sizeof(void (*)(void));
+    for (size_t i = 0; i < n; i++) {
+        void (*fn)(void);
+
+        memcpy(&fn, (const char *)mh_api + offsetof(struct mh_api, req_method) + i * sizeof(fn),
+               sizeof(fn));
+        if (!fn)
+            fprintf(stderr, "table member %zu is NULL\n", i);
+        CU_ASSERT_PTR_NOT_NULL(fn);
+    }
+    mh_testing_free(t);
+}
+
 static const struct mh_test_case hello_tests[] = {
+    {"testing table is complete", test_hello_testing_table_is_complete},
     {"greets the name from the route", test_hello_greets_the_name_from_the_route},
     {"uses the greeting setting", test_hello_uses_the_greeting_setting},
     {"without a name greets the world", test_hello_without_a_name_greets_the_world},
