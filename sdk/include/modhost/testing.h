@@ -14,7 +14,7 @@
  *     submitted them returns (or with mh_testing_run_tasks). No thread, no socket, no timer.
  *   - The clock (mh_clock_ns) stands still until the test moves it.
  *   - Misuse of the SDK that the server answers with a 500 (a second reply, a status outside
- *     100..599, a forbidden or malformed header, a reply after a cancel) is refused with the
+ * 200..599, a forbidden or malformed header, a reply after a cancel) is refused with the
  *     documented status and logged as a line starting with "misuse:" (see mh_testing_misuses).
  *
  * Threads: every function here is called from the test's thread. The table the module gets
