@@ -13,9 +13,10 @@
  *     (mh_task_submit, mh_req_task) are queued and run, work then done, when the call that
  *     submitted them returns (or with mh_testing_run_tasks). No thread, no socket, no timer.
  *   - The clock (mh_clock_ns) stands still until the test moves it.
- *   - Misuse of the SDK that the server answers with a 500 (a second reply, a status outside
- * 200..599, a forbidden or malformed header, a reply after a cancel) is refused with the
- *     documented status and logged as a line starting with "misuse:" (see mh_testing_misuses).
+ *   - Misuse of the SDK (a second reply, a status outside 200..599, a forbidden or malformed
+ *     header, a reply after a cancel) is refused with the documented status and logged as a
+ *     line starting with "misuse:" (see mh_testing_misuses), so a test can assert there was
+ *     none.
  *
  * Threads: every function here is called from the test's thread. The table the module gets
  * may be called from threads the module starts itself (log, stores, ws_send, ws_publish), as
