@@ -77,6 +77,9 @@ struct mh_loop {
     struct mh_ws *ws_head;
     size_t nws;
     struct mh_pubsub_local *pubsub;
+    /* Called when a WebSocket ends, to leave its channels (mh_pubsub_leave_all): channels
+     * stand on WebSockets, so the WebSocket code reaches them only through here. */
+    void (*ws_leave_all)(struct mh_ws *ws);
 
     struct mh_loop_stats stats;
 };

@@ -7,7 +7,7 @@
 #include <event2/event.h>
 
 #include "base/mem.h"
-#include "base/pool.h"
+#include "base/task.h"
 
 struct mh_mailbox {
     pthread_mutex_t mu;

@@ -8,17 +8,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/task.h"
 #include "modhost/sdk.h"
 
 struct mh_mailbox;
 
-struct mh_task {
-    struct mh_task *next;
-    struct mh_mailbox *home;                 /* where complete runs */
-    void (*run)(struct mh_task *t);          /* on a worker */
-    void (*complete)(struct mh_task *t);     /* on the home loop, exactly once */
-    bool ran;                                /* false if the pool stopped before running it */
-};
 
 struct mh_pool;
 

@@ -33,7 +33,7 @@
 #include "conf/config.h"
 #include "http/access.h"
 #include "http/http_scan.h"
-#include "http/reply.h"
+#include "http/head.h"
 #include "http/req.h"
 #include "http/request.h"
 
@@ -252,6 +252,13 @@ static void seg_append(struct mh_conn *c, struct mh_out_seg *s)
     else
         c->out_head = s;
     c->out_tail = s;
+}
+
+void mh_conn_write_head(struct mh_conn *c, const struct mh_reply_head *h)
+{
+    char *start = mh_conn_space(c, mh_head_max(c->loop, h));
+
+    mh_conn_commit(c, (size_t)(mh_head_put(start, c->loop, h) - start));
 }
 
 char *mh_conn_space(struct mh_conn *c, size_t n)
@@ -528,7 +535,7 @@ static void refuse(struct mh_conn *c, int status, const char *reason, const char
     if (!mh_problem_build(&body, status, mh_http_reason(status), NULL, why))
         abort();
     h.content_length = body.len;
-    mh_reply_write_head(c, c->loop, &h);
+    mh_conn_write_head(c, &h);
     mh_conn_send(c, body.data, body.len);
     if (c->loop->access_log)
         mh_access_refusal(c->loop, status, body.len, reason, why);

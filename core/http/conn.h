@@ -17,6 +17,7 @@
 
 struct mh_conn;
 struct mh_loop;
+struct mh_reply_head;
 struct mh_req;
 
 /* The transport seam: plain TCP now; TLS plugs in here without touching the HTTP code. Each
@@ -50,6 +51,8 @@ void mh_conn_send_owned(struct mh_conn *c, void *block, size_t len);
 /** @p n writable bytes at the end of the output; mh_conn_commit(c, used) queues them. */
 char *mh_conn_space(struct mh_conn *c, size_t n);
 void mh_conn_commit(struct mh_conn *c, size_t used);
+/** Queues the head of a response (head.h). */
+void mh_conn_write_head(struct mh_conn *c, const struct mh_reply_head *h);
 /** Writes what is queued now (the connection also flushes after every read batch). */
 void mh_conn_flush(struct mh_conn *c);
 /** Bytes queued and not yet written. */

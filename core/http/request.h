@@ -19,8 +19,6 @@ struct mh_route_target;
 /** Frees the loop's spare request objects. Thread: the loop's, after it stopped. */
 void mh_request_spares_free(struct mh_loop *loop);
 
-/** The reason phrase for @p status ("Not Found"), or "Unknown". */
-const char *mh_http_reason(int status);
 /** The HTTP status a handler's error status maps to (see enum mh_status). */
 int mh_status_http(enum mh_status rc);
 /** Whether the comma-separated list @p v holds token @p tok (case-insensitive). */

@@ -13,10 +13,8 @@
 #include <time.h>
 
 #include "base/err.h"
-#include "mod/loader.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "mod/store.h"
 
 struct mh_host *mh_host_new(const struct mh_module *m, const char *name)
 {
@@ -194,18 +192,4 @@ enum mh_status mh_host_conf_float(const struct mh_conf *conf, const char *path, 
     return MH_OK;
 }
 
-struct mh_store *mh_host_store_find(struct mh_host *host, const char *name)
-{
-    const struct mh_module *m = host ? host->module : NULL;
-
-    if (!m || m->nstores == 0)
-        return NULL;
-    if (!name)
-        return m->stores[0];
-    for (size_t i = 0; i < m->nstores; i++) {
-        if (strcmp(m->stores[i]->name, name) == 0)
-            return m->stores[i];
-    }
-    return NULL;
-}
 

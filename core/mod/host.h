@@ -47,7 +47,6 @@ enum mh_status mh_host_conf_path(const struct mh_conf *conf, const char *path,
 enum mh_status mh_host_conf_int(const struct mh_conf *conf, const char *path, long long *out);
 enum mh_status mh_host_conf_bool(const struct mh_conf *conf, const char *path, int *out);
 enum mh_status mh_host_conf_float(const struct mh_conf *conf, const char *path, double *out);
-struct mh_store *mh_host_store_find(struct mh_host *host, const char *name);
 
 struct mh_host *mh_host_new(const struct mh_module *m, const char *name);
 void mh_host_free(struct mh_host *h);

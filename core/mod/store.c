@@ -294,3 +294,19 @@ enum mh_status mh_store_scan_impl(struct mh_store *st, const void *prefix, size_
     return st->driver->scan(st->db, plen ? prefix : "", plen, alen ? after : "", alen, limit, fn,
                             arg);
 }
+
+/* The SDK's store_find: a module finds the stores its conf.d entry lists. */
+struct mh_store *mh_host_store_find(struct mh_host *host, const char *name)
+{
+    const struct mh_module *m = host ? host->module : NULL;
+
+    if (!m || m->nstores == 0)
+        return NULL;
+    if (!name)
+        return m->stores[0];
+    for (size_t i = 0; i < m->nstores; i++) {
+        if (strcmp(m->stores[i]->name, name) == 0)
+            return m->stores[i];
+    }
+    return NULL;
+}

@@ -47,4 +47,7 @@ const char *mh_store_error_impl(void);
 void mh_store_set_error_impl(const char *fmt, ...) MH_PRINTF(1, 2);
 void mh_value_free_impl(struct mh_value *v);
 
+/** The store @p name among those @p host's module lists (the first if NULL), or NULL. */
+struct mh_store *mh_host_store_find(struct mh_host *host, const char *name);
+
 #endif

@@ -226,6 +226,7 @@ static enum mh_status loop_setup(struct loop_thread *lt, struct mh_gen *gen, str
     loop->mailbox = mh_mailbox_new(loop->base);
     loop->pool = pool;
     loop->pubsub = mh_pubsub_local_new();
+    loop->ws_leave_all = mh_pubsub_leave_all;
     loop->on_request = mh_dispatch_request;
     loop->rbuf_cap = READ_SCRATCH;
     loop->rbuf = mh_xmalloc(READ_SCRATCH);

@@ -32,7 +32,6 @@
 #include "mod/loader.h"
 #include "mod/router.h"
 #include "ws/frame.h"
-#include "ws/pubsub.h"
 
 #define CLOSE_WAIT_MS 3000 /* how long we wait for the peer's close frame / our flush */
 
@@ -127,7 +126,8 @@ static void on_conn_close(void *arg)
         event_free(ws->timer);
         ws->timer = NULL;
     }
-    mh_pubsub_leave_all(ws);
+    if (ws->loop->ws_leave_all)
+        ws->loop->ws_leave_all(ws);
     list_remove(ws);
     if (ws->open) {
         ws->open = false;

@@ -1,20 +1,20 @@
 /*
- * Fuzz target for the whole request path: an in-process server set up like core/server.c's
- * loops (evhttp with the guard as its bufferevent callback, mh_request_dispatch behind it, a
- * generation built from a temp conf.d with the hello and echo modules and a WebSocket echo
- * endpoint) is reused across inputs; each input is written to a new loopback connection, in
+ * Fuzz target for the whole request path: an in-process server set up like run/server.c's
+ * loops (the engine's connections from http/conn.c on a listener, mh_dispatch_request behind
+ * them, a generation built from a temp conf.d with the hello and echo modules and a WebSocket
+ * echo endpoint) is reused across inputs; each input is written to a new loopback connection, in
  * pieces split at points derived from it, and the loop runs until it is idle; then the client
  * closes and the loop runs until the server has let go of the connection.
  *
  * One thread runs both sides with non-blocking sockets: loopback delivers a write at once,
  * so "idle" is a few loop turns in a row without a new byte for the client. Checked:
  * - no crash, leak or undefined behaviour (the sanitizers);
- * - the server lets go of every connection the client closed (guard state, responses in
+ * - the server lets go of every connection the client closed (connections, requests in
  *   flight and WebSockets all back to zero);
  * - what comes back is a sequence of well-formed responses: nothing after a response with
  *   Connection: close, and never more final responses than the scanner sees request heads,
- *   plus one (the refusal, or evhttp's own error); more would mean that a request was
- *   answered that the guard never checked.
+ *   plus one (the refusal); more would mean that a request was answered that the scanner
+ *   never passed.
  */
 #include <errno.h>
 #include <poll.h>
@@ -33,14 +33,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "conf/config.h"
 #include "base/err.h"
 #include "mod/gen.h"
-#include "http/guard.h"
+#include "base/loop.h"
+#include "http/conn.h"
+#include "run/dispatch.h"
 #include "http/http_scan.h"
 #include "base/log.h"
 #include "base/mailbox.h"
@@ -118,11 +118,10 @@ static const char echo_conf[] =
 #define RESPONSE_CAP (1 << 20)
 
 struct fuzz_server {
-    struct event_base *base;
-    struct evhttp *http;
-    struct mh_dispatch dispatch;
-    struct mh_dispatch *loops[1];
-    struct timeval keepalive_tv, write_tv;
+    struct mh_loop loop;
+    struct mh_loop *loops[1];
+    int listen_fd;
+    struct event *listen_ev;
     struct sockaddr_in addr;
     struct mh_scan_limits scan_limits;
 };
@@ -154,22 +153,16 @@ static void remove_conf_dir(void)
     rmdir(conf_dir);
 }
 
-static void ms_to_tv(long long ms, struct timeval *tv)
+static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
-    tv->tv_sec = (time_t)(ms / 1000);
-    tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
-}
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-static void on_request(struct evhttp_request *ev, void *arg)
-{
-    struct fuzz_server *s = arg;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
-
-    /* As server.c: after the first request the read timeout is the keep-alive idle time. */
-    if (evcon)
-        bufferevent_set_timeouts(evhttp_connection_get_bufferevent(evcon), &s->keepalive_tv,
-                                 &s->write_tv);
-    mh_request_dispatch(&s->dispatch, ev);
+    (void)what;
+    (void)arg;
+    if (cfd >= 0)
+        mh_conn_accept(&srv->loop, cfd, (struct sockaddr *)&ss, len);
 }
 
 static struct mh_gen *build_gen(void)
@@ -200,48 +193,41 @@ static void setup(void)
 {
     struct mh_gen *gen;
     const struct mh_limits *l;
-    struct evhttp_bound_socket *bound;
-    struct timeval read_tv;
-    socklen_t alen;
+    socklen_t alen = sizeof(struct sockaddr_in);
 
     signal(SIGPIPE, SIG_IGN); /* as the server: writes to a closed peer fail with EPIPE */
     mh_log_set_level(MH_LOG_ERROR);
     srv = mh_xcalloc(1, sizeof(*srv));
     gen = build_gen(); /* the build's reference is the loop's */
     l = &gen->config->server.limits;
-    srv->base = event_base_new();
-    srv->http = evhttp_new(srv->base);
-    CHECK(srv->base && srv->http, "event_base_new/evhttp_new");
 
-    /* As server.c's apply_limits and loop_setup. */
-    evhttp_set_max_headers_size(srv->http, (ev_ssize_t)l->max_header_bytes);
-    evhttp_set_max_body_size(srv->http, (ev_ssize_t)l->max_body_bytes);
-    ms_to_tv(l->read_timeout_ms, &read_tv);
-    ms_to_tv(l->keepalive_timeout_ms, &srv->keepalive_tv);
-    ms_to_tv(l->write_timeout_ms, &srv->write_tv);
-    evhttp_set_timeout_tv(srv->http, &read_tv);
-    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                              EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                              EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_default_content_type(srv->http, NULL);
-    evhttp_set_gencb(srv->http, on_request, srv);
-    evhttp_set_bevcb(srv->http, mh_guard_bevcb, &srv->dispatch);
-    bound = evhttp_bind_socket_with_handle(srv->http, "127.0.0.1", 0);
-    CHECK(bound != NULL, "cannot listen on 127.0.0.1");
-    alen = sizeof(srv->addr);
-    CHECK(getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&srv->addr, &alen) == 0,
-          "getsockname: errno %d", errno);
-
-    srv->dispatch.gen = gen;
-    srv->dispatch.limits = l;
-    srv->dispatch.access_log = false;
-    srv->dispatch.base = srv->base;
-    srv->dispatch.mailbox = mh_mailbox_new(srv->base);
-    srv->dispatch.pool = NULL; /* blocking handlers run on the loop */
-    srv->dispatch.pubsub = mh_pubsub_local_new();
-    mh_mailbox_current = srv->dispatch.mailbox;
-    srv->loops[0] = &srv->dispatch;
+    /* As run/server.c's loop_setup, with one loop and no pool (blocking handlers run on the
+     * loop). */
+    srv->loop.base = event_base_new();
+    CHECK(srv->loop.base != NULL, "event_base_new");
+    srv->addr.sin_family = AF_INET;
+    srv->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    srv->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK(srv->listen_fd >= 0 &&
+              bind(srv->listen_fd, (struct sockaddr *)&srv->addr, sizeof(srv->addr)) == 0 &&
+              listen(srv->listen_fd, 128) == 0 &&
+              getsockname(srv->listen_fd, (struct sockaddr *)&srv->addr, &alen) == 0,
+          "cannot listen on 127.0.0.1: errno %d", errno);
+    srv->listen_ev = event_new(srv->loop.base, srv->listen_fd, EV_READ | EV_PERSIST, on_accept,
+                               NULL);
+    event_add(srv->listen_ev, NULL);
+    srv->loop.gen = gen;
+    srv->loop.limits = l;
+    srv->loop.access_log = false;
+    srv->loop.mailbox = mh_mailbox_new(srv->loop.base);
+    srv->loop.pool = NULL;
+    srv->loop.pubsub = mh_pubsub_local_new();
+    srv->loop.ws_leave_all = mh_pubsub_leave_all;
+    srv->loop.on_request = mh_dispatch_request;
+    srv->loop.rbuf_cap = 65536;
+    srv->loop.rbuf = mh_xmalloc(srv->loop.rbuf_cap);
+    mh_mailbox_current = srv->loop.mailbox;
+    srv->loops[0] = &srv->loop;
     mh_pubsub_set_loops(srv->loops, 1);
 
     srv->scan_limits = (struct mh_scan_limits){
@@ -291,7 +277,7 @@ static void run_until_idle(struct client *c)
     int idle = 0;
 
     for (int turn = 0; turn < MAX_TURNS && idle < IDLE_TURNS; turn++) {
-        event_base_loop(srv->base, EVLOOP_NONBLOCK);
+        event_base_loop(srv->loop.base, EVLOOP_NONBLOCK);
         idle = client_read(c) ? 0 : idle + 1;
     }
 }
@@ -308,15 +294,15 @@ static void client_write(struct client *c, const uint8_t *data, size_t size)
             off += (size_t)n;
         else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return; /* the server closed: the rest cannot be delivered */
-        event_base_loop(srv->base, EVLOOP_NONBLOCK);
+        event_base_loop(srv->loop.base, EVLOOP_NONBLOCK);
         client_read(c);
     }
 }
 
 static bool server_let_go(void)
 {
-    return srv->dispatch.nconns == 0 && srv->dispatch.inflight == 0 && srv->dispatch.nws == 0 &&
-           mh_guard_open_connections() == 0;
+    return srv->loop.nconns == 0 && srv->loop.inflight == 0 && srv->loop.nws == 0 &&
+           mh_conn_open_count() == 0;
 }
 
 /* --- What came back --- */
@@ -444,9 +430,8 @@ static void check_responses(const struct client *c, const uint8_t *data, size_t 
         CHECK(!r.closes || p == end, "%zu bytes after a response with Connection: close",
               (size_t)(end - p));
     }
-    /* One answer more than heads at most: the guard's refusal, or evhttp's own error for a
-     * request line or header it rejects before the scanner has seen the whole head (it
-     * closes the connection after it). */
+    /* One answer more than heads at most: the scanner's refusal (the connection closes after
+     * it). Anything more would be an answer to a request the scanner never passed. */
     CHECK(finals <= heads + 1, "%u final responses for %u request heads (refused: %d)", finals,
           heads, scanner_refused);
 }
@@ -486,12 +471,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The client goes; the server must let go of the connection. */
     close(c.fd);
     for (turn = 0; turn < MAX_TURNS && !server_let_go(); turn++)
-        event_base_loop(srv->base, EVLOOP_NONBLOCK);
+        event_base_loop(srv->loop.base, EVLOOP_NONBLOCK);
     CHECK(server_let_go(),
-          "the server still holds the closed connection: %zu guard states, %llu responses in "
+          "the server still holds the closed connection: %zu connections, %llu requests in "
           "flight, %zu WebSockets, %d open",
-          srv->dispatch.nconns, (unsigned long long)srv->dispatch.inflight, srv->dispatch.nws,
-          mh_guard_open_connections());
+          srv->loop.nconns, (unsigned long long)srv->loop.inflight, srv->loop.nws,
+          mh_conn_open_count());
     free(c.in);
     return 0;
 }

@@ -16,6 +16,7 @@
 #include "mod/gen.h"
 #include "mh_test.h"
 #include "mh_test_http.h"
+#include "http/head.h"
 #include "http/request.h"
 
 #define FX_REQ FIXTURE_DIR "/fx_req.so"
