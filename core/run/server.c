@@ -579,6 +579,7 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1); /* logrotate's "reopen your logs": never the default (exit) */
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
     evthread_use_pthreads();
     s.loops = mh_xcalloc((size_t)s.nloops, sizeof(*s.loops));
@@ -663,6 +664,12 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
         struct timespec tick = {0, 100 * 1000 * 1000};
 
         sig = s.retired ? sigtimedwait(&set, NULL, &tick) : sigwaitinfo(&set, NULL);
+        if (sig == SIGUSR1) {
+            /* Logs go to stderr, which the service manager owns: nothing to reopen here.
+             * Taking the signal keeps a rotation from stopping the server. */
+            mh_info("server", "SIGUSR1: logs are written to stderr; nothing to reopen");
+            continue;
+        }
         if (sig == SIGHUP) {
             reload(&s);
             continue;

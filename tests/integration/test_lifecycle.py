@@ -117,6 +117,17 @@ class TestSignals(LifecycleCase):
             self.assertEqual(c.request("GET", "/hello/still").json(),
                              {"message": "Hello, still!"})
 
+    def test_sigusr1_keeps_serving(self):
+        # logrotate's postrotate sends SIGUSR1: it must never stop the server.
+        srv = self.start_server()
+        srv.send_signal(signal.SIGUSR1)
+        self.assertTrue(srv.wait_log(r"SIGUSR1: logs are written to stderr"), srv.log())
+        self.assertTrue(srv.running())
+        with RawConnection(srv.port) as c:
+            self.assertEqual(c.request("GET", "/hello/again").status, 200)
+        srv.send_signal(signal.SIGTERM)
+        self.assert_exits_cleanly(srv)
+
     def test_idle_keepalive_connections_are_closed_at_shutdown(self):
         srv = self.start_server(shutdown_timeout_ms=DRAIN_DEADLINE_MS)
         idle = []
