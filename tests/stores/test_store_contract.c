@@ -92,11 +92,29 @@ static const struct bad_settings postgres_bad[] = {
     {NULL, NULL},
 };
 
+#define REDIS_SERVER                                                                              \
+    "host = \"@ENV_MH_TEST_REDIS_HOST@\"; port = @ENV_MH_TEST_REDIS_PORT@; "
+#define REDIS_LOGIN "password_file = \"@ENV_MH_TEST_REDIS_PASSFILE@\"; "
+
+static const struct bad_settings redis_bad[] = {
+    {REDIS_SERVER REDIS_LOGIN "pool_size = 65;", "pool_size"},
+    {REDIS_SERVER REDIS_LOGIN "prefix = \"\";", "prefix"},
+    {REDIS_SERVER REDIS_LOGIN "db = -1;", "db"},
+    {"port = 0;" REDIS_LOGIN, "port"},
+    {REDIS_SERVER "username = \"app\";", "password_file"},
+    {REDIS_SERVER "password_file = \"@DIR@/missing\";", "@DIR@/missing"},
+    {REDIS_SERVER "password_file = \"@ENV_MH_TEST_REDIS_BAD_PASSFILE@\";", "password"},
+    {REDIS_SERVER, "NOAUTH"},
+    {NULL, NULL},
+};
+
 static const struct driver_row rows[] = {
     {"memory", "store_memory", "", false, "max_bytes = 100;", memory_bad},
     {"sqlite", "store_sqlite", "path = \"@DIR@/kv.db\";", true, NULL, sqlite_bad},
     {"postgres", "store_postgres", PG_SERVER PG_LOGIN "table = \"@ID@\";", true, NULL,
      postgres_bad},
+    {"redis", "store_redis", REDIS_SERVER REDIS_LOGIN "prefix = \"@ID@:\";", true, NULL,
+     redis_bad},
 };
 
 /* --- Fixture: one store per case --- */

@@ -10,7 +10,8 @@ As a command, it wraps another one:
     services.py run [--postgres] [--redis] -- COMMAND ARGS...
 starts the servers, exports where they are (MH_TEST_PG_HOST, MH_TEST_PG_PORT, MH_TEST_PG_USER,
 MH_TEST_PG_DBNAME, MH_TEST_PG_PASSFILE, MH_TEST_PG_SOCKDIR, MH_TEST_REDIS_HOST,
-MH_TEST_REDIS_PORT, MH_TEST_REDIS_SOCKET), runs COMMAND, stops them and exits with COMMAND's
+MH_TEST_REDIS_PORT, MH_TEST_REDIS_SOCKET, MH_TEST_REDIS_PASSFILE, MH_TEST_REDIS_BAD_PASSFILE),
+runs COMMAND, stops them and exits with COMMAND's
 status. A missing server binary is a skip (exit 77, with a message naming the package) unless
 MH_REQUIRE_SERVICES=1 (CI), where it is a failure (exit 1).
 """
@@ -32,6 +33,7 @@ STOP_TIMEOUT_S = 30.0
 PG_USER = "modhost"
 PG_PASSWORD = "modhost-test-secret"
 PG_DBNAME = "postgres"
+REDIS_PASSWORD = "modhost-test-redis-secret"
 
 
 class Missing(Exception):
@@ -216,7 +218,7 @@ class Postgres(_Server):
 
 
 class Redis(_Server):
-    """A private redis-server: append-only file fsynced on every write."""
+    """A private redis-server with a password: append-only file fsynced on every write."""
 
     def __init__(self, work=None):
         self.binary = shutil.which("redis-server")
@@ -226,6 +228,8 @@ class Redis(_Server):
         self.own_work = work is None
         self.work = work or tempfile.mkdtemp(prefix="mh-redis-")
         self.socket = os.path.join(self.work, "redis.sock")
+        self.passfile = os.path.join(self.work, "password")
+        self.bad_passfile = os.path.join(self.work, "wrong-password")
         self.logfile = os.path.join(self.work, "redis.log")
         self.port = None
         self.proc = None
@@ -233,8 +237,12 @@ class Redis(_Server):
     def start(self):
         if self.port is None:
             self.port = free_port()
+        for path, text in ((self.passfile, REDIS_PASSWORD), (self.bad_passfile, "not-it")):
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+            os.chmod(path, 0o600)
         self.proc = subprocess.Popen(
-            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port),
+            [self.binary, "--requirepass", REDIS_PASSWORD, "--bind", "127.0.0.1", "--port", str(self.port),
              "--unixsocket", self.socket, "--dir", self.work, "--daemonize", "no",
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
              "--logfile", self.logfile],
@@ -254,7 +262,14 @@ class Redis(_Server):
 
     def env(self):
         return {"MH_TEST_REDIS_HOST": "127.0.0.1", "MH_TEST_REDIS_PORT": str(self.port),
-                "MH_TEST_REDIS_SOCKET": self.socket}
+                "MH_TEST_REDIS_SOCKET": self.socket, "MH_TEST_REDIS_PASSFILE": self.passfile,
+                "MH_TEST_REDIS_BAD_PASSFILE": self.bad_passfile}
+
+    def cli(self, *args):
+        """Runs redis-cli against the server; returns its output."""
+        return subprocess.run(["redis-cli", "-p", str(self.port), "--no-auth-warning", "-a",
+                               REDIS_PASSWORD] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, encoding="utf-8", check=False).stdout
 
 
 def required():
