@@ -14,14 +14,14 @@
 
 #include <event2/event.h>
 
-#include "config.h"
-#include "err.h"
-#include "gen.h"
-#include "loader.h"
-#include "log.h"
-#include "mem.h"
-#include "router.h"
-#include "server.h"
+#include "conf/config.h"
+#include "base/err.h"
+#include "mod/gen.h"
+#include "mod/loader.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "mod/router.h"
+#include "run/server.h"
 
 #ifndef MH_DEFAULT_CONF_DIR
 #define MH_DEFAULT_CONF_DIR "/etc/modhost/conf.d"

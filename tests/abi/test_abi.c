@@ -12,11 +12,11 @@
 #include <json-c/json.h>
 #include <libconfig.h>
 
-#include "config.h"
-#include "gen.h"
-#include "host.h"
-#include "loader.h"
-#include "log.h"
+#include "conf/config.h"
+#include "mod/gen.h"
+#include "mod/host.h"
+#include "mod/loader.h"
+#include "base/log.h"
 #include "mh_test.h"
 #include "mh_test_http.h"
 

@@ -19,10 +19,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "err.h"
-#include "gen.h"
-#include "log.h"
+#include "conf/config.h"
+#include "base/err.h"
+#include "mod/gen.h"
+#include "base/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__lsan_default_suppressions(void);

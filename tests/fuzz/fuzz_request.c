@@ -37,16 +37,16 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-#include "config.h"
-#include "err.h"
-#include "gen.h"
-#include "guard.h"
-#include "http_scan.h"
-#include "log.h"
-#include "mailbox.h"
-#include "mem.h"
-#include "pubsub.h"
-#include "request.h"
+#include "conf/config.h"
+#include "base/err.h"
+#include "mod/gen.h"
+#include "http/guard.h"
+#include "http/http_scan.h"
+#include "base/log.h"
+#include "base/mailbox.h"
+#include "base/mem.h"
+#include "ws/pubsub.h"
+#include "http/request.h"
 
 /* connect(), finishing it when libFuzzer's timer signal interrupts it (EINTR): the connection
  * then completes in the background, and poll + SO_ERROR tell how it ended. */

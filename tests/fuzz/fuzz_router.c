@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "mem.h"
-#include "router.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "mod/router.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

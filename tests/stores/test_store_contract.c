@@ -22,11 +22,11 @@
 #include <libconfig.h>
 #include <sqlite3.h>
 
-#include "err.h"
-#include "host.h"
-#include "loader.h"
-#include "log.h"
-#include "store.h"
+#include "base/err.h"
+#include "mod/host.h"
+#include "mod/loader.h"
+#include "base/log.h"
+#include "mod/store.h"
 
 /* --- Drivers under test --- */
 

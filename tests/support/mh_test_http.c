@@ -18,12 +18,12 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "config.h"
-#include "err.h"
-#include "gen.h"
-#include "mem.h"
+#include "conf/config.h"
+#include "base/err.h"
+#include "mod/gen.h"
+#include "base/mem.h"
 #include "mh_test.h"
-#include "request.h"
+#include "http/request.h"
 
 struct mh_test_server {
     struct event_base *base;

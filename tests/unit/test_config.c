@@ -10,7 +10,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "config.h"
+#include "conf/config.h"
 #include "mh_test.h"
 
 /* A conf.d in a temporary directory, loaded. */

@@ -8,7 +8,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "err.h"
+#include "base/err.h"
 #include "mh_test.h"
 
 static void test_err_set_fills_every_field(void)

@@ -10,11 +10,11 @@
 
 #include <CUnit/CUnit.h>
 
-#include "config.h"
-#include "gen.h"
-#include "loader.h"
+#include "conf/config.h"
+#include "mod/gen.h"
+#include "mod/loader.h"
 #include "mh_test.h"
-#include "router.h"
+#include "mod/router.h"
 
 #define FIXTURE(name) FIXTURE_DIR "/" name ".so"
 

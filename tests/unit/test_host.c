@@ -7,8 +7,8 @@
 #include <CUnit/CUnit.h>
 #include <libconfig.h>
 
-#include "host.h"
-#include "log.h"
+#include "mod/host.h"
+#include "base/log.h"
 #include "mh_test.h"
 
 static void test_host_table_has_every_1_0_member(void)

@@ -11,8 +11,8 @@
 #include <CUnit/CUnit.h>
 #include <libconfig.h>
 
-#include "host.h"
-#include "loader.h"
+#include "mod/host.h"
+#include "mod/loader.h"
 #include "mh_test.h"
 
 #define FIXTURE(name) FIXTURE_DIR "/" name ".so"

@@ -9,7 +9,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "mh_test.h"
 
 /* Runs mh_log_write with stderr sent to a file; returns what was written (caller frees). */

@@ -4,7 +4,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "mem.h"
+#include "base/mem.h"
 #include "mh_test.h"
 
 static void test_mem_zero_sizes_give_usable_pointers(void)

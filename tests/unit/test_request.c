@@ -12,11 +12,11 @@
 #include <CUnit/CUnit.h>
 #include <json-c/json.h>
 
-#include "err.h"
-#include "gen.h"
+#include "base/err.h"
+#include "mod/gen.h"
 #include "mh_test.h"
 #include "mh_test_http.h"
-#include "request.h"
+#include "http/request.h"
 
 #define FX_REQ FIXTURE_DIR "/fx_req.so"
 

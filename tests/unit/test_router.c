@@ -9,7 +9,7 @@
 #include <CUnit/CUnit.h>
 
 #include "mh_test.h"
-#include "router.h"
+#include "mod/router.h"
 
 /* Distinct targets: only their addresses matter. */
 static int t_a, t_b, t_c, t_d;

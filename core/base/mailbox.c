@@ -1,13 +1,13 @@
 /* Loop mailboxes (see mailbox.h). */
-#include "mailbox.h"
+#include "base/mailbox.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
 #include <event2/event.h>
 
-#include "mem.h"
-#include "pool.h"
+#include "base/mem.h"
+#include "base/pool.h"
 
 struct mh_mailbox {
     pthread_mutex_t mu;

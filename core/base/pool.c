@@ -2,16 +2,16 @@
  * Worker threads and their bounded queue. A mutex and a condition variable guard the queue;
  * the queue bound turns overload into an immediate MH_E_UNAVAILABLE (503) instead of latency.
  */
-#include "pool.h"
+#include "base/pool.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "log.h"
-#include "mailbox.h"
-#include "mem.h"
+#include "base/log.h"
+#include "base/mailbox.h"
+#include "base/mem.h"
 
 struct mh_pool {
     pthread_mutex_t mu;

@@ -2,7 +2,7 @@
  * The request scanner (see http_scan.h). Lines end in LF or CRLF, as evhttp reads them; a
  * bare CR anywhere else is refused. What passes here evhttp parses the same way.
  */
-#include "http_scan.h"
+#include "http/http_scan.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #include "modhost/sdk.h"
-#include "utf8.h"
+#include "base/utf8.h"
 
 struct mh_dispatch;
 struct mh_route_target;

@@ -1,9 +1,9 @@
 /* The strict JSON syntax check (see json.h): a recursive-descent scanner that builds nothing. */
-#include "json.h"
+#include "base/json.h"
 
 #include <string.h>
 
-#include "utf8.h"
+#include "base/utf8.h"
 
 struct scan {
     const unsigned char *p, *end;

@@ -2,7 +2,7 @@
  * The function table every module receives, and the calls that are not about a request:
  * logging with the module's name, settings look-ups and init error messages.
  */
-#include "host.h"
+#include "mod/host.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -10,14 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "loader.h"
-#include "log.h"
-#include "mem.h"
-#include "request.h"
-#include "pubsub.h"
-#include "store.h"
-#include "ws.h"
+#include "base/err.h"
+#include "mod/loader.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "http/request.h"
+#include "ws/pubsub.h"
+#include "mod/store.h"
+#include "ws/ws.h"
 
 struct mh_host *mh_host_new(const struct mh_module *m, const char *name)
 {

@@ -1,5 +1,5 @@
 /* Log line formatting and output (see log.h). */
-#include "log.h"
+#include "base/log.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -2,16 +2,16 @@
  * The store layer between modules and drivers: opening and closing declared stores, argument
  * checks common to every driver, and the per-thread error message.
  */
-#include "store.h"
+#include "mod/store.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "host.h"
-#include "loader.h"
-#include "mem.h"
+#include "mod/host.h"
+#include "mod/loader.h"
+#include "base/mem.h"
 
 static _Thread_local char store_errmsg[512];
 

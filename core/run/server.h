@@ -5,7 +5,7 @@
 #ifndef MH_SERVER_H
 #define MH_SERVER_H
 
-#include "err.h"
+#include "base/err.h"
 
 struct mh_gen;
 

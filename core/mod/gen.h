@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "config.h"
-#include "err.h"
+#include "conf/config.h"
+#include "base/err.h"
 
 struct mh_module;
 struct mh_router;

@@ -4,7 +4,7 @@
  * The main thread waits for signals: it builds new generations on reload and hands them to
  * the loops, frees drained ones, and tells the loops to drain at the end.
  */
-#include "server.h"
+#include "run/server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,17 +28,17 @@
 #include <event2/http.h>
 #include <event2/thread.h>
 
-#include "config.h"
-#include "gen.h"
-#include "guard.h"
-#include "loader.h"
-#include "log.h"
-#include "mailbox.h"
-#include "mem.h"
-#include "pool.h"
-#include "pubsub.h"
-#include "request.h"
-#include "ws.h"
+#include "conf/config.h"
+#include "mod/gen.h"
+#include "http/guard.h"
+#include "mod/loader.h"
+#include "base/log.h"
+#include "base/mailbox.h"
+#include "base/mem.h"
+#include "base/pool.h"
+#include "ws/pubsub.h"
+#include "http/request.h"
+#include "ws/ws.h"
 
 struct mh_loop {
     pthread_t thread;

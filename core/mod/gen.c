@@ -2,18 +2,18 @@
  * Building a generation: load and check each enabled module, validate its settings against
  * what it declares, run init, then bind every route to its handler in a fresh route table.
  */
-#include "gen.h"
+#include "mod/gen.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "host.h"
-#include "loader.h"
-#include "mem.h"
-#include "router.h"
-#include "store.h"
+#include "mod/host.h"
+#include "mod/loader.h"
+#include "base/mem.h"
+#include "mod/router.h"
+#include "mod/store.h"
 
 static const char *setting_type_name(enum mh_setting_type t)
 {

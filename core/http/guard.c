@@ -5,7 +5,7 @@
  * written once evhttp's callbacks are replaced, and the connection is freed after the answer
  * reached the socket.
  */
-#include "guard.h"
+#include "http/guard.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -22,11 +22,11 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-#include "config.h"
-#include "http_scan.h"
-#include "log.h"
-#include "mem.h"
-#include "request.h"
+#include "conf/config.h"
+#include "http/http_scan.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "http/request.h"
 
 #define MAP_BUCKETS 1024 /* per loop; chains are short at tens of thousands of connections */
 #define IP_BUCKETS  4096

@@ -1,11 +1,11 @@
 /* Error records and lists (see err.h). */
-#include "err.h"
+#include "base/err.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mem.h"
+#include "base/mem.h"
 
 static void err_vfill(struct mh_err *err, enum mh_status code, const char *file, int line,
                       const char *fmt, va_list ap) MH_PRINTF(5, 0);

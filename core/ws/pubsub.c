@@ -2,7 +2,7 @@
  * Channel membership per loop (a small hash table of channels, each an array of members) and
  * fan-out of published messages through the loops' mailboxes.
  */
-#include "pubsub.h"
+#include "ws/pubsub.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mailbox.h"
-#include "mem.h"
-#include "pool.h"
-#include "request.h"
-#include "ws.h"
+#include "base/mailbox.h"
+#include "base/mem.h"
+#include "base/pool.h"
+#include "http/request.h"
+#include "ws/ws.h"
 
 #define MAX_CHANNEL 255
 

@@ -4,7 +4,7 @@
  * from evhttp_connection_free, also at evhttp_free on shutdown) is the one place a connection
  * ends. A connection is ended only by evhttp_connection_free, after its output has drained.
  */
-#include "ws.h"
+#include "ws/ws.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -22,17 +22,17 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include "config.h"
-#include "gen.h"
-#include "guard.h"
-#include "loader.h"
-#include "log.h"
-#include "mailbox.h"
-#include "mem.h"
-#include "pool.h"
-#include "pubsub.h"
-#include "request.h"
-#include "utf8.h"
+#include "conf/config.h"
+#include "mod/gen.h"
+#include "http/guard.h"
+#include "mod/loader.h"
+#include "base/log.h"
+#include "base/mailbox.h"
+#include "base/mem.h"
+#include "base/pool.h"
+#include "ws/pubsub.h"
+#include "http/request.h"
+#include "base/utf8.h"
 
 #define OP_CONT   0x0
 #define OP_TEXT   0x1

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 #define MH_ROUTE_MAX_PARAMS 16
 #define MH_ROUTE_MAX_SEGMENTS 64

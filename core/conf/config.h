@@ -10,7 +10,7 @@
 
 #include <libconfig.h>
 
-#include "err.h"
+#include "base/err.h"
 
 struct mh_limits {
     long long max_header_bytes;     /* request line + headers */

@@ -1,5 +1,5 @@
 /* UTF-8 validation (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). */
-#include "utf8.h"
+#include "base/utf8.h"
 
 bool mh_utf8_feed(struct mh_utf8 *u, const unsigned char *p, size_t n)
 {

@@ -2,7 +2,7 @@
  * The request path: evhttp request -> route -> handler -> recorded reply -> evhttp. Also the
  * SDK's request/response calls, problem+json errors and the access log line.
  */
-#include "request.h"
+#include "http/request.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -22,18 +22,18 @@
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
 
-#include "config.h"
-#include "gen.h"
-#include "guard.h"
-#include "json.h"
-#include "host.h"
-#include "loader.h"
-#include "log.h"
-#include "mailbox.h"
-#include "mem.h"
-#include "pool.h"
-#include "router.h"
-#include "ws.h"
+#include "conf/config.h"
+#include "mod/gen.h"
+#include "http/guard.h"
+#include "base/json.h"
+#include "mod/host.h"
+#include "mod/loader.h"
+#include "base/log.h"
+#include "base/mailbox.h"
+#include "base/mem.h"
+#include "base/pool.h"
+#include "mod/router.h"
+#include "ws/ws.h"
 
 /* --- Per-request memory --- */
 

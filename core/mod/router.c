@@ -3,14 +3,14 @@
  * child, and an endpoint per method. Matching backtracks so that a literal is preferred but a
  * parameter still matches when the literal branch leads nowhere.
  */
-#include "router.h"
+#include "mod/router.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mem.h"
+#include "base/mem.h"
 
 static const char *const method_names[MH_METHOD_COUNT] = {"GET",    "HEAD",  "POST",   "PUT",
                                                           "DELETE", "PATCH", "OPTIONS"};

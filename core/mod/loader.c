@@ -2,7 +2,7 @@
  * dlopen and the ABI checks, in the order the SDK documents: file, dlopen, entry symbol, magic,
  * major, minor, size, fingerprint, name. Also init/fini and the handler look-up.
  */
-#include "loader.h"
+#include "mod/loader.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -14,9 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host.h"
-#include "log.h"
-#include "mem.h"
+#include "mod/host.h"
+#include "base/log.h"
+#include "base/mem.h"
 
 /* The smallest definition a 1.x module can have: every 1.0 field. */
 #define DEF_SIZE_1_0 (offsetof(struct mh_module_def, settings) + sizeof(void *))

@@ -1,5 +1,5 @@
 /* Aborting allocation helpers (see mem.h). */
-#include "mem.h"
+#include "base/mem.h"
 
 #include <stdio.h>
 #include <stdlib.h>

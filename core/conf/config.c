@@ -3,7 +3,7 @@
  * keys with a suggestion, wrong types, ranges), then turned into struct mh_config. Module
  * settings are checked later against the module's own declaration (see gen.c).
  */
-#include "config.h"
+#include "conf/config.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "mem.h"
-#include "router.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "mod/router.h"
 
 #ifndef MH_DEFAULT_MODULE_DIR
 #define MH_DEFAULT_MODULE_DIR "/usr/lib/modhost/modules"

@@ -7,7 +7,7 @@
 
 #include <libconfig.h>
 
-#include "err.h"
+#include "base/err.h"
 #include "modhost/sdk.h"
 
 struct mh_module;
