@@ -40,8 +40,20 @@ struct link_health {
     int64_t next_try;    /* ms: no attempt before this */
     int64_t backoff_ms;
     unsigned int seed;   /* rand_r state for the jitter */
+    uint64_t epoch;      /* counts failures: a connection made before the last is suspect */
     char last_error[256];
 };
+
+/* The current epoch: connections remember the one they were made in. */
+static inline uint64_t link_epoch(struct link_health *h)
+{
+    uint64_t e;
+
+    pthread_mutex_lock(&h->mu);
+    e = h->epoch;
+    pthread_mutex_unlock(&h->mu);
+    return e;
+}
 
 static inline void link_init(struct link_health *h, const char *what)
 {
@@ -112,6 +124,7 @@ static inline void link_failed(struct link_health *h, const char *msg)
     int64_t now = link_now_ms(), wait;
 
     pthread_mutex_lock(&h->mu);
+    h->epoch++; /* the server may have dropped every connection: re-make them before use */
     starts = !h->is_down;
     if (starts) {
         h->is_down = true;
@@ -130,6 +143,17 @@ static inline void link_failed(struct link_health *h, const char *msg)
     if (starts)
         mh_log(NULL, MH_LOG_WARN, "%s is unavailable: %s (reconnecting with backoff)", h->what,
                msg);
+}
+
+/* Milliseconds until the next attempt may be made (0: now). */
+static inline int link_retry_in_ms(struct link_health *h)
+{
+    int64_t left;
+
+    pthread_mutex_lock(&h->mu);
+    left = h->is_down ? h->next_try - link_now_ms() : 0;
+    pthread_mutex_unlock(&h->mu);
+    return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
 /* --- Settings shared by the networked drivers --- */

@@ -75,7 +75,8 @@ static const char *const stmt_name[MH_PG_NSTMT] = {
 };
 
 struct conn {
-    PGconn *pg; /* NULL: not connected */
+    PGconn *pg;        /* NULL: not connected */
+    uint64_t epoch;    /* link_epoch when it was made */
     struct conn *next; /* in the idle list */
 };
 
@@ -295,6 +296,14 @@ static enum mh_status prepare_all(struct pg_store *s, struct conn *c, int64_t de
     return MH_OK;
 }
 
+/* Notices ("relation already exists, skipping") are not for the log; errors are reported
+ * with each call's status instead of libpq's default printing to stderr. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 /* Opens connection @p c within @p deadline: libpq's asynchronous connect, then the schema
  * (once per store) and the prepared statements. */
 static enum mh_status conn_open(struct pg_store *s, struct conn *c, int64_t deadline)
@@ -322,6 +331,8 @@ static enum mh_status conn_open(struct pg_store *s, struct conn *c, int64_t dead
     }
     if (PQsetnonblocking(c->pg, 1) != 0)
         return link_lost(s, c, "cannot switch to non-blocking mode", false);
+    PQsetNoticeProcessor(c->pg, ignore_notice, NULL);
+    c->epoch = link_epoch(&s->link);
     rc = ensure_schema(s, c, deadline);
     if (rc == MH_OK)
         rc = prepare_all(s, c, deadline);
@@ -332,18 +343,17 @@ static enum mh_status conn_open(struct pg_store *s, struct conn *c, int64_t dead
     return rc;
 }
 
-/* Whether an idle connection was closed by the server meanwhile (a restart sends a FATAL
- * message and closes): checked without blocking before each use, so that a restart costs
- * no request that starts after it. */
-static bool conn_is_stale(PGconn *pg)
+/* Whether connection @p c should be re-made before use: it was made before the link last
+ * failed, or the server sent something while it was idle (a shutdown sends a FATAL message
+ * and closes). Checked without blocking, so that a restart costs no request that starts
+ * after it. */
+static bool conn_is_stale(struct pg_store *s, const struct conn *c)
 {
-    struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
+    struct pollfd p = {.fd = PQsocket(c->pg), .events = POLLIN};
 
-    if (PQstatus(pg) != CONNECTION_OK || p.fd < 0)
+    if (PQstatus(c->pg) != CONNECTION_OK || p.fd < 0 || c->epoch != link_epoch(&s->link))
         return true;
-    if (poll(&p, 1, 0) <= 0)
-        return false;
-    return !PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK;
+    return poll(&p, 1, 0) != 0;
 }
 
 /* Takes an idle connection, waiting until @p deadline; makes sure it is connected. */
@@ -372,7 +382,7 @@ static enum mh_status conn_take(struct pg_store *s, int64_t deadline, struct con
     c = s->idle;
     s->idle = c->next;
     pthread_mutex_unlock(&s->mu);
-    if (c->pg && conn_is_stale(c->pg)) {
+    if (c->pg && conn_is_stale(s, c)) {
         PQfinish(c->pg);
         c->pg = NULL;
     }

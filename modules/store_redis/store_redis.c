@@ -4,8 +4,10 @@
  * scans, and a counter gives versions. Every write is one Lua script, so compare-and-set is
  * atomic on the server. Calls run on the caller's (worker) thread through a pool of hiredis
  * connections, each wait bounded by timeout_ms; lost connections are re-made with backoff.
+ * The store can also carry channels between instances over Redis pub/sub (the bus).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -65,6 +68,7 @@ static const char *const scripts[MH_RS_NSCRIPT] = {put_lua, del_lua, scan_lua};
 
 struct conn {
     redisContext *rc; /* NULL: not connected */
+    uint64_t epoch;   /* link_epoch when it was made */
     struct conn *next;
 };
 
@@ -87,6 +91,37 @@ struct rs_store {
     struct conn *idle; /* guarded by mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    struct bus *bus; /* while subscribed */
+};
+
+/* --- The bus: channels between instances (SDK 1.2) --- */
+
+#define BUS_MAX_QUEUED_BYTES ((size_t)64 * 1024 * 1024)
+
+struct bus_msg {
+    struct bus_msg *next;
+    size_t len;
+    unsigned char data[];
+};
+
+/* One Redis channel, PREFIX "bus", carries every message: a subscriber thread hands what it
+ * receives to the core; a publisher thread sends this process's messages in queue order on
+ * one connection, so each instance's messages keep their order. */
+struct bus {
+    struct rs_store *s;
+    mh_bus_fn deliver;
+    void *arg;
+    char channel[MAX_PREFIX + 4];
+    size_t clen;
+    struct link_health sub_link, pub_link;
+    char sub_what[232], pub_what[232];
+    int wake[2]; /* a pipe: wakes the subscriber's poll to stop */
+    pthread_t sub_thread, pub_thread;
+    pthread_mutex_t mu; /* guards the queue and is_stopping */
+    pthread_cond_t cv;
+    struct bus_msg *head, *tail;
+    size_t queued_bytes;
+    bool is_stopping;
 };
 
 /* --- Connections --- */
@@ -97,7 +132,7 @@ static struct timeval tv_of(int ms)
 }
 
 /* Drops @p c after a failure of the link. @return MH_E_UNAVAILABLE, message set. */
-static enum mh_status link_lost(struct rs_store *s, struct conn *c, const char *what)
+static enum mh_status link_lost(struct link_health *link, struct conn *c, const char *what)
 {
     char msg[256];
     const char *err = c->rc && c->rc->errstr[0] ? c->rc->errstr : "connection lost";
@@ -108,7 +143,7 @@ static enum mh_status link_lost(struct rs_store *s, struct conn *c, const char *
     if (c->rc)
         redisFree(c->rc);
     c->rc = NULL;
-    link_failed(&s->link, msg);
+    link_failed(link, msg);
     return MH_E_UNAVAILABLE;
 }
 
@@ -132,13 +167,14 @@ static enum mh_status reply_error(struct rs_store *s, redisReply *r, const char 
 
 /* Sends one command (binary-safe arguments). @return MH_OK with *out (caller frees) that is
  * not an error reply; or the failure, message set. */
-static enum mh_status command(struct rs_store *s, struct conn *c, int argc, const char **argv,
-                              const size_t *argvlen, const char *what, redisReply **out)
+static enum mh_status command(struct rs_store *s, struct conn *c, struct link_health *link,
+                              int argc, const char **argv, const size_t *argvlen,
+                              const char *what, redisReply **out)
 {
     redisReply *r = redisCommandArgv(c->rc, argc, argv, argvlen);
 
     if (!r)
-        return link_lost(s, c, what);
+        return link_lost(link, c, what);
     if (r->type == REDIS_REPLY_ERROR)
         return reply_error(s, r, what);
     *out = r;
@@ -151,7 +187,7 @@ static enum mh_status load_scripts(struct rs_store *s, struct conn *c)
         const char *argv[3] = {"SCRIPT", "LOAD", scripts[i]};
         size_t len[3] = {6, 4, strlen(scripts[i])};
         redisReply *r = NULL;
-        enum mh_status rc = command(s, c, 3, argv, len, "cannot load a script", &r);
+        enum mh_status rc = command(s, c, &s->link, 3, argv, len, "cannot load a script", &r);
 
         if (rc != MH_OK)
             return rc;
@@ -166,8 +202,10 @@ static enum mh_status load_scripts(struct rs_store *s, struct conn *c)
     return MH_OK;
 }
 
-/* Connects @p c: TCP or Unix socket, AUTH, SELECT, the scripts. */
-static enum mh_status conn_open(struct rs_store *s, struct conn *c)
+/* Connects @p c: TCP or Unix socket and AUTH; for data (not the bus), SELECT and the
+ * scripts. */
+static enum mh_status dial(struct rs_store *s, struct conn *c, struct link_health *link,
+                           bool is_data)
 {
     struct timeval tv = tv_of(s->timeout_ms);
     enum mh_status rc = MH_OK;
@@ -180,29 +218,30 @@ static enum mh_status conn_open(struct rs_store *s, struct conn *c)
         return MH_E_NOMEM;
     }
     if (c->rc->err)
-        return link_lost(s, c, "cannot connect");
+        return link_lost(link, c, "cannot connect");
     if (redisSetTimeout(c->rc, tv) != REDIS_OK)
-        return link_lost(s, c, "cannot set the timeout");
+        return link_lost(link, c, "cannot set the timeout");
+    c->epoch = link_epoch(link);
     redisEnableKeepAlive(c->rc);
     if (s->password[0]) {
         const char *argv[3] = {"AUTH", s->username ? s->username : s->password, s->password};
         size_t len[3] = {4, strlen(argv[1]), strlen(s->password)};
 
-        rc = command(s, c, s->username ? 3 : 2, argv, len, "cannot authenticate", &r);
+        rc = command(s, c, link, s->username ? 3 : 2, argv, len, "cannot authenticate", &r);
         if (rc == MH_OK)
             freeReplyObject(r);
     }
-    if (rc == MH_OK && s->db) {
+    if (rc == MH_OK && is_data && s->db) {
         char db[24];
         const char *argv[2] = {"SELECT", db};
         size_t len[2] = {6, 0};
 
         len[1] = (size_t)snprintf(db, sizeof(db), "%lld", s->db);
-        rc = command(s, c, 2, argv, len, "cannot select the database", &r);
+        rc = command(s, c, link, 2, argv, len, "cannot select the database", &r);
         if (rc == MH_OK)
             freeReplyObject(r);
     }
-    if (rc == MH_OK)
+    if (rc == MH_OK && is_data)
         rc = load_scripts(s, c);
     if (rc != MH_OK && c->rc) {
         redisFree(c->rc);
@@ -211,13 +250,14 @@ static enum mh_status conn_open(struct rs_store *s, struct conn *c)
     return rc;
 }
 
-/* Whether an idle connection was closed by the server meanwhile (a restart closes every
- * client): checked without blocking before each use. */
-static bool conn_is_stale(const redisContext *rc)
+/* Whether connection @p c should be re-made before use: made before @p link last failed, or
+ * the server sent something while it was idle (a restart closes every client). Checked
+ * without blocking before each use. */
+static bool conn_is_stale(struct link_health *link, const struct conn *c)
 {
-    struct pollfd p = {.fd = rc->fd, .events = POLLIN};
+    struct pollfd p = {.fd = c->rc->fd, .events = POLLIN};
 
-    return rc->err || rc->fd < 0 || poll(&p, 1, 0) != 0;
+    return c->rc->err || c->rc->fd < 0 || c->epoch != link_epoch(link) || poll(&p, 1, 0) != 0;
 }
 
 static void conn_give(struct rs_store *s, struct conn *c)
@@ -254,7 +294,7 @@ static enum mh_status conn_take(struct rs_store *s, struct conn **out)
     c = s->idle;
     s->idle = c->next;
     pthread_mutex_unlock(&s->mu);
-    if (c->rc && conn_is_stale(c->rc)) {
+    if (c->rc && conn_is_stale(&s->link, c)) {
         redisFree(c->rc);
         c->rc = NULL;
     }
@@ -263,7 +303,7 @@ static enum mh_status conn_take(struct rs_store *s, struct conn **out)
             conn_give(s, c);
             return MH_E_UNAVAILABLE;
         }
-        rc = conn_open(s, c);
+        rc = dial(s, c, &s->link, true);
         if (rc != MH_OK) {
             conn_give(s, c);
             return rc;
@@ -305,7 +345,7 @@ static enum mh_status eval(struct rs_store *s, enum script_id id, int nargs, con
         memcpy(argvlen + 3, lens, (size_t)nargs * sizeof(*lens));
         r = redisCommandArgv(c->rc, nargs + 3, argv, argvlen);
         if (!r) {
-            rc = link_lost(s, c, what);
+            rc = link_lost(&s->link, c, what);
             break;
         }
         if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
@@ -398,12 +438,15 @@ static enum mh_status read_options(const struct mh_conf *settings, struct option
 
 /* --- Driver --- */
 
+static void rs_unsubscribe(void *db);
+
 static void rs_close(void *arg)
 {
     struct rs_store *s = arg;
 
     if (!s)
         return;
+    rs_unsubscribe(s);
     for (size_t i = 0; s->conns && i < s->nconns; i++) {
         if (s->conns[i].rc)
             redisFree(s->conns[i].rc);
@@ -433,7 +476,7 @@ static void check_durability(struct rs_store *s, struct mh_host *host)
         size_t len[3] = {6, 3, strlen(keys[i])};
         redisReply *r = NULL;
 
-        if (command(s, c, 3, argv, len, "CONFIG GET", &r) != MH_OK)
+        if (command(s, c, &s->link, 3, argv, len, "CONFIG GET", &r) != MH_OK)
             break; /* CONFIG may be renamed away: nothing to say */
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
             r->element[1]->type == REDIS_REPLY_STRING)
@@ -548,7 +591,7 @@ static enum mh_status rs_get(void *arg, const void *key, size_t klen, struct mh_
 
     if (rc != MH_OK)
         return rc;
-    rc = command(s, c, 4, argv, len, "cannot read", &r);
+    rc = command(s, c, &s->link, 4, argv, len, "cannot read", &r);
     conn_give(s, c);
     if (rc != MH_OK)
         return rc;
@@ -709,11 +752,307 @@ static enum mh_status rs_scan(void *arg, const void *prefix, size_t plen, const 
     return store_scan_pages(arg, collect, prefix, plen, after, alen, limit, fn, fn_arg);
 }
 
+/* --- The bus --- */
+
+/* Subscribes @p c to the bus channel; @return MH_OK once the server confirmed. */
+static enum mh_status bus_subscribe(struct bus *b, struct conn *c)
+{
+    const char *argv[2] = {"SUBSCRIBE", b->channel};
+    size_t len[2] = {9, b->clen};
+    redisReply *r = NULL;
+    enum mh_status rc = command(b->s, c, &b->sub_link, 2, argv, len, "cannot subscribe", &r);
+
+    if (rc == MH_OK)
+        freeReplyObject(r);
+    return rc;
+}
+
+/* Hands every complete reply buffered on @p c to the core. */
+static void bus_drain(struct bus *b, struct conn *c)
+{
+    void *reply = NULL;
+
+    while (redisGetReplyFromReader(c->rc, &reply) == REDIS_OK && reply) {
+        const redisReply *r = reply;
+
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+            r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "message") == 0 &&
+            r->element[2]->type == REDIS_REPLY_STRING)
+            b->deliver(b->arg, r->element[2]->str, r->element[2]->len);
+        freeReplyObject(reply);
+        reply = NULL;
+    }
+}
+
+static bool bus_stopping(struct bus *b)
+{
+    bool stop;
+
+    pthread_mutex_lock(&b->mu);
+    stop = b->is_stopping;
+    pthread_mutex_unlock(&b->mu);
+    return stop;
+}
+
+/* Waits for @p fd to be readable or the wake pipe, up to @p ms (-1: no limit).
+ * @return 1 readable, 0 timed out, -1 stop. */
+static int bus_wait(struct bus *b, int fd, int ms)
+{
+    struct pollfd p[2] = {{.fd = b->wake[0], .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    int rc;
+
+    do {
+        rc = poll(p, fd >= 0 ? 2 : 1, ms);
+    } while (rc < 0 && errno == EINTR);
+    if (p[0].revents)
+        return -1;
+    return rc > 0 ? 1 : 0;
+}
+
+static void *bus_subscriber(void *arg)
+{
+    struct bus *b = arg;
+    struct conn c = {0};
+    bool was_up = false;
+
+    while (!bus_stopping(b)) {
+        if (!c.rc) {
+            if (!link_gate(&b->sub_link)) {
+                if (bus_wait(b, -1, link_retry_in_ms(&b->sub_link) + 1) < 0)
+                    break;
+                continue;
+            }
+            if (dial(b->s, &c, &b->sub_link, false) != MH_OK || bus_subscribe(b, &c) != MH_OK)
+                continue;
+            link_ok(&b->sub_link);
+            if (!was_up)
+                mh_log(NULL, MH_LOG_INFO, "%s: subscribed", b->sub_what);
+            was_up = true;
+        }
+        switch (bus_wait(b, c.rc->fd, -1)) {
+        case -1:
+            break;
+        case 1:
+            if (redisBufferRead(c.rc) != REDIS_OK) {
+                link_lost(&b->sub_link, &c, "the subscription ended");
+                continue;
+            }
+            bus_drain(b, &c);
+            continue;
+        default:
+            continue;
+        }
+        break;
+    }
+    if (c.rc)
+        redisFree(c.rc);
+    return NULL;
+}
+
+/* Sends @p list in order on @p c, pipelined; what the server did not take goes to this
+ * instance only. Frees the list. */
+static void bus_send(struct bus *b, struct conn *c, struct bus_msg *list)
+{
+    size_t sent = 0, acked = 0;
+
+    if (c->rc && conn_is_stale(&b->pub_link, c)) { /* closed by a restart while idle */
+        redisFree(c->rc);
+        c->rc = NULL;
+    }
+    if (!c->rc && link_gate(&b->pub_link)) {
+        if (dial(b->s, c, &b->pub_link, false) == MH_OK)
+            link_ok(&b->pub_link);
+    }
+    for (struct bus_msg *m = list; c->rc && m; m = m->next) {
+        const char *argv[3] = {"PUBLISH", b->channel, (const char *)m->data};
+        size_t len[3] = {7, b->clen, m->len};
+
+        if (redisAppendCommandArgv(c->rc, 3, argv, len) != REDIS_OK)
+            break;
+        sent++;
+    }
+    for (; c->rc && acked < sent; acked++) {
+        void *reply = NULL;
+
+        if (redisGetReply(c->rc, &reply) != REDIS_OK) {
+            link_lost(&b->pub_link, c, "cannot publish");
+            break;
+        }
+        freeReplyObject(reply);
+    }
+    for (size_t i = 0; list; i++) {
+        struct bus_msg *next = list->next;
+
+        if (i >= acked)
+            b->deliver(b->arg, list->data, list->len); /* the engine is down: local members */
+        free(list);
+        list = next;
+    }
+}
+
+static void *bus_publisher(void *arg)
+{
+    struct bus *b = arg;
+    struct conn c = {0};
+
+    for (;;) {
+        struct bus_msg *list;
+        bool stop;
+
+        pthread_mutex_lock(&b->mu);
+        while (!b->head && !b->is_stopping)
+            pthread_cond_wait(&b->cv, &b->mu);
+        list = b->head;
+        b->head = b->tail = NULL;
+        b->queued_bytes = 0;
+        stop = b->is_stopping;
+        pthread_mutex_unlock(&b->mu);
+        if (list)
+            bus_send(b, &c, list);
+        if (stop)
+            break;
+    }
+    if (c.rc)
+        redisFree(c.rc);
+    return NULL;
+}
+
+static void bus_free(struct bus *b)
+{
+    if (!b)
+        return;
+    while (b->head) {
+        struct bus_msg *m = b->head;
+
+        b->head = m->next;
+        free(m);
+    }
+    close(b->wake[0]);
+    close(b->wake[1]);
+    link_cleanup(&b->sub_link);
+    link_cleanup(&b->pub_link);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static enum mh_status rs_subscribe(void *db, mh_bus_fn deliver, void *arg)
+{
+    struct rs_store *s = db;
+    struct bus *b = calloc(1, sizeof(*b));
+
+    if (!b || s->bus) {
+        free(b);
+        mh_store_set_error("%s", b ? "already subscribed" : "out of memory");
+        return b ? MH_E_STATE : MH_E_NOMEM;
+    }
+    if (pipe2(b->wake, O_CLOEXEC) != 0) {
+        free(b);
+        mh_store_set_error("cannot make a pipe: %s", strerror(errno));
+        return MH_E_IO;
+    }
+    b->s = s;
+    b->deliver = deliver;
+    b->arg = arg;
+    b->clen = (size_t)snprintf(b->channel, sizeof(b->channel), "%.*sbus", (int)(s->plen - 2),
+                               s->prefix);
+    snprintf(b->sub_what, sizeof(b->sub_what), "%s (channels in)", s->what);
+    snprintf(b->pub_what, sizeof(b->pub_what), "%s (channels out)", s->what);
+    link_init(&b->sub_link, b->sub_what);
+    link_init(&b->pub_link, b->pub_what);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    if (pthread_create(&b->sub_thread, NULL, bus_subscriber, b) != 0) {
+        bus_free(b);
+        mh_store_set_error("cannot start the subscriber thread");
+        return MH_E_NOMEM;
+    }
+    if (pthread_create(&b->pub_thread, NULL, bus_publisher, b) != 0) {
+        pthread_mutex_lock(&b->mu);
+        b->is_stopping = true;
+        pthread_mutex_unlock(&b->mu);
+        (void)!write(b->wake[1], "x", 1);
+        pthread_join(b->sub_thread, NULL);
+        bus_free(b);
+        mh_store_set_error("cannot start the publisher thread");
+        return MH_E_NOMEM;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->bus = b;
+    pthread_mutex_unlock(&s->mu);
+    return MH_OK;
+}
+
+static void rs_unsubscribe(void *db)
+{
+    struct rs_store *s = db;
+    struct bus *b;
+
+    pthread_mutex_lock(&s->mu);
+    b = s->bus;
+    s->bus = NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->mu);
+    b->is_stopping = true;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    (void)!write(b->wake[1], "x", 1);
+    pthread_join(b->sub_thread, NULL);
+    pthread_join(b->pub_thread, NULL); /* it sends what was queued first */
+    bus_free(b);
+}
+
+static enum mh_status rs_publish(void *db, const void *msg, size_t len)
+{
+    struct rs_store *s = db;
+    struct bus_msg *m;
+    struct bus *b;
+    enum mh_status rc = MH_OK;
+
+    pthread_mutex_lock(&s->mu);
+    b = s->bus;
+    pthread_mutex_unlock(&s->mu);
+    if (!b) {
+        mh_store_set_error("%s: not subscribed", s->what);
+        return MH_E_STATE;
+    }
+    m = malloc(sizeof(*m) + len);
+    if (!m) {
+        mh_store_set_error("out of memory");
+        return MH_E_NOMEM;
+    }
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->data, msg, len);
+    pthread_mutex_lock(&b->mu);
+    if (b->is_stopping || b->queued_bytes + len > BUS_MAX_QUEUED_BYTES) {
+        rc = MH_E_UNAVAILABLE;
+    } else {
+        if (b->tail)
+            b->tail->next = m;
+        else
+            b->head = m;
+        b->tail = m;
+        b->queued_bytes += len;
+        m = NULL;
+        pthread_cond_signal(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (rc != MH_OK) {
+        free(m);
+        mh_store_set_error("%s: %zu bytes of messages wait for the server already", s->what,
+                           BUS_MAX_QUEUED_BYTES);
+    }
+    return rc;
+}
+
 static const struct mh_store_driver rs_drivers[] = {
     {
         .size = sizeof(struct mh_store_driver),
         .name = "redis",
-        .caps = MH_STORE_CAP_CAS | MH_STORE_CAP_SCAN,
+        .caps = MH_STORE_CAP_CAS | MH_STORE_CAP_SCAN | MH_STORE_CAP_PUBSUB,
         .open = rs_open,
         .close = rs_close,
         .get = rs_get,
@@ -721,6 +1060,9 @@ static const struct mh_store_driver rs_drivers[] = {
         .del = rs_del,
         .scan = rs_scan,
         .settings = rs_settings,
+        .subscribe = rs_subscribe,
+        .unsubscribe = rs_unsubscribe,
+        .publish = rs_publish,
     },
     {0},
 };

@@ -190,12 +190,14 @@ class Postgres(_Server):
             os.chmod(self.passfile, 0o600)
         if self.port is None:
             self.port = free_port()
-        self.proc = subprocess.Popen(
-            [os.path.join(self.bindir, "postgres"), "-D", self.data, "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + self.sockdir,
-             "-c", "fsync=on", "-c", "max_connections=200", "-c", "shared_buffers=16MB"],
-            preexec_fn=self._demote, stdin=subprocess.DEVNULL, start_new_session=True,
-            stdout=open(self.logfile, "ab"), stderr=subprocess.STDOUT)
+        with open(self.logfile, "ab") as log:
+            self.proc = subprocess.Popen(
+                [os.path.join(self.bindir, "postgres"), "-D", self.data, "-p", str(self.port),
+                 "-c", "listen_addresses=127.0.0.1",
+                 "-c", "unix_socket_directories=" + self.sockdir,
+                 "-c", "fsync=on", "-c", "max_connections=200", "-c", "shared_buffers=16MB"],
+                preexec_fn=self._demote, stdin=subprocess.DEVNULL, start_new_session=True,
+                stdout=log, stderr=subprocess.STDOUT)
         if not wait_until(self._ready, START_TIMEOUT_S):
             self.stop()
             raise RuntimeError("postgres did not accept connections within %.0f s:\n%s"
