@@ -11,9 +11,12 @@ As a command, it wraps another one:
 starts the servers, exports where they are (MH_TEST_PG_HOST, MH_TEST_PG_PORT, MH_TEST_PG_USER,
 MH_TEST_PG_DBNAME, MH_TEST_PG_PASSFILE, MH_TEST_PG_SOCKDIR, MH_TEST_REDIS_HOST,
 MH_TEST_REDIS_PORT, MH_TEST_REDIS_SOCKET, MH_TEST_REDIS_PASSFILE, MH_TEST_REDIS_BAD_PASSFILE),
-runs COMMAND, stops them and exits with COMMAND's
-status. A missing server binary is a skip (exit 77, with a message naming the package) unless
-MH_REQUIRE_SERVICES=1 (CI), where it is a failure (exit 1).
+runs COMMAND, stops them and exits with COMMAND's status. A missing server binary is a skip
+(exit 77, with a message naming the package) unless MH_REQUIRE_SERVICES=1 (CI), where it is a
+failure (exit 1). Or it holds them for another program:
+    services.py hold [--postgres] [--redis] ENVFILE
+starts them, writes those variables to ENVFILE as shell `export` lines and keeps the servers
+up until SIGTERM or SIGINT (bench/run).
 """
 
 import os
@@ -287,9 +290,46 @@ def missing(what):
     return SKIP
 
 
+def hold(wanted, envfile):
+    """Starts the servers, writes `export NAME=VALUE` lines to @envfile, and keeps them up
+    until SIGTERM or SIGINT (bench/run uses this around its store workloads)."""
+    servers = []
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        try:
+            if "--postgres" in wanted:
+                servers.append(Postgres())
+            if "--redis" in wanted:
+                servers.append(Redis())
+        except Missing as e:
+            sys.stderr.write("services.py: %s\n" % e)
+            return 1
+        env = {}
+        for s in servers:
+            s.start()
+            env.update(s.env())
+        with open(envfile + ".tmp", "w", encoding="utf-8") as f:
+            for k, v in sorted(env.items()):
+                f.write("export %s=%s\n" % (k, v))
+        os.rename(envfile + ".tmp", envfile)
+        while True:
+            signal.pause()
+    finally:
+        for s in servers:
+            s.cleanup()
+
+
 def main(argv):
+    if len(argv) >= 3 and argv[1] == "hold":
+        return hold(set(argv[2:-1]), argv[-1])
     if len(argv) < 3 or argv[1] != "run" or "--" not in argv:
-        sys.stderr.write("usage: services.py run [--postgres] [--redis] -- COMMAND ARGS...\n")
+        sys.stderr.write("usage: services.py run [--postgres] [--redis] -- COMMAND ARGS...\n"
+                         "       services.py hold [--postgres] [--redis] ENVFILE\n")
         return 2
     sep = argv.index("--")
     wanted = set(argv[2:sep])
