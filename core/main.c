@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "cli_enable.h"
 #include "conf/config.h"
 #include "base/err.h"
 #include "mod/gen.h"
@@ -45,6 +46,8 @@ static const char usage_main[] =
     "  routes    print the route table the configuration produces\n"
     "  reload    check the configuration, then make the running server load it (SIGHUP)\n"
     "  stop      stop the running server gracefully (SIGTERM) and wait for it to exit\n"
+    "  enable    link a module's conf file from modules-available into conf.d, then check\n"
+    "  disable   remove a module's link from conf.d, then check\n"
     "  version   print the core version and the SDK ABI it provides\n"
     "\n"
     "Run 'modhost COMMAND --help' for a command's options.\n";
@@ -455,6 +458,10 @@ int main(int argc, char **argv)
         rc = cmd_reload(argc - 1, argv + 1);
     else if (strcmp(argv[1], "stop") == 0)
         rc = cmd_stop(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "enable") == 0)
+        rc = mh_cli_enable(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "disable") == 0)
+        rc = mh_cli_disable(argc - 1, argv + 1);
     else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
         rc = cmd_version(argc - 1, argv + 1);
     else if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

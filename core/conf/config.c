@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -871,7 +872,11 @@ void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *
     mh_config_defaults(&c->server);
     *out = c;
     {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        /* The CPUs this process may run on (taskset, a CPU-limited container), not the CPUs
+         * online: more loops than cores only compete with each other. */
+        cpu_set_t set;
+        long n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+                                                              : sysconf(_SC_NPROCESSORS_ONLN);
 
         c->server.threads = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
         c->server.workers = n > 0 ? (int)(n > 512 ? 1024 : 2 * n) : 2;

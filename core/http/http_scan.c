@@ -1,6 +1,6 @@
 /*
- * The request scanner (see http_scan.h). Lines end in LF or CRLF, as evhttp reads them; a
- * bare CR anywhere else is refused. What passes here evhttp parses the same way.
+ * The request scanner (see http_scan.h). Lines end in LF or CRLF; a bare CR anywhere else is
+ * refused. The engine (conn.c) reads heads and bodies exactly as this scanner framed them.
  */
 #include "http/http_scan.h"
 
@@ -8,7 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/http.h>
+#include "base/chars.h"
+#include "http/uri.h"
 
 static const char *const refusal_names[MH_REFUSE_COUNT] = {
     "none",        "request_line", "line_too_long", "header_syntax", "headers_too_big",
@@ -27,6 +28,7 @@ static void reset_head(struct mh_http_scan *s)
     s->nheaders = 0;
     s->nhost = 0;
     s->http11 = s->body_allowed = s->te_seen = s->te_chunked = s->cl_seen = s->upgrade = false;
+    s->expect_continue = false;
     s->content_length = 0;
     s->remaining = 0;
     s->body_bytes = 0;
@@ -69,18 +71,17 @@ bool mh_http_scan_in_body(const struct mh_http_scan *s)
 
 static bool is_tchar(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
+    return mh_ch_is(c, MH_CH_TCHAR);
 }
 
 static bool is_field_char(unsigned char c)
 {
-    return c == '\t' || (c >= 0x20 && c != 0x7f); /* VCHAR, SP, HTAB, obs-text */
+    return mh_ch_is(c, MH_CH_FIELD);
 }
 
 static bool is_hex(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    return mh_ch_is(c, MH_CH_HEX);
 }
 
 static bool eq(const unsigned char *p, size_t n, const char *word)
@@ -167,22 +168,9 @@ static void request_line(struct mh_http_scan *s, const unsigned char *p, size_t 
                                                "the parts, no spaces or control characters)");
         return;
     }
-    {
-        /* evhttp parses the target with this call and answers a failure itself: ask first. */
-        char *target = malloc(i - t + 1);
-        struct evhttp_uri *uri = NULL;
-
-        if (target) {
-            memcpy(target, p + t, i - t);
-            target[i - t] = '\0';
-            uri = evhttp_uri_parse_with_flags(target, EVHTTP_URI_NONCONFORMANT);
-            free(target);
-        }
-        if (!uri) {
-            refuse(s, MH_REFUSE_REQUEST_LINE, 400, "malformed request target");
-            return;
-        }
-        evhttp_uri_free(uri);
+    if (!mh_target_valid(p + t, i - t)) {
+        refuse(s, MH_REFUSE_REQUEST_LINE, 400, "malformed request target");
+        return;
     }
     i++;
     if (n - i == 8 && memcmp(p + i, "HTTP/1.", 7) == 0 && (p[i + 7] == '1' || p[i + 7] == '0')) {
@@ -216,8 +204,7 @@ static bool valid_host(const unsigned char *v, size_t n)
         for (; i < n && v[i] != ':'; i++) {
             unsigned char c = v[i];
 
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  strchr("-._~!$&'()*+,;=%", c)))
+            if (!mh_ch_is(c, MH_CH_HOST))
                 return false;
         }
         if (i == 0)
@@ -361,8 +348,11 @@ static void header_line(struct mh_http_scan *s, const unsigned char *p, size_t n
         transfer_encoding(s, val, vlen);
     } else if (eq(name, nlen, "upgrade")) {
         s->upgrade = true;
-    } else if (eq(name, nlen, "expect") && !eq(val, vlen, "100-continue")) {
-        refuse(s, MH_REFUSE_HEADER_SYNTAX, 417, "only Expect: 100-continue is supported");
+    } else if (eq(name, nlen, "expect")) {
+        if (!eq(val, vlen, "100-continue"))
+            refuse(s, MH_REFUSE_HEADER_SYNTAX, 417, "only Expect: 100-continue is supported");
+        else
+            s->expect_continue = true;
     }
 }
 
@@ -373,7 +363,7 @@ static void trailer_line(struct mh_http_scan *s, const unsigned char *p, size_t 
 
     if (!field_line(s, p, n, &name, &nlen, &val, &vlen))
         return;
-    /* evhttp merges trailers into the request's headers: none may change its framing. */
+    /* Trailers never change a request's framing or its Host. */
     if (eq(name, nlen, "content-length") || eq(name, nlen, "transfer-encoding") ||
         eq(name, nlen, "host"))
         refuse(s, MH_REFUSE_CHUNK, 400, "framing or Host fields are not allowed in trailers");
@@ -436,8 +426,8 @@ static void chunk_size(struct mh_http_scan *s, unsigned char *p, size_t n)
             refuse(s, MH_REFUSE_CHUNK, 400, "malformed chunk size");
             return;
         }
-        /* Extensions are ignored (RFC 9112 7.1.1); evhttp refuses them, so blank them out:
-         * it accepts a size followed by spaces. */
+        /* Extensions are ignored (RFC 9112 7.1.1): blank them out, so that the body reader
+         * sees a size followed by spaces only. */
         memset(p + digits, ' ', n - digits);
     }
     s->body_bytes += size;
@@ -514,8 +504,7 @@ static void mark(struct mh_http_scan *s, unsigned before, size_t at)
 static size_t scan(struct mh_http_scan *s, unsigned char *data, size_t len)
 {
     size_t used = 0;
-
-    unsigned before = s->completed;
+    unsigned before = s->completed, heads = s->requests;
 
     while (used < len) {
         mark(s, before, used);
@@ -572,10 +561,18 @@ static size_t scan(struct mh_http_scan *s, unsigned char *data, size_t len)
             if (s->state == MH_SCAN_FAILED)
                 return used;
             used += total;
+            if (s->completed != before || s->requests != heads) {
+                mark(s, before, used);
+                return used; /* a head or a request ends here: let the caller act on it */
+            }
             break;
         case MH_SCAN_BODY:
         case MH_SCAN_CHUNK_DATA:
             used += skip_body(s, avail);
+            if (s->completed != before) {
+                mark(s, before, used);
+                return used;
+            }
             break;
         case MH_SCAN_CHUNK_END:
             if (p[0] == '\n') {

@@ -1,9 +1,11 @@
 /*
- * A strict HTTP/1.1 request scanner that runs on the raw bytes before evhttp parses them. It
- * validates each request head (RFC 9110/9112), refuses what evhttp would misread (request
- * smuggling), and follows body framing exactly as evhttp will, so that pipelined requests are
- * checked too. It works on complete lines and never buffers: the caller presents the unread
- * bytes again when more arrive. Pure code, no I/O: the fuzz target drives it directly.
+ * The strict HTTP/1.1 request scanner: the engine's only parser of request framing. It
+ * validates each request head (RFC 9110/9112), refuses what could be read two ways (request
+ * smuggling), and follows body framing (Content-Length, chunked with trailers), so that every
+ * pipelined request is checked. It works on complete lines and never buffers: the caller
+ * presents the unread bytes again when more arrive. It stops after each complete head and
+ * each complete request, so that the caller can act on it. Pure code, no I/O: the fuzz target
+ * drives it directly.
  */
 #ifndef MH_HTTP_SCAN_H
 #define MH_HTTP_SCAN_H
@@ -56,7 +58,7 @@ struct mh_http_scan {
     size_t head_bytes;
     unsigned nheaders;
     unsigned nhost;
-    bool http11, body_allowed, te_seen, te_chunked, cl_seen, upgrade;
+    bool http11, body_allowed, te_seen, te_chunked, cl_seen, upgrade, expect_continue;
     uint64_t content_length;
     /* the body being read */
     uint64_t remaining, body_bytes;
@@ -76,10 +78,11 @@ void mh_http_scan_init(struct mh_http_scan *s, const struct mh_scan_limits *lim)
 void mh_http_scan_restart(struct mh_http_scan *s);
 
 /**
- * Scans @p data (bytes not yet scanned, in order). Chunk extensions are blanked in place (evhttp
- * refuses them, RFC 9112 says to ignore them). @return the number of bytes fully scanned; the
- * rest (an incomplete line) must be presented again with more data. On a refusal, state is
- * MH_SCAN_FAILED and status/why/refusal say what to answer.
+ * Scans @p data (bytes not yet scanned, in order). Chunk extensions are blanked in place (RFC
+ * 9112 says to ignore them). @return the number of bytes scanned: it stops at the end of a
+ * head (`requests` grew) and of a request (`completed` grew); an incomplete line must be
+ * presented again with more data. On a refusal, state is MH_SCAN_FAILED and status/why/refusal
+ * say what to answer.
  */
 size_t mh_http_scan(struct mh_http_scan *s, unsigned char *data, size_t len);
 

@@ -1,67 +1,61 @@
 /*
- * One HTTP exchange over evhttp: routing a request to its handler, the SDK's request and
- * response calls, problem+json errors, and the access log. Replies are recorded in the
- * mh_req and written to evhttp only after the handler returns, on the loop thread.
+ * The request path as the rest of the core sees it: the SDK's request, reply and task calls
+ * (their contracts are in sdk.h), HTTP status texts, and the calls the dispatcher and the
+ * WebSocket upgrade make on a request.
  */
 #ifndef MH_REQUEST_H
 #define MH_REQUEST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "modhost/sdk.h"
 
-struct event_base;
-struct evhttp_request;
-struct mh_gen;
-struct mh_limits;
-struct mh_mailbox;
-struct mh_pool;
-
-/** What a loop thread hands the dispatcher; owned by the loop. */
-struct mh_dispatch {
-    struct mh_gen *gen; /* the generation new requests use; the loop holds a reference */
-    const struct mh_limits *limits;
-    bool access_log;
-    unsigned loop_index;
-    uint64_t next_seq;
-    uint64_t inflight; /* requests handed to evhttp whose response is not yet written */
-    bool draining;     /* answer with Connection: close */
-    bool stopped;      /* the loop has exited: drop answers instead of sending them */
-    struct event_base *base;
-    struct mh_mailbox *mailbox; /* this loop's, for task completions */
-    struct mh_pool *pool;       /* NULL: blocking handlers run on the loop */
-    struct mh_ws *ws_head;      /* this loop's WebSocket connections (ws.c) */
-    size_t nws;
-    struct mh_pubsub_local *pubsub; /* this loop's channels (pubsub.c) */
-    void *conn_map;                 /* guard.c's connections of this loop */
-    size_t nconns;
-    uint64_t refused[16];           /* requests refused by the guard, by enum mh_refusal */
-    struct mh_req *spare;           /* finished requests kept for reuse (this loop only) */
-    size_t nspare;
-    time_t date_sec;                /* the second date_header was made for */
-    char date_header[40];           /* "Fri, 27 Nov 2026 21:00:00 GMT" */
-};
+struct mh_arena;
+struct mh_loop;
+struct mh_route_target;
 
 /** Frees the loop's spare request objects. Thread: the loop's, after it stopped. */
-void mh_request_spares_free(struct mh_dispatch *d);
-
-/** evhttp's request callback body: route, run the handler, reply. Thread: the loop's. */
-void mh_request_dispatch(struct mh_dispatch *d, struct evhttp_request *ev);
-
-/* For ws.c: the upgrade request. */
-struct evhttp_request *mh_req_evhttp(const struct mh_req *req);
-size_t mh_req_param_count(const struct mh_req *req);
-void mh_req_param_at(const struct mh_req *req, size_t i, const char **name, const char **value);
-bool mh_req_replied(const struct mh_req *req);
+void mh_request_spares_free(struct mh_loop *loop);
 
 /** The reason phrase for @p status ("Not Found"), or "Unknown". */
 const char *mh_http_reason(int status);
 /** The HTTP status a handler's error status maps to (see enum mh_status). */
 int mh_status_http(enum mh_status rc);
+/** Whether the comma-separated list @p v holds token @p tok (case-insensitive). */
+bool mh_http_has_token(const char *v, const char *tok);
 
-/* The SDK calls implemented here (see sdk.h for their contracts). */
+/* --- For the dispatcher and the WebSocket upgrade (thread: the request's loop) --- */
+
+struct mh_loop *mh_req_loop(const struct mh_req *req);
+/** The request's memory (freed with it). */
+struct mh_arena *mh_req_arena(struct mh_req *req);
+/** The route target the request goes to (set by the dispatcher). */
+void mh_req_set_target(struct mh_req *req, const struct mh_route_target *t);
+const struct mh_route_target *mh_req_target(const struct mh_req *req);
+/** Sets path parameter @p i (@p value already decoded, in the request's memory). */
+void mh_req_set_param(struct mh_req *req, size_t i, const char *name, const char *value);
+void mh_req_set_nparams(struct mh_req *req, size_t n);
+size_t mh_req_param_count(const struct mh_req *req);
+void mh_req_param_at(const struct mh_req *req, size_t i, const char **name, const char **value);
+enum mh_method mh_req_method_id(const struct mh_req *req);
+size_t mh_req_path_len(const struct mh_req *req);
+bool mh_req_is_http11(const struct mh_req *req);
+bool mh_req_replied(const struct mh_req *req);
+/** Runs the route's handler (on the loop or the pool) and answers. */
+void mh_req_run(struct mh_req *req);
+/** Answers with what the request recorded (a reply made without a handler). */
+void mh_req_answer(struct mh_req *req);
+/** Answers as after a handler that returned @p rc. */
+void mh_req_settle_status(struct mh_req *req, enum mh_status rc);
+/**
+ * The request was an upgrade that succeeded: its 101 is written by the caller, the connection
+ * belongs to another protocol now, the request is finished (logged as 101).
+ */
+struct mh_conn *mh_req_upgraded(struct mh_req *req);
+
+/* The SDK calls implemented by the request path (see sdk.h for their contracts). */
 const char *mh_req_method_impl(const struct mh_req *req);
 const char *mh_req_path_impl(const struct mh_req *req);
 const char *mh_req_param_impl(const struct mh_req *req, const char *name);

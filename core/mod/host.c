@@ -1,6 +1,7 @@
 /*
- * The function table every module receives, and the calls that are not about a request:
- * logging with the module's name, settings look-ups and init error messages.
+ * The calls a module makes that are not about a request: logging with the module's name,
+ * settings look-ups, init error messages, finding its stores. The function table that hands
+ * them (and every other layer's calls) to modules is assembled in run/api.c.
  */
 #include "mod/host.h"
 
@@ -14,10 +15,7 @@
 #include "mod/loader.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "http/request.h"
-#include "ws/pubsub.h"
 #include "mod/store.h"
-#include "ws/ws.h"
 
 struct mh_host *mh_host_new(const struct mh_module *m, const char *name)
 {
@@ -67,14 +65,12 @@ void mh_conf_free(struct mh_conf *c)
     free(c);
 }
 
-static int api_log_enabled(enum mh_log_level level)
+int mh_host_log_enabled(enum mh_log_level level)
 {
     return mh_log_enabled(level);
 }
 
-static void api_log(const struct mh_host *host, enum mh_log_level level, const char *fmt, ...)
-    MH_PRINTF(3, 4);
-static void api_log(const struct mh_host *host, enum mh_log_level level, const char *fmt, ...)
+void mh_host_log(const struct mh_host *host, enum mh_log_level level, const char *fmt, ...)
 {
     va_list ap;
 
@@ -85,8 +81,7 @@ static void api_log(const struct mh_host *host, enum mh_log_level level, const c
     va_end(ap);
 }
 
-static enum mh_status api_host_error(struct mh_host *host, const char *fmt, ...) MH_PRINTF(2, 3);
-static enum mh_status api_host_error(struct mh_host *host, const char *fmt, ...)
+enum mh_status mh_host_error_impl(struct mh_host *host, const char *fmt, ...)
 {
     va_list ap;
 
@@ -103,7 +98,7 @@ static const config_setting_t *conf_find(const struct mh_conf *conf, const char 
     return config_setting_lookup((config_setting_t *)(uintptr_t)conf->group, path);
 }
 
-static enum mh_status api_conf_string(const struct mh_conf *conf, const char *path,
+enum mh_status mh_host_conf_string(const struct mh_conf *conf, const char *path,
                                       const char **out)
 {
     const config_setting_t *s = conf_find(conf, path);
@@ -116,12 +111,12 @@ static enum mh_status api_conf_string(const struct mh_conf *conf, const char *pa
     return MH_OK;
 }
 
-static enum mh_status api_conf_path(const struct mh_conf *conf, const char *path,
+enum mh_status mh_host_conf_path(const struct mh_conf *conf, const char *path,
                                     const char **out)
 {
     struct mh_conf *c = (struct mh_conf *)(uintptr_t)conf;
     const char *v = NULL;
-    enum mh_status rc = api_conf_string(conf, path, &v);
+    enum mh_status rc = mh_host_conf_string(conf, path, &v);
     char *full;
 
     if (rc != MH_OK)
@@ -137,7 +132,7 @@ static enum mh_status api_conf_path(const struct mh_conf *conf, const char *path
     return MH_OK;
 }
 
-static enum mh_status api_conf_int(const struct mh_conf *conf, const char *path, long long *out)
+enum mh_status mh_host_conf_int(const struct mh_conf *conf, const char *path, long long *out)
 {
     const config_setting_t *s = conf_find(conf, path);
 
@@ -149,7 +144,7 @@ static enum mh_status api_conf_int(const struct mh_conf *conf, const char *path,
     return MH_OK;
 }
 
-static enum mh_status api_conf_bool(const struct mh_conf *conf, const char *path, int *out)
+enum mh_status mh_host_conf_bool(const struct mh_conf *conf, const char *path, int *out)
 {
     const config_setting_t *s = conf_find(conf, path);
 
@@ -161,7 +156,7 @@ static enum mh_status api_conf_bool(const struct mh_conf *conf, const char *path
     return MH_OK;
 }
 
-static enum mh_status api_conf_float(const struct mh_conf *conf, const char *path, double *out)
+enum mh_status mh_host_conf_float(const struct mh_conf *conf, const char *path, double *out)
 {
     const config_setting_t *s = conf_find(conf, path);
 
@@ -177,7 +172,7 @@ static enum mh_status api_conf_float(const struct mh_conf *conf, const char *pat
     return MH_OK;
 }
 
-static struct mh_store *api_store_find(struct mh_host *host, const char *name)
+struct mh_store *mh_host_store_find(struct mh_host *host, const char *name)
 {
     const struct mh_module *m = host ? host->module : NULL;
 
@@ -192,53 +187,3 @@ static struct mh_store *api_store_find(struct mh_host *host, const char *name)
     return NULL;
 }
 
-const struct mh_api mh_core_api = {
-    .size = sizeof(struct mh_api),
-    .req_method = mh_req_method_impl,
-    .req_path = mh_req_path_impl,
-    .req_param = mh_req_param_impl,
-    .req_query = mh_req_query_impl,
-    .req_header = mh_req_header_impl,
-    .req_headers = mh_req_headers_impl,
-    .req_body = mh_req_body_impl,
-    .req_json = mh_req_json_impl,
-    .req_alloc = mh_req_alloc_impl,
-    .req_defer = mh_req_defer_impl,
-    .req_id = mh_req_id_impl,
-    .resp_header = mh_resp_header_impl,
-    .reply = mh_reply_impl,
-    .reply_json = mh_reply_json_impl,
-    .reply_problem = mh_reply_problem_impl,
-    .log_enabled = api_log_enabled,
-    .log = api_log,
-    .req_log = mh_req_log_impl,
-    .host_error = api_host_error,
-    .conf_string = api_conf_string,
-    .conf_int = api_conf_int,
-    .conf_bool = api_conf_bool,
-    .conf_float = api_conf_float,
-    .strerror = mh_status_str,
-    .req_cancelled = mh_req_cancelled_impl,
-    .task_submit = mh_task_submit_impl,
-    .req_task = mh_req_task_impl,
-    .store_find = api_store_find,
-    .store_get = mh_store_get_impl,
-    .store_put = mh_store_put_impl,
-    .store_delete = mh_store_delete_impl,
-    .store_scan = mh_store_scan_impl,
-    .store_error = mh_store_error_impl,
-    .store_set_error = mh_store_set_error_impl,
-    .value_free = mh_value_free_impl,
-    .ws_send = mh_ws_send_impl,
-    .ws_close = mh_ws_close_impl,
-    .ws_ref = mh_ws_ref_impl,
-    .ws_unref = mh_ws_unref_impl,
-    .ws_set_data = mh_ws_set_data_impl,
-    .ws_data = mh_ws_data_impl,
-    .ws_id = mh_ws_id_impl,
-    .ws_param = mh_ws_param_impl,
-    .ws_join = mh_ws_join_impl,
-    .ws_leave = mh_ws_leave_impl,
-    .ws_publish = mh_ws_publish_impl,
-    .conf_path = api_conf_path,
-};

@@ -24,7 +24,22 @@ struct mh_conf {
     size_t npaths;
 };
 
+/* The table handed to every module (defined in run/api.c, where every layer's calls meet). */
 extern const struct mh_api mh_core_api;
+
+/* The calls implemented here (see sdk.h for their contracts). */
+int mh_host_log_enabled(enum mh_log_level level);
+void mh_host_log(const struct mh_host *host, enum mh_log_level level, const char *fmt, ...)
+    MH_PRINTF(3, 4);
+enum mh_status mh_host_error_impl(struct mh_host *host, const char *fmt, ...) MH_PRINTF(2, 3);
+enum mh_status mh_host_conf_string(const struct mh_conf *conf, const char *path,
+                                   const char **out);
+enum mh_status mh_host_conf_path(const struct mh_conf *conf, const char *path,
+                                 const char **out);
+enum mh_status mh_host_conf_int(const struct mh_conf *conf, const char *path, long long *out);
+enum mh_status mh_host_conf_bool(const struct mh_conf *conf, const char *path, int *out);
+enum mh_status mh_host_conf_float(const struct mh_conf *conf, const char *path, double *out);
+struct mh_store *mh_host_store_find(struct mh_host *host, const char *name);
 
 struct mh_host *mh_host_new(const struct mh_module *m, const char *name);
 void mh_host_free(struct mh_host *h);

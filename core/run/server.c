@@ -1,6 +1,7 @@
 /*
- * Listeners, loop threads and lifecycle. Each loop owns an event_base, an evhttp and its own
- * listening socket on the shared port; nothing on the request path is shared between loops.
+ * Listeners, loop threads and lifecycle. Each loop owns an event_base and its own listening
+ * socket on the shared port (SO_REUSEPORT); its connections are the HTTP engine's
+ * (http/conn.c). Nothing on the request path is shared between loops.
  * The main thread waits for signals: it builds new generations on reload and hands them to
  * the loops, frees drained ones, and tells the loops to drain at the end.
  */
@@ -22,43 +23,36 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <event2/thread.h>
 
 #include "conf/config.h"
 #include "mod/gen.h"
-#include "http/guard.h"
 #include "mod/loader.h"
 #include "base/log.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
 #include "base/pool.h"
 #include "ws/pubsub.h"
+#include "http/access.h"
+#include "http/conn.h"
 #include "http/request.h"
+#include "run/dispatch.h"
+#include "base/loop.h"
 #include "ws/ws.h"
 
-struct mh_loop {
+struct loop_thread {
     pthread_t thread;
-    unsigned index;
-    struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound;
-    struct event *drain_ev;  /* activated from the main thread */
+    struct mh_loop loop;
+    int listen_fd;
+    struct event *listen_ev;
+    struct event *drain_ev; /* activated from the main thread */
     struct event *drain_tick;
-    struct timeval keepalive_tv, write_tv;
     struct timespec drain_deadline;
-    struct mh_dispatch dispatch;
-    struct mh_mailbox *mailbox;
 };
 
-static void ms_to_tv(long long ms, struct timeval *tv)
-{
-    tv->tv_sec = (time_t)(ms / 1000);
-    tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
-}
+#define READ_SCRATCH 65536 /* per loop: requests are parsed where they were read */
+#define ACCEPT_BATCH 64
 
 /* --- Listening sockets --- */
 
@@ -112,53 +106,69 @@ static int open_listener(const char *host, int port, int *bound_port, struct mh_
 
 static void apply_limits(struct mh_loop *loop, const struct mh_server_conf *c)
 {
-    struct timeval read_tv;
-
-    evhttp_set_max_headers_size(loop->http, (ev_ssize_t)c->limits.max_header_bytes);
-    evhttp_set_max_body_size(loop->http, (ev_ssize_t)c->limits.max_body_bytes);
-    ms_to_tv(c->limits.read_timeout_ms, &read_tv);
-    ms_to_tv(c->limits.keepalive_timeout_ms, &loop->keepalive_tv);
-    ms_to_tv(c->limits.write_timeout_ms, &loop->write_tv);
-    evhttp_set_timeout_tv(loop->http, &read_tv);
-    loop->dispatch.limits = &c->limits;
-    loop->dispatch.access_log = c->access_log;
+    loop->limits = &c->limits;
+    loop->access_log = c->access_log;
 }
 
-static void on_request(struct evhttp_request *ev, void *arg)
+static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
-    struct mh_loop *loop = arg;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    struct loop_thread *lt = arg;
 
-    /* After the first request, the read timeout is the keep-alive idle time. */
-    if (evcon)
-        bufferevent_set_timeouts(evhttp_connection_get_bufferevent(evcon), &loop->keepalive_tv,
-                                 &loop->write_tv);
-    mh_request_dispatch(&loop->dispatch, ev);
+    (void)what;
+    for (int i = 0; i < ACCEPT_BATCH && !lt->loop.draining; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                mh_warn("server", "loop %u: cannot accept: %s", lt->loop.index, strerror(errno));
+            return; /* EAGAIN: none left; others: the next readiness tries again */
+        }
+        mh_conn_accept(&lt->loop, cfd, (struct sockaddr *)&ss, len);
+    }
+}
+
+static void stop_listening(struct loop_thread *lt)
+{
+    if (lt->listen_ev) {
+        event_free(lt->listen_ev);
+        lt->listen_ev = NULL;
+    }
+    if (lt->listen_fd >= 0) {
+        close(lt->listen_fd);
+        lt->listen_fd = -1;
+    }
+}
+
+static bool past(const struct timespec *deadline)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
-    struct mh_loop *loop = arg;
-    struct timespec now;
+    struct loop_thread *lt = arg;
+    struct mh_loop *loop = &lt->loop;
 
     (void)fd;
     (void)what;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if ((loop->dispatch.inflight == 0 && loop->dispatch.nws == 0) ||
-        now.tv_sec > loop->drain_deadline.tv_sec ||
-        (now.tv_sec == loop->drain_deadline.tv_sec &&
-         now.tv_nsec >= loop->drain_deadline.tv_nsec)) {
-        if (loop->dispatch.inflight || loop->dispatch.nws)
+    mh_conn_drain_loop(loop); /* connections that went idle since */
+    if (loop->nconns == 0 || past(&lt->drain_deadline)) {
+        if (loop->nconns)
             mh_warn("server",
-                    "loop %u: drain deadline passed with %llu responses and %zu WebSockets "
-                    "unfinished",
-                    loop->index, (unsigned long long)loop->dispatch.inflight,
-                    loop->dispatch.nws);
-        /* Close this loop's connections now (idle keep-alives, WebSockets past the deadline):
-         * other loops may still be draining, and nobody would answer these meanwhile. */
-        loop->dispatch.stopped = true;
-        evhttp_free(loop->http);
-        loop->http = NULL;
+                    "loop %u: drain deadline passed with %llu requests and %zu WebSockets "
+                    "unfinished, %zu connections open",
+                    loop->index, (unsigned long long)loop->inflight, loop->nws, loop->nconns);
+        /* Close this loop's connections now: other loops may still be draining, and nobody
+         * would answer these meanwhile. */
+        loop->stopped = true;
+        mh_conn_close_all(loop);
+        mh_access_flush(loop);
         event_base_loopexit(loop->base, NULL);
     }
 }
@@ -176,96 +186,87 @@ static void timespec_after_ms(struct timespec *t, long long ms)
 
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
-    struct mh_loop *loop = arg;
+    struct loop_thread *lt = arg;
     struct timeval tick = {0, 10 * 1000};
 
     (void)fd;
     (void)what;
-    if (loop->bound) {
-        evhttp_del_accept_socket(loop->http, loop->bound);
-        loop->bound = NULL;
-    }
-    loop->dispatch.draining = true;
-    mh_ws_close_all(&loop->dispatch, NULL);
-    timespec_after_ms(&loop->drain_deadline,
-                      loop->dispatch.gen->config->server.shutdown_timeout_ms);
-    loop->drain_tick = event_new(loop->base, -1, EV_PERSIST, on_drain_tick, loop);
-    event_add(loop->drain_tick, &tick);
-    on_drain_tick(-1, 0, loop);
+    stop_listening(lt);
+    lt->loop.draining = true;
+    mh_ws_close_all(&lt->loop, NULL);
+    timespec_after_ms(&lt->drain_deadline, lt->loop.gen->config->server.shutdown_timeout_ms);
+    lt->drain_tick = event_new(lt->loop.base, -1, EV_PERSIST, on_drain_tick, lt);
+    event_add(lt->drain_tick, &tick);
+    on_drain_tick(-1, 0, lt);
 }
 
 static void *loop_main(void *arg)
 {
-    struct mh_loop *loop = arg;
+    struct loop_thread *lt = arg;
 
-    mh_mailbox_current = loop->mailbox;
-    event_base_dispatch(loop->base);
-    loop->dispatch.stopped = true;
+    mh_mailbox_current = lt->loop.mailbox;
+    event_base_dispatch(lt->loop.base);
+    lt->loop.stopped = true;
     mh_mailbox_current = NULL;
     return NULL;
 }
 
-static enum mh_status loop_setup(struct mh_loop *loop, struct mh_gen *gen, struct mh_pool *pool,
+static enum mh_status loop_setup(struct loop_thread *lt, struct mh_gen *gen, struct mh_pool *pool,
                                  int fd, struct mh_err *err)
 {
+    struct mh_loop *loop = &lt->loop;
+
+    lt->listen_fd = fd;
     loop->base = event_base_new();
     if (!loop->base)
         return mh_err_set(err, MH_E_NOMEM, NULL, 0, "cannot create event base");
-    loop->http = evhttp_new(loop->base);
-    if (!loop->http)
-        return mh_err_set(err, MH_E_NOMEM, NULL, 0, "cannot create evhttp");
     apply_limits(loop, &gen->config->server);
-    /* Let every method through: the dispatcher answers 405/501 as problem+json. */
-    evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                               EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                               EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_default_content_type(loop->http, NULL);
-    evhttp_set_gencb(loop->http, on_request, loop);
-    evhttp_set_bevcb(loop->http, mh_guard_bevcb, &loop->dispatch); /* every connection guarded */
-    loop->bound = evhttp_accept_socket_with_handle(loop->http, fd);
-    if (!loop->bound) {
-        close(fd);
-        return mh_err_set(err, MH_E_IO, NULL, 0, "cannot accept on listening socket");
-    }
-    loop->drain_ev = event_new(loop->base, -1, 0, on_drain, loop);
-    loop->dispatch.gen = gen;
+    loop->gen = gen;
     mh_gen_ref(gen);
-    loop->dispatch.loop_index = loop->index;
     loop->mailbox = mh_mailbox_new(loop->base);
-    loop->dispatch.base = loop->base;
-    loop->dispatch.mailbox = loop->mailbox;
-    loop->dispatch.pool = pool;
-    loop->dispatch.pubsub = mh_pubsub_local_new();
+    loop->pool = pool;
+    loop->pubsub = mh_pubsub_local_new();
+    loop->on_request = mh_dispatch_request;
+    loop->rbuf_cap = READ_SCRATCH;
+    loop->rbuf = mh_xmalloc(READ_SCRATCH);
+    mh_access_start(loop);
+    lt->listen_ev = event_new(loop->base, fd, EV_READ | EV_PERSIST, on_accept, lt);
+    lt->drain_ev = event_new(loop->base, -1, 0, on_drain, lt);
+    if (!lt->listen_ev || !lt->drain_ev || event_add(lt->listen_ev, NULL) != 0)
+        return mh_err_set(err, MH_E_IO, NULL, 0, "cannot accept on listening socket");
     return MH_OK;
 }
 
-static void loop_cleanup(struct mh_loop *loop)
+static void loop_cleanup(struct loop_thread *lt)
 {
-    if (loop->drain_tick)
-        event_free(loop->drain_tick);
-    if (loop->drain_ev)
-        event_free(loop->drain_ev);
-    loop->dispatch.stopped = true;
+    struct mh_loop *loop = &lt->loop;
+
+    if (lt->drain_tick)
+        event_free(lt->drain_tick);
+    if (lt->drain_ev)
+        event_free(lt->drain_ev);
+    stop_listening(lt);
+    loop->stopped = true;
+    if (!loop->base)
+        return;
     /* Connections first (WebSocket on_close hooks run here), then what is still posted:
-     * with `stopped` set, completions drop their answers instead of touching evhttp. */
-    if (loop->http)
-        evhttp_free(loop->http);
+     * with `stopped` set, completions drop their answers. */
+    mh_conn_loop_cleanup(loop);
     mh_mailbox_free(loop->mailbox);
-    mh_request_spares_free(&loop->dispatch);
-    mh_pubsub_local_free(loop->dispatch.pubsub);
-    free(loop->dispatch.conn_map); /* every connection is gone: evhttp_free closed them */
-    if (loop->dispatch.gen)
-        mh_gen_unref(loop->dispatch.gen);
-    if (loop->base)
-        event_base_free(loop->base);
+    mh_request_spares_free(loop);
+    mh_pubsub_local_free(loop->pubsub);
+    mh_access_stop(loop);
+    free(loop->rbuf);
+    if (loop->gen)
+        mh_gen_unref(loop->gen);
+    event_base_free(loop->base);
 }
 
 /* --- Generations: switching the loops, retiring the old ones --- */
 
 struct loop_msg {
     struct mh_task base;
-    struct mh_loop *loop;
+    struct loop_thread *lt;
     struct mh_gen *gen; /* referenced by the message */
     bool close_ws;      /* false: serve gen from now on; true: close gen's WebSockets */
 };
@@ -273,16 +274,17 @@ struct loop_msg {
 static void on_loop_msg(struct mh_task *t)
 {
     struct loop_msg *m = (struct loop_msg *)t;
-    struct mh_dispatch *d = &m->loop->dispatch;
+    struct mh_loop *loop = &m->lt->loop;
 
     if (m->close_ws) {
-        mh_ws_close_all(d, m->gen);
+        mh_ws_close_all(loop, m->gen);
         mh_gen_unref(m->gen);
-    } else if (!d->stopped) {
-        struct mh_gen *old = d->gen;
+    } else if (!loop->stopped) {
+        struct mh_gen *old = loop->gen;
 
-        d->gen = m->gen; /* the message's reference becomes the loop's */
-        apply_limits(m->loop, &m->gen->config->server);
+        mh_access_flush(loop); /* lines of the old generation go out before the switch */
+        loop->gen = m->gen;    /* the message's reference becomes the loop's */
+        apply_limits(loop, &m->gen->config->server);
         mh_gen_unref(old);
     } else {
         mh_gen_unref(m->gen);
@@ -290,21 +292,21 @@ static void on_loop_msg(struct mh_task *t)
     free(m);
 }
 
-static void post_to_loop(struct mh_loop *loop, struct mh_gen *gen, bool close_ws)
+static void post_to_loop(struct loop_thread *lt, struct mh_gen *gen, bool close_ws)
 {
     struct loop_msg *m = mh_xcalloc(1, sizeof(*m));
 
     m->base.complete = on_loop_msg;
-    m->loop = loop;
+    m->lt = lt;
     m->gen = gen;
     m->close_ws = close_ws;
     mh_gen_ref(gen);
-    mh_mailbox_post(loop->mailbox, &m->base);
+    mh_mailbox_post(lt->loop.mailbox, &m->base);
 }
 
 struct mh_server {
     const struct mh_serve_opts *opts;
-    struct mh_loop *loops;
+    struct loop_thread *loops;
     int nloops;
     int port;
     struct mh_pool *pool;
@@ -580,8 +582,10 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
     evthread_use_pthreads();
     s.loops = mh_xcalloc((size_t)s.nloops, sizeof(*s.loops));
-    for (int i = 0; i < s.nloops; i++)
+    for (int i = 0; i < s.nloops; i++) {
         fds[i] = -1;
+        s.loops[i].listen_fd = -1;
+    }
 
     /* Without a user to drop to, load modules before binding, so a bad module never
      * holds the port; with one, bind first and load modules unprivileged. */
@@ -628,20 +632,20 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
     }
     mh_pool_set_global(s.pool);
     for (int i = 0; i < s.nloops; i++) {
-        s.loops[i].index = (unsigned)i;
+        s.loops[i].loop.index = (unsigned)i;
         if (loop_setup(&s.loops[i], s.current, s.pool, fds[i], &err) != MH_OK) {
             fds[i] = -1;
             rc = err.code ? err.code : MH_E_IO;
             mh_error("server", "%s", err.msg);
             goto out;
         }
-        fds[i] = -1; /* evhttp owns it */
+        fds[i] = -1; /* the loop owns it */
     }
     {
-        struct mh_dispatch **ds = mh_xcalloc((size_t)s.nloops, sizeof(*ds));
+        struct mh_loop **ds = mh_xcalloc((size_t)s.nloops, sizeof(*ds));
 
         for (int i = 0; i < s.nloops; i++)
-            ds[i] = &s.loops[i].dispatch;
+            ds[i] = &s.loops[i].loop;
         mh_pubsub_set_loops(ds, (size_t)s.nloops);
         mh_pubsub_set_bus(s.current->channels);
     }
@@ -679,7 +683,7 @@ out:
     /* Workers finish what they run; what they never started comes back cancelled. */
     mh_pool_stop(s.pool);
     {
-        struct mh_dispatch **ds = NULL;
+        struct mh_loop **ds = NULL;
         size_t n = 0;
 
         /* No publish may reach a loop from here on. */

@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
 #include "base/log.h"
+#include "base/loop.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
 #include "base/pool.h"
-#include "http/request.h"
+#include "base/utf8.h"
 #include "mod/store.h"
 #include "ws/ws.h"
 
@@ -50,20 +52,16 @@ struct message {
 struct delivery {
     struct mh_task base;
     struct message *msg;
-    struct mh_dispatch *d;
+    struct mh_loop *d;
 };
 
 static pthread_rwlock_t loops_lock = PTHREAD_RWLOCK_INITIALIZER;
-static struct mh_dispatch **loops;
+static struct mh_loop **loops;
 static size_t nloops;
 
 static uint64_t hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    return mh_hash_str(s);
 }
 
 struct mh_pubsub_local *mh_pubsub_local_new(void)
@@ -91,7 +89,7 @@ void mh_pubsub_local_free(struct mh_pubsub_local *l)
     free(l);
 }
 
-void mh_pubsub_set_loops(struct mh_dispatch **l, size_t n)
+void mh_pubsub_set_loops(struct mh_loop **l, size_t n)
 {
     pthread_rwlock_wrlock(&loops_lock);
     loops = l;
@@ -99,7 +97,7 @@ void mh_pubsub_set_loops(struct mh_dispatch **l, size_t n)
     pthread_rwlock_unlock(&loops_lock);
 }
 
-void mh_pubsub_get_loops(struct mh_dispatch ***l, size_t *n)
+void mh_pubsub_get_loops(struct mh_loop ***l, size_t *n)
 {
     pthread_rwlock_rdlock(&loops_lock);
     *l = loops;
@@ -163,7 +161,7 @@ static void remove_member(struct channel *ch, struct mh_ws *ws)
 
 enum mh_status mh_ws_join_impl(struct mh_ws *ws, const char *channel)
 {
-    struct mh_dispatch *d = mh_ws_dispatch(ws);
+    struct mh_loop *d = mh_ws_loop(ws);
     struct membership **head = (struct membership **)mh_ws_channels(ws), *m;
     struct channel *ch;
 
@@ -192,7 +190,7 @@ enum mh_status mh_ws_join_impl(struct mh_ws *ws, const char *channel)
 
 enum mh_status mh_ws_leave_impl(struct mh_ws *ws, const char *channel)
 {
-    struct mh_dispatch *d = mh_ws_dispatch(ws);
+    struct mh_loop *d = mh_ws_loop(ws);
     struct membership **pp = (struct membership **)mh_ws_channels(ws);
 
     if (!valid_channel(channel))
@@ -215,7 +213,7 @@ enum mh_status mh_ws_leave_impl(struct mh_ws *ws, const char *channel)
 
 void mh_pubsub_leave_all(struct mh_ws *ws)
 {
-    struct mh_dispatch *d = mh_ws_dispatch(ws);
+    struct mh_loop *d = mh_ws_loop(ws);
     struct membership **head = (struct membership **)mh_ws_channels(ws);
 
     while (*head) {

@@ -11,7 +11,7 @@
 
 #include "modhost/sdk.h"
 
-struct mh_dispatch;
+struct mh_loop;
 struct mh_mailbox;
 
 /** Per-loop channel table. Thread: the loop's. */
@@ -19,9 +19,9 @@ struct mh_pubsub_local *mh_pubsub_local_new(void);
 void mh_pubsub_local_free(struct mh_pubsub_local *l);
 
 /** Registers the loops publishes go to; NULL/0 stops publishing. Thread: main. */
-void mh_pubsub_set_loops(struct mh_dispatch **loops, size_t n);
+void mh_pubsub_set_loops(struct mh_loop **loops, size_t n);
 /** The registered loops array (owned by the caller of set_loops). */
-void mh_pubsub_get_loops(struct mh_dispatch ***loops, size_t *n);
+void mh_pubsub_get_loops(struct mh_loop ***loops, size_t *n);
 
 void mh_pubsub_leave_all(struct mh_ws *ws);
 

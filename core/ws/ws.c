@@ -1,8 +1,8 @@
 /*
- * WebSocket connections. evhttp stays the owner of the TCP connection: after the handshake we
- * replace its bufferevent's callbacks, and the connection's close callback (evhttp calls it
- * from evhttp_connection_free, also at evhttp_free on shutdown) is the one place a connection
- * ends. A connection is ended only by evhttp_connection_free, after its output has drained.
+ * WebSocket connections: the upgrade handshake, messages over the frame codec (frame.c), and
+ * a connection's lifetime. After a successful handshake the HTTP connection switches its
+ * protocol in place (mh_conn_switch): its bytes come here, and its end is ours to see
+ * (on_conn_close), the one place a WebSocket ends.
  */
 #include "ws/ws.h"
 
@@ -14,57 +14,48 @@
 #include <strings.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include "conf/config.h"
-#include "mod/gen.h"
-#include "http/guard.h"
-#include "mod/loader.h"
+#include "base/buf.h"
 #include "base/log.h"
+#include "base/loop.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
 #include "base/pool.h"
-#include "ws/pubsub.h"
-#include "http/request.h"
 #include "base/utf8.h"
-
-#define OP_CONT   0x0
-#define OP_TEXT   0x1
-#define OP_BINARY 0x2
-#define OP_CLOSE  0x8
-#define OP_PING   0x9
-#define OP_PONG   0xa
+#include "conf/config.h"
+#include "http/conn.h"
+#include "http/request.h"
+#include "mod/gen.h"
+#include "mod/loader.h"
+#include "mod/router.h"
+#include "ws/frame.h"
+#include "ws/pubsub.h"
 
 #define CLOSE_WAIT_MS 3000 /* how long we wait for the peer's close frame / our flush */
 
 struct mh_ws {
     atomic_int refs;
-    atomic_bool closing;     /* a close frame was queued (or the connection is gone) */
-    bool open;               /* on_open accepted and on_close not yet called */
-    bool gone;               /* evhttp freed the connection */
+    atomic_bool closing; /* a close frame was queued (or the connection is gone) */
+    bool open;           /* on_open accepted and on_close not yet called */
+    bool gone;           /* the connection ended */
     bool close_received;
-    bool free_when_flushed;
-    bool failed;             /* protocol failure: stop reading */
-    int close_code;          /* what on_close reports */
+    bool failed; /* protocol failure: stop reading */
+    int close_code; /* what on_close reports */
     uint64_t id;
-    struct mh_dispatch *d;
+    struct mh_loop *loop;
     const struct mh_route_target *t;
     struct mh_gen *gen; /* referenced while the connection is open: t points into it */
-    struct evhttp_connection *evcon;
-    struct bufferevent *bev;
+    struct mh_conn *conn;
     struct event *timer;
     struct timespec last_rx;
     void *data;
     void *channels; /* pubsub.c's list */
     struct mh_ws *prev, *next; /* the loop's list */
     /* A message being assembled from fragments. */
-    struct evbuffer *msg;
+    struct mh_buf msg;
     int msg_opcode; /* 0: none in progress */
     struct mh_utf8 utf8;
     size_t nparams;
@@ -73,11 +64,6 @@ struct mh_ws {
 };
 
 static atomic_uint_fast64_t next_ws_id = 1;
-
-static bool utf8_valid(const void *p, size_t n)
-{
-    return mh_utf8_valid(p, n);
-}
 
 /* --- References and lifetime --- */
 
@@ -96,14 +82,13 @@ void mh_ws_unref_impl(struct mh_ws *ws)
     }
     free(ws->param_names);
     free(ws->param_values);
-    if (ws->msg)
-        evbuffer_free(ws->msg);
+    mh_buf_cleanup(&ws->msg);
     free(ws);
 }
 
-struct mh_dispatch *mh_ws_dispatch(const struct mh_ws *ws)
+struct mh_loop *mh_ws_loop(const struct mh_ws *ws)
 {
-    return ws->d;
+    return ws->loop;
 }
 
 bool mh_ws_is_open(const struct mh_ws *ws)
@@ -118,33 +103,30 @@ void **mh_ws_channels(struct mh_ws *ws)
 
 static void list_remove(struct mh_ws *ws)
 {
-    struct mh_dispatch *d = ws->d;
+    struct mh_loop *loop = ws->loop;
 
     if (ws->prev)
         ws->prev->next = ws->next;
-    else if (d->ws_head == ws)
-        d->ws_head = ws->next;
+    else if (loop->ws_head == ws)
+        loop->ws_head = ws->next;
     if (ws->next)
         ws->next->prev = ws->prev;
     ws->prev = ws->next = NULL;
-    d->nws--;
+    loop->nws--;
 }
 
-/* evhttp is freeing the connection: the one place a WebSocket ends. */
-static void on_evcon_close(struct evhttp_connection *evcon, void *arg)
+/* The connection ends: the one place a WebSocket ends. */
+static void on_conn_close(void *arg)
 {
     struct mh_ws *ws = arg;
 
-    if (!mh_guard_conn(ws->d, evcon))
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
     ws->gone = true;
+    ws->conn = NULL;
     atomic_store(&ws->closing, true);
     if (ws->timer) {
         event_free(ws->timer);
         ws->timer = NULL;
     }
-    ws->bev = NULL;
-    ws->evcon = NULL;
     mh_pubsub_leave_all(ws);
     list_remove(ws);
     if (ws->open) {
@@ -160,47 +142,30 @@ static void on_evcon_close(struct evhttp_connection *evcon, void *arg)
     mh_ws_unref_impl(ws); /* the loop's reference */
 }
 
-static void end_now(struct mh_ws *ws)
-{
-    if (!ws->gone && ws->evcon)
-        evhttp_connection_free(ws->evcon); /* calls on_evcon_close */
-}
-
 /* Ends the connection once our output reached the socket (the close frame must not be lost). */
 static void end_when_flushed(struct mh_ws *ws)
 {
-    if (ws->gone)
-        return;
-    ws->free_when_flushed = true;
-    if (evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0)
-        end_now(ws);
+    if (!ws->gone && ws->conn)
+        mh_conn_end(ws->conn, true);
+}
+
+static void end_now(struct mh_ws *ws)
+{
+    if (!ws->gone && ws->conn)
+        mh_conn_end(ws->conn, false);
 }
 
 /* --- Writing --- */
 
 static void write_frame(struct mh_ws *ws, int opcode, const void *data, size_t len)
 {
-    struct evbuffer *out = bufferevent_get_output(ws->bev);
     unsigned char hdr[10];
-    size_t n = 2;
+    size_t n = mh_ws_frame_header(hdr, opcode, true, len);
 
-    hdr[0] = (unsigned char)(0x80 | opcode);
-    if (len < 126) {
-        hdr[1] = (unsigned char)len;
-    } else if (len <= 0xffff) {
-        hdr[1] = 126;
-        hdr[2] = (unsigned char)(len >> 8);
-        hdr[3] = (unsigned char)len;
-        n = 4;
-    } else {
-        hdr[1] = 127;
-        for (int i = 0; i < 8; i++)
-            hdr[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-        n = 10;
-    }
-    evbuffer_add(out, hdr, n);
+    mh_conn_send(ws->conn, hdr, n);
     if (len)
-        evbuffer_add(out, data, len);
+        mh_conn_send(ws->conn, data, len);
+    mh_conn_flush(ws->conn);
 }
 
 static void start_close(struct mh_ws *ws, int code, const char *reason)
@@ -217,7 +182,9 @@ static void start_close(struct mh_ws *ws, int code, const char *reason)
     payload[1] = (unsigned char)code;
     if (rlen)
         memcpy(payload + 2, reason, rlen);
-    write_frame(ws, OP_CLOSE, payload, 2 + rlen);
+    write_frame(ws, MH_WS_OP_CLOSE, payload, 2 + rlen);
+    if (ws->gone)
+        return;
     if (ws->close_received) {
         end_when_flushed(ws);
     } else if (ws->timer) {
@@ -233,8 +200,8 @@ static void fail(struct mh_ws *ws, int code, const char *why)
 {
     mh_debug("ws", "connection %" PRIu64 " failed with %d: %s", ws->id, code, why);
     ws->failed = true;
-    if (ws->bev)
-        bufferevent_disable(ws->bev, EV_READ);
+    if (ws->conn)
+        mh_conn_stop_reading(ws->conn);
     start_close(ws, code, why);
     end_when_flushed(ws);
 }
@@ -243,7 +210,7 @@ static void fail(struct mh_ws *ws, int code, const char *why)
  * a slow consumer. (Judged before queueing, so one large message is never the cause.) */
 static bool check_outbound(struct mh_ws *ws)
 {
-    size_t queued = evbuffer_get_length(bufferevent_get_output(ws->bev));
+    size_t queued = mh_conn_unsent(ws->conn);
 
     if (queued > (size_t)ws->t->ws->max_outbound_bytes && !atomic_load(&ws->closing)) {
         mh_warn("ws", "connection %" PRIu64 ": %zu bytes unsent (limit %lld): closing a slow "
@@ -267,7 +234,7 @@ void mh_ws_write_local(struct mh_ws *ws, int opcode, const void *data, size_t le
 struct ws_post {
     struct mh_task base;
     struct mh_ws *ws;
-    int opcode; /* OP_CLOSE: close with `code` and the data as reason */
+    int opcode; /* MH_WS_OP_CLOSE: close with `code` and the data as reason */
     int code;
     size_t len;
     unsigned char data[];
@@ -277,11 +244,13 @@ static void post_complete(struct mh_task *t)
 {
     struct ws_post *p = (struct ws_post *)t;
 
-    if (p->opcode == OP_CLOSE) {
-        p->data[p->len] = '\0';
-        start_close(p->ws, p->code, (const char *)p->data);
-    } else {
-        mh_ws_write_local(p->ws, p->opcode, p->data, p->len);
+    if (!p->ws->loop->stopped) {
+        if (p->opcode == MH_WS_OP_CLOSE) {
+            p->data[p->len] = '\0';
+            start_close(p->ws, p->code, (const char *)p->data);
+        } else {
+            mh_ws_write_local(p->ws, p->opcode, p->data, p->len);
+        }
     }
     mh_ws_unref_impl(p->ws);
     free(p);
@@ -300,45 +269,39 @@ static void post(struct mh_ws *ws, int opcode, int code, const void *data, size_
     if (len)
         memcpy(p->data, data, len);
     mh_ws_ref_impl(ws);
-    mh_mailbox_post(ws->d->mailbox, &p->base);
+    mh_mailbox_post(ws->loop->mailbox, &p->base);
 }
 
 enum mh_status mh_ws_send_impl(struct mh_ws *ws, int is_binary, const void *data, size_t len)
 {
-    int opcode = is_binary ? OP_BINARY : OP_TEXT;
+    int opcode = is_binary ? MH_WS_OP_BINARY : MH_WS_OP_TEXT;
 
     if (!ws || (len && !data))
         return MH_E_INVAL;
     if (atomic_load(&ws->closing))
         return MH_E_CANCELLED;
-    if (!is_binary && !utf8_valid(data, len))
+    if (!is_binary && !mh_utf8_valid(data, len))
         return MH_E_INVAL;
-    if (mh_mailbox_current == ws->d->mailbox)
+    if (mh_mailbox_current == ws->loop->mailbox)
         mh_ws_write_local(ws, opcode, data, len);
     else
         post(ws, opcode, 0, data, len);
     return MH_OK;
 }
 
-static bool valid_close_code(int code)
-{
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-           (code >= 3000 && code <= 4999);
-}
-
 enum mh_status mh_ws_close_impl(struct mh_ws *ws, int code, const char *reason)
 {
     size_t rlen = reason ? strlen(reason) : 0;
 
-    if (!ws || !valid_close_code(code) || code == 1004 || rlen > 123 ||
-        (rlen && !utf8_valid(reason, rlen)))
+    if (!ws || !mh_ws_close_code_valid(code) || code == 1004 || rlen > 123 ||
+        (rlen && !mh_utf8_valid(reason, rlen)))
         return MH_E_INVAL;
     if (atomic_load(&ws->closing))
         return MH_E_CANCELLED;
-    if (mh_mailbox_current == ws->d->mailbox)
+    if (mh_mailbox_current == ws->loop->mailbox)
         start_close(ws, code, reason);
     else
-        post(ws, OP_CLOSE, code, reason, rlen);
+        post(ws, MH_WS_OP_CLOSE, code, reason, rlen);
     return MH_OK;
 }
 
@@ -371,7 +334,7 @@ const char *mh_ws_param_impl(const struct mh_ws *ws, const char *name)
 static void deliver(struct mh_ws *ws, int opcode, const void *data, size_t len)
 {
     if (ws->open && !atomic_load(&ws->closing))
-        ws->t->ws_message(ws, opcode == OP_BINARY, data, len, ws->t->module->state);
+        ws->t->ws_message(ws, opcode == MH_WS_OP_BINARY, data, len, ws->t->module->state);
 }
 
 static void on_close_frame(struct mh_ws *ws, const unsigned char *p, size_t len)
@@ -385,11 +348,11 @@ static void on_close_frame(struct mh_ws *ws, const unsigned char *p, size_t len)
     }
     if (len >= 2) {
         code = (p[0] << 8) | p[1];
-        if (!valid_close_code(code)) {
+        if (!mh_ws_close_code_valid(code)) {
             fail(ws, MH_WS_PROTOCOL, "invalid close code");
             return;
         }
-        if (!utf8_valid(p + 2, len - 2)) {
+        if (!mh_utf8_valid(p + 2, len - 2)) {
             fail(ws, MH_WS_BAD_DATA, "close reason is not UTF-8");
             return;
         }
@@ -399,177 +362,116 @@ static void on_close_frame(struct mh_ws *ws, const unsigned char *p, size_t len)
         return;
     }
     /* Echo the peer's code, then end: the server closes TCP first (RFC 6455 7.1.1). */
-    if (len >= 2)
-        start_close(ws, code, NULL);
-    else
-        start_close(ws, MH_WS_NORMAL, NULL);
+    start_close(ws, len >= 2 ? code : MH_WS_NORMAL, NULL);
     ws->close_code = len >= 2 ? code : 1005;
     end_when_flushed(ws);
 }
 
-/* Parses one frame at the head of @p in. @return 1 if consumed, 0 if incomplete, -1 failed. */
-static int read_frame(struct mh_ws *ws, struct evbuffer *in)
+/* Handles the whole frame @p f at @p payload. @return false when reading must stop. */
+static bool on_frame(struct mh_ws *ws, const struct mh_ws_frame *f, unsigned char *payload)
 {
-    size_t avail = evbuffer_get_length(in), hlen = 2;
-    unsigned char h[14];
-    uint64_t len;
-    int fin, opcode;
-    unsigned char *p, *mask;
+    size_t len = (size_t)f->len;
 
-    if (avail < 2)
-        return 0;
-    evbuffer_copyout(in, h, avail < sizeof(h) ? avail : sizeof(h));
-    fin = h[0] & 0x80;
-    opcode = h[0] & 0x0f;
-    if (h[0] & 0x70) {
-        fail(ws, MH_WS_PROTOCOL, "reserved bits set");
-        return -1;
-    }
-    if (!(h[1] & 0x80)) {
-        fail(ws, MH_WS_PROTOCOL, "client frames must be masked");
-        return -1;
-    }
-    len = h[1] & 0x7f;
-    if (len == 126) {
-        hlen = 4;
-        if (avail < hlen)
-            return 0;
-        len = ((uint64_t)h[2] << 8) | h[3];
-    } else if (len == 127) {
-        hlen = 10;
-        if (avail < hlen)
-            return 0;
-        len = 0;
-        for (int i = 0; i < 8; i++)
-            len = (len << 8) | h[2 + i];
-        if (len >> 63) {
-            fail(ws, MH_WS_PROTOCOL, "frame length has the top bit set");
-            return -1;
-        }
-    }
-    hlen += 4; /* mask key */
-    switch (opcode) {
-    case OP_CLOSE:
-    case OP_PING:
-    case OP_PONG:
-        if (!fin || len > 125) {
-            fail(ws, MH_WS_PROTOCOL, "control frames must be whole and at most 125 bytes");
-            return -1;
-        }
-        break;
-    case OP_TEXT:
-    case OP_BINARY:
-        if (ws->msg_opcode) {
-            fail(ws, MH_WS_PROTOCOL, "new message before the last one ended");
-            return -1;
-        }
-        break;
-    case OP_CONT:
-        if (!ws->msg_opcode) {
-            fail(ws, MH_WS_PROTOCOL, "continuation frame without a message");
-            return -1;
-        }
-        break;
-    default:
-        fail(ws, MH_WS_PROTOCOL, "reserved opcode");
-        return -1;
-    }
-    if (opcode == OP_TEXT || opcode == OP_BINARY || opcode == OP_CONT) {
-        size_t have = ws->msg ? evbuffer_get_length(ws->msg) : 0;
-
-        if (len > (uint64_t)ws->t->ws->max_message_bytes ||
-            have + len > (uint64_t)ws->t->ws->max_message_bytes) {
-            fail(ws, MH_WS_TOO_BIG, "message too big");
-            return -1;
-        }
-    }
-    if (avail < hlen + len)
-        return 0;
-
-    p = evbuffer_pullup(in, (ev_ssize_t)(hlen + len));
-    mask = p + hlen - 4;
-    p += hlen;
-    for (uint64_t i = 0; i < len; i++)
-        p[i] ^= mask[i & 3];
-
-    switch (opcode) {
-    case OP_PING:
+    switch (f->opcode) {
+    case MH_WS_OP_PING:
         if (!atomic_load(&ws->closing))
-            write_frame(ws, OP_PONG, p, len);
-        break;
-    case OP_PONG:
-        break; /* keepalive answer or unsolicited: both only count as traffic */
-    case OP_CLOSE:
-        on_close_frame(ws, p, len);
-        break;
+            write_frame(ws, MH_WS_OP_PONG, payload, len);
+        return true;
+    case MH_WS_OP_PONG:
+        return true; /* keepalive answer or unsolicited: both only count as traffic */
+    case MH_WS_OP_CLOSE:
+        on_close_frame(ws, payload, len);
+        return false;
     default:
-        if (opcode != OP_CONT) {
-            ws->msg_opcode = opcode;
-            ws->utf8 = (struct mh_utf8)MH_UTF8_INIT;
-        }
-        if (ws->msg_opcode == OP_TEXT && !mh_utf8_feed(&ws->utf8, p, len)) {
-            fail(ws, MH_WS_BAD_DATA, "text is not UTF-8");
-            return -1;
-        }
-        if (fin && ws->msg_opcode == OP_TEXT && ws->utf8.need) {
-            fail(ws, MH_WS_BAD_DATA, "text ends inside a UTF-8 sequence");
-            return -1;
-        }
-        if (fin && (!ws->msg || evbuffer_get_length(ws->msg) == 0)) {
-            deliver(ws, ws->msg_opcode, p, len); /* one frame: no copy */
-            ws->msg_opcode = 0;
-        } else {
-            if (!ws->msg && !(ws->msg = evbuffer_new()))
-                abort();
-            evbuffer_add(ws->msg, p, len);
-            if (fin) {
-                size_t n = evbuffer_get_length(ws->msg);
-                unsigned char *m = evbuffer_pullup(ws->msg, -1);
-
-                deliver(ws, ws->msg_opcode, m, n);
-                evbuffer_drain(ws->msg, n);
-                ws->msg_opcode = 0;
-            }
-        }
+        break;
     }
-    evbuffer_drain(in, hlen + len);
-    return 1;
+    if (f->opcode != MH_WS_OP_CONT) {
+        ws->msg_opcode = f->opcode;
+        ws->utf8 = (struct mh_utf8)MH_UTF8_INIT;
+    }
+    if (ws->msg_opcode == MH_WS_OP_TEXT && !mh_utf8_feed(&ws->utf8, payload, len)) {
+        fail(ws, MH_WS_BAD_DATA, "text is not UTF-8");
+        return false;
+    }
+    if (f->fin && ws->msg_opcode == MH_WS_OP_TEXT && ws->utf8.need) {
+        fail(ws, MH_WS_BAD_DATA, "text ends inside a UTF-8 sequence");
+        return false;
+    }
+    if (f->fin && ws->msg.len == 0) {
+        deliver(ws, ws->msg_opcode, payload, len); /* one frame: no copy */
+        ws->msg_opcode = 0;
+        return true;
+    }
+    if (!mh_buf_add(&ws->msg, payload, len)) {
+        fail(ws, MH_WS_TOO_BIG, "out of memory for the message");
+        return false;
+    }
+    if (f->fin) {
+        deliver(ws, ws->msg_opcode, ws->msg.data, ws->msg.len);
+        mh_buf_reset(&ws->msg);
+        ws->msg_opcode = 0;
+    }
+    return true;
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+/* Checks a frame header against the message state and limits. */
+static bool frame_allowed(struct mh_ws *ws, const struct mh_ws_frame *f)
+{
+    if ((f->opcode == MH_WS_OP_TEXT || f->opcode == MH_WS_OP_BINARY) && ws->msg_opcode) {
+        fail(ws, MH_WS_PROTOCOL, "new message before the last one ended");
+        return false;
+    }
+    if (f->opcode == MH_WS_OP_CONT && !ws->msg_opcode) {
+        fail(ws, MH_WS_PROTOCOL, "continuation frame without a message");
+        return false;
+    }
+    if (f->opcode < MH_WS_OP_CLOSE) {
+        uint64_t max = (uint64_t)ws->t->ws->max_message_bytes;
+
+        if (f->len > max || ws->msg.len + f->len > max) {
+            fail(ws, MH_WS_TOO_BIG, "message too big");
+            return false;
+        }
+    }
+    return true;
+}
+
+static size_t on_data(void *arg, unsigned char *p, size_t len)
 {
     struct mh_ws *ws = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t used = 0;
 
     clock_gettime(CLOCK_MONOTONIC, &ws->last_rx);
     mh_ws_ref_impl(ws); /* hooks may close the connection under us */
-    while (!ws->gone && !ws->failed && !ws->close_received && evbuffer_get_length(in) > 0) {
-        if (read_frame(ws, in) <= 0)
+    while (!ws->gone && !ws->failed && !ws->close_received && used < len) {
+        struct mh_ws_frame f;
+        const char *why = NULL;
+        enum mh_ws_parse r = mh_ws_frame_parse(p + used, len - used, &f, &why);
+
+        if (r == MH_WS_FRAME_BAD) {
+            fail(ws, MH_WS_PROTOCOL, why);
+            break;
+        }
+        if (r == MH_WS_FRAME_MORE || !frame_allowed(ws, &f))
+            break;
+        if (len - used - f.header_len < f.len)
+            break; /* the payload is not all here yet */
+        mh_ws_unmask(p + used + f.header_len, (size_t)f.len, f.mask, 0);
+        used += f.header_len + (size_t)f.len;
+        if (!on_frame(ws, &f, p + used - (size_t)f.len))
             break;
     }
-    if (!ws->gone && (ws->failed || ws->close_received))
-        evbuffer_drain(in, evbuffer_get_length(in)); /* nothing after a close counts */
+    if (ws->failed || ws->close_received)
+        used = len; /* nothing after a close counts */
     mh_ws_unref_impl(ws);
+    return used;
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
-{
-    struct mh_ws *ws = arg;
-
-    if (ws->free_when_flushed && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        end_now(ws);
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct mh_ws *ws = arg;
-
-    (void)bev;
-    (void)what;
-    if (!ws->close_code)
-        ws->close_code = 1006; /* gone without a close frame */
-    end_now(ws); /* EOF or error: the peer is gone */
-}
+static const struct mh_conn_proto ws_proto = {
+    .on_data = on_data,
+    .on_drained = NULL,
+    .on_close = on_conn_close,
+};
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -592,35 +494,19 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->ping_interval_ms > 0)
-        write_frame(ws, OP_PING, NULL, 0);
+        write_frame(ws, MH_WS_OP_PING, NULL, 0);
 }
 
-void mh_ws_close_all(struct mh_dispatch *d, const struct mh_gen *gen)
+void mh_ws_close_all(struct mh_loop *loop, const struct mh_gen *gen)
 {
-    for (struct mh_ws *ws = d->ws_head, *next; ws; ws = next) {
+    for (struct mh_ws *ws = loop->ws_head, *next; ws; ws = next) {
         next = ws->next;
         if (!gen || ws->gen == gen)
             start_close(ws, MH_WS_GOING_AWAY, gen ? "reloaded" : "server stopping");
     }
 }
 
-/* --- Handshake and takeover --- */
-
-/* Whether the comma-separated header value @p v holds token @p tok (case-insensitive). */
-static bool has_token(const char *v, const char *tok)
-{
-    size_t n = strlen(tok);
-
-    while (v && *v) {
-        while (*v == ' ' || *v == '\t' || *v == ',')
-            v++;
-        if (strncasecmp(v, tok, n) == 0 && (v[n] == '\0' || v[n] == ',' || v[n] == ' ' ||
-                                            v[n] == '\t'))
-            return true;
-        v = strchr(v, ',');
-    }
-    return false;
-}
+/* --- Handshake --- */
 
 static bool valid_key(const char *key)
 {
@@ -644,10 +530,20 @@ static void accept_key(const char *key, char out[32])
     EVP_EncodeBlock((unsigned char *)out, sha, SHA_DIGEST_LENGTH);
 }
 
-/* The first subprotocol the client offers that the endpoint supports, or NULL. */
-static const char *pick_protocol(const struct mh_ws_conf *c, const char *offer, char *buf,
-                                 size_t size)
+struct proto_pick {
+    const struct mh_ws_conf *conf;
+    char buf[128];
+    const char *chosen;
+};
+
+/* The first subprotocol the client offers (in any Sec-WebSocket-Protocol field) that the
+ * endpoint supports. */
+static int pick_protocol(const char *name, const char *offer, void *arg)
 {
+    struct proto_pick *pp = arg;
+
+    if (strcasecmp(name, "Sec-WebSocket-Protocol") != 0)
+        return 0;
     while (offer && *offer) {
         const char *end;
         size_t n;
@@ -658,83 +554,65 @@ static const char *pick_protocol(const struct mh_ws_conf *c, const char *offer, 
         while (*end && *end != ',' && *end != ' ' && *end != '\t')
             end++;
         n = (size_t)(end - offer);
-        for (size_t i = 0; i < c->nsubprotocols && n; i++) {
-            if (strlen(c->subprotocols[i]) == n && strncmp(c->subprotocols[i], offer, n) == 0 &&
-                n < size) {
-                memcpy(buf, offer, n);
-                buf[n] = '\0';
-                return buf;
+        for (size_t i = 0; i < pp->conf->nsubprotocols && n; i++) {
+            const char *sp = pp->conf->subprotocols[i];
+
+            if (strlen(sp) == n && strncmp(sp, offer, n) == 0 && n < sizeof(pp->buf)) {
+                memcpy(pp->buf, offer, n);
+                pp->buf[n] = '\0';
+                pp->chosen = pp->buf;
+                return 1;
             }
         }
         offer = end;
     }
-    return NULL;
+    return 0;
 }
 
-static void take_over(struct mh_ws *ws, struct evhttp_request *ev, const char *key,
-                      const char *protocol)
+static void start(struct mh_ws *ws, const char *acc, const char *protocol)
 {
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(ws->evcon);
-    struct evbuffer *out = bufferevent_get_output(bev);
-    struct timeval tick;
+    struct mh_buf head = {0};
     long long tick_ms;
-    char acc[32];
 
-    accept_key(key, acc);
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                        "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n",
-                        acc);
-    if (protocol)
-        evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %s\r\n", protocol);
-    evbuffer_add(out, "\r\n", 2);
-
-    /* Our callbacks first, then no evhttp timeouts, then reading. */
-    ws->bev = bev;
-    bufferevent_setcb(bev, on_read, on_write, on_event, ws);
-    bufferevent_set_timeouts(bev, NULL, NULL);
-    {
-        struct mh_conn *c = mh_guard_conn(ws->d, ws->evcon);
-
-        if (c)
-            mh_guard_take_over(c, on_evcon_close, ws); /* frames pass the guard untouched */
-        else
-            evhttp_connection_set_closecb(ws->evcon, on_evcon_close, ws);
-    }
-    /* The upgrade request stays with evhttp until the connection is freed; drop what it
-     * holds that we no longer need. */
-    evhttp_clear_headers(evhttp_request_get_output_headers(ev));
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    if (!mh_buf_printf(&head,
+                       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                       acc, protocol ? "Sec-WebSocket-Protocol: " : "", protocol ? protocol : "",
+                       protocol ? "\r\n" : ""))
+        abort();
+    mh_conn_send(ws->conn, head.data, head.len);
+    mh_buf_cleanup(&head);
 
     tick_ms = ws->t->ws->ping_interval_ms > 0 ? ws->t->ws->ping_interval_ms
                                               : ws->t->ws->idle_timeout_ms;
-    ws->timer = event_new(ws->d->base, -1, EV_PERSIST, on_timer, ws);
+    ws->timer = event_new(ws->loop->base, -1, EV_PERSIST, on_timer, ws);
+    if (!ws->timer)
+        abort();
     if (tick_ms > 0) {
-        tick.tv_sec = (time_t)(tick_ms / 1000);
-        tick.tv_usec = (suseconds_t)(tick_ms % 1000) * 1000;
+        struct timeval tick = {(time_t)(tick_ms / 1000), (suseconds_t)(tick_ms % 1000) * 1000};
+
         event_add(ws->timer, &tick);
     }
     clock_gettime(CLOCK_MONOTONIC, &ws->last_rx);
-    /* Frames that came with the upgrade request are already buffered: no event will say so. */
-    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-        on_read(bev, ws);
+    /* Frames that came with the upgrade request go to the new protocol at once. */
+    mh_conn_switch(ws->conn, &ws_proto, ws);
 }
 
-enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_dispatch *d, struct mh_req *req,
-                                        const struct mh_route_target *t, enum mh_status *rc)
+enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_req *req, const struct mh_route_target *t,
+                                        enum mh_status *rc)
 {
-    struct evhttp_request *ev = mh_req_evhttp(req);
+    struct mh_loop *loop = mh_req_loop(req);
     const char *upgrade = mh_req_header_impl(req, "Upgrade");
     const char *connection = mh_req_header_impl(req, "Connection");
     const char *version = mh_req_header_impl(req, "Sec-WebSocket-Version");
     const char *key = mh_req_header_impl(req, "Sec-WebSocket-Key");
-    const char *protocol = NULL;
-    char pbuf[128];
+    struct proto_pick pick = {.conf = t->ws};
     struct mh_ws *ws;
+    char acc[32];
 
     *rc = MH_OK;
-    if (!upgrade || !has_token(upgrade, "websocket") || !connection ||
-        !has_token(connection, "upgrade")) {
+    if (!upgrade || !mh_http_has_token(upgrade, "websocket") || !connection ||
+        !mh_http_has_token(connection, "upgrade")) {
         mh_resp_header_impl(req, "Upgrade", "websocket");
         mh_reply_problem_impl(req, 426, NULL,
                               "this endpoint speaks WebSocket: send Upgrade: websocket and "
@@ -746,39 +624,27 @@ enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_dispatch *d, struct mh_req *re
         mh_reply_problem_impl(req, 426, NULL, "unsupported Sec-WebSocket-Version (use 13)");
         return MH_WS_REPLY;
     }
-    {
-        struct mh_conn *c = mh_guard_conn(d, evhttp_request_get_connection(ev));
-
-        if (c && !mh_guard_last_http11(c)) {
-            mh_reply_problem_impl(req, 400, NULL, "WebSocket needs HTTP/1.1");
-            return MH_WS_REPLY;
-        }
+    if (!mh_req_is_http11(req)) {
+        mh_reply_problem_impl(req, 400, NULL, "WebSocket needs HTTP/1.1");
+        return MH_WS_REPLY;
     }
-    if (evhttp_request_get_command(ev) != EVHTTP_REQ_GET || !valid_key(key)) {
+    if (mh_req_method_id(req) != MH_METHOD_GET || !valid_key(key)) {
         mh_reply_problem_impl(req, 400, NULL,
                               "invalid WebSocket handshake: Sec-WebSocket-Key must be the "
                               "base64 of 16 bytes");
         return MH_WS_REPLY;
     }
-    if (d->draining) {
+    if (loop->draining) {
         mh_reply_problem_impl(req, 503, NULL, "the server is stopping");
         return MH_WS_REPLY;
     }
-    {
-        struct evkeyvalq *hs = evhttp_request_get_input_headers(ev);
-
-        for (struct evkeyval *h = hs->tqh_first; h && !protocol; h = h->next.tqe_next) {
-            if (strcasecmp(h->key, "Sec-WebSocket-Protocol") == 0)
-                protocol = pick_protocol(t->ws, h->value, pbuf, sizeof(pbuf));
-        }
-    }
+    mh_req_headers_impl(req, pick_protocol, &pick);
 
     ws = mh_xcalloc(1, sizeof(*ws));
     atomic_init(&ws->refs, 1);
     ws->id = atomic_fetch_add(&next_ws_id, 1);
-    ws->d = d;
+    ws->loop = loop;
     ws->t = t;
-    ws->evcon = evhttp_request_get_connection(ev);
     ws->nparams = mh_req_param_count(req);
     ws->param_names = mh_xcalloc(ws->nparams + 1, sizeof(char *));
     ws->param_values = mh_xcalloc(ws->nparams + 1, sizeof(char *));
@@ -799,11 +665,13 @@ enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_dispatch *d, struct mh_req *re
     ws->open = true;
     ws->gen = t->module->gen;
     mh_gen_ref(ws->gen);
-    ws->next = d->ws_head;
-    if (d->ws_head)
-        d->ws_head->prev = ws;
-    d->ws_head = ws;
-    d->nws++;
-    take_over(ws, ev, key, protocol);
+    ws->next = loop->ws_head;
+    if (loop->ws_head)
+        loop->ws_head->prev = ws;
+    loop->ws_head = ws;
+    loop->nws++;
+    accept_key(key, acc); /* before the request (and the key's memory) is finished */
+    ws->conn = mh_req_upgraded(req);
+    start(ws, acc, pick.chosen);
     return MH_WS_TAKEN;
 }

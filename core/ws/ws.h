@@ -1,6 +1,6 @@
 /*
- * WebSocket (RFC 6455): the upgrade handshake, the one place a connection is taken over from
- * evhttp, the frame codec, and the connection's lifetime. Channels live in pubsub.c.
+ * WebSocket (RFC 6455): the upgrade handshake, messages, and a connection's lifetime over the
+ * HTTP connection it switched (http/conn.h). The frame codec is frame.c; channels pubsub.c.
  */
 #ifndef MH_WS_H
 #define MH_WS_H
@@ -9,31 +9,28 @@
 #include <stddef.h>
 
 #include "modhost/sdk.h"
-#include "base/utf8.h"
 
-struct mh_dispatch;
+struct mh_gen;
+struct mh_loop;
 struct mh_route_target;
-struct mh_ws_conf;
 
 enum mh_ws_upgrade_result {
     MH_WS_REPLY, /* not upgraded: the request holds a reply (or *rc says which error) */
     MH_WS_TAKEN  /* upgraded: the connection belongs to the WebSocket now */
 };
 
-/** Validates the handshake, runs on_open and takes the connection over. Thread: the loop. */
-enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_dispatch *d, struct mh_req *req,
-                                        const struct mh_route_target *t, enum mh_status *rc);
-struct mh_gen;
+/** Validates the handshake, runs on_open and switches the connection. Thread: the loop. */
+enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_req *req, const struct mh_route_target *t,
+                                        enum mh_status *rc);
 /** Starts a 1001 close on every WebSocket of the loop opened on @p gen (NULL: all, when the
  *  server stops). Thread: the loop. */
-void mh_ws_close_all(struct mh_dispatch *d, const struct mh_gen *gen);
+void mh_ws_close_all(struct mh_loop *loop, const struct mh_gen *gen);
 /** Writes one frame on the connection's loop (used by pubsub). */
 void mh_ws_write_local(struct mh_ws *ws, int opcode, const void *data, size_t len);
-struct mh_dispatch *mh_ws_dispatch(const struct mh_ws *ws);
+struct mh_loop *mh_ws_loop(const struct mh_ws *ws);
 bool mh_ws_is_open(const struct mh_ws *ws);
 /** The connection's channel list head (owned by pubsub.c). */
 void **mh_ws_channels(struct mh_ws *ws);
-
 
 /* The SDK calls (see sdk.h). */
 enum mh_status mh_ws_send_impl(struct mh_ws *ws, int is_binary, const void *data, size_t len);

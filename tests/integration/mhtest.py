@@ -247,9 +247,16 @@ class Server:
             return ""
 
     def wait_log(self, pattern, timeout=IO_TIMEOUT_S):
-        """Polls the log for a regex; returns the match or None."""
+        """Polls the log for a regex; returns the match or None. Access lines are buffered
+        by the server and written at least once a second: wait for them, never read once."""
         rx = re.compile(pattern)
         return wait_until(lambda: rx.search(self.log()), timeout)
+
+    def wait_log_count(self, pattern, count, timeout=IO_TIMEOUT_S):
+        """Polls until the log holds at least @count matches of a regex; returns them all."""
+        rx = re.compile(pattern)
+        found = wait_until(lambda: len(rx.findall(self.log())) >= count or None, timeout)
+        return rx.findall(self.log()) if found else rx.findall(self.log())
 
     def cleanup(self):
         if self.running():

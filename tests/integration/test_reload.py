@@ -659,6 +659,7 @@ class TestLongRequestAcrossReload(ReloadCase):
         self.assertEqual((resp.status, resp.json()), (200, {"version": "A", "slept_ms": 1500}))
         self.drained(srv, 1)
         self.assertTrue(srv.wait_log(r"ver: ver A fini"))
+        self.assertTrue(srv.wait_log(r"access: GET /slow\?ms=1500&gate=\S+ 200 "))
         log = srv.log()
         done = log_index(log, r"access: GET /slow\?ms=1500&gate=\S+ 200 ")
         self.assertGreater(done, log_index(log, r"reload: generation 2 serving"))

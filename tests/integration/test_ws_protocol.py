@@ -122,7 +122,7 @@ class TestHandshake(WSCase):
         self.assertIn("upgrade", (resp.header("Connection") or "").lower())
         self.assertIsNone(resp.header("Sec-WebSocket-Protocol"))
         self.assertEqual(c.roundtrip("hi"), b"hi")
-        self.assertRegex(self.srv.log(), r"access: GET /ws/echo 101 ")
+        self.assertTrue(self.srv.wait_log(r"access: GET /ws/echo 101 "), self.srv.log())
 
     def test_header_tokens_are_case_insensitive_lists(self):
         c = self.ws(open=False)

@@ -1,6 +1,7 @@
 /*
- * The in-process server and client of mh_test_http.h: an evhttp server whose callback is the
- * core's mh_request_dispatch, and an evhttp client connection, both on one event_base.
+ * The in-process server and client of mh_test_http.h: the core's HTTP engine on a loop of its
+ * own (connections from http/conn.c, requests to run/dispatch.c), and an evhttp client
+ * connection, both on one event_base.
  */
 #include "mh_test_http.h"
 
@@ -12,6 +13,7 @@
 #include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -23,12 +25,15 @@
 #include "mod/gen.h"
 #include "base/mem.h"
 #include "mh_test.h"
+#include "base/loop.h"
+#include "http/conn.h"
 #include "http/request.h"
+#include "run/dispatch.h"
 
 struct mh_test_server {
-    struct event_base *base;
-    struct evhttp *http;
-    struct mh_dispatch dispatch;
+    struct mh_loop loop;
+    int listen_fd;
+    struct event *listen_ev;
     int port;
     struct mh_gen *owned_gen; /* set by mh_test_server_start */
     struct mh_test_dir dir;   /* path "" unless owned */
@@ -40,44 +45,42 @@ struct exchange {
     int done;
 };
 
-static void on_server_request(struct evhttp_request *ev, void *arg)
+static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct mh_test_server *s = arg;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-    mh_request_dispatch(&s->dispatch, ev);
+    (void)what;
+    if (cfd >= 0)
+        mh_conn_accept(&s->loop, cfd, (struct sockaddr *)&ss, len);
 }
 
 struct mh_test_server *mh_test_server_new(struct mh_gen *gen)
 {
     struct mh_test_server *s = mh_xcalloc(1, sizeof(*s));
-    struct evhttp_bound_socket *bound;
-    struct sockaddr_in sin;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t slen = sizeof(sin);
 
-    s->base = event_base_new();
-    s->http = s->base ? evhttp_new(s->base) : NULL;
-    if (!s->http) {
-        fprintf(stderr, "test http: cannot create the event loop\n");
-        abort();
-    }
-    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_default_content_type(s->http, NULL);
-    evhttp_set_max_body_size(s->http, (ev_ssize_t)gen->config->server.limits.max_body_bytes);
-    evhttp_set_gencb(s->http, on_server_request, s);
-    bound = evhttp_bind_socket_with_handle(s->http, "127.0.0.1", 0);
-    if (!bound ||
-        getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin, &slen) != 0) {
+    s->loop.base = event_base_new();
+    s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (!s->loop.base || s->listen_fd < 0 ||
+        bind(s->listen_fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+        listen(s->listen_fd, 128) != 0 ||
+        getsockname(s->listen_fd, (struct sockaddr *)&sin, &slen) != 0) {
         fprintf(stderr, "test http: cannot listen on 127.0.0.1\n");
         abort();
     }
     s->port = ntohs(sin.sin_port);
-    s->dispatch.gen = gen;
+    s->listen_ev = event_new(s->loop.base, s->listen_fd, EV_READ | EV_PERSIST, on_accept, s);
+    event_add(s->listen_ev, NULL);
+    s->loop.gen = gen;
     mh_gen_ref(gen); /* the loop's reference; requests take their own */
-    s->dispatch.limits = &gen->config->server.limits;
-    s->dispatch.base = s->base; /* no pool: blocking handlers run on this loop */
+    s->loop.limits = &gen->config->server.limits;
+    s->loop.on_request = mh_dispatch_request; /* no pool: blocking handlers run on this loop */
+    s->loop.rbuf_cap = 65536;
+    s->loop.rbuf = mh_xmalloc(s->loop.rbuf_cap);
     return s;
 }
 
@@ -112,10 +115,14 @@ void mh_test_server_free(struct mh_test_server *s)
 {
     if (!s)
         return;
-    evhttp_free(s->http);
-    mh_request_spares_free(&s->dispatch);
-    event_base_free(s->base);
-    mh_gen_unref(s->dispatch.gen);
+    event_free(s->listen_ev);
+    close(s->listen_fd);
+    s->loop.stopped = true;
+    mh_conn_loop_cleanup(&s->loop);
+    mh_request_spares_free(&s->loop);
+    free(s->loop.rbuf);
+    event_base_free(s->loop.base);
+    mh_gen_unref(s->loop.gen);
     mh_gen_free(s->owned_gen);
     if (s->dir.path[0])
         mh_test_dir_cleanup(&s->dir);
@@ -124,7 +131,7 @@ void mh_test_server_free(struct mh_test_server *s)
 
 struct mh_gen *mh_test_server_gen(const struct mh_test_server *s)
 {
-    return s->dispatch.gen;
+    return s->loop.gen;
 }
 
 int mh_test_server_port(const struct mh_test_server *s)
@@ -159,7 +166,7 @@ static void on_response(struct evhttp_request *ev, void *arg)
     struct mh_test_resp *r = x->out;
 
     x->done = 1;
-    event_base_loopbreak(x->srv->base);
+    event_base_loopbreak(x->srv->loop.base);
     if (!ev || evhttp_request_get_response_code(ev) == 0)
         return;
     {
@@ -196,7 +203,7 @@ int mh_test_request(struct mh_test_server *s, const char *method, const char *ta
 
     memset(out, 0, sizeof(*out));
     out->body = mh_xstrdup("");
-    conn = evhttp_connection_base_new(s->base, NULL, "127.0.0.1", (unsigned short)s->port);
+    conn = evhttp_connection_base_new(s->loop.base, NULL, "127.0.0.1", (unsigned short)s->port);
     req = conn ? evhttp_request_new(on_response, &x) : NULL;
     if (!req) {
         fprintf(stderr, "test http: cannot create a client request\n");
@@ -214,7 +221,7 @@ int mh_test_request(struct mh_test_server *s, const char *method, const char *ta
         return -1;
     }
     while (!x.done) {
-        if (event_base_dispatch(s->base) < 0)
+        if (event_base_dispatch(s->loop.base) < 0)
             break;
     }
     evhttp_connection_free(conn);

@@ -1,0 +1,964 @@
+/*
+ * Connections (see conn.h). A connection reads into the loop's scratch buffer and keeps a
+ * buffer of its own only for bytes that wait (an incomplete request, pipelined requests behind
+ * one that runs on the pool); it is freed again when empty. Output is a queue of blocks
+ * written with writev. One timer per connection carries its deadline (head, body, idle,
+ * write, linger); moving a deadline later never touches the timer: when it fires early it is
+ * set again for the rest.
+ */
+#include "http/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "base/buf.h"
+#include "base/chars.h"
+#include "base/hash.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/mem.h"
+#include "base/problem.h"
+#include "conf/config.h"
+#include "http/access.h"
+#include "http/http_scan.h"
+#include "http/reply.h"
+#include "http/req.h"
+#include "http/request.h"
+
+#define SEG_SIZE      16384 /* output block size */
+#define MAX_SPARE_SEG 64    /* per loop */
+#define MAX_IOV       16
+#define LINGER_MS     2000  /* after a refusal: how long we read and drop before closing */
+#define HOLD_LIMIT    (256 * 1024) /* bytes read ahead while a request waits for the pool */
+
+struct mh_out_seg {
+    struct mh_out_seg *next;
+    char *data;
+    size_t len, off, cap;
+    bool owned_block; /* data is a separate malloc'd block (mh_conn_send_owned) */
+};
+
+enum conn_mode { M_HTTP, M_PROTO, M_LINGER };
+enum deadline { D_NONE, D_HEAD, D_BODY, D_IDLE, D_LINGER };
+
+struct mh_conn {
+    struct mh_loop *loop;
+    struct mh_conn *prev, *next;
+    int fd;
+    struct event rev, wev, timer;
+    const struct mh_transport *tp;
+    void *tp_ctx;
+
+    /* Input: [in + off, in + len) unconsumed; `scanned` bytes of it scanned already. */
+    unsigned char *in;
+    size_t len, cap, off, scanned, head_len;
+    bool in_scratch;
+    struct mh_http_scan scan;
+    unsigned scan_requests, scan_completed;
+
+    /* Output. */
+    struct mh_out_seg *out_head, *out_tail;
+    size_t unsent;
+    bool write_armed;
+
+    enum conn_mode mode;
+    const struct mh_conn_proto *proto;
+    void *proto_arg;
+    struct mh_req *active; /* the request being answered */
+    unsigned requests;     /* answers queued */
+    int depth;             /* event callbacks under way: the struct is freed when 0 */
+    bool in_process, close_after_flush, reading, paused, refused, counted, has_ip,
+        continue_sent, chunked;
+    enum deadline dkind;
+    int64_t deadline, write_deadline, armed_for; /* ms, monotonic; armed_for 0: not armed */
+    unsigned char ip[16];
+};
+
+static atomic_int open_connections;
+
+int mh_conn_open_count(void)
+{
+    return atomic_load(&open_connections);
+}
+
+/* --- Connections per client address (all loops) --- */
+
+#define IP_BUCKETS 4096
+
+struct ip_count {
+    struct ip_count *next;
+    unsigned char ip[16];
+    int n;
+};
+
+static pthread_mutex_t ip_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ip_count *ip_buckets[IP_BUCKETS];
+
+/* Adds @p delta for @p ip; @return the new count. */
+static int ip_add(const unsigned char ip[16], int delta)
+{
+    struct ip_count **pp, *e;
+    int n = 0;
+
+    pthread_mutex_lock(&ip_lock);
+    for (pp = &ip_buckets[mh_hash(ip, 16) % IP_BUCKETS]; (e = *pp); pp = &e->next) {
+        if (memcmp(e->ip, ip, 16) == 0)
+            break;
+    }
+    if (!e && delta > 0) {
+        e = mh_xcalloc(1, sizeof(*e));
+        memcpy(e->ip, ip, 16);
+        *pp = e;
+    }
+    if (e) {
+        e->n += delta;
+        n = e->n;
+        if (e->n <= 0) {
+            *pp = e->next;
+            free(e);
+        }
+    }
+    pthread_mutex_unlock(&ip_lock);
+    return n;
+}
+
+/* --- Plain TCP --- */
+
+static ssize_t tcp_read(struct mh_conn *c, void *buf, size_t len)
+{
+    return read(c->fd, buf, len);
+}
+
+static ssize_t tcp_writev(struct mh_conn *c, const struct iovec *iov, int n)
+{
+    return writev(c->fd, iov, n);
+}
+
+static void tcp_shutdown(struct mh_conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+}
+
+static void tcp_close(struct mh_conn *c)
+{
+    (void)c;
+}
+
+const struct mh_transport mh_tcp_transport = {
+    .read = tcp_read,
+    .writev = tcp_writev,
+    .shutdown = tcp_shutdown,
+    .close = tcp_close,
+};
+
+/* --- Time and the deadline timer --- */
+
+static int64_t now_ms(struct mh_loop *loop)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    loop->now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return loop->now_ms;
+}
+
+static void arm_timer(struct mh_conn *c)
+{
+    int64_t when = 0;
+
+    if (c->dkind != D_NONE)
+        when = c->deadline;
+    if (c->write_deadline && (!when || c->write_deadline < when))
+        when = c->write_deadline;
+    if (!when)
+        return; /* a timer still armed finds nothing to do and is not set again */
+    if (c->armed_for && c->armed_for <= when)
+        return; /* it fires earlier and is set again for the rest */
+    {
+        int64_t ms = when - c->loop->now_ms;
+        struct timeval tv;
+
+        if (ms < 0)
+            ms = 0;
+        tv.tv_sec = (time_t)(ms / 1000);
+        tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+        evtimer_add(&c->timer, &tv);
+        c->armed_for = when;
+    }
+}
+
+static void set_deadline(struct mh_conn *c, enum deadline kind, long long ms)
+{
+    c->dkind = kind;
+    c->deadline = c->loop->now_ms + ms;
+    arm_timer(c);
+}
+
+/* --- Output --- */
+
+static struct mh_out_seg *seg_new(struct mh_loop *loop, size_t need)
+{
+    struct mh_out_seg *s;
+
+    if (need <= SEG_SIZE && loop->spare_segs) {
+        s = loop->spare_segs;
+        loop->spare_segs = s->next;
+        loop->nspare_segs--;
+    } else {
+        size_t cap = need > SEG_SIZE ? need : SEG_SIZE;
+
+        s = mh_xmalloc(sizeof(*s) + cap);
+        s->cap = cap;
+        s->data = (char *)(s + 1);
+    }
+    s->next = NULL;
+    s->len = s->off = 0;
+    s->owned_block = false;
+    return s;
+}
+
+static void seg_free(struct mh_loop *loop, struct mh_out_seg *s)
+{
+    if (s->owned_block) {
+        free(s->data);
+        free(s);
+        return;
+    }
+    if (s->cap == SEG_SIZE && loop->nspare_segs < MAX_SPARE_SEG && !loop->stopped) {
+        s->next = loop->spare_segs;
+        loop->spare_segs = s;
+        loop->nspare_segs++;
+        return;
+    }
+    free(s);
+}
+
+static void seg_append(struct mh_conn *c, struct mh_out_seg *s)
+{
+    if (c->out_tail)
+        c->out_tail->next = s;
+    else
+        c->out_head = s;
+    c->out_tail = s;
+}
+
+char *mh_conn_space(struct mh_conn *c, size_t n)
+{
+    struct mh_out_seg *t = c->out_tail;
+
+    if (!t || t->owned_block || t->cap - t->len < n) {
+        t = seg_new(c->loop, n);
+        seg_append(c, t);
+    }
+    return t->data + t->len;
+}
+
+void mh_conn_commit(struct mh_conn *c, size_t used)
+{
+    c->out_tail->len += used;
+    c->unsent += used;
+}
+
+void mh_conn_send(struct mh_conn *c, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len) {
+        struct mh_out_seg *t = c->out_tail;
+        size_t room = t && !t->owned_block ? t->cap - t->len : 0, n;
+
+        if (!room) {
+            t = seg_new(c->loop, len > SEG_SIZE ? SEG_SIZE : len);
+            seg_append(c, t);
+            room = t->cap;
+        }
+        n = len < room ? len : room;
+        memcpy(t->data + t->len, p, n);
+        t->len += n;
+        c->unsent += n;
+        p += n;
+        len -= n;
+    }
+}
+
+void mh_conn_send_owned(struct mh_conn *c, void *block, size_t len)
+{
+    struct mh_out_seg *s = mh_xmalloc(sizeof(*s));
+
+    s->next = NULL;
+    s->data = block;
+    s->len = s->cap = len;
+    s->off = 0;
+    s->owned_block = true;
+    seg_append(c, s);
+    c->unsent += len;
+}
+
+size_t mh_conn_unsent(const struct mh_conn *c)
+{
+    return c->unsent;
+}
+
+unsigned mh_conn_requests(const struct mh_conn *c)
+{
+    return c ? c->requests : 0;
+}
+
+static void conn_close(struct mh_conn *c);
+static void linger(struct mh_conn *c);
+
+/* No more reads for now: the client's sends back up in TCP (backpressure). */
+static void pause_reading(struct mh_conn *c)
+{
+    if (!c->paused && c->fd >= 0) {
+        event_del(&c->rev);
+        c->paused = true;
+    }
+}
+
+static void resume_reading(struct mh_conn *c)
+{
+    if (c->paused && c->fd >= 0) {
+        event_add(&c->rev, NULL);
+        c->paused = false;
+    }
+}
+
+/* Keeps the struct alive across a callback that may close the connection. */
+static void hold(struct mh_conn *c)
+{
+    c->depth++;
+}
+
+static void release(struct mh_conn *c)
+{
+    if (--c->depth == 0 && c->fd < 0)
+        free(c);
+}
+
+/* Writes what is queued; closes the connection if the peer is gone. */
+static void flush(struct mh_conn *c)
+{
+    while (c->out_head) {
+        struct iovec iov[MAX_IOV];
+        struct mh_out_seg *s = c->out_head;
+        int n = 0;
+        ssize_t w;
+
+        for (; s && n < MAX_IOV; s = s->next) {
+            iov[n].iov_base = s->data + s->off;
+            iov[n].iov_len = s->len - s->off;
+            n++;
+        }
+        w = c->tp->writev(c, iov, n);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!c->write_armed) {
+                    event_add(&c->wev, NULL);
+                    c->write_armed = true;
+                    c->write_deadline = c->loop->now_ms + c->loop->limits->write_timeout_ms;
+                    arm_timer(c);
+                }
+                return;
+            }
+            if (errno == EINTR)
+                continue;
+            conn_close(c); /* the peer is gone */
+            return;
+        }
+        c->loop->stats.bytes_out += (uint64_t)w;
+        c->unsent -= (size_t)w;
+        while (w > 0) {
+            s = c->out_head;
+            if ((size_t)w >= s->len - s->off) {
+                w -= (ssize_t)(s->len - s->off);
+                c->out_head = s->next;
+                if (!c->out_head)
+                    c->out_tail = NULL;
+                seg_free(c->loop, s);
+            } else {
+                s->off += (size_t)w;
+                w = 0;
+            }
+        }
+        if (c->write_armed)
+            c->write_deadline = c->loop->now_ms + c->loop->limits->write_timeout_ms;
+    }
+    if (c->write_armed) {
+        event_del(&c->wev);
+        c->write_armed = false;
+    }
+    c->write_deadline = 0;
+    if (c->close_after_flush) {
+        linger(c);
+        return;
+    }
+    if (c->mode == M_PROTO && c->proto->on_drained)
+        c->proto->on_drained(c->proto_arg);
+}
+
+void mh_conn_flush(struct mh_conn *c)
+{
+    if (c->in_process || c->fd < 0)
+        return; /* flushed when the read batch ends */
+    hold(c);
+    flush(c);
+    release(c);
+}
+
+/* --- Ending --- */
+
+static void free_input(struct mh_conn *c)
+{
+    if (!c->in_scratch)
+        free(c->in);
+    c->in = NULL;
+    c->in_scratch = false;
+    c->len = c->off = c->cap = c->scanned = 0;
+}
+
+static void conn_close(struct mh_conn *c)
+{
+    struct mh_loop *loop = c->loop;
+
+    if (c->fd < 0)
+        return;
+    event_del(&c->rev);
+    event_del(&c->wev);
+    event_del(&c->timer);
+    if (c->active) {
+        struct mh_req *req = c->active;
+
+        c->active = NULL;
+        mh_req_client_gone(req);
+    }
+    if (c->mode == M_PROTO && c->proto->on_close) {
+        const struct mh_conn_proto *p = c->proto;
+
+        c->mode = M_HTTP;
+        p->on_close(c->proto_arg);
+    }
+    c->tp->close(c);
+    close(c->fd);
+    c->fd = -1;
+    while (c->out_head) {
+        struct mh_out_seg *s = c->out_head;
+
+        c->out_head = s->next;
+        seg_free(loop, s);
+    }
+    free_input(c);
+    if (c->counted) {
+        atomic_fetch_sub(&open_connections, 1);
+        if (c->has_ip)
+            ip_add(c->ip, -1);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        loop->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    loop->nconns--;
+    if (c->depth == 0)
+        free(c); /* otherwise the callback under way frees it (release) */
+}
+
+/* Stops writing, reads and drops what the client still sends for a while, then closes: a
+ * close with unread input would reset the connection and could destroy our last answer. */
+static void linger(struct mh_conn *c)
+{
+    c->close_after_flush = false;
+    if (c->mode == M_PROTO && c->proto->on_close) {
+        const struct mh_conn_proto *p = c->proto;
+
+        c->mode = M_LINGER;
+        p->on_close(c->proto_arg); /* the other protocol's end: its last bytes are out */
+    }
+    c->mode = M_LINGER;
+    c->tp->shutdown(c);
+    free_input(c);
+    resume_reading(c);
+    set_deadline(c, D_LINGER, LINGER_MS);
+}
+
+void mh_conn_end(struct mh_conn *c, bool after_flush)
+{
+    if (c->fd < 0)
+        return;
+    if (!after_flush) {
+        conn_close(c);
+        return;
+    }
+    c->close_after_flush = true;
+    c->reading = false;
+    pause_reading(c);
+    mh_conn_flush(c);
+}
+
+void mh_conn_stop_reading(struct mh_conn *c)
+{
+    c->reading = false;
+    pause_reading(c);
+}
+
+/* --- Refusals --- */
+
+static void refuse(struct mh_conn *c, int status, const char *reason, const char *why)
+{
+    struct mh_buf body = {0};
+    struct mh_reply_head h = {.status = status, .content_type = "application/problem+json",
+                              .close = true};
+
+    c->refused = true;
+    c->reading = false;
+    pause_reading(c);
+    if (!mh_problem_build(&body, status, mh_http_reason(status), NULL, why))
+        abort();
+    h.content_length = body.len;
+    mh_reply_write_head(c, c->loop, &h);
+    mh_conn_send(c, body.data, body.len);
+    if (c->loop->access_log)
+        mh_access_refusal(c->loop, status, body.len, reason, why);
+    mh_buf_cleanup(&body);
+    c->close_after_flush = true;
+}
+
+static void refuse_scan(struct mh_conn *c)
+{
+    c->loop->stats.refused[c->scan.refusal]++;
+    refuse(c, c->scan.status, mh_refusal_name(c->scan.refusal), c->scan.why);
+}
+
+/* --- Reading requests --- */
+
+/* Decodes the chunked body at [p, p + n) (validated by the scanner) in place.
+ * @return its decoded length. */
+static size_t dechunk(unsigned char *p, size_t n)
+{
+    unsigned char *r = p, *end = p + n, *w = p;
+
+    while (r < end) {
+        uint64_t size = 0;
+
+        while (r < end && mh_hex_value(*r) >= 0)
+            size = size * 16 + (uint64_t)mh_hex_value(*r++);
+        r = memchr(r, '\n', (size_t)(end - r));
+        if (!r)
+            break;
+        r++;
+        if (size == 0)
+            break; /* the trailers follow; they are not part of the body */
+        memmove(w, r, size);
+        w += size;
+        r += size;
+        r += *r == '\r' ? 2 : 1;
+    }
+    return (size_t)(w - p);
+}
+
+static void dispatch(struct mh_conn *c, size_t total)
+{
+    struct mh_loop *loop = c->loop;
+    unsigned char *base = c->in + c->off;
+    struct mh_req *req = mh_req_new(loop, c);
+    bool ok;
+
+    c->active = req;
+    loop->stats.requests++;
+    req->raw_len = total;
+    ok = mh_req_read_head(req, (char *)base, c->head_len);
+    if (c->head_len < total) {
+        if (c->chunked) {
+            req->body_len = dechunk(base + c->head_len, total - c->head_len);
+        } else {
+            req->body_len = total - c->head_len;
+        }
+        req->body = base + c->head_len;
+    }
+    /* The bytes belong to the request now: sync handlers read them in place, others detach
+     * (copy) before the buffer may change. */
+    c->off += total;
+    c->scanned = 0;
+    c->head_len = 0;
+    c->continue_sent = false;
+    if (!ok) {
+        mh_reply_problem_impl(req, 400, NULL, "request target must be an absolute path");
+        mh_req_answer(req);
+        return;
+    }
+    loop->on_request(req);
+}
+
+/* Scans and dispatches what is buffered, in order, while no request is being answered. */
+static void process(struct mh_conn *c)
+{
+    c->in_process = true;
+    while (c->fd >= 0 && c->mode == M_HTTP && !c->active && c->reading) {
+        size_t avail = c->len - c->off - c->scanned, used;
+        unsigned char *p = c->in + c->off + c->scanned;
+
+        if (c->scan.state == MH_SCAN_HOLD) {
+            /* An upgrade request answered with plain HTTP: what follows is HTTP again. */
+            mh_http_scan_resume(&c->scan);
+        }
+        if (avail == 0)
+            break;
+        if (c->scan.state == MH_SCAN_BODY || c->scan.state == MH_SCAN_CHUNK_DATA)
+            used = mh_http_scan_skip(&c->scan, avail);
+        else
+            used = mh_http_scan(&c->scan, p, avail);
+        c->scanned += used;
+        if (c->scan.state == MH_SCAN_FAILED) {
+            refuse_scan(c);
+            break;
+        }
+        if (c->scan.requests != c->scan_requests) {
+            c->scan_requests = c->scan.requests;
+            c->head_len = c->scanned;
+            c->chunked = c->scan.te_chunked; /* the scanner forgets it at the request's end */
+            if (c->scan.expect_continue && c->scan.http11 && c->scan.completed == c->scan_completed &&
+                !c->continue_sent) {
+                /* The client waits for our word before it sends the body. */
+                mh_conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                c->continue_sent = true;
+            }
+            set_deadline(c, D_BODY, c->loop->limits->body_timeout_ms);
+        }
+        if (c->scan.completed != c->scan_completed) {
+            c->scan_completed = c->scan.completed;
+            c->dkind = D_NONE;
+            dispatch(c, c->scanned);
+            continue;
+        }
+        if (used == 0)
+            break; /* an incomplete line: wait for more */
+    }
+    c->in_process = false;
+    if (c->fd < 0 || c->mode != M_HTTP || c->active || !c->reading || c->head_len)
+        return; /* (a body under way keeps its deadline) */
+    if (c->len - c->off == 0)
+        set_deadline(c, D_IDLE, c->loop->limits->keepalive_timeout_ms);
+    else if (c->dkind != D_HEAD)
+        set_deadline(c, D_HEAD, c->loop->limits->head_timeout_ms);
+}
+
+/* Keeps unconsumed bytes across reads: the scratch buffer is the loop's. */
+static void keep_input(struct mh_conn *c)
+{
+    size_t rest = c->len - c->off;
+
+    if (c->fd < 0)
+        return;
+    if (rest == 0) {
+        free_input(c);
+        return;
+    }
+    if (!c->in_scratch && c->cap > 65536 && rest <= 16384) {
+        unsigned char *small = malloc(16384); /* shrink what a large body grew */
+
+        if (small) {
+            memcpy(small, c->in + c->off, rest);
+            free(c->in);
+            c->in = small;
+            c->cap = 16384;
+            c->len = rest;
+            c->off = 0;
+            return;
+        }
+    }
+    if (c->in_scratch || c->off > 0) {
+        size_t cap = rest < 4096 ? 4096 : rest;
+        unsigned char *own = c->in_scratch ? malloc(cap) : c->in;
+
+        if (!own) {
+            conn_close(c);
+            return;
+        }
+        memmove(own, c->in + c->off, rest);
+        if (c->in_scratch) {
+            c->cap = cap;
+            c->in_scratch = false;
+        }
+        c->in = own;
+        c->len = rest;
+        c->off = 0;
+    }
+}
+
+/* Room to read into: the scratch buffer, or the connection's own grown as needed. */
+static bool input_room(struct mh_conn *c)
+{
+    struct mh_loop *loop = c->loop;
+
+    if (!c->in) {
+        c->in = loop->rbuf;
+        c->cap = loop->rbuf_cap;
+        c->in_scratch = true;
+        c->len = c->off = 0;
+        return true;
+    }
+    if (c->len < c->cap)
+        return true;
+    {
+        size_t cap = c->cap * 2;
+        unsigned char *p = malloc(cap);
+
+        if (!p)
+            return false;
+        memcpy(p, c->in + c->off, c->len - c->off);
+        if (!c->in_scratch)
+            free(c->in);
+        c->in = p;
+        c->len -= c->off;
+        c->off = 0;
+        c->cap = cap;
+        c->in_scratch = false;
+        return true;
+    }
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct mh_conn *c = arg;
+    ssize_t n;
+
+    (void)fd;
+    (void)what;
+    now_ms(c->loop);
+    hold(c);
+    if (c->mode == M_LINGER || !c->reading) {
+        unsigned char sink[4096];
+
+        n = c->tp->read(c, sink, sizeof(sink));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            conn_close(c);
+        goto out;
+    }
+    if (!input_room(c)) {
+        conn_close(c);
+        goto out;
+    }
+    n = c->tp->read(c, c->in + c->len, c->cap - c->len);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            keep_input(c);
+        else
+            conn_close(c); /* EOF or an error: the client is gone (a waiting request: 499) */
+        goto out;
+    }
+    c->len += (size_t)n;
+    c->loop->stats.bytes_in += (uint64_t)n;
+    if (c->mode == M_PROTO) {
+        c->in_process = true;
+        c->off += c->proto->on_data(c->proto_arg, c->in + c->off, c->len - c->off);
+        c->in_process = false;
+    } else {
+        process(c);
+    }
+    if (c->fd < 0)
+        goto out;
+    if (c->mode == M_PROTO && !c->reading)
+        c->off = c->len; /* a failed protocol: nothing more counts */
+    keep_input(c);
+    if (c->fd >= 0 && c->active && c->len - c->off > HOLD_LIMIT)
+        pause_reading(c); /* enough read ahead while a request runs */
+    if (c->fd >= 0)
+        flush(c);
+out:
+    release(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct mh_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    now_ms(c->loop);
+    hold(c);
+    flush(c);
+    release(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct mh_conn *c = arg;
+    int64_t now = now_ms(c->loop);
+
+    (void)fd;
+    (void)what;
+    c->armed_for = 0;
+    hold(c);
+    if (c->write_deadline && now >= c->write_deadline) {
+        conn_close(c); /* the client stopped reading */
+        goto out;
+    }
+    if (c->dkind != D_NONE && now >= c->deadline) {
+        enum deadline k = c->dkind;
+
+        c->dkind = D_NONE;
+        switch (k) {
+        case D_HEAD:
+        case D_BODY:
+            if (c->active || c->mode != M_HTTP)
+                break;
+            c->loop->stats.refused[MH_REFUSE_TIMEOUT]++;
+            refuse(c, 408, mh_refusal_name(MH_REFUSE_TIMEOUT),
+                   k == D_HEAD ? "the request head did not arrive in time"
+                               : "the request body did not arrive in time");
+            flush(c);
+            goto out;
+        case D_IDLE:
+        case D_LINGER:
+            conn_close(c);
+            goto out;
+        case D_NONE:
+            break;
+        }
+    }
+    arm_timer(c);
+out:
+    release(c);
+}
+
+/* --- Accepting --- */
+
+void mh_conn_accept(struct mh_loop *loop, int fd, const struct sockaddr *peer, socklen_t len)
+{
+    const struct mh_limits *l = loop->limits;
+    struct mh_conn *c = mh_xcalloc(1, sizeof(*c));
+    struct mh_scan_limits lim = {
+        .max_request_line = (size_t)l->max_request_line_bytes,
+        .max_header_bytes = (size_t)l->max_header_bytes,
+        .max_headers = (unsigned)l->max_headers,
+        .max_body_bytes = (uint64_t)l->max_body_bytes,
+    };
+    int one = 1, total, mine = 0;
+
+    (void)len;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->loop = loop;
+    c->fd = fd;
+    c->tp = &mh_tcp_transport;
+    c->reading = true;
+    mh_http_scan_init(&c->scan, &lim);
+    event_assign(&c->rev, loop->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    event_assign(&c->wev, loop->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    evtimer_assign(&c->timer, loop->base, on_timer, c);
+    c->next = loop->conns;
+    if (loop->conns)
+        loop->conns->prev = c;
+    loop->conns = c;
+    loop->nconns++;
+    loop->stats.accepted++;
+    now_ms(loop);
+
+    c->counted = true;
+    total = atomic_fetch_add(&open_connections, 1) + 1;
+    if (peer && peer->sa_family == AF_INET) {
+        c->ip[10] = c->ip[11] = 0xff; /* as an IPv4-mapped IPv6 address */
+        memcpy(c->ip + 12, &((const struct sockaddr_in *)(const void *)peer)->sin_addr, 4);
+        c->has_ip = true;
+    } else if (peer && peer->sa_family == AF_INET6) {
+        memcpy(c->ip, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr, 16);
+        c->has_ip = true;
+    }
+    if (c->has_ip)
+        mine = ip_add(c->ip, 1);
+    event_add(&c->rev, NULL);
+    if (total > l->max_connections || mine > l->max_connections_per_client) {
+        loop->stats.refused_cap++;
+        loop->stats.refused[MH_REFUSE_CONNECTIONS]++;
+        refuse(c, 503, mh_refusal_name(MH_REFUSE_CONNECTIONS),
+               total > l->max_connections ? "too many connections to the server"
+                                          : "too many connections from this address");
+        hold(c);
+        flush(c);
+        release(c);
+        return;
+    }
+    /* A new connection must send its first request head in time. */
+    set_deadline(c, D_HEAD, l->head_timeout_ms);
+}
+
+/* --- The request's side --- */
+
+void mh_conn_request_done(struct mh_conn *c, bool close)
+{
+    c->active = NULL;
+    c->requests++;
+    if (close) {
+        c->close_after_flush = true;
+        c->reading = false;
+        pause_reading(c);
+    }
+    if (c->in_process)
+        return; /* process() goes on with the next request */
+    /* An answer from the pool, a deadline: go on with what is buffered, then write. */
+    hold(c);
+    if (c->reading)
+        resume_reading(c);
+    process(c);
+    keep_input(c);
+    if (c->fd >= 0)
+        flush(c);
+    release(c);
+}
+
+void mh_conn_switch(struct mh_conn *c, const struct mh_conn_proto *proto, void *arg)
+{
+    c->mode = M_PROTO;
+    c->proto = proto;
+    c->proto_arg = arg;
+    c->dkind = D_NONE;
+    c->requests++;
+    c->active = NULL;
+    /* Bytes that came with the upgrade request belong to the new protocol. */
+    if (c->len - c->off > 0) {
+        size_t used = proto->on_data(arg, c->in + c->off, c->len - c->off);
+
+        c->off += used;
+    }
+}
+
+/* --- The loop's side --- */
+
+void mh_conn_drain_loop(struct mh_loop *loop)
+{
+    for (struct mh_conn *c = loop->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->mode == M_HTTP && !c->active && c->unsent == 0 && c->len - c->off == 0)
+            conn_close(c); /* idle keep-alive */
+    }
+}
+
+void mh_conn_close_all(struct mh_loop *loop)
+{
+    while (loop->conns)
+        conn_close(loop->conns);
+}
+
+void mh_conn_loop_cleanup(struct mh_loop *loop)
+{
+    mh_conn_close_all(loop);
+    while (loop->spare_segs) {
+        struct mh_out_seg *s = loop->spare_segs;
+
+        loop->spare_segs = s->next;
+        free(s);
+    }
+    loop->nspare_segs = 0;
+}

@@ -1,0 +1,145 @@
+/*
+ * The inside of one HTTP exchange, shared by the files of the request path (request.c: the
+ * SDK's request calls; reply.c: replies and the bytes of a response; exec.c: handlers on the
+ * pool, tasks, deadlines). Nothing outside core/http/ sees this struct.
+ */
+#ifndef MH_REQ_H
+#define MH_REQ_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "base/pool.h"
+#include "mod/router.h"
+#include "modhost/sdk.h"
+
+struct event;
+struct json_object;
+struct mh_conn;
+struct mh_gen;
+struct mh_loop;
+
+struct mh_field {
+    const char *name;
+    const char *value;
+};
+
+struct mh_resp_field {
+    struct mh_resp_field *next; /* in reverse order of mh_resp_header calls */
+    const char *name;
+    const char *value;
+};
+
+struct mh_defer {
+    struct mh_defer *next;
+    void (*fn)(void *);
+    void *arg;
+};
+
+struct mh_qpair {
+    const char *name;
+    const char *value;
+};
+
+struct mh_req {
+    struct mh_loop *loop;
+    struct mh_conn *conn; /* NULL once the connection is gone (the answer is dropped) */
+    struct mh_gen *gen;   /* referenced: the request finishes on the generation it started on */
+    const struct mh_route_target *target;
+    struct mh_req *next_spare;
+
+    /* The request as read (pointers into the connection's buffer until detached). */
+    enum mh_method method;
+    const char *method_name;
+    const char *path;
+    size_t path_len;
+    const char *query_raw; /* NULL if none */
+    bool http11, keep_alive, is_head, is_connect;
+    struct mh_field *fields;
+    size_t nfields;
+    const unsigned char *body;
+    size_t body_len;
+    const char *raw_base; /* the head and body, for detaching */
+    size_t raw_len;
+
+    size_t nparams;
+    const char *param_names[MH_ROUTE_MAX_PARAMS];
+    const char *param_values[MH_ROUTE_MAX_PARAMS];
+    struct mh_qpair *query;
+    size_t nquery;
+    bool query_parsed;
+    uint64_t id;
+    struct timespec start;
+
+    struct json_object *json; /* parsed body, owned (NULL for the document `null`) */
+    bool json_parsed;
+
+    /* The reply a handler recorded. */
+    bool replied;
+    int status;
+    const char *content_type;
+    struct mh_resp_field *resp_fields;
+    struct mh_buf out; /* the body; its memory is kept with the spare request */
+    size_t body_sent;  /* the Content-Length of the answer, for the access log */
+    bool close_after;  /* answer with Connection: close */
+
+    struct mh_defer *defers;
+
+    /* Requests answered on the pool or by a task (the loop thread owns all but `cancel`). */
+    struct mh_task task;       /* runs a blocking handler */
+    enum mh_status handler_rc; /* its return, read by the loop after completion */
+    atomic_int cancel;         /* 0, MH_E_CANCELLED or MH_E_TIMEOUT */
+    int pending;               /* tasks not yet completed */
+    bool async;                /* waits for the pool: counted in loop->inflight */
+    bool responded;            /* the answer was queued on the connection, or dropped */
+    bool detached;             /* its data copied out of the connection's buffer */
+    struct event *deadline_ev;
+
+    struct mh_arena arena;
+    alignas(max_align_t) unsigned char inline_mem[1024];
+};
+
+/* --- request.c --- */
+
+/** A request object for @p loop (a spare one when there is). Thread: the loop's. */
+struct mh_req *mh_req_new(struct mh_loop *loop, struct mh_conn *conn);
+/**
+ * Reads the head at [@p head, @p head + @p len) (validated by the scanner; modified in place:
+ * separators become NULs) into @p req. @return false if the target names no absolute path.
+ */
+bool mh_req_read_head(struct mh_req *req, char *head, size_t len);
+/** Copies what a handler may read out of the connection's buffer. */
+void mh_req_detach(struct mh_req *req);
+/** Frees the request when it is answered and no task of it is pending. */
+void mh_req_finish_if_done(struct mh_req *req);
+
+/* --- reply.c --- */
+
+/** Queues the recorded reply on the connection (or drops it if the connection is gone). */
+void mh_req_respond(struct mh_req *req);
+/** Answers with a problem at once, whatever a worker may be building (deadlines, refusals
+ *  before any handler ran). @p extra_name/@p extra_value: one more header, or NULL. */
+void mh_req_respond_problem(struct mh_req *req, int status, const char *extra_name,
+                            const char *extra_value, const char *fmt, ...) MH_PRINTF(5, 6);
+/** The request's answer is out of our hands (queued or dropped). */
+void mh_req_mark_responded(struct mh_req *req);
+
+/* --- exec.c --- */
+
+/** After the handler (or its last task) is done: reply with what it recorded, or for it. */
+void mh_req_settle(struct mh_req *req, enum mh_status rc);
+/** Runs a blocking handler on the pool. */
+void mh_req_run_blocking(struct mh_req *req);
+/** The request now waits for the pool: watch its deadline. */
+void mh_req_await(struct mh_req *req);
+/** The client went away while the request waited: cancel it (499). */
+void mh_req_client_gone(struct mh_req *req);
+void mh_req_stop_watchers(struct mh_req *req);
+
+#endif

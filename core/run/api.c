@@ -1,0 +1,64 @@
+/*
+ * The function table every module receives at init: the one place where the calls of every
+ * layer (requests, replies, tasks, WebSockets, channels, stores, settings, logs) meet, so
+ * that no lower layer has to know the upper ones.
+ */
+#include <stddef.h>
+
+#include "base/err.h"
+#include "http/request.h"
+#include "mod/host.h"
+#include "mod/store.h"
+#include "ws/pubsub.h"
+#include "ws/ws.h"
+
+const struct mh_api mh_core_api = {
+    .size = sizeof(struct mh_api),
+    .req_method = mh_req_method_impl,
+    .req_path = mh_req_path_impl,
+    .req_param = mh_req_param_impl,
+    .req_query = mh_req_query_impl,
+    .req_header = mh_req_header_impl,
+    .req_headers = mh_req_headers_impl,
+    .req_body = mh_req_body_impl,
+    .req_json = mh_req_json_impl,
+    .req_alloc = mh_req_alloc_impl,
+    .req_defer = mh_req_defer_impl,
+    .req_id = mh_req_id_impl,
+    .resp_header = mh_resp_header_impl,
+    .reply = mh_reply_impl,
+    .reply_json = mh_reply_json_impl,
+    .reply_problem = mh_reply_problem_impl,
+    .log_enabled = mh_host_log_enabled,
+    .log = mh_host_log,
+    .req_log = mh_req_log_impl,
+    .host_error = mh_host_error_impl,
+    .conf_string = mh_host_conf_string,
+    .conf_int = mh_host_conf_int,
+    .conf_bool = mh_host_conf_bool,
+    .conf_float = mh_host_conf_float,
+    .strerror = mh_status_str,
+    .req_cancelled = mh_req_cancelled_impl,
+    .task_submit = mh_task_submit_impl,
+    .req_task = mh_req_task_impl,
+    .store_find = mh_host_store_find,
+    .store_get = mh_store_get_impl,
+    .store_put = mh_store_put_impl,
+    .store_delete = mh_store_delete_impl,
+    .store_scan = mh_store_scan_impl,
+    .store_error = mh_store_error_impl,
+    .store_set_error = mh_store_set_error_impl,
+    .value_free = mh_value_free_impl,
+    .ws_send = mh_ws_send_impl,
+    .ws_close = mh_ws_close_impl,
+    .ws_ref = mh_ws_ref_impl,
+    .ws_unref = mh_ws_unref_impl,
+    .ws_set_data = mh_ws_set_data_impl,
+    .ws_data = mh_ws_data_impl,
+    .ws_id = mh_ws_id_impl,
+    .ws_param = mh_ws_param_impl,
+    .ws_join = mh_ws_join_impl,
+    .ws_leave = mh_ws_leave_impl,
+    .ws_publish = mh_ws_publish_impl,
+    .conf_path = mh_host_conf_path,
+};
