@@ -1,7 +1,7 @@
 /*
  * kv: a JSON REST API over a named store. GET/PUT/DELETE /kv/{key} with ETag versions and
- * If-Match / If-None-Match (any entity-tag list, RFC 9110), and GET /kv?prefix=&limit=&cursor= for ordered pages of keys.
- * Store calls may block, so every handler runs on the worker pool.
+ * If-Match / If-None-Match (any entity-tag list, RFC 9110), and GET /kv?prefix=&limit=&cursor= for
+ * ordered pages of keys. Store calls may block, so every handler runs on the worker pool.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -275,14 +275,16 @@ static enum mh_status read_conds(struct mh_req *req, struct conds *c)
 
     memset(c, 0, sizeof(*c));
     if (im && !parse_tags(im, &c->im)) {
-        mh_reply_problem(req, 400, NULL, "If-Match must be * or a list of entity tags like "
-                                         "\"12\" (at most %d)",
+        mh_reply_problem(req, 400, NULL,
+                         "If-Match must be * or a list of entity tags like "
+                         "\"12\" (at most %d)",
                          MAX_TAGS);
         return MH_E_INVAL;
     }
     if (inm && !parse_tags(inm, &c->inm)) {
-        mh_reply_problem(req, 400, NULL, "If-None-Match must be * or a list of entity tags "
-                                         "like \"12\" (at most %d)",
+        mh_reply_problem(req, 400, NULL,
+                         "If-None-Match must be * or a list of entity tags "
+                         "like \"12\" (at most %d)",
                          MAX_TAGS);
         return MH_E_INVAL;
     }
@@ -332,8 +334,9 @@ static int direct_expect(const struct conds *c, int for_put, uint64_t *expect)
 
 static enum mh_status precondition_failed(struct mh_req *req)
 {
-    return mh_reply_problem(req, 412, NULL, "the key's version does not match the request's "
-                                            "precondition");
+    return mh_reply_problem(req, 412, NULL,
+                            "the key's version does not match the request's "
+                            "precondition");
 }
 
 /* How many times a write made under read preconditions is retried when the record changed
@@ -355,7 +358,7 @@ static enum mh_status store_failed(struct mh_req *req, enum mh_status rc)
         return mh_reply_problem(req, 413, NULL, "%s", mh_store_error());
     case MH_E_UNAVAILABLE:
         mh_resp_header(req, "Retry-After", "1");
-        return mh_reply_problem(req, 503, NULL, "the store is busy: %s", mh_store_error());
+        return mh_reply_problem(req, 503, NULL, "the store is unavailable: %s", mh_store_error());
     default:
         mh_req_logf(req, MH_LOG_ERROR, "store failure: %s: %s", mh_strerror(rc),
                     mh_store_error());
@@ -463,8 +466,8 @@ static enum mh_status kv_put(struct mh_req *req, void *state)
         return MH_OK;
     a.body = mh_req_body(req, &a.len);
     if ((long long)a.len > st->max_value_bytes)
-        return mh_reply_problem(req, 413, NULL, "the value is %zu bytes; the limit is %lld",
-                                a.len, st->max_value_bytes);
+        return mh_reply_problem(req, 413, NULL, "the value is %zu bytes; the limit is %lld", a.len,
+                                st->max_value_bytes);
     rc = mh_req_json(req, &doc, &detail);
     if (rc == MH_E_LIMIT)
         return mh_reply_problem(req, 413, NULL, "%s", detail);

@@ -35,12 +35,12 @@ struct link_health {
     pthread_mutex_t mu;
     const char *what; /* "postgres 127.0.0.1:5432": names the server in logs and messages */
     bool is_down;
-    bool is_probing;     /* one thread is trying to reconnect */
-    int64_t down_since;  /* ms, link_now_ms */
-    int64_t next_try;    /* ms: no attempt before this */
+    bool is_probing;    /* one thread is trying to reconnect */
+    int64_t down_since; /* ms, link_now_ms */
+    int64_t next_try;   /* ms: no attempt before this */
     int64_t backoff_ms;
-    unsigned int seed;   /* rand_r state for the jitter */
-    uint64_t epoch;      /* counts failures: a connection made before the last is suspect */
+    unsigned int seed; /* rand_r state for the jitter */
+    uint64_t epoch;    /* counts failures: a connection made before the last is suspect */
     char last_error[256];
 };
 
@@ -131,8 +131,8 @@ static inline void link_failed(struct link_health *h, const char *msg)
         h->down_since = now;
         h->backoff_ms = LINK_BACKOFF_MIN_MS;
     } else if (h->backoff_ms < LINK_BACKOFF_MAX_MS) {
-        h->backoff_ms = h->backoff_ms * 2 > LINK_BACKOFF_MAX_MS ? LINK_BACKOFF_MAX_MS
-                                                                : h->backoff_ms * 2;
+        h->backoff_ms =
+            h->backoff_ms * 2 > LINK_BACKOFF_MAX_MS ? LINK_BACKOFF_MAX_MS : h->backoff_ms * 2;
     }
     wait = h->backoff_ms / 2 + (int64_t)(rand_r(&h->seed) % (unsigned)(h->backoff_ms + 1));
     h->next_try = now + wait;
@@ -169,8 +169,7 @@ static inline enum mh_status read_password_file(const char *path, char *out, siz
     size_t n;
 
     if (!f) {
-        mh_store_set_error("setting 'password_file' (%s): cannot open: %s", path,
-                           strerror(errno));
+        mh_store_set_error("setting 'password_file' (%s): cannot open: %s", path, strerror(errno));
         return MH_E_INVAL;
     }
     if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & S_IROTH)) {

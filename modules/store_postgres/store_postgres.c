@@ -17,9 +17,9 @@
 
 #include <libpq-fe.h>
 
-#include "modhost/sdk.h"
 #include "../store_common/store_link.h"
 #include "../store_common/store_scan.h"
+#include "modhost/sdk.h"
 
 #define POOL_MAX       64
 #define MAX_TABLE      48 /* leaves room for the sequence's "_ver" within NAMEDATALEN */
@@ -70,8 +70,8 @@ static const int stmt_nparams[MH_PG_NSTMT] = {
 };
 
 static const char *const stmt_name[MH_PG_NSTMT] = {
-    "mh_get", "mh_put_any", "mh_put_absent", "mh_put_exists", "mh_put_version",
-    "mh_del_any", "mh_del_version", "mh_scan_from", "mh_scan_after",
+    "mh_get",     "mh_put_any",     "mh_put_absent", "mh_put_exists", "mh_put_version",
+    "mh_del_any", "mh_del_version", "mh_scan_from",  "mh_scan_after",
 };
 
 struct conn {
@@ -550,8 +550,12 @@ static enum mh_status read_options(const struct mh_conf *settings, struct option
 {
     bool is_sslmode_ok = false;
 
-    *o = (struct options){.host = "127.0.0.1", .port = 5432, .sslmode = "prefer",
-                          .table = "modhost_kv", .pool_size = 8, .timeout_ms = 3000};
+    *o = (struct options){.host = "127.0.0.1",
+                          .port = 5432,
+                          .sslmode = "prefer",
+                          .table = "modhost_kv",
+                          .pool_size = 8,
+                          .timeout_ms = 3000};
     if (mh_conf_string(settings, "host", &o->host) == MH_E_INVAL || !o->host[0])
         return bad_setting("host");
     if (mh_conf_int(settings, "port", &o->port) == MH_E_INVAL || o->port < 1 || o->port > 65535)
@@ -731,8 +735,7 @@ static enum mh_status pg_open(struct mh_host *host, const struct mh_conf *settin
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    snprintf(s->what, sizeof(s->what), "postgres store '%s' at %s:%lld", o.table, o.host,
-             o.port);
+    snprintf(s->what, sizeof(s->what), "postgres store '%s' at %s:%lld", o.table, o.host, o.port);
     link_init(&s->link, s->what);
     s->timeout_ms = (int)o.timeout_ms;
     rc = build_params(s, &o);
@@ -803,8 +806,8 @@ static enum mh_status pg_get(void *arg, const void *key, size_t klen, struct mh_
     return MH_OK;
 }
 
-static enum mh_status pg_put(void *arg, const void *key, size_t klen, const void *val,
-                             size_t vlen, uint64_t expect, uint64_t *version, int *created)
+static enum mh_status pg_put(void *arg, const void *key, size_t klen, const void *val, size_t vlen,
+                             uint64_t expect, uint64_t *version, int *created)
 {
     struct pg_store *s = arg;
     enum stmt_id id = expect == MH_STORE_ANY      ? MH_PG_PUT_ANY

@@ -21,9 +21,9 @@
 
 #include <hiredis/hiredis.h>
 
-#include "modhost/sdk.h"
 #include "../store_common/store_link.h"
 #include "../store_common/store_scan.h"
+#include "modhost/sdk.h"
 
 #define POOL_MAX       64
 #define MAX_PREFIX     128
@@ -150,8 +150,8 @@ static enum mh_status link_lost(struct link_health *link, struct conn *c, const 
 /* Maps an error reply to a status, with the message set. Frees @p r. */
 static enum mh_status reply_error(struct rs_store *s, redisReply *r, const char *what)
 {
-    static const char *const transient[] = {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN",
-                                            "READONLY", "CLUSTERDOWN"};
+    static const char *const transient[] = {"LOADING",  "BUSY",     "MASTERDOWN",
+                                            "TRYAGAIN", "READONLY", "CLUSTERDOWN"};
     enum mh_status rc = MH_E_IO;
 
     for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++) {
@@ -168,8 +168,8 @@ static enum mh_status reply_error(struct rs_store *s, redisReply *r, const char 
 /* Sends one command (binary-safe arguments). @return MH_OK with *out (caller frees) that is
  * not an error reply; or the failure, message set. */
 static enum mh_status command(struct rs_store *s, struct conn *c, struct link_health *link,
-                              int argc, const char **argv, const size_t *argvlen,
-                              const char *what, redisReply **out)
+                              int argc, const char **argv, const size_t *argvlen, const char *what,
+                              redisReply **out)
 {
     redisReply *r = redisCommandArgv(c->rc, argc, argv, argvlen);
 
@@ -404,14 +404,16 @@ struct options {
 
 static enum mh_status read_options(const struct mh_conf *settings, struct options *o)
 {
-    *o = (struct options){.host = "127.0.0.1", .port = 6379, .prefix = "modhost:kv:",
-                          .pool_size = 8, .timeout_ms = 3000};
+    *o = (struct options){.host = "127.0.0.1",
+                          .port = 6379,
+                          .prefix = "modhost:kv:",
+                          .pool_size = 8,
+                          .timeout_ms = 3000};
     if (mh_conf_string(settings, "host", &o->host) == MH_E_INVAL || !o->host[0])
         return bad_setting("host");
     if (mh_conf_int(settings, "port", &o->port) == MH_E_INVAL || o->port < 1 || o->port > 65535)
         return bad_setting("port");
-    if (mh_conf_path(settings, "socket", &o->socket) == MH_E_INVAL ||
-        (o->socket && !o->socket[0]))
+    if (mh_conf_path(settings, "socket", &o->socket) == MH_E_INVAL || (o->socket && !o->socket[0]))
         return bad_setting("socket");
     if (mh_conf_int(settings, "db", &o->db) == MH_E_INVAL || o->db < 0 || o->db > INT32_MAX)
         return bad_setting("db");
@@ -522,8 +524,7 @@ static enum mh_status rs_open(struct mh_host *host, const struct mh_conf *settin
     if (o.socket)
         snprintf(s->what, sizeof(s->what), "redis store '%s' at %s", o.prefix, o.socket);
     else
-        snprintf(s->what, sizeof(s->what), "redis store '%s' at %s:%lld", o.prefix, o.host,
-                 o.port);
+        snprintf(s->what, sizeof(s->what), "redis store '%s' at %s:%lld", o.prefix, o.host, o.port);
     link_init(&s->link, s->what);
     s->plen = (size_t)snprintf(s->prefix, sizeof(s->prefix), "%sr:", o.prefix);
     snprintf(s->idx_key, sizeof(s->idx_key), "%sidx", o.prefix);
@@ -615,8 +616,8 @@ static enum mh_status rs_get(void *arg, const void *key, size_t klen, struct mh_
     return MH_OK;
 }
 
-static enum mh_status rs_put(void *arg, const void *key, size_t klen, const void *val,
-                             size_t vlen, uint64_t expect, uint64_t *version, int *created)
+static enum mh_status rs_put(void *arg, const void *key, size_t klen, const void *val, size_t vlen,
+                             uint64_t expect, uint64_t *version, int *created)
 {
     struct rs_store *s = arg;
     char rkey[MAX_PREFIX + 3 + MH_STORE_MAX_KEY], ver[24];
@@ -626,8 +627,13 @@ static enum mh_status rs_put(void *arg, const void *key, size_t klen, const void
                                                    : "ver";
     size_t verlen = (size_t)snprintf(ver, sizeof(ver), "%" PRIu64, expect);
     const char *args[7] = {rkey, s->ver_key, s->idx_key, vlen ? val : "", mode, ver, key};
-    size_t lens[7] = {record_key(s, rkey, key, klen), strlen(s->ver_key), strlen(s->idx_key),
-                      vlen, strlen(mode), verlen, klen};
+    size_t lens[7] = {record_key(s, rkey, key, klen),
+                      strlen(s->ver_key),
+                      strlen(s->idx_key),
+                      vlen,
+                      strlen(mode),
+                      verlen,
+                      klen};
     redisReply *r = NULL;
     enum mh_status rc = eval(s, MH_RS_PUT, 7, args, lens, "cannot write", &r);
 
@@ -677,8 +683,7 @@ static enum mh_status rs_del(void *arg, const void *key, size_t klen, uint64_t e
         mh_store_set_error("no such key (%zu bytes)", klen);
         rc = MH_E_NOTFOUND;
     } else {
-        mh_store_set_error("expected version %" PRIu64 ", found %" PRIu64, expect,
-                           reply_u64(r));
+        mh_store_set_error("expected version %" PRIu64 ", found %" PRIu64, expect, reply_u64(r));
         rc = MH_E_CONFLICT;
     }
     freeReplyObject(r);
@@ -776,8 +781,8 @@ static void bus_drain(struct bus *b, struct conn *c)
         const redisReply *r = reply;
 
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-            r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "message") == 0 &&
-            r->element[2]->type == REDIS_REPLY_STRING)
+            r->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(r->element[0]->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING)
             b->deliver(b->arg, r->element[2]->str, r->element[2]->len);
         freeReplyObject(reply);
         reply = NULL;
@@ -954,8 +959,8 @@ static enum mh_status rs_subscribe(void *db, mh_bus_fn deliver, void *arg)
     b->s = s;
     b->deliver = deliver;
     b->arg = arg;
-    b->clen = (size_t)snprintf(b->channel, sizeof(b->channel), "%.*sbus", (int)(s->plen - 2),
-                               s->prefix);
+    b->clen =
+        (size_t)snprintf(b->channel, sizeof(b->channel), "%.*sbus", (int)(s->plen - 2), s->prefix);
     snprintf(b->sub_what, sizeof(b->sub_what), "%s (channels in)", s->what);
     snprintf(b->pub_what, sizeof(b->pub_what), "%s (channels out)", s->what);
     link_init(&b->sub_link, b->sub_what);
@@ -1069,5 +1074,4 @@ static const struct mh_store_driver rs_drivers[] = {
 
 static const struct mh_setting_def no_settings[] = {{NULL, 0, NULL}};
 
-MH_MODULE(.name = "store_redis", .version = "1.0.0", .settings = no_settings,
-          .drivers = rs_drivers)
+MH_MODULE(.name = "store_redis", .version = "1.0.0", .settings = no_settings, .drivers = rs_drivers)

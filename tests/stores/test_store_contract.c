@@ -7,7 +7,6 @@
  * reach servers that tests/support/services.py starts, named by MH_TEST_* variables.
  */
 #include <ftw.h>
-#include <sys/stat.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CUnit/Basic.h>
@@ -23,9 +23,9 @@
 #include <sqlite3.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "mod/host.h"
 #include "mod/loader.h"
-#include "base/log.h"
 #include "mod/store.h"
 
 /* --- Drivers under test --- */
@@ -68,8 +68,8 @@ static const struct bad_settings sqlite_bad[] = {
     {NULL, NULL},
 };
 
-#define PG_SERVER                                                                                 \
-    "host = \"@ENV_MH_TEST_PG_HOST@\"; port = @ENV_MH_TEST_PG_PORT@; "                            \
+#define PG_SERVER                                                      \
+    "host = \"@ENV_MH_TEST_PG_HOST@\"; port = @ENV_MH_TEST_PG_PORT@; " \
     "dbname = \"@ENV_MH_TEST_PG_DBNAME@\"; sslmode = \"disable\"; "
 #define PG_LOGIN "user = \"@ENV_MH_TEST_PG_USER@\"; password_file = \"@ENV_MH_TEST_PG_PASSFILE@\"; "
 
@@ -92,9 +92,8 @@ static const struct bad_settings postgres_bad[] = {
     {NULL, NULL},
 };
 
-#define REDIS_SERVER                                                                              \
-    "host = \"@ENV_MH_TEST_REDIS_HOST@\"; port = @ENV_MH_TEST_REDIS_PORT@; "
-#define REDIS_LOGIN "password_file = \"@ENV_MH_TEST_REDIS_PASSFILE@\"; "
+#define REDIS_SERVER "host = \"@ENV_MH_TEST_REDIS_HOST@\"; port = @ENV_MH_TEST_REDIS_PORT@; "
+#define REDIS_LOGIN  "password_file = \"@ENV_MH_TEST_REDIS_PASSFILE@\"; "
 
 static const struct bad_settings redis_bad[] = {
     {REDIS_SERVER REDIS_LOGIN "pool_size = 65;", "pool_size"},
@@ -113,8 +112,7 @@ static const struct driver_row rows[] = {
     {"sqlite", "store_sqlite", "path = \"@DIR@/kv.db\";", true, NULL, sqlite_bad},
     {"postgres", "store_postgres", PG_SERVER PG_LOGIN "table = \"@ID@\";", true, NULL,
      postgres_bad},
-    {"redis", "store_redis", REDIS_SERVER REDIS_LOGIN "prefix = \"@ID@:\";", true, NULL,
-     redis_bad},
+    {"redis", "store_redis", REDIS_SERVER REDIS_LOGIN "prefix = \"@ID@:\";", true, NULL, redis_bad},
 };
 
 /* --- Fixture: one store per case --- */
