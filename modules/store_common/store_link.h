@@ -1,8 +1,8 @@
 /*
  * What the drivers of networked stores (postgres, redis) share: the health of the link to the
  * server (an outage is logged once, reconnection attempts are spaced by a backoff with jitter
- * and made by one thread at a time while the others fail fast), deadlines, reading a
- * password file. Header-only: each driver is its own module.
+ * and made by one thread at a time while the others fail fast), a pool of connection slots
+ * with deadlines, reading a password file. Header-only: each driver is its own module.
  */
 #ifndef MH_STORE_LINK_H
 #define MH_STORE_LINK_H
@@ -156,7 +156,94 @@ static inline int link_retry_in_ms(struct link_health *h)
     return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
+/* --- A pool of connection slots: threads take an idle one, waiting with a deadline --- */
+
+struct slot_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t *idle; /* a stack of idle slot numbers */
+    size_t nidle, n;
+};
+
+/* Slots 0..n-1, all idle. @return MH_OK; MH_E_NOMEM (message set). */
+static inline enum mh_status pool_init(struct slot_pool *p, size_t n)
+{
+    p->idle = calloc(n, sizeof(*p->idle));
+    if (!p->idle) {
+        mh_store_set_error("out of memory");
+        return MH_E_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        p->idle[i] = n - 1 - i;
+    p->nidle = p->n = n;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    return MH_OK;
+}
+
+static inline void pool_cleanup(struct slot_pool *p)
+{
+    if (!p->idle)
+        return;
+    free(p->idle);
+    p->idle = NULL;
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+}
+
+/* An idle slot's number, waiting until @p deadline (ms, link_now_ms); -1 when every slot
+ * stayed busy (the message names @p what). */
+static inline long pool_take(struct slot_pool *p, int64_t deadline, const char *what)
+{
+    int64_t left = deadline - link_now_ms();
+    struct timespec until;
+    long slot = -1;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    if (left < 0)
+        left = 0;
+    until.tv_sec += (time_t)(left / 1000);
+    until.tv_nsec += (long)(left % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!p->nidle && pthread_cond_timedwait(&p->cv, &p->mu, &until) != ETIMEDOUT)
+        ;
+    if (p->nidle)
+        slot = (long)p->idle[--p->nidle];
+    pthread_mutex_unlock(&p->mu);
+    if (slot < 0)
+        mh_store_set_error("%s: all %zu connections stayed busy for timeout_ms", what, p->n);
+    return slot;
+}
+
+static inline void pool_give(struct slot_pool *p, size_t slot)
+{
+    pthread_mutex_lock(&p->mu);
+    p->idle[p->nidle++] = slot;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* --- Settings shared by the networked drivers --- */
+
+#define LINK_HELP_PASSWORD_FILE                                                         \
+    "a file whose first line is the password (not readable by others; a relative path " \
+    "resolves against the directory of the conf.d file)"
+#define LINK_HELP_POOL_SIZE "connections per process, 1..64 (default 8)"
+
+/* Sets the message for an invalid setting @p name, from its help in @p defs. @return
+ * MH_E_INVAL. */
+static inline enum mh_status bad_setting_in(const struct mh_setting_def *defs, const char *name)
+{
+    for (const struct mh_setting_def *d = defs; d->name; d++) {
+        if (strcmp(d->name, name) == 0)
+            mh_store_set_error("invalid setting '%s': expected %s", name, d->help);
+    }
+    return MH_E_INVAL;
+}
 
 /*
  * Reads the first line of @p path (a password; never logged) into @p out. The file must not

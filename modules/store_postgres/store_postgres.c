@@ -75,9 +75,8 @@ static const char *const stmt_name[MH_PG_NSTMT] = {
 };
 
 struct conn {
-    PGconn *pg;        /* NULL: not connected */
-    uint64_t epoch;    /* link_epoch when it was made */
-    struct conn *next; /* in the idle list */
+    PGconn *pg;     /* NULL: not connected */
+    uint64_t epoch; /* link_epoch when it was made */
 };
 
 struct pg_store {
@@ -92,11 +91,10 @@ struct pg_store {
     char *values[16];
     int timeout_ms;
     bool is_schema_ready; /* guarded by mu */
-    struct conn *conns;
-    size_t nconns;
-    struct conn *idle; /* guarded by mu */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    struct conn *conns; /* pool_size of them; pool says which are idle */
+    size_t nconns;
+    struct slot_pool pool;
 };
 
 struct options {
@@ -356,64 +354,39 @@ static bool conn_is_stale(struct pg_store *s, const struct conn *c)
     return poll(&p, 1, 0) != 0;
 }
 
+static void conn_give(struct pg_store *s, struct conn *c)
+{
+    pool_give(&s->pool, (size_t)(c - s->conns));
+}
+
 /* Takes an idle connection, waiting until @p deadline; makes sure it is connected. */
 static enum mh_status conn_take(struct pg_store *s, int64_t deadline, struct conn **out)
 {
-    struct timespec until;
+    long slot = pool_take(&s->pool, deadline, s->what);
     struct conn *c;
     enum mh_status rc;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (deadline - link_now_ms()) / 1000;
-    until.tv_nsec += ((deadline - link_now_ms()) % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
-    pthread_mutex_lock(&s->mu);
-    while (!s->idle) {
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT && !s->idle) {
-            pthread_mutex_unlock(&s->mu);
-            mh_store_set_error("%s: all %zu connections stayed busy for timeout_ms", s->what,
-                               s->nconns);
-            return MH_E_UNAVAILABLE;
-        }
-    }
-    c = s->idle;
-    s->idle = c->next;
-    pthread_mutex_unlock(&s->mu);
+    if (slot < 0)
+        return MH_E_UNAVAILABLE;
+    c = &s->conns[slot];
     if (c->pg && conn_is_stale(s, c)) {
         PQfinish(c->pg);
         c->pg = NULL;
     }
     if (!c->pg) {
         if (!link_gate(&s->link)) {
-            rc = MH_E_UNAVAILABLE;
-            goto fail;
+            conn_give(s, c);
+            return MH_E_UNAVAILABLE;
         }
         rc = conn_open(s, c, deadline);
-        if (rc != MH_OK)
-            goto fail;
+        if (rc != MH_OK) {
+            conn_give(s, c);
+            return rc;
+        }
         link_ok(&s->link);
     }
     *out = c;
     return MH_OK;
-fail:
-    pthread_mutex_lock(&s->mu);
-    c->next = s->idle;
-    s->idle = c;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static void conn_give(struct pg_store *s, struct conn *c)
-{
-    pthread_mutex_lock(&s->mu);
-    c->next = s->idle;
-    s->idle = c;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
 }
 
 /* --- Statements --- */
@@ -511,14 +484,12 @@ static const struct mh_setting_def pg_settings[] = {
     {"port", MH_SETTING_INT, "the server's port, 1..65535 (default 5432)"},
     {"dbname", MH_SETTING_STRING, "the database (default: the user's name)"},
     {"user", MH_SETTING_STRING, "the role to connect as (required)"},
-    {"password_file", MH_SETTING_STRING,
-     "a file whose first line is the password (not readable by others; a relative path "
-     "resolves against the directory of the conf.d file)"},
+    {"password_file", MH_SETTING_STRING, LINK_HELP_PASSWORD_FILE},
     {"sslmode", MH_SETTING_STRING,
      "one of disable, allow, prefer, require, verify-ca, verify-full (default \"prefer\")"},
     {"table", MH_SETTING_STRING,
      "the table of this store, [a-z_][a-z0-9_]* up to 48 characters (default \"modhost_kv\")"},
-    {"pool_size", MH_SETTING_INT, "connections per process, 1..64 (default 8)"},
+    {"pool_size", MH_SETTING_INT, LINK_HELP_POOL_SIZE},
     {"timeout_ms", MH_SETTING_INT,
      "longest wait for a connection, a connect or one statement, 1..600000 (default 3000)"},
     {NULL, 0, NULL},
@@ -526,11 +497,7 @@ static const struct mh_setting_def pg_settings[] = {
 
 static enum mh_status bad_setting(const char *name)
 {
-    for (const struct mh_setting_def *d = pg_settings; d->name; d++) {
-        if (strcmp(d->name, name) == 0)
-            mh_store_set_error("invalid setting '%s': expected %s", name, d->help);
-    }
-    return MH_E_INVAL;
+    return bad_setting_in(pg_settings, name);
 }
 
 static bool valid_table(const char *t)
@@ -604,7 +571,7 @@ static void pg_close(void *arg)
     for (int i = 0; i < MH_PG_NSTMT; i++)
         free(s->sql[i]);
     free(s->schema_sql);
-    pthread_cond_destroy(&s->cv);
+    pool_cleanup(&s->pool);
     pthread_mutex_destroy(&s->mu);
     link_cleanup(&s->link);
     free(s);
@@ -734,7 +701,6 @@ static enum mh_status pg_open(struct mh_host *host, const struct mh_conf *settin
         return MH_E_NOMEM;
     }
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
     snprintf(s->what, sizeof(s->what), "postgres store '%s' at %s:%lld", o.table, o.host, o.port);
     link_init(&s->link, s->what);
     s->timeout_ms = (int)o.timeout_ms;
@@ -750,10 +716,9 @@ static enum mh_status pg_open(struct mh_host *host, const struct mh_conf *settin
         goto out;
     }
     s->nconns = (size_t)o.pool_size;
-    for (size_t i = 0; i < s->nconns; i++) {
-        s->conns[i].next = s->idle;
-        s->idle = &s->conns[i];
-    }
+    rc = pool_init(&s->pool, s->nconns);
+    if (rc != MH_OK)
+        goto out;
     /* One connection now: a server that answers with a refusal (no such role or database,
      * a wrong password, no permission to create the table) refuses the store; one that cannot
      * be reached is an outage the store rides out, so that instances may start first. */

@@ -69,7 +69,6 @@ static const char *const scripts[MH_RS_NSCRIPT] = {put_lua, del_lua, scan_lua};
 struct conn {
     redisContext *rc; /* NULL: not connected */
     uint64_t epoch;   /* link_epoch when it was made */
-    struct conn *next;
 };
 
 struct rs_store {
@@ -86,12 +85,11 @@ struct rs_store {
     char idx_key[MAX_PREFIX + 4];
     char ver_key[MAX_PREFIX + 4];
     char sha[MH_RS_NSCRIPT][41]; /* SCRIPT LOAD digests; guarded by mu */
-    struct conn *conns;
-    size_t nconns;
-    struct conn *idle; /* guarded by mu */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct bus *bus; /* while subscribed */
+    struct conn *conns; /* pool_size of them; pool says which are idle */
+    size_t nconns;
+    struct slot_pool pool;
+    struct bus *bus; /* while subscribed; guarded by mu */
 };
 
 /* --- The bus: channels between instances (SDK 1.2) --- */
@@ -262,38 +260,18 @@ static bool conn_is_stale(struct link_health *link, const struct conn *c)
 
 static void conn_give(struct rs_store *s, struct conn *c)
 {
-    pthread_mutex_lock(&s->mu);
-    c->next = s->idle;
-    s->idle = c;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    pool_give(&s->pool, (size_t)(c - s->conns));
 }
 
 static enum mh_status conn_take(struct rs_store *s, struct conn **out)
 {
-    struct timespec until;
+    long slot = pool_take(&s->pool, link_now_ms() + s->timeout_ms, s->what);
     struct conn *c;
     enum mh_status rc;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += s->timeout_ms / 1000;
-    until.tv_nsec += (long)(s->timeout_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
-    pthread_mutex_lock(&s->mu);
-    while (!s->idle) {
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT && !s->idle) {
-            pthread_mutex_unlock(&s->mu);
-            mh_store_set_error("%s: all %zu connections stayed busy for timeout_ms", s->what,
-                               s->nconns);
-            return MH_E_UNAVAILABLE;
-        }
-    }
-    c = s->idle;
-    s->idle = c->next;
-    pthread_mutex_unlock(&s->mu);
+    if (slot < 0)
+        return MH_E_UNAVAILABLE;
+    c = &s->conns[slot];
     if (c->rc && conn_is_stale(&s->link, c)) {
         redisFree(c->rc);
         c->rc = NULL;
@@ -377,12 +355,10 @@ static const struct mh_setting_def rs_settings[] = {
      "resolves against the directory of the conf.d file)"},
     {"db", MH_SETTING_INT, "the database number, 0..15 by default in Redis (default 0)"},
     {"username", MH_SETTING_STRING, "an ACL user (default: the default user)"},
-    {"password_file", MH_SETTING_STRING,
-     "a file whose first line is the password (not readable by others; a relative path "
-     "resolves against the directory of the conf.d file)"},
+    {"password_file", MH_SETTING_STRING, LINK_HELP_PASSWORD_FILE},
     {"prefix", MH_SETTING_STRING,
      "what every key of this store starts with, 1..128 bytes (default \"modhost:kv:\")"},
-    {"pool_size", MH_SETTING_INT, "connections per process, 1..64 (default 8)"},
+    {"pool_size", MH_SETTING_INT, LINK_HELP_POOL_SIZE},
     {"timeout_ms", MH_SETTING_INT,
      "longest wait for a connection, a connect or one command, 1..600000 (default 3000)"},
     {NULL, 0, NULL},
@@ -390,11 +366,7 @@ static const struct mh_setting_def rs_settings[] = {
 
 static enum mh_status bad_setting(const char *name)
 {
-    for (const struct mh_setting_def *d = rs_settings; d->name; d++) {
-        if (strcmp(d->name, name) == 0)
-            mh_store_set_error("invalid setting '%s': expected %s", name, d->help);
-    }
-    return MH_E_INVAL;
+    return bad_setting_in(rs_settings, name);
 }
 
 struct options {
@@ -458,7 +430,7 @@ static void rs_close(void *arg)
     free(s->host);
     free(s->socket);
     free(s->username);
-    pthread_cond_destroy(&s->cv);
+    pool_cleanup(&s->pool);
     pthread_mutex_destroy(&s->mu);
     link_cleanup(&s->link);
     free(s);
@@ -509,7 +481,6 @@ static enum mh_status rs_open(struct mh_host *host, const struct mh_conf *settin
         return MH_E_NOMEM;
     }
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
     s->host = strdup(o.host);
     s->socket = o.socket ? strdup(o.socket) : NULL;
     s->username = o.username ? strdup(o.username) : NULL;
@@ -541,8 +512,9 @@ static enum mh_status rs_open(struct mh_host *host, const struct mh_conf *settin
         goto out;
     }
     s->nconns = (size_t)o.pool_size;
-    for (size_t i = 0; i < s->nconns; i++)
-        conn_give(s, &s->conns[i]);
+    rc = pool_init(&s->pool, s->nconns);
+    if (rc != MH_OK)
+        goto out;
     /* A server that refuses (wrong password, no such database) refuses the store; one that
      * cannot be reached is an outage the store rides out. */
     rc = conn_take(s, &c);
