@@ -110,6 +110,7 @@ static const struct key module_keys[] = {
     {"routes", K_LIST, route_keys, 0, 0},
     {"stores", K_STRINGS, NULL, 0, 0},
     {"websockets", K_LIST, ws_keys, 0, 0},
+    {"instance", K_STRING, NULL, 0, 0},
     KEY_END,
 };
 
@@ -587,7 +588,7 @@ static void read_routes(struct mh_module_conf *m, const config_setting_t *list, 
         handler = get_str(r, "handler");
         for (size_t k = 0; k < sizeof(required) / sizeof(required[0]); k++) {
             if (!config_setting_get_member(r, required[k])) {
-                SET_ERR(errs, r, "route in module '%s' has no '%s'", m->name, required[k]);
+                SET_ERR(errs, r, "route in module '%s' has no '%s'", m->instance, required[k]);
                 ok = false;
             }
         }
@@ -645,7 +646,7 @@ static void read_websockets(struct mh_module_conf *m, const config_setting_t *li
         path = get_str(g, "path");
         if (!path || !get_str(g, "on_message")) {
             SET_ERR(errs, g, "WebSocket endpoint in module '%s' needs 'path' and 'on_message'",
-                    m->name);
+                    m->instance);
             continue;
         }
         if (mh_router_check_template(path, &e) != MH_OK) {
@@ -686,6 +687,7 @@ static void read_module(struct mh_config *c, const config_setting_t *g, const ch
                         struct mh_errlist *errs)
 {
     const char *name = get_str(g, "name");
+    const char *instance = get_str(g, "instance");
     const char *so = get_str(g, "file");
     const config_setting_t *routes = config_setting_get_member(g, "routes");
     const config_setting_t *settings = config_setting_get_member(g, "settings");
@@ -702,11 +704,25 @@ static void read_module(struct mh_config *c, const config_setting_t *g, const ch
                 "module name \"%s\" must match [a-z0-9_]+ (at most 64 characters)", name);
         return;
     }
+    if (!instance) {
+        instance = name;
+    } else if (!valid_module_name(instance)) {
+        SET_ERR(errs, config_setting_get_member(g, "instance"),
+                "instance name \"%s\" must match [a-z0-9_]+ (at most 64 characters)", instance);
+        return;
+    }
     for (size_t i = 0; i < c->nmodules; i++) {
-        if (strcmp(c->modules[i].name, name) == 0) {
-            SET_ERR(errs, config_setting_get_member(g, "name"),
-                    "module '%s' is already enabled at %s:%d", name, c->modules[i].file,
-                    c->modules[i].line);
+        if (strcmp(c->modules[i].instance, instance) == 0) {
+            const config_setting_t *at = config_setting_get_member(g, "instance");
+
+            if (strcmp(instance, name) == 0)
+                SET_ERR(errs, at ? at : config_setting_get_member(g, "name"),
+                        "module '%s' is already enabled at %s:%d (to enable it again, give each "
+                        "entry its own 'instance' name)",
+                        name, c->modules[i].file, c->modules[i].line);
+            else
+                SET_ERR(errs, at, "instance '%s' is already enabled at %s:%d", instance,
+                        c->modules[i].file, c->modules[i].line);
             return;
         }
     }
@@ -714,6 +730,7 @@ static void read_module(struct mh_config *c, const config_setting_t *g, const ch
     m = &c->modules[c->nmodules++];
     memset(m, 0, sizeof(*m));
     m->name = mh_xstrdup(name);
+    m->instance = mh_xstrdup(instance);
     m->path = so ? mh_xstrdup(so) : mh_xasprintf("%s.so", name); /* resolved after all files */
     m->file = file;
     m->line = config_setting_source_line(g);
@@ -948,7 +965,7 @@ void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *
 
                 mh_errlist_add(errs, MH_E_NOTFOUND, m->file, m->line,
                                "module '%s' uses store '%s', which no file declares%s%s%s",
-                               m->name, m->stores[j], hint ? " (did you mean '" : "",
+                               m->instance, m->stores[j], hint ? " (did you mean '" : "",
                                hint ? hint : "", hint ? "'?)" : "");
             }
         }
@@ -994,6 +1011,7 @@ void mh_config_free(struct mh_config *c)
         }
         free(m->ws);
         free(m->name);
+        free(m->instance);
         free(m->path);
     }
     free(c->modules);

@@ -74,7 +74,8 @@ struct mh_ws_conf {
 };
 
 struct mh_module_conf {
-    char *name;
+    char *name;     /* the module: its file's definition has this name */
+    char *instance; /* the conf.d `instance` key, or the name: unique in the configuration */
     char *path; /* absolute path of the .so */
     const char *file;
     int line;

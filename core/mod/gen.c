@@ -267,6 +267,8 @@ static void open_stores(struct mh_gen *g, const struct mh_gen *prev, struct mh_e
                            sc->name, sc->driver, n ? known : "none");
             continue;
         }
+        if (!provider->initialized)
+            continue; /* the provider's failure is reported; its stores cannot open */
         if (d->size >= offsetof(struct mh_store_driver, settings) + sizeof(void *) &&
             d->settings && sc->settings &&
             check_setting_list(d->settings, sc->settings, "store", sc->name, errs) > 0)
@@ -332,16 +334,13 @@ static void attach_stores(struct mh_gen *g, struct mh_module *mod, const struct 
     }
 }
 
-static bool init_module(struct mh_module *mod, const struct mh_module_conf *mc,
+static void init_module(struct mh_module *mod, const struct mh_module_conf *mc,
                         struct mh_errlist *errs)
 {
     struct mh_err e = {0};
 
-    if (mh_module_init(mod, mh_conf_new(mc->settings), &e) != MH_OK) {
+    if (mh_module_init(mod, mh_conf_new(mc->settings), &e) != MH_OK)
         mh_errlist_add(errs, e.code, mc->file, mc->line, "%s", e.msg);
-        return false;
-    }
-    return true;
 }
 
 enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out,
@@ -357,6 +356,7 @@ enum mh_status mh_gen_build_next(struct mh_config *config, const struct mh_gen *
     size_t before = errs->count, nroutes = 0;
     const struct mh_module_conf **confs;
     struct mh_module **opened;
+    bool *skip; /* settings errors: checked, not initialised */
     size_t nopened = 0;
 
     *out = NULL;
@@ -369,13 +369,14 @@ enum mh_status mh_gen_build_next(struct mh_config *config, const struct mh_gen *
     g->modules = mh_xcalloc(config->nmodules + 1, sizeof(*g->modules));
     opened = mh_xcalloc(config->nmodules + 1, sizeof(*opened));
     confs = mh_xcalloc(config->nmodules + 1, sizeof(*confs));
+    skip = mh_xcalloc(config->nmodules + 1, sizeof(*skip));
 
-    /* 1. Open and check every module file. */
+    /* 1. Open and check every module file. A module whose settings are wrong is kept, not
+     * initialised, so that its routes and hooks are still checked in the same run. */
     for (size_t i = 0; i < config->nmodules; i++) {
         const struct mh_module_conf *mc = &config->modules[i];
         struct mh_module *mod = NULL;
         struct mh_err e = {0};
-        bool dup = false;
 
         if (!config->server.insecure_permissions &&
             mh_config_check_permissions(mc->path, "module file", &e) != MH_OK) {
@@ -388,18 +389,11 @@ enum mh_status mh_gen_build_next(struct mh_config *config, const struct mh_gen *
             continue;
         }
         mod->gen = g;
-        for (size_t j = 0; j < nopened && !dup; j++) {
-            if (strcmp(opened[j]->def.name, mod->def.name) == 0) {
-                mh_errlist_add(errs, MH_E_CONFLICT, mc->file, mc->line,
-                               "module '%s' (%s): a module named '%s' is already loaded from %s",
-                               mc->name, mc->path, mod->def.name, opened[j]->path);
-                dup = true;
-            }
+        if (strcmp(mc->instance, mc->name) != 0) { /* logs and hosts name the instance */
+            free(mod->name);
+            mod->name = mh_xstrdup(mc->instance);
         }
-        if (dup || check_settings(mod, mc, errs) > 0) {
-            mh_module_free(mod);
-            continue;
-        }
+        skip[nopened] = check_settings(mod, mc, errs) > 0;
         confs[nopened] = mc;
         opened[nopened++] = mod;
     }
@@ -408,39 +402,38 @@ enum mh_status mh_gen_build_next(struct mh_config *config, const struct mh_gen *
     for (size_t i = 0; i < nopened; i++) {
         if (!provides_drivers(opened[i]))
             continue;
-        if (init_module(opened[i], confs[i], errs)) {
-            g->modules[g->nmodules++] = opened[i];
-            attach_stores(g, opened[i], confs[i]);
-        } else {
-            mh_module_free(opened[i]);
-        }
+        if (!skip[i])
+            init_module(opened[i], confs[i], errs);
+        g->modules[g->nmodules++] = opened[i];
+        attach_stores(g, opened[i], confs[i]);
         opened[i] = NULL;
     }
     open_stores(g, prev, errs);
     bind_channels(g, errs);
 
-    /* 3. Everything else, in configuration order; then its routes. */
+    /* 3. Everything else, in configuration order. A module one of whose stores did not open
+     * (reported above) is not initialised: its init would only fail for want of the store. */
     for (size_t i = 0; i < nopened; i++) {
         if (!opened[i])
             continue;
         attach_stores(g, opened[i], confs[i]);
-        if (!init_module(opened[i], confs[i], errs)) {
-            mh_module_free(opened[i]);
-            continue;
-        }
+        if (!skip[i] && opened[i]->nstores == confs[i]->nstores)
+            init_module(opened[i], confs[i], errs);
         g->modules[g->nmodules++] = opened[i];
     }
+    /* 4. Routes and hooks of every module that loaded, initialised or not. */
     for (size_t i = 0; i < g->nmodules; i++) {
         const struct mh_module_conf *mc = NULL;
 
         for (size_t j = 0; j < config->nmodules && !mc; j++) {
-            if (strcmp(config->modules[j].name, g->modules[i]->name) == 0)
+            if (strcmp(config->modules[j].instance, g->modules[i]->name) == 0)
                 mc = &config->modules[j];
         }
         bind_routes(g, g->modules[i], mc, errs);
     }
     free(opened);
     free(confs);
+    free(skip);
     if (errs->count > before) {
         mh_gen_free(g);
         return MH_E_INVAL;

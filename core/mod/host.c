@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/err.h"
 #include "mod/loader.h"
@@ -70,14 +71,35 @@ int mh_host_log_enabled(enum mh_log_level level)
     return mh_log_enabled(level);
 }
 
+bool mh_host_log_is_enabled(enum mh_log_level level)
+{
+    return mh_log_enabled(level);
+}
+
+void mh_host_logv(const struct mh_host *host, enum mh_log_level level, const char *fmt,
+                  va_list ap)
+{
+    if (mh_log_enabled(level))
+        mh_log_vwrite(level, host ? host->name : "module", fmt, ap);
+}
+
+enum mh_status mh_host_errorv_impl(struct mh_host *host, const char *fmt, va_list ap)
+{
+    vsnprintf(host->error, sizeof(host->error), fmt, ap);
+    return MH_OK;
+}
+
+const char *mh_host_name_impl(const struct mh_host *host)
+{
+    return host->name;
+}
+
 void mh_host_log(const struct mh_host *host, enum mh_log_level level, const char *fmt, ...)
 {
     va_list ap;
 
-    if (!mh_log_enabled(level))
-        return;
     va_start(ap, fmt);
-    mh_log_vwrite(level, host ? host->name : "module", fmt, ap);
+    mh_host_logv(host, level, fmt, ap);
     va_end(ap);
 }
 
@@ -86,7 +108,7 @@ enum mh_status mh_host_error_impl(struct mh_host *host, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(host->error, sizeof(host->error), fmt, ap);
+    mh_host_errorv_impl(host, fmt, ap);
     va_end(ap);
     return MH_OK;
 }

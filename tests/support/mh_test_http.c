@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <json-c/json.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -253,4 +254,22 @@ void mh_test_resp_cleanup(struct mh_test_resp *r)
     free(r->headers);
     free(r->body);
     memset(r, 0, sizeof(*r));
+}
+
+const char *mh_test_json_str(struct json_object *doc, const char *key)
+{
+    struct json_object *v = NULL;
+
+    if (!json_object_object_get_ex(doc, key, &v) || !json_object_is_type(v, json_type_string))
+        return "(absent)";
+    return json_object_get_string(v);
+}
+
+int mh_test_json_bool(struct json_object *doc, const char *key)
+{
+    struct json_object *v = NULL;
+
+    if (!json_object_object_get_ex(doc, key, &v) || !json_object_is_type(v, json_type_boolean))
+        return -1;
+    return json_object_get_boolean(v);
 }

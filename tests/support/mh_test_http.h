@@ -51,4 +51,11 @@ const char *mh_test_resp_header(const struct mh_test_resp *r, const char *name);
 size_t mh_test_resp_header_count(const struct mh_test_resp *r, const char *name);
 void mh_test_resp_cleanup(struct mh_test_resp *r);
 
+struct json_object;
+/** The string member @p key of the JSON object @p doc, or "(absent)" (also for another type).
+ *  Borrowed from @p doc. */
+const char *mh_test_json_str(struct json_object *doc, const char *key);
+/** The boolean member @p key of @p doc: 1, 0, or -1 if absent or of another type. */
+int mh_test_json_bool(struct json_object *doc, const char *key);
+
 #endif

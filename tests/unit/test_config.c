@@ -516,6 +516,49 @@ static void test_config_duplicate_module_names_the_first_location(void)
     unload(&l);
 }
 
+static void test_config_instances_enable_a_module_twice(void)
+{
+    static const struct mh_test_file files[] = {
+        {"10-a.conf", "module: { name = \"kv\"; };\n"},
+        {"20-b.conf", "module: {\n  name = \"kv\";\n  instance = \"kv2\";\n};\n"},
+        {"30-c.conf", "module: {\n  name = \"echo\";\n  instance = \"kv2\";\n};\n"},
+        {"40-d.conf", "module: {\n  name = \"kv\";\n  instance = \"Bad-Name\";\n};\n"},
+        {NULL, NULL},
+    };
+    struct loaded l;
+    char first[512], where[600];
+
+    load(&l, files);
+    CU_ASSERT_EQUAL_FATAL(l.errs.count, 2);
+    mh_test_dir_path(&l.dir, "20-b.conf", first, sizeof(first));
+    snprintf(where, sizeof(where), "instance 'kv2' is already enabled at %s:1", first);
+    check_error(&l, 0, MH_E_INVAL, "30-c.conf", 3, where);
+    check_error(&l, 1, MH_E_INVAL, "40-d.conf", 3,
+                "instance name \"Bad-Name\" must match [a-z0-9_]+");
+    CU_ASSERT_EQUAL_FATAL(l.c->nmodules, 2);
+    CU_ASSERT_STRING_EQUAL(l.c->modules[0].name, "kv");
+    CU_ASSERT_STRING_EQUAL(l.c->modules[0].instance, "kv"); /* the name when not given */
+    CU_ASSERT_STRING_EQUAL(l.c->modules[1].name, "kv");
+    CU_ASSERT_STRING_EQUAL(l.c->modules[1].instance, "kv2");
+    CU_ASSERT_PTR_NOT_NULL(strstr(l.c->modules[1].path, "/kv.so"));
+    unload(&l);
+}
+
+static void test_config_enabling_a_module_twice_suggests_an_instance(void)
+{
+    static const struct mh_test_file files[] = {
+        {"10-a.conf", "module: { name = \"kv\"; };\n"},
+        {"20-b.conf", "module: { name = \"kv\"; };\n"},
+        {NULL, NULL},
+    };
+    struct loaded l;
+
+    load(&l, files);
+    CU_ASSERT_EQUAL_FATAL(l.errs.count, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(l.errs.items[0].msg, "give each entry its own 'instance'"));
+    unload(&l);
+}
+
 /* The longest module name there may be: 64 characters. */
 #define NAME_64 "abcdefghijklmnopqrstuvwxyz_0123456789_abcdefghijklmnopqrstuvwxyz"
 
@@ -723,6 +766,9 @@ static const struct mh_test_case config_tests[] = {
     {"duplicate module names the first location",
      test_config_duplicate_module_names_the_first_location},
     {"bad module names", test_config_bad_module_names},
+    {"instances enable a module twice", test_config_instances_enable_a_module_twice},
+    {"enabling a module twice suggests an instance",
+     test_config_enabling_a_module_twice_suggests_an_instance},
     {"route missing keys", test_config_route_missing_keys},
     {"route bad method and path", test_config_route_bad_method_and_path},
     {"collects every error of a file", test_config_collects_every_error_of_a_file},

@@ -2,14 +2,18 @@
  * The core as modules see it (core/host.c): the 1.0 function table, settings look-ups over a
  * libconfig group, and init error messages.
  */
+#include <stdarg.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
+#include <json-c/json.h>
 #include <libconfig.h>
 
+#include "mod/gen.h"
 #include "mod/host.h"
 #include "base/log.h"
 #include "mh_test.h"
+#include "mh_test_http.h"
 
 static void test_host_table_has_every_1_0_member(void)
 {
@@ -144,12 +148,198 @@ static void test_host_log_enabled_follows_the_level(void)
     CU_ASSERT_FALSE(mh_core_api.log_enabled(MH_LOG_DEBUG));
 }
 
+/* --- SDK 1.2 --- */
+
+static void test_host_table_has_every_1_2_member(void)
+{
+    const struct mh_api *a = &mh_core_api;
+
+    CU_ASSERT_PTR_NOT_NULL(a->reply_problemv);
+    CU_ASSERT_PTR_NOT_NULL(a->logv);
+    CU_ASSERT_PTR_NOT_NULL(a->req_logv);
+    CU_ASSERT_PTR_NOT_NULL(a->host_errorv);
+    CU_ASSERT_PTR_NOT_NULL(a->store_set_errorv);
+    CU_ASSERT_PTR_NOT_NULL(a->is_utf8);
+    CU_ASSERT_PTR_NOT_NULL(a->clock_ns);
+    CU_ASSERT_PTR_NOT_NULL(a->req_json_body);
+    CU_ASSERT_PTR_NOT_NULL(a->req_is_cancelled);
+    CU_ASSERT_PTR_NOT_NULL(a->log_is_enabled);
+    CU_ASSERT_PTR_NOT_NULL(a->host_name);
+}
+
+static void store_errorf(const char *fmt, ...) MH_PRINTF(1, 2);
+static void store_errorf(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    mh_core_api.store_set_errorv(fmt, ap);
+    va_end(ap);
+}
+
+static void test_host_va_list_variants_format(void)
+{
+    struct mh_host *h = mh_host_new(NULL, "shop");
+
+    store_errorf("disk %s at %d%%", "full", 99);
+    CU_ASSERT_STRING_EQUAL(mh_core_api.store_error(), "disk full at 99%");
+    CU_ASSERT_STRING_EQUAL(mh_core_api.host_name(h), "shop");
+    mh_host_free(h);
+}
+
+static void test_host_bool_answers(void)
+{
+    mh_log_set_level(MH_LOG_WARN);
+    CU_ASSERT_TRUE(mh_core_api.log_is_enabled(MH_LOG_WARN));
+    CU_ASSERT_FALSE(mh_core_api.log_is_enabled(MH_LOG_INFO));
+    mh_log_set_level(MH_LOG_INFO);
+    CU_ASSERT_TRUE(mh_core_api.is_utf8("\xe2\x82\xac", 3));
+    CU_ASSERT_FALSE(mh_core_api.is_utf8("\xe2\x82", 2)); /* cut short */
+    CU_ASSERT_FALSE(mh_core_api.is_utf8("\xed\xa0\x80", 3)); /* a surrogate */
+    CU_ASSERT_TRUE(mh_core_api.is_utf8("", 0));
+}
+
+static const char sdk12_conf[] =
+    "server: { module_dir = \"" FIXTURE_DIR "\"; log: { access = false; }; };\n"
+    "module: {\n"
+    "  name = \"fx_sdk12\";\n"
+    "  routes = (\n"
+    "    { method = \"GET\"; path = \"/problemv\"; handler = \"problemv\"; },\n"
+    "    { method = \"POST\"; path = \"/json\"; handler = \"json\"; },\n"
+    "    { method = \"POST\"; path = \"/json_twice\"; handler = \"json_twice\"; },\n"
+    "    { method = \"GET\"; path = \"/facts\"; handler = \"facts\"; }\n"
+    "  );\n"
+    "};\n";
+
+/* Sends one request and parses the answer's body as JSON (NULL if it is not). */
+static struct json_object *ask(struct mh_test_server *srv, const char *method, const char *path,
+                               const char *body, int *status)
+{
+    struct mh_test_resp r;
+    struct json_object *doc;
+
+    CU_ASSERT_EQUAL(mh_test_request(srv, method, path, NULL, body, &r), 0);
+    *status = r.status;
+    doc = json_tokener_parse(r.body);
+    mh_test_resp_cleanup(&r);
+    return doc;
+}
+
+static void test_host_reply_problemv_formats_the_detail(void)
+{
+    struct mh_test_server *srv = mh_test_server_start(sdk12_conf);
+    struct json_object *doc;
+    int status = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    doc = ask(srv, "GET", "/problemv", NULL, &status);
+    CU_ASSERT_EQUAL(status, 422);
+    CU_ASSERT_STRING_EQUAL(mh_test_json_str(doc, "detail"), "n=7 s=x");
+    CU_ASSERT_STRING_EQUAL(mh_test_json_str(doc, "type"), "https://example.com/fx");
+    json_object_put(doc);
+    mh_test_server_free(srv);
+}
+
+static void test_host_req_json_body_replies_for_bad_input(void)
+{
+    struct mh_test_server *srv = mh_test_server_start(sdk12_conf);
+    struct json_object *doc, *a = NULL;
+    int status = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    doc = ask(srv, "POST", "/json", "{\"a\": [1, 2]}", &status);
+    CU_ASSERT_EQUAL(status, 200);
+    CU_ASSERT_TRUE(json_object_object_get_ex(doc, "a", &a) && json_object_array_length(a) == 2);
+    json_object_put(doc);
+
+    doc = ask(srv, "POST", "/json", "{'a': 1}", &status);
+    CU_ASSERT_EQUAL(status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(mh_test_json_str(doc, "detail"), "invalid JSON"));
+    json_object_put(doc);
+
+    doc = ask(srv, "POST", "/json", "", &status);
+    CU_ASSERT_EQUAL(status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(mh_test_json_str(doc, "detail"), "empty"));
+    json_object_put(doc);
+
+    /* The first parse answered 400; the second call is refused, and so is a second reply. */
+    doc = ask(srv, "POST", "/json_twice", "nope", &status);
+    CU_ASSERT_EQUAL(status, 400);
+    json_object_put(doc);
+    mh_test_server_free(srv);
+}
+
+static void test_host_req_json_body_applies_the_limit(void)
+{
+    static const char conf[] = "server: { module_dir = \"" FIXTURE_DIR "\"; "
+                               "log: { access = false; }; limits: { max_json_bytes = 8; }; };\n"
+                               "module: { name = \"fx_sdk12\"; routes = ( { method = \"POST\"; "
+                               "path = \"/json\"; handler = \"json\"; } ); };\n";
+    struct mh_test_server *srv = mh_test_server_start(conf);
+    struct json_object *doc;
+    int status = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    doc = ask(srv, "POST", "/json", "[1,2,3,4,5]", &status);
+    CU_ASSERT_EQUAL(status, 413);
+    CU_ASSERT_PTR_NOT_NULL(strstr(mh_test_json_str(doc, "detail"), "exceeds the limit of 8"));
+    json_object_put(doc);
+    mh_test_server_free(srv);
+}
+
+static void test_host_helpers_answer(void)
+{
+    struct mh_test_server *srv = mh_test_server_start(sdk12_conf);
+    struct json_object *doc;
+    int status = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    doc = ask(srv, "GET", "/facts", NULL, &status);
+    CU_ASSERT_EQUAL(status, 200);
+    CU_ASSERT_EQUAL(mh_test_json_bool(doc, "cancelled"), 0);
+    CU_ASSERT_EQUAL(mh_test_json_bool(doc, "utf8_ok"), 1);
+    CU_ASSERT_EQUAL(mh_test_json_bool(doc, "utf8_bad"), 0);
+    CU_ASSERT_EQUAL(mh_test_json_bool(doc, "utf8_empty"), 1);
+    CU_ASSERT_EQUAL(mh_test_json_bool(doc, "clock_monotonic"), 1);
+    CU_ASSERT_EQUAL(mh_test_json_bool(doc, "error_enabled"), 1);
+    CU_ASSERT_STRING_EQUAL(mh_test_json_str(doc, "name"), "fx_sdk12");
+    json_object_put(doc);
+    mh_test_server_free(srv);
+}
+
+static void test_host_errorv_reaches_the_init_refusal(void)
+{
+    static const char conf[] = "server: { module_dir = \"" FIXTURE_DIR "\"; };\n"
+                               "module: { name = \"fx_sdk12\"; settings: { fail = true; }; };\n";
+    struct mh_test_dir dir;
+    struct mh_errlist errs = {0};
+    struct mh_config *config = NULL;
+    struct mh_gen *gen = NULL;
+
+    mh_test_dir_init(&dir);
+    mh_test_dir_write(&dir, "a.conf", conf);
+    mh_config_load(dir.path, &config, &errs);
+    CU_ASSERT_EQUAL(mh_gen_build(config, &gen, &errs), MH_E_INVAL);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(errs.items[0].msg, "init failed: failing as asked (42)"));
+    mh_errlist_cleanup(&errs);
+    mh_test_dir_cleanup(&dir);
+}
+
 static const struct mh_test_case host_tests[] = {
     {"table has every 1.0 member", test_host_table_has_every_1_0_member},
     {"settings lookups", test_host_settings_lookups},
     {"settings without a group", test_host_settings_without_a_group},
     {"error keeps the last message", test_host_error_keeps_the_last_message},
     {"log enabled follows the level", test_host_log_enabled_follows_the_level},
+    {"table has every 1.2 member", test_host_table_has_every_1_2_member},
+    {"va_list variants format", test_host_va_list_variants_format},
+    {"bool answers", test_host_bool_answers},
+    {"reply_problemv formats the detail", test_host_reply_problemv_formats_the_detail},
+    {"req_json_body replies for bad input", test_host_req_json_body_replies_for_bad_input},
+    {"req_json_body applies the limit", test_host_req_json_body_applies_the_limit},
+    {"helpers answer", test_host_helpers_answer},
+    {"host_errorv reaches the init refusal", test_host_errorv_reaches_the_init_refusal},
     {NULL, NULL},
 };
 

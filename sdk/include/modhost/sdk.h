@@ -15,12 +15,20 @@
  *   1.1  worker pool: blocking handlers run there, tasks with completion callbacks, request
  *        cancellation and deadlines; stores: the key/value contract, drivers in modules;
  *        WebSocket endpoints with open/message/close hooks, sends from any thread, channels.
- *   1.2  store drivers may carry channels between instances: subscribe, unsubscribe and
+ *   1.2  va_list variants of every variadic call (mh_reply_problemv, mh_logv, mh_req_logv,
+ *        mh_host_errorv, mh_store_set_errorv); helpers modules used to write themselves
+ *        (mh_is_utf8, mh_clock_ns, mh_req_json_body, mh_host_name); yes/no calls that
+ *        answer bool (mh_req_is_cancelled, mh_log_is_enabled); consistent names as aliases of
+ *        older ones (mh_req_log, mh_ws_get_data, mh_store_value_free). A module may be enabled
+ *        more than once under instance names (mh_host_name tells which instance runs).
+ *        Store drivers may carry channels between instances: subscribe, unsubscribe and
  *        publish in struct mh_store_driver (MH_STORE_CAP_PUBSUB), chosen by server.channels.
  */
 #ifndef MODHOST_SDK_H
 #define MODHOST_SDK_H
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -47,6 +55,8 @@ extern "C" {
 #define MH_EXPORT __attribute__((visibility("default")))
 #define MH_HIDDEN __attribute__((visibility("hidden")))
 #define MH_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+/* For the va_list variants (1.2): the format is checked, the arguments are not. */
+#define MH_VPRINTF(fmt) __attribute__((format(printf, fmt, 0)))
 
 /* --- Handles: opaque, owned by the core --- */
 
@@ -183,7 +193,7 @@ struct mh_module_def {
     /* --- 1.1 --- */
     const struct mh_store_driver *drivers; /* store drivers this module provides, or NULL */
     const struct mh_ws_hook_def *ws_hooks;  /* WebSocket hooks conf.d can name, or NULL */
-    /* --- 1.2: add below this line --- */
+    /* --- 1.3: add below this line (1.2 added no field) --- */
 };
 
 /* --- 1.1: worker pool --- */
@@ -574,7 +584,60 @@ struct mh_api {
      */
     enum mh_status (*conf_path)(const struct mh_conf *conf, const char *path, const char **out);
 
-    /* --- 1.2: add below this line --- */
+    /* --- 1.2: module authoring (va_list variants, helpers, bool answers) --- */
+
+    /**
+     * As reply_problem, with the detail's arguments in @p ap (the caller owns @p ap and ends
+     * it with va_end). @return as mh_reply. Thread: as reply_problem.
+     */
+    enum mh_status (*reply_problemv)(struct mh_req *req, int status, const char *type,
+                                     const char *fmt, va_list ap) MH_VPRINTF(4);
+    /** As log, with the arguments in @p ap. Thread: any. */
+    void (*logv)(const struct mh_host *host, enum mh_log_level level, const char *fmt,
+                 va_list ap) MH_VPRINTF(3);
+    /** As req_log, with the arguments in @p ap. Thread: as req. */
+    void (*req_logv)(const struct mh_req *req, enum mh_log_level level, const char *fmt,
+                     va_list ap) MH_VPRINTF(3);
+    /** As host_error, with the arguments in @p ap. @return MH_OK. Thread: init's. */
+    enum mh_status (*host_errorv)(struct mh_host *host, const char *fmt, va_list ap)
+        MH_VPRINTF(2);
+    /** As store_set_error, with the arguments in @p ap. Thread: any. */
+    void (*store_set_errorv)(const char *fmt, va_list ap) MH_VPRINTF(1);
+    /**
+     * Whether [@p data, @p data + @p len) is complete, valid UTF-8 (RFC 3629: no overlong
+     * forms, no surrogates, nothing above U+10FFFF). NUL bytes are valid. @p data may be NULL
+     * when @p len is 0. Thread: any.
+     */
+    bool (*is_utf8)(const void *data, size_t len);
+    /**
+     * A monotonic clock in nanoseconds (CLOCK_MONOTONIC): only differences mean something;
+     * it never jumps with the wall clock. Thread: any.
+     */
+    uint64_t (*clock_ns)(void);
+    /**
+     * Parses the request body as JSON, as req_json does, with the server's JSON size and
+     * depth limits applied; on failure it has already replied with problem+json (400 for an
+     * empty body or invalid JSON, 413 beyond a limit, the detail naming the problem).
+     * @param out  Set on MH_OK; NULL for the JSON document `null`. Borrowed: the request owns
+     *             it (take a reference with json_object_get to keep it or to reply with it).
+     * @return MH_OK; MH_E_INVAL or MH_E_LIMIT after replying: return it from the handler as
+     *         is. MH_E_STATE if a reply was already made (nothing parsed, nothing sent).
+     * Thread: as the other mh_req calls.
+     */
+    enum mh_status (*req_json_body)(struct mh_req *req, struct json_object **out);
+    /** Whether the request's client went away, its deadline passed or the server is
+     *  stopping (req_cancelled as a bool). Thread: any thread that may touch @p req. */
+    bool (*req_is_cancelled)(const struct mh_req *req);
+    /** Whether a line at @p level would be written (log_enabled as a bool). Thread: any. */
+    bool (*log_is_enabled)(enum mh_log_level level);
+    /**
+     * The name this instance of the module runs under: the conf.d `instance` key, or the
+     * module's name when it has none. A module enabled twice gets two hosts with two names.
+     * Borrowed: valid until fini returns. Thread: any.
+     */
+    const char *(*host_name)(const struct mh_host *host);
+
+    /* --- 1.3: add below this line --- */
 };
 
 /* --- What a module writes --- */
@@ -653,6 +716,22 @@ extern MH_HIDDEN const struct mh_api *mh_api;
 #define mh_ws_join(w, c)              (mh_api->ws_join((w), (c)))
 #define mh_ws_leave(w, c)             (mh_api->ws_leave((w), (c)))
 #define mh_ws_publish(h, c, b, d, l)  (mh_api->ws_publish((h), (c), (b), (d), (l)))
+/* 1.2 */
+#define mh_reply_problemv(r, s, t, f, ap) (mh_api->reply_problemv((r), (s), (t), (f), (ap)))
+#define mh_logv(h, lvl, f, ap)        (mh_api->logv((h), (lvl), (f), (ap)))
+#define mh_req_logv(r, lvl, f, ap)    (mh_api->req_logv((r), (lvl), (f), (ap)))
+#define mh_host_errorv(h, f, ap)      (mh_api->host_errorv((h), (f), (ap)))
+#define mh_store_set_errorv(f, ap)    (mh_api->store_set_errorv((f), (ap)))
+#define mh_is_utf8(d, l)              (mh_api->is_utf8((d), (l)))
+#define mh_clock_ns()                 (mh_api->clock_ns())
+#define mh_req_json_body(r, o)        (mh_api->req_json_body((r), (o)))
+#define mh_req_is_cancelled(r)        (mh_api->req_is_cancelled((r)))
+#define mh_log_is_enabled(lvl)        (mh_api->log_is_enabled((lvl)))
+#define mh_host_name(h)               (mh_api->host_name((h)))
+/* 1.2 names for 1.0/1.1 calls, kept beside the old ones: getters read "get", store values
+ * belong to the store calls, and a request's log call matches mh_log. */
+#define mh_ws_get_data(w)             mh_ws_data(w)
+#define mh_store_value_free(v)        mh_value_free(v)
 
 /** Logs through the core; the arguments are evaluated only if the level is enabled. */
 #define mh_log(host, level, ...)                                                                   \
@@ -667,6 +746,8 @@ extern MH_HIDDEN const struct mh_api *mh_api;
         if (mh_api->log_enabled(level))                                                            \
             mh_api->req_log((req), (level), __VA_ARGS__);                                          \
     } while (0)
+/** 1.2 name of mh_req_logf, matching mh_log. */
+#define mh_req_log(req, level, ...) mh_req_logf(req, level, __VA_ARGS__)
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,268 @@
+/*
+ * `modhost new-module`: finds the template directory, checks the name, and writes each
+ * template file into the new directory with @NAME@ replaced. Nothing else of the server runs.
+ */
+#include "cli_new_module.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/mem.h"
+
+#ifndef MH_TEMPLATE_DIR
+#define MH_TEMPLATE_DIR "/usr/share/modhost/template"
+#endif
+
+static const char usage[] =
+    "usage: modhost new-module NAME [DIR] [--template DIR]\n"
+    "\n"
+    "Writes a module skeleton called NAME into DIR (default ./NAME, which must not exist or\n"
+    "be empty): NAME.c (a handler, a blocking handler and WebSocket hooks), NAME.conf (its\n"
+    "conf.d entry), test_NAME.c (unit tests on the testing host), a Makefile and a\n"
+    "CMakeLists.txt that build with `pkg-config modhost-sdk`. Then: cd DIR && make && make test\n"
+    "&& make install.\n"
+    "\n"
+    "  -t, --template DIR  the template to use (default: $MODHOST_TEMPLATE_DIR, else the SDK's\n"
+    "                      share/modhost/template beside this binary, else " MH_TEMPLATE_DIR ")\n"
+    "  -h, --help          this text\n";
+
+/* Template file -> file written: prefix NAME suffix, or the prefix alone if suffix is NULL. */
+static const struct {
+    const char *tmpl, *prefix, *suffix;
+} files[] = {
+    {"module.c", "", ".c"},
+    {"test_module.c", "test_", ".c"},
+    {"module.conf", "", ".conf"},
+    {"Makefile", "Makefile", NULL},
+    {"CMakeLists.txt", "CMakeLists.txt", NULL},
+};
+
+static void out_name(size_t i, const char *name, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s%s%s", files[i].prefix, files[i].suffix ? name : "",
+             files[i].suffix ? files[i].suffix : "");
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 64)
+        return false;
+    for (; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    }
+    return true;
+}
+
+static bool has_template(const char *dir)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/module.c", dir);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The template directory to use, or NULL after saying why not. Caller frees. */
+static char *find_template(const char *given)
+{
+    char exe[PATH_MAX], *slash, *dir;
+    const char *env = getenv("MODHOST_TEMPLATE_DIR");
+    ssize_t n;
+
+    if (given || (env && env[0])) {
+        const char *d = given ? given : env;
+
+        if (has_template(d))
+            return mh_xstrdup(d);
+        fprintf(stderr, "modhost: %s (from %s) holds no module template (module.c)\n", d,
+                given ? "--template" : "MODHOST_TEMPLATE_DIR");
+        return NULL;
+    }
+    /* Beside the binary: PREFIX/bin/modhost -> PREFIX/share/modhost/template, so an SDK
+     * installed under any prefix finds its own template. */
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            dir = mh_xasprintf("%s/../share/modhost/template", exe);
+            if (has_template(dir))
+                return dir;
+            free(dir);
+        }
+    }
+    if (has_template(MH_TEMPLATE_DIR))
+        return mh_xstrdup(MH_TEMPLATE_DIR);
+    fprintf(stderr, "modhost: no module template found (looked beside this binary and in %s); "
+                    "install the SDK or pass --template DIR\n",
+            MH_TEMPLATE_DIR);
+    return NULL;
+}
+
+/* Reads @p path whole. @return the text (caller frees) or NULL with errno set. */
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0;
+
+    *len = 0;
+    if (!f)
+        return NULL;
+    for (;;) {
+        size_t got;
+
+        if (*len + 4096 + 1 > cap) {
+            cap = (*len + 4096 + 1) * 2;
+            buf = mh_xrealloc(buf, cap);
+        }
+        got = fread(buf + *len, 1, cap - *len - 1, f);
+        *len += got;
+        if (got == 0)
+            break;
+    }
+    buf[*len] = '\0';
+    if (ferror(f)) {
+        fclose(f);
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Writes @p text with every @NAME@ replaced by @p name to a new file @p path. */
+static int write_file(const char *path, const char *text, const char *name)
+{
+    static const char mark[] = "@NAME@";
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    const char *p = text, *hit;
+
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    while ((hit = strstr(p, mark))) {
+        fwrite(p, 1, (size_t)(hit - p), f);
+        fputs(name, f);
+        p = hit + sizeof(mark) - 1;
+    }
+    fputs(p, f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* Creates @p dir, or accepts it if it exists and is empty. */
+static int make_dir(const char *dir, const char *name)
+{
+    struct stat st;
+    char base[128], probe[PATH_MAX];
+
+    if (mkdir(dir, 0755) == 0)
+        return 0;
+    if (errno != EEXIST || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return -1;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        out_name(i, name, base, sizeof(base));
+        snprintf(probe, sizeof(probe), "%s/%s", dir, base);
+        if (access(probe, F_OK) == 0) {
+            errno = EEXIST; /* never overwrite a module someone wrote */
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int generate(const char *name, const char *dir, const char *tmpl)
+{
+    char src[PATH_MAX], out[PATH_MAX], base[128];
+
+    if (make_dir(dir, name) != 0) {
+        fprintf(stderr, "modhost: cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        size_t len;
+        char *text;
+
+        snprintf(src, sizeof(src), "%s/%s", tmpl, files[i].tmpl);
+        out_name(i, name, base, sizeof(base));
+        snprintf(out, sizeof(out), "%s/%s", dir, base);
+        text = read_all(src, &len);
+        if (!text) {
+            fprintf(stderr, "modhost: cannot read the template %s: %s\n", src, strerror(errno));
+            return 1;
+        }
+        if (write_file(out, text, name) != 0) {
+            fprintf(stderr, "modhost: cannot write %s: %s\n", out, strerror(errno));
+            free(text);
+            return 1;
+        }
+        free(text);
+        printf("  %s\n", out);
+    }
+    printf("modhost: module '%s' written to %s. Next:\n"
+           "  cd %s && make && make test && make install\n"
+           "then copy %s.conf into the server's conf.d and run `modhost reload`.\n",
+           name, dir, dir, name);
+    return 0;
+}
+
+int mh_cli_new_module(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"template", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *tmpl_opt = NULL, *name, *dir;
+    char *tmpl;
+    int ch, rc;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "t:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 't':
+            tmpl_opt = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc || argc - optind > 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    name = argv[optind];
+    dir = argc - optind == 2 ? argv[optind + 1] : name;
+    if (!valid_name(name)) {
+        fprintf(stderr, "modhost: module name '%s' must match [a-z0-9_]+ (at most 64 "
+                        "characters): conf.d and the loader use it as is\n",
+                name);
+        return 2;
+    }
+    tmpl = find_template(tmpl_opt);
+    if (!tmpl)
+        return 1;
+    rc = generate(name, dir, tmpl);
+    free(tmpl);
+    return rc;
+}
