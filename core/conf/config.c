@@ -75,6 +75,7 @@ static const struct key server_keys[] = {
     {"user", K_STRING, NULL, 0, 0},
     {"group", K_STRING, NULL, 0, 0},
     {"insecure_permissions", K_BOOL, NULL, 0, 0},
+    {"channels", K_STRING, NULL, 0, 0},
     {"log", K_GROUP, log_keys, 0, 0},
     {"limits", K_GROUP, limits_keys, 0, 0},
     KEY_END,
@@ -501,6 +502,12 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
     if ((v = get_str(g, "pid_file"))) {
         free(s->pid_file);
         s->pid_file = resolve_path(v, file);
+    }
+    if ((v = get_str(g, "channels"))) {
+        free(s->channels);
+        s->channels = mh_xstrdup(v);
+        s->channels_file = mh_config_setting_file(config_setting_get_member(g, "channels"));
+        s->channels_line = config_setting_source_line(config_setting_get_member(g, "channels"));
     }
     if ((v = get_str(g, "user"))) {
         free(s->user);
@@ -1024,6 +1031,7 @@ void mh_config_free(struct mh_config *c)
     free(c->server.host);
     free(c->server.module_dir);
     free(c->server.pid_file);
+    free(c->server.channels);
     free(c->server.user);
     free(c->server.group);
     free(c->dir);

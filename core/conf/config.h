@@ -42,6 +42,9 @@ struct mh_server_conf {
     char *pid_file;            /* NULL: none; absolute */
     char *user, *group;        /* drop to these after binding; NULL: stay */
     bool insecure_permissions; /* read files others can write (development only) */
+    char *channels;             /* store that carries channels between instances; NULL: none */
+    const char *channels_file;  /* where `channels` is set (borrowed from the file list) */
+    int channels_line;
     int log_level; /* enum mh_log_level */
     bool access_log;
     struct mh_limits limits;

@@ -294,6 +294,35 @@ static void open_stores(struct mh_gen *g, const struct mh_gen *prev, struct mh_e
     }
 }
 
+/* server.channels: the store must be declared and its driver must carry channels (1.2). */
+static void bind_channels(struct mh_gen *g, struct mh_errlist *errs)
+{
+    const struct mh_server_conf *c = &g->config->server;
+    const struct mh_store_driver *d;
+
+    if (!c->channels)
+        return;
+    for (size_t i = 0; i < g->nstores; i++) {
+        if (strcmp(g->stores[i]->name, c->channels) == 0)
+            g->channels = g->stores[i];
+    }
+    if (!g->channels) {
+        mh_errlist_add(errs, MH_E_NOTFOUND, c->channels_file, c->channels_line,
+                       "'server.channels' = \"%s\": no store of that name is open", c->channels);
+        return;
+    }
+    d = g->channels->driver;
+    if (!(d->caps & MH_STORE_CAP_PUBSUB) ||
+        d->size < offsetof(struct mh_store_driver, publish) + sizeof(void *) || !d->subscribe ||
+        !d->unsubscribe || !d->publish) {
+        mh_errlist_add(errs, MH_E_INVAL, c->channels_file, c->channels_line,
+                       "'server.channels' = \"%s\": driver '%s' cannot carry channels (no "
+                       "publish/subscribe; the redis driver can)",
+                       c->channels, d->name);
+        g->channels = NULL;
+    }
+}
+
 static void attach_stores(struct mh_gen *g, struct mh_module *mod, const struct mh_module_conf *mc)
 {
     mod->stores = mh_xcalloc(mc->nstores + 1, sizeof(*mod->stores));
@@ -380,6 +409,7 @@ enum mh_status mh_gen_build_next(struct mh_config *config, const struct mh_gen *
         opened[i] = NULL;
     }
     open_stores(g, prev, errs);
+    bind_channels(g, errs);
 
     /* 3. Everything else, in configuration order. A module one of whose stores did not open
      * (reported above) is not initialised: its init would only fail for want of the store. */

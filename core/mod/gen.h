@@ -35,6 +35,7 @@ struct mh_gen {
     size_t nmodules;
     struct mh_store **stores;
     size_t nstores;
+    struct mh_store *channels; /* server.channels: one of stores, or NULL */
     struct mh_route_target *targets;
     size_t ntargets;
     struct mh_router *router;

@@ -443,6 +443,7 @@ static void reload(struct mh_server *s)
     for (int i = 0; i < s->nloops; i++)
         post_to_loop(&s->loops[i], g, false);
     s->current = g; /* the build's reference is the server's */
+    mh_pubsub_set_bus(g->channels);
     timespec_after_ms(&old->drain_deadline, g->config->server.reload_drain_ms);
     old->next_retired = s->retired;
     s->retired = old;
@@ -648,6 +649,7 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
         for (int i = 0; i < s.nloops; i++)
             ds[i] = &s.loops[i].loop;
         mh_pubsub_set_loops(ds, (size_t)s.nloops);
+        mh_pubsub_set_bus(s.current->channels);
     }
     for (; started < s.nloops; started++) {
         if (pthread_create(&s.loops[started].thread, NULL, loop_main, &s.loops[started]) != 0) {
@@ -693,6 +695,7 @@ out:
         size_t n = 0;
 
         /* No publish may reach a loop from here on. */
+        mh_pubsub_set_bus(NULL);
         mh_pubsub_get_loops(&ds, &n);
         mh_pubsub_set_loops(NULL, 0);
         free(ds);

@@ -1,6 +1,7 @@
 /*
- * Channel membership per loop (a small hash table of channels, each an array of members) and
- * fan-out of published messages through the loops' mailboxes.
+ * Channel membership per loop (a small hash table of channels, each an array of members),
+ * fan-out of published messages through the loops' mailboxes, and the bus: a store whose
+ * driver carries channels between instances (server.channels).
  */
 #include "ws/pubsub.h"
 
@@ -11,11 +12,13 @@
 #include <string.h>
 
 #include "base/hash.h"
-#include "base/utf8.h"
+#include "base/log.h"
 #include "base/loop.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
 #include "base/pool.h"
+#include "base/utf8.h"
+#include "mod/store.h"
 #include "ws/ws.h"
 
 #define MAX_CHANNEL 255
@@ -254,15 +257,11 @@ static void deliver(struct mh_task *t)
     free(dv);
 }
 
-enum mh_status mh_ws_publish_impl(struct mh_host *host, const char *channel, int is_binary,
-                                  const void *data, size_t len)
+/* Hands a message to every loop of this process, for its members of @p channel. */
+static enum mh_status fanout(const char *channel, int opcode, const void *data, size_t len)
 {
     struct message *msg;
-    (void)host;
-    if (!valid_channel(channel) || (len && !data))
-        return MH_E_INVAL;
-    if (!is_binary && !mh_utf8_valid(data, len))
-        return MH_E_INVAL;
+
     pthread_rwlock_rdlock(&loops_lock);
     if (nloops == 0) {
         pthread_rwlock_unlock(&loops_lock);
@@ -270,7 +269,7 @@ enum mh_status mh_ws_publish_impl(struct mh_host *host, const char *channel, int
     }
     msg = mh_xmalloc(sizeof(*msg) + len);
     atomic_init(&msg->refs, (int)nloops);
-    msg->opcode = is_binary ? 0x2 : 0x1;
+    msg->opcode = opcode;
     msg->channel = mh_xstrdup(channel);
     msg->len = len;
     if (len)
@@ -285,4 +284,86 @@ enum mh_status mh_ws_publish_impl(struct mh_host *host, const char *channel, int
     }
     pthread_rwlock_unlock(&loops_lock);
     return MH_OK;
+}
+
+/* --- Channels between instances: a store that carries them (server.channels) --- */
+
+/* On the bus a message is: opcode (1 byte: 1 text, 2 binary), the channel's length (1 byte),
+ * the channel, the data. Every instance, the publisher included, fans out what it receives. */
+static pthread_rwlock_t bus_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct mh_store *bus; /* written by the main thread under bus_lock */
+
+static void on_bus(void *arg, const void *msg, size_t len)
+{
+    const unsigned char *m = msg;
+    char channel[MAX_CHANNEL + 1];
+    size_t clen;
+
+    (void)arg;
+    if (len < 2 || (m[0] != 0x1 && m[0] != 0x2) || m[1] == 0 || len < 2u + m[1])
+        return; /* not ours: another program publishing on the same name */
+    clen = m[1];
+    memcpy(channel, m + 2, clen);
+    channel[clen] = '\0';
+    if (strlen(channel) != clen || (m[0] == 0x1 && !mh_utf8_valid(m + 2 + clen, len - 2 - clen)))
+        return;
+    fanout(channel, m[0], m + 2 + clen, len - 2 - clen);
+}
+
+void mh_pubsub_set_bus(struct mh_store *st)
+{
+    struct mh_store *old;
+
+    pthread_rwlock_rdlock(&bus_lock);
+    old = bus;
+    pthread_rwlock_unlock(&bus_lock);
+    if (st == old)
+        return;
+    if (st) {
+        st->refs++; /* the bus outlives the generation that declared it, until replaced */
+        if (st->driver->subscribe(st->db, on_bus, NULL) != MH_OK) {
+            mh_error("channels", "store '%s' cannot subscribe: channels stay in this process",
+                     st->name);
+            mh_store_unref(st);
+            st = NULL;
+        } else {
+            mh_info("channels", "carried between instances by store '%s' (driver %s)", st->name,
+                    st->driver->name);
+        }
+    }
+    pthread_rwlock_wrlock(&bus_lock);
+    bus = st;
+    pthread_rwlock_unlock(&bus_lock);
+    if (old) {
+        old->driver->unsubscribe(old->db); /* outside the lock: on_bus may be waiting on it */
+        mh_store_unref(old);
+    }
+}
+
+enum mh_status mh_ws_publish_impl(struct mh_host *host, const char *channel, int is_binary,
+                                  const void *data, size_t len)
+{
+    enum mh_status rc = MH_E_UNAVAILABLE;
+    (void)host;
+    if (!valid_channel(channel) || (len && !data))
+        return MH_E_INVAL;
+    if (!is_binary && !mh_utf8_valid(data, len))
+        return MH_E_INVAL;
+    pthread_rwlock_rdlock(&bus_lock);
+    if (bus) {
+        size_t clen = strlen(channel);
+        unsigned char *m = mh_xmalloc(2 + clen + len);
+
+        m[0] = is_binary ? 0x2 : 0x1;
+        m[1] = (unsigned char)clen;
+        memcpy(m + 2, channel, clen);
+        if (len)
+            memcpy(m + 2 + clen, data, len);
+        rc = bus->driver->publish(bus->db, m, 2 + clen + len);
+        free(m);
+    }
+    pthread_rwlock_unlock(&bus_lock);
+    if (rc == MH_OK)
+        return MH_OK; /* this instance's members get it back from the bus */
+    return fanout(channel, is_binary ? 0x2 : 0x1, data, len);
 }

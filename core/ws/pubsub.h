@@ -1,8 +1,8 @@
 /*
  * Channels: WebSocket connections join named channels on their own loop; a publish from any
  * thread is handed to every loop's mailbox and delivered there to the loop's members, so one
- * publisher's messages keep their order. The bridge seam will carry channels between
- * instances (a store driver with pub/sub).
+ * publisher's messages keep their order. With server.channels, publishes go through a store
+ * whose driver carries them between instances, and every instance fans out what comes back.
  */
 #ifndef MH_PUBSUB_H
 #define MH_PUBSUB_H
@@ -24,6 +24,12 @@ void mh_pubsub_set_loops(struct mh_loop **loops, size_t n);
 void mh_pubsub_get_loops(struct mh_loop ***loops, size_t *n);
 
 void mh_pubsub_leave_all(struct mh_ws *ws);
+
+struct mh_store;
+/** Carries channels through @p st (whose driver has MH_STORE_CAP_PUBSUB), or only within
+ *  this process if NULL; the previous store is unsubscribed. Holds a reference on @p st
+ *  until replaced. Thread: main. */
+void mh_pubsub_set_bus(struct mh_store *st);
 
 enum mh_status mh_ws_join_impl(struct mh_ws *ws, const char *channel);
 enum mh_status mh_ws_leave_impl(struct mh_ws *ws, const char *channel);

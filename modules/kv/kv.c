@@ -1,7 +1,7 @@
 /*
  * kv: a JSON REST API over a named store. GET/PUT/DELETE /kv/{key} with ETag versions and
- * If-Match / If-None-Match, and GET /kv?prefix=&limit=&cursor= for ordered pages of keys.
- * Store calls may block, so every handler runs on the worker pool.
+ * If-Match / If-None-Match (any entity-tag list, RFC 9110), and GET /kv?prefix=&limit=&cursor= for
+ * ordered pages of keys. Store calls may block, so every handler runs on the worker pool.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -134,27 +134,214 @@ static void set_etag(struct mh_req *req, uint64_t version)
     mh_resp_header(req, "ETag", etag);
 }
 
-/* Parses one strong entity tag "N". @return 1 and *version, or 0. */
-static int parse_etag(const char *s, uint64_t *version)
-{
-    char *end;
-    unsigned long long v;
+/* --- Preconditions (RFC 9110, section 13.1) --- */
 
-    while (*s == ' ' || *s == '\t')
+#define MAX_TAGS 32
+
+/* A parsed If-Match or If-None-Match field: "*", or a list of entity tags. */
+struct tag_list {
+    int is_present;
+    int is_any; /* "*" */
+    size_t n;
+    struct {
+        const char *opaque; /* between the quotes; borrowed from the header */
+        size_t len;
+        int is_weak;
+    } tags[MAX_TAGS];
+};
+
+static int is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* etagc = %x21 / %x23-7E / obs-text */
+static int is_etagc(unsigned char c)
+{
+    return c == 0x21 || (c >= 0x23 && c <= 0x7e) || c >= 0x80;
+}
+
+/*
+ * Parses `"*" / #entity-tag` from @p s, where entity-tag = [ W/ ] DQUOTE *etagc DQUOTE and
+ * empty list elements are ignored. @return 1, or 0 for a malformed value (or more than
+ * MAX_TAGS tags).
+ */
+static int parse_tags(const char *s, struct tag_list *out)
+{
+    const char *end = s + strlen(s);
+
+    memset(out, 0, sizeof(*out));
+    out->is_present = 1;
+    while (s < end && is_ows(*s))
         s++;
-    if (*s != '"' || s[1] < '0' || s[1] > '9')
-        return 0;
-    errno = 0;
-    v = strtoull(s + 1, &end, 10);
-    if (errno || *end != '"' || v == 0)
-        return 0;
-    for (end++; *end == ' ' || *end == '\t'; end++)
-        ;
-    if (*end)
-        return 0;
-    *version = v;
+    while (end > s && is_ows(end[-1]))
+        end--;
+    if (end - s == 1 && *s == '*') {
+        out->is_any = 1;
+        return 1;
+    }
+    while (s < end) {
+        int is_weak = 0;
+        const char *open;
+
+        if (*s == ',' || is_ows(*s)) { /* empty elements and the space around commas */
+            s++;
+            continue;
+        }
+        if (end - s >= 2 && s[0] == 'W' && s[1] == '/') {
+            is_weak = 1;
+            s += 2;
+        }
+        if (s >= end || *s != '"')
+            return 0;
+        open = ++s;
+        while (s < end && is_etagc((unsigned char)*s))
+            s++;
+        if (s >= end || *s != '"' || out->n == MAX_TAGS)
+            return 0;
+        out->tags[out->n].opaque = open;
+        out->tags[out->n].len = (size_t)(s - open);
+        out->tags[out->n].is_weak = is_weak;
+        out->n++;
+        s++;
+        while (s < end && is_ows(*s))
+            s++;
+        if (s < end && *s != ',')
+            return 0; /* two tags need a comma between them */
+    }
     return 1;
 }
+
+/*
+ * Whether the record at @p version (0: absent) matches @p l: "*" matches any record; a tag
+ * matches when its opaque part is the version's digits. If-Match compares strongly (a weak
+ * tag never matches), If-None-Match weakly (section 8.8.3.2).
+ */
+static int tags_match(const struct tag_list *l, uint64_t version, int is_weak_ok)
+{
+    char digits[24];
+    size_t n;
+
+    if (!version)
+        return 0;
+    if (l->is_any)
+        return 1;
+    n = (size_t)snprintf(digits, sizeof(digits), "%" PRIu64, version);
+    for (size_t i = 0; i < l->n; i++) {
+        if ((is_weak_ok || !l->tags[i].is_weak) && l->tags[i].len == n &&
+            memcmp(l->tags[i].opaque, digits, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The one version a strong If-Match list can match, if it has one candidate: a tag of our
+ * form "N". @return the number of candidates (0, 1 or more); *version is the first. */
+static size_t strong_candidates(const struct tag_list *l, uint64_t *version)
+{
+    size_t count = 0;
+
+    for (size_t i = 0; i < l->n; i++) {
+        const char *p = l->tags[i].opaque;
+        size_t len = l->tags[i].len;
+        uint64_t v = 0;
+        size_t k;
+
+        if (l->tags[i].is_weak || len == 0 || len > 20 || p[0] == '0')
+            continue;
+        for (k = 0; k < len && p[k] >= '0' && p[k] <= '9'; k++) {
+            if (v > (UINT64_MAX - (uint64_t)(p[k] - '0')) / 10)
+                break;
+            v = v * 10 + (uint64_t)(p[k] - '0');
+        }
+        if (k < len || v >= MH_STORE_EXISTS)
+            continue; /* not a version any record can have */
+        if (count++ == 0)
+            *version = v;
+    }
+    return count;
+}
+
+/* Both precondition fields of a request. */
+struct conds {
+    struct tag_list im, inm;
+};
+
+/* Parses If-Match and If-None-Match. @return MH_OK, or MH_E_INVAL after replying 400. */
+static enum mh_status read_conds(struct mh_req *req, struct conds *c)
+{
+    const char *im = mh_req_header(req, "If-Match");
+    const char *inm = mh_req_header(req, "If-None-Match");
+
+    memset(c, 0, sizeof(*c));
+    if (im && !parse_tags(im, &c->im)) {
+        mh_reply_problem(req, 400, NULL,
+                         "If-Match must be * or a list of entity tags like "
+                         "\"12\" (at most %d)",
+                         MAX_TAGS);
+        return MH_E_INVAL;
+    }
+    if (inm && !parse_tags(inm, &c->inm)) {
+        mh_reply_problem(req, 400, NULL,
+                         "If-None-Match must be * or a list of entity tags "
+                         "like \"12\" (at most %d)",
+                         MAX_TAGS);
+        return MH_E_INVAL;
+    }
+    return MH_OK;
+}
+
+/* Whether the preconditions hold for the record at @p version (0: absent). */
+static int conds_hold(const struct conds *c, uint64_t version)
+{
+    if (c->im.is_present && !tags_match(&c->im, version, 0))
+        return 0;
+    if (c->inm.is_present && tags_match(&c->inm, version, 1))
+        return 0;
+    return 1;
+}
+
+/*
+ * The expectation that makes the write atomic with the preconditions, when one exists
+ * without reading the record first: MH_STORE_ANY, MH_STORE_ABSENT, MH_STORE_EXISTS or one
+ * version. @return 1 with *expect; 0 if the record must be read (lists, both fields); -1 if
+ * no record can satisfy the preconditions.
+ */
+static int direct_expect(const struct conds *c, int for_put, uint64_t *expect)
+{
+    if (!c->im.is_present && !c->inm.is_present) {
+        *expect = MH_STORE_ANY;
+        return 1;
+    }
+    if (c->im.is_present && c->inm.is_present)
+        return 0;
+    if (c->im.is_present) {
+        size_t n;
+
+        if (c->im.is_any) {
+            *expect = MH_STORE_EXISTS; /* atomic in the store: no read-then-write race */
+            return 1;
+        }
+        n = strong_candidates(&c->im, expect);
+        return n == 0 ? -1 : n == 1 ? 1 : 0;
+    }
+    if (c->inm.is_any && for_put) {
+        *expect = MH_STORE_ABSENT;
+        return 1;
+    }
+    return 0;
+}
+
+static enum mh_status precondition_failed(struct mh_req *req)
+{
+    return mh_reply_problem(req, 412, NULL,
+                            "the key's version does not match the request's "
+                            "precondition");
+}
+
+/* How many times a write made under read preconditions is retried when the record changed
+ * between the read and the write. */
+#define PRECONDITION_ROUNDS 8
 
 /* Replies for a store failure; @return MH_OK (a reply was made). */
 static enum mh_status store_failed(struct mh_req *req, enum mh_status rc)
@@ -171,7 +358,7 @@ static enum mh_status store_failed(struct mh_req *req, enum mh_status rc)
         return mh_reply_problem(req, 413, NULL, "%s", mh_store_error());
     case MH_E_UNAVAILABLE:
         mh_resp_header(req, "Retry-After", "1");
-        return mh_reply_problem(req, 503, NULL, "the store is busy: %s", mh_store_error());
+        return mh_reply_problem(req, 503, NULL, "the store is unavailable: %s", mh_store_error());
     default:
         mh_req_logf(req, MH_LOG_ERROR, "store failure: %s: %s", mh_strerror(rc),
                     mh_store_error());
@@ -183,58 +370,85 @@ static enum mh_status kv_get(struct mh_req *req, void *state)
 {
     const struct kv_state *st = state;
     struct mh_value v;
+    struct conds c;
     size_t klen;
     const char *key = key_of(req, st, &klen);
     enum mh_status rc;
 
-    if (!key)
-        return MH_OK;
+    if (!key || read_conds(req, &c) != MH_OK)
+        return MH_OK; /* replied */
     rc = mh_store_get(st->store, key, klen, &v);
-    if (rc != MH_OK)
+    if (rc != MH_OK && rc != MH_E_NOTFOUND)
+        return store_failed(req, rc);
+    if (c.im.is_present && !tags_match(&c.im, v.version, 0)) {
+        mh_value_free(&v);
+        return precondition_failed(req);
+    }
+    if (rc == MH_E_NOTFOUND)
         return store_failed(req, rc);
     set_etag(req, v.version);
-    rc = mh_reply(req, 200, "application/json", v.data, v.len);
+    if (c.inm.is_present && tags_match(&c.inm, v.version, 1))
+        rc = mh_reply(req, 304, NULL, NULL, 0); /* the client's copy is current */
+    else
+        rc = mh_reply(req, 200, "application/json", v.data, v.len);
     mh_value_free(&v);
     return rc;
 }
 
-/* The expectation a precondition demands: MH_STORE_ANY, MH_STORE_ABSENT, MH_STORE_EXISTS or a
- * version. @return MH_OK, or an error after replying. */
-static enum mh_status precondition(struct mh_req *req, int for_put, uint64_t *expect)
-{
-    const char *im = mh_req_header(req, "If-Match");
-    const char *inm = mh_req_header(req, "If-None-Match");
+/* A write of one key with an expectation, as kv_put and kv_delete make it. */
+typedef enum mh_status (*write_fn)(const struct kv_state *st, const char *key, size_t klen,
+                                   uint64_t expect, void *arg);
 
-    *expect = MH_STORE_ANY;
-    if (im && inm) {
-        mh_reply_problem(req, 400, NULL, "use either If-Match or If-None-Match, not both");
-        return MH_E_INVAL;
+/*
+ * Runs @p write so that the preconditions @p c hold for the record it replaces: in one store
+ * call when an expectation says it all (no field, "*", one tag), else by reading the record,
+ * checking, and writing with its version as the expectation (again if it changed meanwhile).
+ * @return the write's status; MH_E_CONFLICT when the preconditions fail; MH_E_NOTFOUND when
+ * they hold for a missing key that a delete cannot remove.
+ */
+static enum mh_status conditional_write(const struct kv_state *st, const char *key, size_t klen,
+                                        const struct conds *c, int for_put, write_fn write,
+                                        void *arg)
+{
+    uint64_t expect = MH_STORE_ANY;
+    int direct = direct_expect(c, for_put, &expect);
+    enum mh_status rc = MH_E_CONFLICT;
+
+    if (direct < 0)
+        return MH_E_CONFLICT; /* e.g. If-Match: "nope-999": no record has that tag */
+    if (direct > 0)
+        return write(st, key, klen, expect, arg);
+    for (int round = 0; round < PRECONDITION_ROUNDS && rc == MH_E_CONFLICT; round++) {
+        struct mh_value v;
+        uint64_t cur;
+
+        rc = mh_store_get(st->store, key, klen, &v);
+        if (rc != MH_OK && rc != MH_E_NOTFOUND)
+            return rc;
+        cur = v.version; /* 0 if absent */
+        mh_value_free(&v);
+        if (!conds_hold(c, cur))
+            return MH_E_CONFLICT;
+        if (!cur && !for_put)
+            return MH_E_NOTFOUND;
+        rc = write(st, key, klen, cur ? cur : MH_STORE_ABSENT, arg);
     }
-    if (inm) {
-        if (!for_put || strcmp(inm, "*") != 0) {
-            mh_reply_problem(req, 400, NULL, "only 'If-None-Match: *' (create only) is "
-                                             "supported, on PUT");
-            return MH_E_INVAL;
-        }
-        *expect = MH_STORE_ABSENT;
-        return MH_OK;
-    }
-    if (!im)
-        return MH_OK;
-    if (strcmp(im, "*") == 0) {
-        *expect = MH_STORE_EXISTS; /* atomic in the store: no read-then-write race */
-        return MH_OK;
-    }
-    if (!parse_etag(im, expect)) {
-        mh_reply_problem(req, 400, NULL, "If-Match must be one entity tag like \"12\", or *");
-        return MH_E_INVAL;
-    }
-    if (*expect >= MH_STORE_EXISTS) { /* no record has such a version */
-        mh_reply_problem(req, 412, NULL, "the key's version does not match the request's "
-                                         "precondition");
-        return MH_E_CONFLICT;
-    }
-    return MH_OK;
+    return rc;
+}
+
+struct put_args {
+    const void *body;
+    size_t len;
+    uint64_t version;
+    int created;
+};
+
+static enum mh_status put_write(const struct kv_state *st, const char *key, size_t klen,
+                                uint64_t expect, void *arg)
+{
+    struct put_args *a = arg;
+
+    return mh_store_put(st->store, key, klen, a->body, a->len, expect, &a->version, &a->created);
 }
 
 static enum mh_status kv_put(struct mh_req *req, void *state)
@@ -242,18 +456,17 @@ static enum mh_status kv_put(struct mh_req *req, void *state)
     const struct kv_state *st = state;
     struct json_object *doc = NULL, *out;
     const char *detail = NULL;
-    uint64_t expect, version = 0;
-    int created = 0;
-    size_t klen, blen;
+    struct put_args a = {0};
+    struct conds c;
+    size_t klen;
     const char *key = key_of(req, st, &klen);
-    const void *body;
     enum mh_status rc;
 
     if (!key)
         return MH_OK;
-    body = mh_req_body(req, &blen);
-    if ((long long)blen > st->max_value_bytes)
-        return mh_reply_problem(req, 413, NULL, "the value is %zu bytes; the limit is %lld", blen,
+    a.body = mh_req_body(req, &a.len);
+    if ((long long)a.len > st->max_value_bytes)
+        return mh_reply_problem(req, 413, NULL, "the value is %zu bytes; the limit is %lld", a.len,
                                 st->max_value_bytes);
     rc = mh_req_json(req, &doc, &detail);
     if (rc == MH_E_LIMIT)
@@ -261,35 +474,42 @@ static enum mh_status kv_put(struct mh_req *req, void *state)
     if (rc != MH_OK)
         return mh_reply_problem(req, 400, NULL, "the value must be JSON: %s",
                                 detail ? detail : "invalid");
-    if (precondition(req, 1, &expect) != MH_OK)
+    if (read_conds(req, &c) != MH_OK)
         return MH_OK; /* replied */
-    rc = mh_store_put(st->store, key, klen, body, blen, expect, &version, &created);
+    rc = conditional_write(st, key, klen, &c, 1, put_write, &a);
     if (rc != MH_OK)
         return store_failed(req, rc);
     out = json_object_new_object();
     if (!out)
         return MH_E_NOMEM;
     json_object_object_add(out, "key", json_object_new_string_len(key, (int)klen));
-    json_object_object_add(out, "version", json_object_new_int64((int64_t)version));
-    set_etag(req, version);
-    return mh_reply_json(req, created ? 201 : 200, out);
+    json_object_object_add(out, "version", json_object_new_int64((int64_t)a.version));
+    set_etag(req, a.version);
+    return mh_reply_json(req, a.created ? 201 : 200, out);
+}
+
+static enum mh_status delete_write(const struct kv_state *st, const char *key, size_t klen,
+                                   uint64_t expect, void *arg)
+{
+    enum mh_status rc = mh_store_delete(st->store, key, klen, expect);
+
+    (void)arg;
+    if (rc == MH_E_NOTFOUND && expect != MH_STORE_ANY)
+        rc = MH_E_CONFLICT; /* an If-Match on a missing key is a failed precondition */
+    return rc;
 }
 
 static enum mh_status kv_delete(struct mh_req *req, void *state)
 {
     const struct kv_state *st = state;
-    uint64_t expect;
+    struct conds c;
     size_t klen;
     const char *key = key_of(req, st, &klen);
     enum mh_status rc;
 
-    if (!key)
-        return MH_OK;
-    if (precondition(req, 0, &expect) != MH_OK)
+    if (!key || read_conds(req, &c) != MH_OK)
         return MH_OK; /* replied */
-    rc = mh_store_delete(st->store, key, klen, expect);
-    if (rc == MH_E_NOTFOUND && expect != MH_STORE_ANY)
-        rc = MH_E_CONFLICT; /* an If-Match on a missing key is a failed precondition */
+    rc = conditional_write(st, key, klen, &c, 0, delete_write, NULL);
     if (rc != MH_OK)
         return store_failed(req, rc);
     return mh_reply(req, 204, NULL, NULL, 0);

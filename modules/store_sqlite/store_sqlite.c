@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "modhost/sdk.h"
+#include "../store_common/store_expect.h"
 #include "../store_common/store_scan.h"
 
 #define POOL_MAX 64
@@ -295,26 +296,6 @@ static enum mh_status next_version(const struct sq_store *s, struct conn *c, uin
         return fail(s, c->db, rc, "cannot update the version counter");
     *ver = v;
     return MH_OK;
-}
-
-/* Checks @p expect against the current version @p cur (0: absent); sets the message if not. */
-static bool expect_holds(uint64_t cur, uint64_t expect)
-{
-    if (expect == MH_STORE_ANY || (expect == MH_STORE_EXISTS && cur))
-        return true;
-    if (expect == MH_STORE_ABSENT && cur) {
-        mh_store_set_error("the key exists (version %" PRIu64 ")", cur);
-        return false;
-    }
-    if (expect != MH_STORE_ABSENT && !cur) {
-        mh_store_set_error("expected version %" PRIu64 ", but the key does not exist", expect);
-        return false;
-    }
-    if (expect != MH_STORE_ABSENT && cur != expect) {
-        mh_store_set_error("expected version %" PRIu64 ", found %" PRIu64, expect, cur);
-        return false;
-    }
-    return true;
 }
 
 /* Commits if @p status is MH_OK, else (or if the commit fails) rolls back. */

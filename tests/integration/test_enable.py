@@ -145,8 +145,8 @@ class TestEnable(EnableCase):
         before = t.listing()
         r = self.enable(t, "nope")
         self.assert_refused(r, t, before, "modhost: no module 'nope' in %s/../modules-available "
-                            "(available: chat, echo, hash, hello, kv, store_memory, store_sqlite)"
-                            % t.conf)
+                            "(available: chat, echo, hash, hello, kv, store_memory, "
+                            "store_postgres, store_redis, store_sqlite)" % t.conf)
 
     def test_enable_without_available_directory(self):
         t = self.tree(available=False)

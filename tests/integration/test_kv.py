@@ -214,17 +214,88 @@ class KvApiTests:
 
     def test_malformed_preconditions_are_400(self):
         v = etag_version(self.put("m", b"1", 201))
-        for header in ({"If-Match": "%d" % v},            # unquoted
-                       {"If-Match": 'W/"%d"' % v},         # weak
-                       {"If-Match": '"abc"'},
-                       {"If-Match": '"%d", "%d"' % (v, v)},
+        for header in ({"If-Match": "%d" % v},                  # unquoted
+                       {"If-Match": '"'},                        # unterminated
+                       {"If-Match": '"%d' % v},
+                       {"If-Match": 'w/"%d"' % v},               # W/ is case-sensitive
+                       {"If-Match": 'W/ "%d"' % v},
+                       {"If-Match": '"%d" "%d"' % (v, v)},       # no comma
+                       {"If-Match": '*, "%d"' % v},              # * stands alone
+                       {"If-Match": '"a"b'},
+                       {"If-None-Match": "**"},
+                       {"If-None-Match": '"%d", x' % v},
+                       {"If-Match": '"%d"' % v, "If-None-Match": "%d" % v},
+                       {"If-Match": ", ".join(['"x"'] * 33)}):  # more tags than kept
+            with self.subTest(header=header):
+                doc = self.assert_problem(self.put("m", b"2", headers=header), 400)
+                self.assertIn("entity tag", doc["detail"])
+                self.assert_problem(self.req("DELETE", kpath("m"), headers=header), 400)
+                self.assert_problem(self.req("GET", kpath("m"), headers=header), 400)
+        self.assert_value("m", b"1", v)
+
+    def test_well_formed_tags_that_do_not_match_are_412(self):
+        v = etag_version(self.put("w", b"1", 201))
+        for header in ({"If-Match": '"nope-999"'},
+                       {"If-Match": 'W/"%d"' % v},               # If-Match compares strongly
                        {"If-Match": '"0"'},
-                       {"If-Match": '"'},
+                       {"If-Match": '"0%d"' % v},                # not the same characters
+                       {"If-Match": '"%d"' % (v + 1000)},
+                       {"If-Match": '"18446744073709551615"'},
+                       {"If-Match": '"1x", "2y", ""'},
+                       {"If-Match": ""},                         # an empty list matches nothing
                        {"If-None-Match": '"%d"' % v},
+                       {"If-None-Match": 'W/"%d"' % v},          # If-None-Match compares weakly
+                       {"If-None-Match": '"a", W/"%d"' % v},
                        {"If-Match": '"%d"' % v, "If-None-Match": "*"}):
             with self.subTest(header=header):
-                self.assert_problem(self.put("m", b"2", headers=header), 400)
-        self.assert_value("m", b"1", v)
+                self.assert_problem(self.put("w", b"2", headers=header), 412)
+                self.assert_problem(self.req("DELETE", kpath("w"), headers=header), 412)
+        self.assert_value("w", b"1", v)
+        for header in ({"If-Match": '"nope-999"'}, {"If-Match": 'W/"%d"' % v}):
+            with self.subTest(get=header):
+                self.assert_problem(self.req("GET", kpath("w"), headers=header), 412)
+
+    def test_tag_lists_that_match(self):
+        v1 = etag_version(self.put("l", b"1", 201))
+        v2 = etag_version(self.put("l", b"2", 200, {"If-Match": '"nope", "%d", W/"x"' % v1}))
+        v3 = etag_version(self.put("l", b"3", 200, {"If-Match": ' "%d" ,, "%d" ' % (v1, v2)}))
+        v4 = etag_version(self.put("l", b"4", 200, {"If-None-Match": '"%d", W/"%d"' % (v1, v2)}))
+        v5 = etag_version(self.put("l", b"5", 200, {"If-Match": '"%d"' % v4,
+                                                    "If-None-Match": '"nope"'}))
+        self.assertEqual(sorted({v1, v2, v3, v4, v5}), [v1, v2, v3, v4, v5])
+        self.assert_value("l", b"5", v5)
+        # A list on a missing key: If-Match fails, If-None-Match holds (creates).
+        self.assert_problem(self.put("l2", b"1", headers={"If-Match": '"1", "2"'}), 412)
+        self.put("l2", b"1", 201, {"If-None-Match": '"1", "2"'})
+        resp = self.req("DELETE", kpath("l"), headers={"If-Match": '"1", "%d"' % v5})
+        self.assertEqual(resp.status, 204, resp)
+        self.assert_problem(self.req("GET", kpath("l")), 404)
+
+    def test_conditional_get(self):
+        v = etag_version(self.put("g", b'{"x": 1}', 201))
+        for tags in ('"%d"' % v, 'W/"%d"' % v, '"a", "%d"' % v, "*"):
+            with self.subTest(tags=tags):
+                resp = self.req("GET", kpath("g"), headers={"If-None-Match": tags})
+                self.assertEqual(resp.status, 304, resp)
+                self.assertEqual(resp.body, b"")
+                self.assertEqual(etag_version(resp), v)
+        resp = self.req("GET", kpath("g"), headers={"If-None-Match": '"other"'})
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.body, b'{"x": 1}')
+        resp = self.req("GET", kpath("g"), headers={"If-Match": '"other", "%d"' % v})
+        self.assertEqual(resp.status, 200, resp)
+        self.assert_problem(self.req("GET", kpath("nobody"), headers={"If-Match": "*"}), 412)
+        self.assert_problem(self.req("GET", kpath("nobody"), headers={"If-None-Match": "*"}),
+                            404)
+
+    def test_delete_if_none_match(self):
+        v = etag_version(self.put("dn", b"1", 201))
+        self.assert_problem(self.req("DELETE", kpath("dn"), headers={"If-None-Match": "*"}), 412)
+        self.assert_value("dn", b"1", v)
+        self.assert_problem(self.req("DELETE", kpath("gone"), headers={"If-None-Match": "*"}),
+                            404)
+        resp = self.req("DELETE", kpath("dn"), headers={"If-None-Match": '"nope"'})
+        self.assertEqual(resp.status, 204, resp)
 
     # -- DELETE --
 

@@ -3,7 +3,8 @@
  * modules reach via the SDK) on a store opened as the core opens conf.d stores. One CTest entry
  * per driver runs this executable with the driver's name:
  *     test_store_contract DRIVER MODULE_PATH [CASE-SUBSTRING]
- * Each case gets a fresh store in a fresh temporary directory.
+ * Each case gets a fresh store in a fresh temporary directory. Drivers of networked stores
+ * reach servers that tests/support/services.py starts, named by MH_TEST_* variables.
  */
 #include <ftw.h>
 #include <inttypes.h>
@@ -14,15 +15,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 #include <libconfig.h>
 #include <sqlite3.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "mod/host.h"
 #include "mod/loader.h"
-#include "base/log.h"
 #include "mod/store.h"
 
 /* --- Drivers under test --- */
@@ -33,7 +36,8 @@ struct bad_settings {
     const char *needle;
 };
 
-/* What the suite knows about a driver. In settings, @DIR@ stands for the case's temp dir. */
+/* What the suite knows about a driver. In settings, @DIR@ stands for the case's temp dir, @ID@
+ * for a name unique to the case ([a-z0-9_]) and @ENV_NAME@ for environment variable NAME. */
 struct driver_row {
     const char *driver;
     const char *module;
@@ -64,9 +68,51 @@ static const struct bad_settings sqlite_bad[] = {
     {NULL, NULL},
 };
 
+#define PG_SERVER                                                      \
+    "host = \"@ENV_MH_TEST_PG_HOST@\"; port = @ENV_MH_TEST_PG_PORT@; " \
+    "dbname = \"@ENV_MH_TEST_PG_DBNAME@\"; sslmode = \"disable\"; "
+#define PG_LOGIN "user = \"@ENV_MH_TEST_PG_USER@\"; password_file = \"@ENV_MH_TEST_PG_PASSFILE@\"; "
+
+static const struct bad_settings postgres_bad[] = {
+    {PG_SERVER "password_file = \"@ENV_MH_TEST_PG_PASSFILE@\";", "user"},
+    {PG_SERVER PG_LOGIN "pool_size = 0;", "pool_size"},
+    {PG_SERVER PG_LOGIN "timeout_ms = \"soon\";", "timeout_ms"},
+    {PG_SERVER PG_LOGIN "table = \"Bad-Name\";", "table"},
+    {"host = \"@ENV_MH_TEST_PG_HOST@\"; port = 70000; " PG_LOGIN, "port"},
+    {"host = \"@ENV_MH_TEST_PG_HOST@\"; sslmode = \"sometimes\"; " PG_LOGIN, "sslmode"},
+    {PG_SERVER "user = \"@ENV_MH_TEST_PG_USER@\"; password_file = \"@DIR@/missing\";",
+     "@DIR@/missing"},
+    {PG_SERVER "user = \"@ENV_MH_TEST_PG_USER@\"; password_file = \"@DIR@/garbage\";",
+     "readable by everyone"},
+    {PG_SERVER "user = \"nobody_here\"; password_file = \"@ENV_MH_TEST_PG_PASSFILE@\";",
+     "nobody_here"},
+    {"host = \"@ENV_MH_TEST_PG_HOST@\"; port = @ENV_MH_TEST_PG_PORT@; dbname = \"no_such_db\"; "
+     "sslmode = \"disable\"; " PG_LOGIN,
+     "no_such_db"},
+    {NULL, NULL},
+};
+
+#define REDIS_SERVER "host = \"@ENV_MH_TEST_REDIS_HOST@\"; port = @ENV_MH_TEST_REDIS_PORT@; "
+#define REDIS_LOGIN  "password_file = \"@ENV_MH_TEST_REDIS_PASSFILE@\"; "
+
+static const struct bad_settings redis_bad[] = {
+    {REDIS_SERVER REDIS_LOGIN "pool_size = 65;", "pool_size"},
+    {REDIS_SERVER REDIS_LOGIN "prefix = \"\";", "prefix"},
+    {REDIS_SERVER REDIS_LOGIN "db = -1;", "db"},
+    {"port = 0;" REDIS_LOGIN, "port"},
+    {REDIS_SERVER "username = \"app\";", "password_file"},
+    {REDIS_SERVER "password_file = \"@DIR@/missing\";", "@DIR@/missing"},
+    {REDIS_SERVER "password_file = \"@ENV_MH_TEST_REDIS_BAD_PASSFILE@\";", "password"},
+    {REDIS_SERVER, "NOAUTH"},
+    {NULL, NULL},
+};
+
 static const struct driver_row rows[] = {
     {"memory", "store_memory", "", false, "max_bytes = 100;", memory_bad},
     {"sqlite", "store_sqlite", "path = \"@DIR@/kv.db\";", true, NULL, sqlite_bad},
+    {"postgres", "store_postgres", PG_SERVER PG_LOGIN "table = \"@ID@\";", true, NULL,
+     postgres_bad},
+    {"redis", "store_redis", REDIS_SERVER REDIS_LOGIN "prefix = \"@ID@:\";", true, NULL, redis_bad},
 };
 
 /* --- Fixture: one store per case --- */
@@ -76,32 +122,60 @@ static struct {
     struct mh_module *mod;
     const struct mh_store_driver *driver;
     char dir[256];
+    char id[32]; /* unique to the case: a table or key prefix on a shared server */
+    unsigned ncases;
     config_t cfg; /* holds the settings group while the store is open */
     bool has_cfg;
     struct mh_store *st;
 } g;
 
-/* @p tmpl with @DIR@ replaced by the case's directory. Caller frees. */
+/* The text of placeholder @p name (between the @ signs, @p len bytes), or NULL. */
+static const char *placeholder(const char *name, size_t len)
+{
+    char var[64];
+    const char *value;
+
+    if (len == 3 && strncmp(name, "DIR", 3) == 0)
+        return g.dir;
+    if (len == 2 && strncmp(name, "ID", 2) == 0)
+        return g.id;
+    if (len <= 4 || len >= sizeof(var) + 4 || strncmp(name, "ENV_", 4) != 0)
+        return NULL;
+    memcpy(var, name + 4, len - 4);
+    var[len - 4] = '\0';
+    value = getenv(var);
+    if (!value) {
+        fprintf(stderr, "driver '%s' needs %s: run it through tests/support/services.py\n",
+                g.row->driver, var);
+        exit(2);
+    }
+    return value;
+}
+
+/* @p tmpl with its placeholders (see struct driver_row) replaced. Caller frees. */
 static char *expand(const char *tmpl)
 {
-    size_t n = strlen(tmpl) + 1;
-    char *out, *o;
+    size_t n = 1, cap = strlen(tmpl) + 256;
+    char *out = malloc(cap);
 
-    for (const char *p = strstr(tmpl, "@DIR@"); p; p = strstr(p + 5, "@DIR@"))
-        n += strlen(g.dir);
-    out = malloc(n);
     if (!out)
         abort();
-    o = out;
     for (const char *p = tmpl; *p;) {
-        if (strncmp(p, "@DIR@", 5) == 0) {
-            o = stpcpy(o, g.dir);
-            p += 5;
-        } else {
-            *o++ = *p++;
+        const char *end = p[0] == '@' ? strchr(p + 1, '@') : NULL;
+        const char *value = end ? placeholder(p + 1, (size_t)(end - p - 1)) : NULL;
+        size_t vlen = value ? strlen(value) : 1;
+
+        if (n + vlen >= cap) {
+            cap = 2 * (n + vlen);
+            out = realloc(out, cap);
+            if (!out)
+                abort();
         }
+        memcpy(out + n - 1, value ? value : p, vlen);
+        n += vlen;
+        p = value ? end + 1 : p + 1;
     }
-    *o = '\0';
+    out[n - 1] = '\0';
     return out;
 }
 
@@ -164,6 +238,7 @@ static void setup(void)
         perror("mkdtemp");
         abort();
     }
+    snprintf(g.id, sizeof(g.id), "c%ld_%u", (long)getpid(), ++g.ncases);
     store_reopen(g.row->settings);
 }
 
@@ -842,6 +917,7 @@ static void test_bad_settings_refused(void)
 
     free(garbage);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fchmod(fileno(f), 0644); /* whatever the umask: a password file must not be like this */
     for (int i = 0; i < 64; i++)
         fputs("this is not a database file\n", f);
     fclose(f);

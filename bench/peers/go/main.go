@@ -5,6 +5,7 @@
 //	POST /echo/json     the request's JSON document, parsed and serialized again
 //	GET  /kv/{key}      the stored JSON value, or 404
 //	PUT  /kv/{key}      store a JSON value: 201 when created, 200 when replaced
+//	                    (in memory, or with -store postgres|redis in a shared store)
 //	GET  /ws/echo       WebSocket echo of every text and binary message
 //
 // Errors are application/problem+json (RFC 9457) documents.
@@ -198,12 +199,34 @@ func handleWSEcho(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	kvStore := flag.String("store", "memory", "where /kv/ keeps records: memory, postgres or redis")
+	pgDSN := flag.String("pg", "", "lib/pq connection string (-store postgres)")
+	pgTable := flag.String("pg-table", "gopeer_kv", "table (-store postgres)")
+	redisAddr := flag.String("redis", "127.0.0.1:6379", "host:port (-store redis)")
+	redisPass := flag.String("redis-password-file", "", "file with the password (-store redis)")
+	redisPrefix := flag.String("redis-prefix", "gopeer:", "key prefix (-store redis)")
+	conns := flag.Int("conns", 8, "connections to the store (-store postgres or redis)")
 	flag.Parse()
+
+	var kv http.Handler = &store{data: make(map[string]json.RawMessage)}
+	var err error
+	switch *kvStore {
+	case "memory":
+	case "postgres":
+		kv, err = newPgStore(*pgDSN, *pgTable, *conns)
+	case "redis":
+		kv, err = newRedisStore(*redisAddr, *redisPass, *redisPrefix, *conns)
+	default:
+		log.Fatalf("unknown -store %q", *kvStore)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hello/", handleHello)
 	mux.HandleFunc("/echo/json", handleEchoJSON)
-	mux.Handle("/kv/", &store{data: make(map[string]json.RawMessage)})
+	mux.Handle("/kv/", kv)
 	mux.HandleFunc("/ws/echo", handleWSEcho)
 
 	srv := &http.Server{

@@ -21,6 +21,8 @@
  *        answer bool (mh_req_is_cancelled, mh_log_is_enabled); consistent names as aliases of
  *        older ones (mh_req_log, mh_ws_get_data, mh_store_value_free). A module may be enabled
  *        more than once under instance names (mh_host_name tells which instance runs).
+ *        Store drivers may carry channels between instances: subscribe, unsubscribe and
+ *        publish in struct mh_store_driver (MH_STORE_CAP_PUBSUB), chosen by server.channels.
  */
 #ifndef MODHOST_SDK_H
 #define MODHOST_SDK_H
@@ -232,7 +234,7 @@ typedef void (*mh_req_done_fn)(struct mh_req *req, void *arg, enum mh_status sta
 /** Store capability flags (struct mh_store_driver.caps). */
 #define MH_STORE_CAP_CAS    0x1u /* expected versions are honoured atomically */
 #define MH_STORE_CAP_SCAN   0x2u /* ordered prefix scans */
-#define MH_STORE_CAP_PUBSUB 0x4u /* publish/subscribe (reserved for a later minor) */
+#define MH_STORE_CAP_PUBSUB 0x4u /* 1.2: carries channels (subscribe, unsubscribe, publish) */
 
 /**
  * A value read from a store. Versions are positive, unique within a store and increase with
@@ -251,6 +253,16 @@ struct mh_value {
  */
 typedef int (*mh_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen,
                           uint64_t version, void *arg);
+
+/* --- 1.2: channels between instances (store drivers) --- */
+
+/**
+ * Receives one message from a store's bus (struct mh_store_driver.subscribe).
+ * @param msg  Borrowed until the call returns: the bytes one publish call handed over.
+ * Thread: a thread of the driver's own (the core's handler is safe on any thread).
+ */
+typedef void (*mh_bus_fn)(void *arg, const void *msg, size_t len);
+/* --- end of 1.2: channels between instances --- */
 
 /**
  * A store driver, provided by a module in its definition's `drivers` array (which ends with an
@@ -286,6 +298,26 @@ struct mh_store_driver {
     /** The settings a store of this driver accepts (ends with a NULL name), or NULL for no
      *  check. Unknown keys and wrong types are errors with file:line before open runs. */
     const struct mh_setting_def *settings;
+    /* --- 1.2: channels between instances (MH_STORE_CAP_PUBSUB; NULL without it) --- */
+    /**
+     * Starts handing every message published on the store's bus, by any instance sharing the
+     * engine (this one included), to @p deliver: each message once while the engine is up,
+     * those of one publishing instance in the order it published them. The driver
+     * resubscribes by itself after an outage (messages published meanwhile are lost).
+     * @return MH_OK; MH_E_NOMEM. Thread: the main thread, once per store until unsubscribe.
+     */
+    enum mh_status (*subscribe)(void *db, mh_bus_fn deliver, void *arg);
+    /** Stops deliveries: when it returns, deliver runs no more. Thread: the main thread. */
+    void (*unsubscribe)(void *db);
+    /**
+     * Queues @p msg (copied) for the bus, in order with this process's other publishes.
+     * A message the engine cannot take (it is down) goes to this instance's deliver only,
+     * so local members still receive it.
+     * @return MH_OK; MH_E_UNAVAILABLE if the queue is full (nothing queued); MH_E_STATE if
+     *         not subscribed. Thread: any; never blocks on the network.
+     */
+    enum mh_status (*publish)(void *db, const void *msg, size_t len);
+    /* --- end of 1.2: channels between instances --- */
 };
 
 /* --- 1.1: WebSocket --- */
@@ -535,7 +567,8 @@ struct mh_api {
     enum mh_status (*ws_join)(struct mh_ws *ws, const char *channel);
     enum mh_status (*ws_leave)(struct mh_ws *ws, const char *channel);
     /**
-     * Sends a message (copied) to every member of @p channel on every loop thread. Messages
+     * Sends a message (copied) to every member of @p channel on every loop thread, and (1.2)
+     * on every instance when server.channels names a store that carries channels. Messages
      * from one publishing thread arrive in the order they were published.
      * @return MH_OK; MH_E_INVAL (bad channel, text not UTF-8). Thread: any.
      */

@@ -1,0 +1,1049 @@
+/*
+ * store_redis: the "redis" store driver. A record is a hash (value and version) under the
+ * store's key prefix, a sorted set of all keys (score 0, so ordered by bytes) serves ordered
+ * scans, and a counter gives versions. Every write is one Lua script, so compare-and-set is
+ * atomic on the server. Calls run on the caller's (worker) thread through a pool of hiredis
+ * connections, each wait bounded by timeout_ms; lost connections are re-made with backoff.
+ * The store can also carry channels between instances over Redis pub/sub (the bus).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "../store_common/store_link.h"
+#include "../store_common/store_scan.h"
+#include "modhost/sdk.h"
+
+#define POOL_MAX       64
+#define MAX_PREFIX     128
+#define PASSWORD_BYTES 512
+
+/* KEYS: record, counter, index. ARGV: value, mode (any|absent|exists|ver), expected version,
+ * raw key. Returns {1, version, created} or {0, current version or "0"}. */
+static const char put_lua[] =
+    "local cur = redis.call('HGET', KEYS[1], 'ver')\n"
+    "local m = ARGV[2]\n"
+    "if m == 'absent' and cur then return {0, cur} end\n"
+    "if m ~= 'any' and m ~= 'absent' and not cur then return {0, '0'} end\n"
+    "if m == 'ver' and cur ~= ARGV[3] then return {0, cur} end\n"
+    "local v = string.format('%d', redis.call('INCR', KEYS[2]))\n"
+    "redis.call('HSET', KEYS[1], 'v', ARGV[1], 'ver', v)\n"
+    "if not cur then redis.call('ZADD', KEYS[3], 0, ARGV[4]) end\n"
+    "return {1, v, cur and 0 or 1}\n";
+
+/* KEYS: record, index. ARGV: mode (any|ver), expected version, raw key.
+ * Returns 1 deleted, 0 no such key, or the current version (a string) on a conflict. */
+static const char del_lua[] = "local cur = redis.call('HGET', KEYS[1], 'ver')\n"
+                              "if not cur then return 0 end\n"
+                              "if ARGV[1] == 'ver' and cur ~= ARGV[2] then return cur end\n"
+                              "redis.call('DEL', KEYS[1])\n"
+                              "redis.call('ZREM', KEYS[2], ARGV[3])\n"
+                              "return 1\n";
+
+/* KEYS: index. ARGV: lexical minimum, count, record key prefix. Returns key, value, version
+ * triples in key order: one consistent batch. */
+static const char scan_lua[] =
+    "local ks = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))\n"
+    "local out = {}\n"
+    "for _, k in ipairs(ks) do\n"
+    "  local r = redis.call('HMGET', ARGV[3] .. k, 'v', 'ver')\n"
+    "  if r[2] then out[#out + 1] = k; out[#out + 1] = r[1]; out[#out + 1] = r[2] end\n"
+    "end\n"
+    "return out\n";
+
+enum script_id { MH_RS_PUT, MH_RS_DEL, MH_RS_SCAN, MH_RS_NSCRIPT };
+
+static const char *const scripts[MH_RS_NSCRIPT] = {put_lua, del_lua, scan_lua};
+
+struct conn {
+    redisContext *rc; /* NULL: not connected */
+    uint64_t epoch;   /* link_epoch when it was made */
+};
+
+struct rs_store {
+    struct link_health link;
+    char what[200];
+    char *host, *socket, *username;
+    char password[PASSWORD_BYTES];
+    int port;
+    long long db;
+    int timeout_ms;
+    /* Key names: PREFIX "r:" key, PREFIX "idx", PREFIX "ver". */
+    char prefix[MAX_PREFIX + 3];
+    size_t plen;
+    char idx_key[MAX_PREFIX + 4];
+    char ver_key[MAX_PREFIX + 4];
+    char sha[MH_RS_NSCRIPT][41]; /* SCRIPT LOAD digests; guarded by mu */
+    pthread_mutex_t mu;
+    struct conn *conns; /* pool_size of them; pool says which are idle */
+    size_t nconns;
+    struct slot_pool pool;
+    struct bus *bus; /* while subscribed; guarded by mu */
+};
+
+/* --- The bus: channels between instances (SDK 1.2) --- */
+
+#define BUS_MAX_QUEUED_BYTES ((size_t)64 * 1024 * 1024)
+
+struct bus_msg {
+    struct bus_msg *next;
+    size_t len;
+    unsigned char data[];
+};
+
+/* One Redis channel, PREFIX "bus", carries every message: a subscriber thread hands what it
+ * receives to the core; a publisher thread sends this process's messages in queue order on
+ * one connection, so each instance's messages keep their order. */
+struct bus {
+    struct rs_store *s;
+    mh_bus_fn deliver;
+    void *arg;
+    char channel[MAX_PREFIX + 4];
+    size_t clen;
+    struct link_health sub_link, pub_link;
+    char sub_what[232], pub_what[232];
+    int wake[2]; /* a pipe: wakes the subscriber's poll to stop */
+    pthread_t sub_thread, pub_thread;
+    pthread_mutex_t mu; /* guards the queue and is_stopping */
+    pthread_cond_t cv;
+    struct bus_msg *head, *tail;
+    size_t queued_bytes;
+    bool is_stopping;
+};
+
+/* --- Connections --- */
+
+static struct timeval tv_of(int ms)
+{
+    return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+}
+
+/* Drops @p c after a failure of the link. @return MH_E_UNAVAILABLE, message set. */
+static enum mh_status link_lost(struct link_health *link, struct conn *c, const char *what)
+{
+    char msg[256];
+    const char *err = c->rc && c->rc->errstr[0] ? c->rc->errstr : "connection lost";
+
+    if (c->rc && c->rc->err == REDIS_ERR_IO && (errno == EAGAIN || errno == ETIMEDOUT))
+        err = "no answer within timeout_ms";
+    snprintf(msg, sizeof(msg), "%s: %s", what, err);
+    if (c->rc)
+        redisFree(c->rc);
+    c->rc = NULL;
+    link_failed(link, msg);
+    return MH_E_UNAVAILABLE;
+}
+
+/* Maps an error reply to a status, with the message set. Frees @p r. */
+static enum mh_status reply_error(struct rs_store *s, redisReply *r, const char *what)
+{
+    static const char *const transient[] = {"LOADING",  "BUSY",     "MASTERDOWN",
+                                            "TRYAGAIN", "READONLY", "CLUSTERDOWN"};
+    enum mh_status rc = MH_E_IO;
+
+    for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++) {
+        if (strncmp(r->str, transient[i], strlen(transient[i])) == 0)
+            rc = MH_E_UNAVAILABLE;
+    }
+    if (strncmp(r->str, "OOM", 3) == 0)
+        rc = MH_E_LIMIT;
+    mh_store_set_error("%s: %s: %.*s", s->what, what, (int)r->len, r->str);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Sends one command (binary-safe arguments). @return MH_OK with *out (caller frees) that is
+ * not an error reply; or the failure, message set. */
+static enum mh_status command(struct rs_store *s, struct conn *c, struct link_health *link,
+                              int argc, const char **argv, const size_t *argvlen, const char *what,
+                              redisReply **out)
+{
+    redisReply *r = redisCommandArgv(c->rc, argc, argv, argvlen);
+
+    if (!r)
+        return link_lost(link, c, what);
+    if (r->type == REDIS_REPLY_ERROR)
+        return reply_error(s, r, what);
+    *out = r;
+    return MH_OK;
+}
+
+static enum mh_status load_scripts(struct rs_store *s, struct conn *c)
+{
+    for (int i = 0; i < MH_RS_NSCRIPT; i++) {
+        const char *argv[3] = {"SCRIPT", "LOAD", scripts[i]};
+        size_t len[3] = {6, 4, strlen(scripts[i])};
+        redisReply *r = NULL;
+        enum mh_status rc = command(s, c, &s->link, 3, argv, len, "cannot load a script", &r);
+
+        if (rc != MH_OK)
+            return rc;
+        if (r->type == REDIS_REPLY_STRING && r->len == 40) {
+            pthread_mutex_lock(&s->mu);
+            memcpy(s->sha[i], r->str, 40);
+            s->sha[i][40] = '\0';
+            pthread_mutex_unlock(&s->mu);
+        }
+        freeReplyObject(r);
+    }
+    return MH_OK;
+}
+
+/* Connects @p c: TCP or Unix socket and AUTH; for data (not the bus), SELECT and the
+ * scripts. */
+static enum mh_status dial(struct rs_store *s, struct conn *c, struct link_health *link,
+                           bool is_data)
+{
+    struct timeval tv = tv_of(s->timeout_ms);
+    enum mh_status rc = MH_OK;
+    redisReply *r = NULL;
+
+    c->rc = s->socket ? redisConnectUnixWithTimeout(s->socket, tv)
+                      : redisConnectWithTimeout(s->host, s->port, tv);
+    if (!c->rc) {
+        mh_store_set_error("%s: out of memory connecting", s->what);
+        return MH_E_NOMEM;
+    }
+    if (c->rc->err)
+        return link_lost(link, c, "cannot connect");
+    if (redisSetTimeout(c->rc, tv) != REDIS_OK)
+        return link_lost(link, c, "cannot set the timeout");
+    c->epoch = link_epoch(link);
+    redisEnableKeepAlive(c->rc);
+    if (s->password[0]) {
+        const char *argv[3] = {"AUTH", s->username ? s->username : s->password, s->password};
+        size_t len[3] = {4, strlen(argv[1]), strlen(s->password)};
+
+        rc = command(s, c, link, s->username ? 3 : 2, argv, len, "cannot authenticate", &r);
+        if (rc == MH_OK)
+            freeReplyObject(r);
+    }
+    if (rc == MH_OK && is_data && s->db) {
+        char db[24];
+        const char *argv[2] = {"SELECT", db};
+        size_t len[2] = {6, 0};
+
+        len[1] = (size_t)snprintf(db, sizeof(db), "%lld", s->db);
+        rc = command(s, c, link, 2, argv, len, "cannot select the database", &r);
+        if (rc == MH_OK)
+            freeReplyObject(r);
+    }
+    if (rc == MH_OK && is_data)
+        rc = load_scripts(s, c);
+    if (rc != MH_OK && c->rc) {
+        redisFree(c->rc);
+        c->rc = NULL;
+    }
+    return rc;
+}
+
+/* Whether connection @p c should be re-made before use: made before @p link last failed, or
+ * the server sent something while it was idle (a restart closes every client). Checked
+ * without blocking before each use. */
+static bool conn_is_stale(struct link_health *link, const struct conn *c)
+{
+    struct pollfd p = {.fd = c->rc->fd, .events = POLLIN};
+
+    return c->rc->err || c->rc->fd < 0 || c->epoch != link_epoch(link) || poll(&p, 1, 0) != 0;
+}
+
+static void conn_give(struct rs_store *s, struct conn *c)
+{
+    pool_give(&s->pool, (size_t)(c - s->conns));
+}
+
+static enum mh_status conn_take(struct rs_store *s, struct conn **out)
+{
+    long slot = pool_take(&s->pool, link_now_ms() + s->timeout_ms, s->what);
+    struct conn *c;
+    enum mh_status rc;
+
+    if (slot < 0)
+        return MH_E_UNAVAILABLE;
+    c = &s->conns[slot];
+    if (c->rc && conn_is_stale(&s->link, c)) {
+        redisFree(c->rc);
+        c->rc = NULL;
+    }
+    if (!c->rc) {
+        if (!link_gate(&s->link)) {
+            conn_give(s, c);
+            return MH_E_UNAVAILABLE;
+        }
+        rc = dial(s, c, &s->link, true);
+        if (rc != MH_OK) {
+            conn_give(s, c);
+            return rc;
+        }
+        link_ok(&s->link);
+    }
+    *out = c;
+    return MH_OK;
+}
+
+/* Runs script @p id with @p nkeys keys then arguments (binary-safe) on a pooled connection;
+ * reloads the scripts once if the server forgot them (a restart). */
+static enum mh_status eval(struct rs_store *s, enum script_id id, int nargs, const char **args,
+                           const size_t *lens, const char *what, redisReply **out)
+{
+    const char *argv[10];
+    size_t argvlen[10];
+    char sha[41];
+    struct conn *c;
+    enum mh_status rc = conn_take(s, &c);
+    int nkeys = id == MH_RS_PUT ? 3 : id == MH_RS_DEL ? 2 : 1;
+    char nk[2] = {(char)('0' + nkeys), '\0'};
+
+    if (rc != MH_OK)
+        return rc;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        redisReply *r;
+
+        pthread_mutex_lock(&s->mu);
+        memcpy(sha, s->sha[id], sizeof(sha));
+        pthread_mutex_unlock(&s->mu);
+        argv[0] = "EVALSHA";
+        argvlen[0] = 7;
+        argv[1] = sha;
+        argvlen[1] = strlen(sha);
+        argv[2] = nk;
+        argvlen[2] = 1;
+        memcpy(argv + 3, args, (size_t)nargs * sizeof(*args));
+        memcpy(argvlen + 3, lens, (size_t)nargs * sizeof(*lens));
+        r = redisCommandArgv(c->rc, nargs + 3, argv, argvlen);
+        if (!r) {
+            rc = link_lost(&s->link, c, what);
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
+            freeReplyObject(r);
+            rc = load_scripts(s, c);
+            if (rc != MH_OK)
+                break;
+            continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            rc = reply_error(s, r, what);
+            break;
+        }
+        *out = r;
+        rc = MH_OK;
+        break;
+    }
+    conn_give(s, c);
+    return rc;
+}
+
+/* --- Settings --- */
+
+static const struct mh_setting_def rs_settings[] = {
+    {"host", MH_SETTING_STRING, "the server's host name or address (default \"127.0.0.1\")"},
+    {"port", MH_SETTING_INT, "the server's port, 1..65535 (default 6379)"},
+    {"socket", MH_SETTING_STRING,
+     "the path of the server's Unix socket, instead of host and port (a relative path "
+     "resolves against the directory of the conf.d file)"},
+    {"db", MH_SETTING_INT, "the database number, 0..15 by default in Redis (default 0)"},
+    {"username", MH_SETTING_STRING, "an ACL user (default: the default user)"},
+    {"password_file", MH_SETTING_STRING, LINK_HELP_PASSWORD_FILE},
+    {"prefix", MH_SETTING_STRING,
+     "what every key of this store starts with, 1..128 bytes (default \"modhost:kv:\")"},
+    {"pool_size", MH_SETTING_INT, LINK_HELP_POOL_SIZE},
+    {"timeout_ms", MH_SETTING_INT,
+     "longest wait for a connection, a connect or one command, 1..600000 (default 3000)"},
+    {NULL, 0, NULL},
+};
+
+static enum mh_status bad_setting(const char *name)
+{
+    return bad_setting_in(rs_settings, name);
+}
+
+struct options {
+    const char *host, *socket, *username, *password_file, *prefix;
+    long long port, db, pool_size, timeout_ms;
+};
+
+static enum mh_status read_options(const struct mh_conf *settings, struct options *o)
+{
+    *o = (struct options){.host = "127.0.0.1",
+                          .port = 6379,
+                          .prefix = "modhost:kv:",
+                          .pool_size = 8,
+                          .timeout_ms = 3000};
+    if (mh_conf_string(settings, "host", &o->host) == MH_E_INVAL || !o->host[0])
+        return bad_setting("host");
+    if (mh_conf_int(settings, "port", &o->port) == MH_E_INVAL || o->port < 1 || o->port > 65535)
+        return bad_setting("port");
+    if (mh_conf_path(settings, "socket", &o->socket) == MH_E_INVAL || (o->socket && !o->socket[0]))
+        return bad_setting("socket");
+    if (mh_conf_int(settings, "db", &o->db) == MH_E_INVAL || o->db < 0 || o->db > INT32_MAX)
+        return bad_setting("db");
+    if (mh_conf_string(settings, "username", &o->username) == MH_E_INVAL ||
+        (o->username && !o->username[0]))
+        return bad_setting("username");
+    if (mh_conf_path(settings, "password_file", &o->password_file) == MH_E_INVAL)
+        return bad_setting("password_file");
+    if (o->username && !o->password_file) {
+        mh_store_set_error("setting 'username' needs a 'password_file'");
+        return MH_E_INVAL;
+    }
+    if (mh_conf_string(settings, "prefix", &o->prefix) == MH_E_INVAL || !o->prefix[0] ||
+        strlen(o->prefix) > MAX_PREFIX)
+        return bad_setting("prefix");
+    if (mh_conf_int(settings, "pool_size", &o->pool_size) == MH_E_INVAL || o->pool_size < 1 ||
+        o->pool_size > POOL_MAX)
+        return bad_setting("pool_size");
+    if (mh_conf_int(settings, "timeout_ms", &o->timeout_ms) == MH_E_INVAL || o->timeout_ms < 1 ||
+        o->timeout_ms > 600000)
+        return bad_setting("timeout_ms");
+    return MH_OK;
+}
+
+/* --- Driver --- */
+
+static void rs_unsubscribe(void *db);
+
+static void rs_close(void *arg)
+{
+    struct rs_store *s = arg;
+
+    if (!s)
+        return;
+    rs_unsubscribe(s);
+    for (size_t i = 0; s->conns && i < s->nconns; i++) {
+        if (s->conns[i].rc)
+            redisFree(s->conns[i].rc);
+    }
+    free(s->conns);
+    memset(s->password, 0, sizeof(s->password));
+    free(s->host);
+    free(s->socket);
+    free(s->username);
+    pool_cleanup(&s->pool);
+    pthread_mutex_destroy(&s->mu);
+    link_cleanup(&s->link);
+    free(s);
+}
+
+/* Warns once if the server may lose acknowledged writes on a restart (no fsync'ed AOF). */
+static void check_durability(struct rs_store *s, struct mh_host *host)
+{
+    static const char *const keys[2] = {"appendonly", "appendfsync"};
+    struct conn *c;
+    char found[2][16] = {"", ""};
+
+    if (conn_take(s, &c) != MH_OK)
+        return;
+    for (int i = 0; i < 2; i++) {
+        const char *argv[3] = {"CONFIG", "GET", keys[i]};
+        size_t len[3] = {6, 3, strlen(keys[i])};
+        redisReply *r = NULL;
+
+        if (command(s, c, &s->link, 3, argv, len, "CONFIG GET", &r) != MH_OK)
+            break; /* CONFIG may be renamed away: nothing to say */
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[1]->type == REDIS_REPLY_STRING)
+            snprintf(found[i], sizeof(found[i]), "%s", r->element[1]->str);
+        freeReplyObject(r);
+    }
+    conn_give(s, c);
+    if ((found[0][0] && strcmp(found[0], "yes") != 0) ||
+        (found[1][0] && strcmp(found[1], "always") != 0))
+        mh_log(host, MH_LOG_WARN,
+               "%s: appendonly=%s appendfsync=%s: acknowledged writes can be lost when the "
+               "server restarts (set appendonly yes and appendfsync always)",
+               s->what, found[0], found[1]);
+}
+
+static enum mh_status rs_open(struct mh_host *host, const struct mh_conf *settings, void **out)
+{
+    struct rs_store *s = NULL;
+    struct options o;
+    enum mh_status rc = read_options(settings, &o);
+    struct conn *c = NULL;
+
+    if (rc != MH_OK)
+        return rc;
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        mh_store_set_error("out of memory");
+        return MH_E_NOMEM;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    s->host = strdup(o.host);
+    s->socket = o.socket ? strdup(o.socket) : NULL;
+    s->username = o.username ? strdup(o.username) : NULL;
+    if (!s->host || (o.socket && !s->socket) || (o.username && !s->username)) {
+        mh_store_set_error("out of memory");
+        rc = MH_E_NOMEM;
+        goto out;
+    }
+    s->port = (int)o.port;
+    s->db = o.db;
+    s->timeout_ms = (int)o.timeout_ms;
+    if (o.socket)
+        snprintf(s->what, sizeof(s->what), "redis store '%s' at %s", o.prefix, o.socket);
+    else
+        snprintf(s->what, sizeof(s->what), "redis store '%s' at %s:%lld", o.prefix, o.host, o.port);
+    link_init(&s->link, s->what);
+    s->plen = (size_t)snprintf(s->prefix, sizeof(s->prefix), "%sr:", o.prefix);
+    snprintf(s->idx_key, sizeof(s->idx_key), "%sidx", o.prefix);
+    snprintf(s->ver_key, sizeof(s->ver_key), "%sver", o.prefix);
+    if (o.password_file) {
+        rc = read_password_file(o.password_file, s->password, sizeof(s->password));
+        if (rc != MH_OK)
+            goto out;
+    }
+    s->conns = calloc((size_t)o.pool_size, sizeof(*s->conns));
+    if (!s->conns) {
+        mh_store_set_error("out of memory");
+        rc = MH_E_NOMEM;
+        goto out;
+    }
+    s->nconns = (size_t)o.pool_size;
+    rc = pool_init(&s->pool, s->nconns);
+    if (rc != MH_OK)
+        goto out;
+    /* A server that refuses (wrong password, no such database) refuses the store; one that
+     * cannot be reached is an outage the store rides out. */
+    rc = conn_take(s, &c);
+    if (rc == MH_OK) {
+        conn_give(s, c);
+        check_durability(s, host);
+    } else if (rc == MH_E_UNAVAILABLE) {
+        rc = MH_OK;
+    } else {
+        goto out;
+    }
+    mh_log(host, MH_LOG_INFO, "%s: pool_size=%lld timeout_ms=%lld%s", s->what, o.pool_size,
+           o.timeout_ms, c ? "" : " (not reachable yet)");
+    *out = s;
+    s = NULL;
+out:
+    rs_close(s);
+    return rc;
+}
+
+/* The record key of @p key in @p buf (at least plen + klen bytes). */
+static size_t record_key(const struct rs_store *s, char *buf, const void *key, size_t klen)
+{
+    memcpy(buf, s->prefix, s->plen);
+    memcpy(buf + s->plen, key, klen);
+    return s->plen + klen;
+}
+
+static uint64_t reply_u64(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER)
+        return (uint64_t)r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtoull(r->str, NULL, 10);
+    return 0;
+}
+
+static enum mh_status rs_get(void *arg, const void *key, size_t klen, struct mh_value *out)
+{
+    struct rs_store *s = arg;
+    char rkey[MAX_PREFIX + 3 + MH_STORE_MAX_KEY];
+    const char *argv[4] = {"HMGET", rkey, "v", "ver"};
+    size_t len[4] = {5, record_key(s, rkey, key, klen), 1, 3};
+    redisReply *r = NULL;
+    struct conn *c;
+    enum mh_status rc = conn_take(s, &c);
+
+    if (rc != MH_OK)
+        return rc;
+    rc = command(s, c, &s->link, 4, argv, len, "cannot read", &r);
+    conn_give(s, c);
+    if (rc != MH_OK)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[1]->type != REDIS_REPLY_STRING || r->element[0]->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        mh_store_set_error("no such key (%zu bytes)", klen);
+        return MH_E_NOTFOUND;
+    }
+    out->data = malloc(r->element[0]->len + 1);
+    if (!out->data) {
+        freeReplyObject(r);
+        mh_store_set_error("out of memory copying a value");
+        return MH_E_NOMEM;
+    }
+    memcpy(out->data, r->element[0]->str, r->element[0]->len);
+    ((char *)out->data)[r->element[0]->len] = '\0';
+    out->len = r->element[0]->len;
+    out->version = reply_u64(r->element[1]);
+    freeReplyObject(r);
+    return MH_OK;
+}
+
+static enum mh_status rs_put(void *arg, const void *key, size_t klen, const void *val, size_t vlen,
+                             uint64_t expect, uint64_t *version, int *created)
+{
+    struct rs_store *s = arg;
+    char rkey[MAX_PREFIX + 3 + MH_STORE_MAX_KEY], ver[24];
+    const char *mode = expect == MH_STORE_ANY      ? "any"
+                       : expect == MH_STORE_ABSENT ? "absent"
+                       : expect == MH_STORE_EXISTS ? "exists"
+                                                   : "ver";
+    size_t verlen = (size_t)snprintf(ver, sizeof(ver), "%" PRIu64, expect);
+    const char *args[7] = {rkey, s->ver_key, s->idx_key, vlen ? val : "", mode, ver, key};
+    size_t lens[7] = {record_key(s, rkey, key, klen),
+                      strlen(s->ver_key),
+                      strlen(s->idx_key),
+                      vlen,
+                      strlen(mode),
+                      verlen,
+                      klen};
+    redisReply *r = NULL;
+    enum mh_status rc = eval(s, MH_RS_PUT, 7, args, lens, "cannot write", &r);
+
+    if (rc != MH_OK)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+        freeReplyObject(r);
+        mh_store_set_error("%s: unexpected reply to a write", s->what);
+        return MH_E_IO;
+    }
+    if (reply_u64(r->element[0]) == 0) {
+        uint64_t cur = reply_u64(r->element[1]);
+
+        freeReplyObject(r);
+        if (cur == 0)
+            mh_store_set_error("expected %s, but the key does not exist",
+                               expect == MH_STORE_EXISTS ? "an existing key" : "a version");
+        else if (expect == MH_STORE_ABSENT)
+            mh_store_set_error("the key exists (version %" PRIu64 ")", cur);
+        else
+            mh_store_set_error("expected version %" PRIu64 ", found %" PRIu64, expect, cur);
+        return MH_E_CONFLICT;
+    }
+    *version = reply_u64(r->element[1]);
+    *created = r->elements > 2 && reply_u64(r->element[2]) == 1;
+    freeReplyObject(r);
+    return MH_OK;
+}
+
+static enum mh_status rs_del(void *arg, const void *key, size_t klen, uint64_t expect)
+{
+    struct rs_store *s = arg;
+    char rkey[MAX_PREFIX + 3 + MH_STORE_MAX_KEY], ver[24];
+    const char *mode = expect == MH_STORE_ANY || expect == MH_STORE_EXISTS ? "any" : "ver";
+    size_t verlen = (size_t)snprintf(ver, sizeof(ver), "%" PRIu64, expect);
+    const char *args[5] = {rkey, s->idx_key, mode, ver, key};
+    size_t lens[5] = {record_key(s, rkey, key, klen), strlen(s->idx_key), strlen(mode), verlen,
+                      klen};
+    redisReply *r = NULL;
+    enum mh_status rc = eval(s, MH_RS_DEL, 5, args, lens, "cannot delete", &r);
+
+    if (rc != MH_OK)
+        return rc;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+        rc = MH_OK;
+    } else if (r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+        mh_store_set_error("no such key (%zu bytes)", klen);
+        rc = MH_E_NOTFOUND;
+    } else {
+        mh_store_set_error("expected version %" PRIu64 ", found %" PRIu64, expect, reply_u64(r));
+        rc = MH_E_CONFLICT;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* --- Scans --- */
+
+static enum mh_status collect(void *arg, const void *prefix, size_t plen, const void *start,
+                              size_t slen, bool exclusive, size_t want, struct batch *b)
+{
+    struct rs_store *s = arg;
+    char min[1 + MH_STORE_MAX_KEY], count[24];
+    const char *args[4] = {s->idx_key, min, count, s->prefix};
+    size_t lens[4] = {strlen(s->idx_key), 1 + slen, 0, s->plen};
+    redisReply *r = NULL;
+    enum mh_status rc;
+    size_t bytes = 0, i;
+
+    if (want > SCAN_BATCH_RECORDS)
+        want = SCAN_BATCH_RECORDS;
+    b->is_last = false;
+    min[0] = exclusive ? '(' : '[';
+    memcpy(min + 1, start, slen);
+    if (!exclusive && slen == 0) {
+        min[0] = '-';
+        lens[1] = 1;
+    }
+    lens[2] = (size_t)snprintf(count, sizeof(count), "%zu", want);
+    rc = eval(s, MH_RS_SCAN, 4, args, lens, "cannot scan", &r);
+    if (rc != MH_OK)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 0) {
+        freeReplyObject(r);
+        mh_store_set_error("%s: unexpected reply to a scan", s->what);
+        return MH_E_IO;
+    }
+    for (i = 0; i + 2 < r->elements && bytes < SCAN_BATCH_BYTES; i += 3) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        struct rec *rec = &b->recs[b->n];
+
+        if (k->len < plen || memcmp(k->str, prefix, plen) != 0) {
+            b->is_last = true; /* past the prefix: no later key has it */
+            break;
+        }
+        rec->key = malloc(k->len + v->len + 1);
+        if (!rec->key) {
+            freeReplyObject(r);
+            mh_store_set_error("out of memory copying scan results");
+            return MH_E_NOMEM;
+        }
+        memcpy(rec->key, k->str, k->len);
+        memcpy(rec->key + k->len, v->str, v->len);
+        rec->klen = k->len;
+        rec->vlen = v->len;
+        rec->version = reply_u64(r->element[i + 2]);
+        b->n++;
+        bytes += k->len + v->len;
+    }
+    /* A short batch is the end, unless records vanished between the index and their hash
+     * (never inside one script) or the byte budget cut it. */
+    if (i >= r->elements && r->elements / 3 < want)
+        b->is_last = true;
+    freeReplyObject(r);
+    return MH_OK;
+}
+
+static enum mh_status rs_scan(void *arg, const void *prefix, size_t plen, const void *after,
+                              size_t alen, size_t limit, mh_scan_fn fn, void *fn_arg)
+{
+    return store_scan_pages(arg, collect, prefix, plen, after, alen, limit, fn, fn_arg);
+}
+
+/* --- The bus --- */
+
+/* Subscribes @p c to the bus channel; @return MH_OK once the server confirmed. */
+static enum mh_status bus_subscribe(struct bus *b, struct conn *c)
+{
+    const char *argv[2] = {"SUBSCRIBE", b->channel};
+    size_t len[2] = {9, b->clen};
+    redisReply *r = NULL;
+    enum mh_status rc = command(b->s, c, &b->sub_link, 2, argv, len, "cannot subscribe", &r);
+
+    if (rc == MH_OK)
+        freeReplyObject(r);
+    return rc;
+}
+
+/* Hands every complete reply buffered on @p c to the core. */
+static void bus_drain(struct bus *b, struct conn *c)
+{
+    void *reply = NULL;
+
+    while (redisGetReplyFromReader(c->rc, &reply) == REDIS_OK && reply) {
+        const redisReply *r = reply;
+
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+            r->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(r->element[0]->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING)
+            b->deliver(b->arg, r->element[2]->str, r->element[2]->len);
+        freeReplyObject(reply);
+        reply = NULL;
+    }
+}
+
+static bool bus_stopping(struct bus *b)
+{
+    bool stop;
+
+    pthread_mutex_lock(&b->mu);
+    stop = b->is_stopping;
+    pthread_mutex_unlock(&b->mu);
+    return stop;
+}
+
+/* Waits for @p fd to be readable or the wake pipe, up to @p ms (-1: no limit).
+ * @return 1 readable, 0 timed out, -1 stop. */
+static int bus_wait(struct bus *b, int fd, int ms)
+{
+    struct pollfd p[2] = {{.fd = b->wake[0], .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    int rc;
+
+    do {
+        rc = poll(p, fd >= 0 ? 2 : 1, ms);
+    } while (rc < 0 && errno == EINTR);
+    if (p[0].revents)
+        return -1;
+    return rc > 0 ? 1 : 0;
+}
+
+static void *bus_subscriber(void *arg)
+{
+    struct bus *b = arg;
+    struct conn c = {0};
+    bool was_up = false;
+
+    while (!bus_stopping(b)) {
+        if (!c.rc) {
+            if (!link_gate(&b->sub_link)) {
+                if (bus_wait(b, -1, link_retry_in_ms(&b->sub_link) + 1) < 0)
+                    break;
+                continue;
+            }
+            if (dial(b->s, &c, &b->sub_link, false) != MH_OK || bus_subscribe(b, &c) != MH_OK)
+                continue;
+            link_ok(&b->sub_link);
+            if (!was_up)
+                mh_log(NULL, MH_LOG_INFO, "%s: subscribed", b->sub_what);
+            was_up = true;
+        }
+        switch (bus_wait(b, c.rc->fd, -1)) {
+        case -1:
+            break;
+        case 1:
+            if (redisBufferRead(c.rc) != REDIS_OK) {
+                link_lost(&b->sub_link, &c, "the subscription ended");
+                continue;
+            }
+            bus_drain(b, &c);
+            continue;
+        default:
+            continue;
+        }
+        break;
+    }
+    if (c.rc)
+        redisFree(c.rc);
+    return NULL;
+}
+
+/* Sends @p list in order on @p c, pipelined; what the server did not take goes to this
+ * instance only. Frees the list. */
+static void bus_send(struct bus *b, struct conn *c, struct bus_msg *list)
+{
+    size_t sent = 0, acked = 0;
+
+    if (c->rc && conn_is_stale(&b->pub_link, c)) { /* closed by a restart while idle */
+        redisFree(c->rc);
+        c->rc = NULL;
+    }
+    if (!c->rc && link_gate(&b->pub_link)) {
+        if (dial(b->s, c, &b->pub_link, false) == MH_OK)
+            link_ok(&b->pub_link);
+    }
+    for (struct bus_msg *m = list; c->rc && m; m = m->next) {
+        const char *argv[3] = {"PUBLISH", b->channel, (const char *)m->data};
+        size_t len[3] = {7, b->clen, m->len};
+
+        if (redisAppendCommandArgv(c->rc, 3, argv, len) != REDIS_OK)
+            break;
+        sent++;
+    }
+    for (; c->rc && acked < sent; acked++) {
+        void *reply = NULL;
+
+        if (redisGetReply(c->rc, &reply) != REDIS_OK) {
+            link_lost(&b->pub_link, c, "cannot publish");
+            break;
+        }
+        freeReplyObject(reply);
+    }
+    for (size_t i = 0; list; i++) {
+        struct bus_msg *next = list->next;
+
+        if (i >= acked)
+            b->deliver(b->arg, list->data, list->len); /* the engine is down: local members */
+        free(list);
+        list = next;
+    }
+}
+
+static void *bus_publisher(void *arg)
+{
+    struct bus *b = arg;
+    struct conn c = {0};
+
+    for (;;) {
+        struct bus_msg *list;
+        bool stop;
+
+        pthread_mutex_lock(&b->mu);
+        while (!b->head && !b->is_stopping)
+            pthread_cond_wait(&b->cv, &b->mu);
+        list = b->head;
+        b->head = b->tail = NULL;
+        b->queued_bytes = 0;
+        stop = b->is_stopping;
+        pthread_mutex_unlock(&b->mu);
+        if (list)
+            bus_send(b, &c, list);
+        if (stop)
+            break;
+    }
+    if (c.rc)
+        redisFree(c.rc);
+    return NULL;
+}
+
+static void bus_free(struct bus *b)
+{
+    if (!b)
+        return;
+    while (b->head) {
+        struct bus_msg *m = b->head;
+
+        b->head = m->next;
+        free(m);
+    }
+    close(b->wake[0]);
+    close(b->wake[1]);
+    link_cleanup(&b->sub_link);
+    link_cleanup(&b->pub_link);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static enum mh_status rs_subscribe(void *db, mh_bus_fn deliver, void *arg)
+{
+    struct rs_store *s = db;
+    struct bus *b = calloc(1, sizeof(*b));
+
+    if (!b || s->bus) {
+        free(b);
+        mh_store_set_error("%s", b ? "already subscribed" : "out of memory");
+        return b ? MH_E_STATE : MH_E_NOMEM;
+    }
+    if (pipe2(b->wake, O_CLOEXEC) != 0) {
+        free(b);
+        mh_store_set_error("cannot make a pipe: %s", strerror(errno));
+        return MH_E_IO;
+    }
+    b->s = s;
+    b->deliver = deliver;
+    b->arg = arg;
+    b->clen =
+        (size_t)snprintf(b->channel, sizeof(b->channel), "%.*sbus", (int)(s->plen - 2), s->prefix);
+    snprintf(b->sub_what, sizeof(b->sub_what), "%s (channels in)", s->what);
+    snprintf(b->pub_what, sizeof(b->pub_what), "%s (channels out)", s->what);
+    link_init(&b->sub_link, b->sub_what);
+    link_init(&b->pub_link, b->pub_what);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    if (pthread_create(&b->sub_thread, NULL, bus_subscriber, b) != 0) {
+        bus_free(b);
+        mh_store_set_error("cannot start the subscriber thread");
+        return MH_E_NOMEM;
+    }
+    if (pthread_create(&b->pub_thread, NULL, bus_publisher, b) != 0) {
+        pthread_mutex_lock(&b->mu);
+        b->is_stopping = true;
+        pthread_mutex_unlock(&b->mu);
+        (void)!write(b->wake[1], "x", 1);
+        pthread_join(b->sub_thread, NULL);
+        bus_free(b);
+        mh_store_set_error("cannot start the publisher thread");
+        return MH_E_NOMEM;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->bus = b;
+    pthread_mutex_unlock(&s->mu);
+    return MH_OK;
+}
+
+static void rs_unsubscribe(void *db)
+{
+    struct rs_store *s = db;
+    struct bus *b;
+
+    pthread_mutex_lock(&s->mu);
+    b = s->bus;
+    s->bus = NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->mu);
+    b->is_stopping = true;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    (void)!write(b->wake[1], "x", 1);
+    pthread_join(b->sub_thread, NULL);
+    pthread_join(b->pub_thread, NULL); /* it sends what was queued first */
+    bus_free(b);
+}
+
+static enum mh_status rs_publish(void *db, const void *msg, size_t len)
+{
+    struct rs_store *s = db;
+    struct bus_msg *m;
+    struct bus *b;
+    enum mh_status rc = MH_OK;
+
+    pthread_mutex_lock(&s->mu);
+    b = s->bus;
+    pthread_mutex_unlock(&s->mu);
+    if (!b) {
+        mh_store_set_error("%s: not subscribed", s->what);
+        return MH_E_STATE;
+    }
+    m = malloc(sizeof(*m) + len);
+    if (!m) {
+        mh_store_set_error("out of memory");
+        return MH_E_NOMEM;
+    }
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->data, msg, len);
+    pthread_mutex_lock(&b->mu);
+    if (b->is_stopping || b->queued_bytes + len > BUS_MAX_QUEUED_BYTES) {
+        rc = MH_E_UNAVAILABLE;
+    } else {
+        if (b->tail)
+            b->tail->next = m;
+        else
+            b->head = m;
+        b->tail = m;
+        b->queued_bytes += len;
+        m = NULL;
+        pthread_cond_signal(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (rc != MH_OK) {
+        free(m);
+        mh_store_set_error("%s: %zu bytes of messages wait for the server already", s->what,
+                           BUS_MAX_QUEUED_BYTES);
+    }
+    return rc;
+}
+
+static const struct mh_store_driver rs_drivers[] = {
+    {
+        .size = sizeof(struct mh_store_driver),
+        .name = "redis",
+        .caps = MH_STORE_CAP_CAS | MH_STORE_CAP_SCAN | MH_STORE_CAP_PUBSUB,
+        .open = rs_open,
+        .close = rs_close,
+        .get = rs_get,
+        .put = rs_put,
+        .del = rs_del,
+        .scan = rs_scan,
+        .settings = rs_settings,
+        .subscribe = rs_subscribe,
+        .unsubscribe = rs_unsubscribe,
+        .publish = rs_publish,
+    },
+    {0},
+};
+
+static const struct mh_setting_def no_settings[] = {{NULL, 0, NULL}};
+
+MH_MODULE(.name = "store_redis", .version = "1.0.0", .settings = no_settings, .drivers = rs_drivers)
