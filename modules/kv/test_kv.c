@@ -95,9 +95,13 @@ static void test_kv_preconditions(void)
     r = call(t, "DELETE", "/kv/k", "delete", NULL, "If-Match", "\"1\"");
     CU_ASSERT_EQUAL(mh_testing_status(r), 412);
     r = call(t, "PUT", "/kv/k", "put", "2", "If-Match", "W/\"1\"");
-    CU_ASSERT_EQUAL(mh_testing_status(r), 400);
+    CU_ASSERT_EQUAL(mh_testing_status(r), 412); /* If-Match compares strongly: weak never matches */
+    r = call(t, "PUT", "/kv/k", "put", "2", "If-Match", "\"nope-999\"");
+    CU_ASSERT_EQUAL(mh_testing_status(r), 412); /* well-formed, matches nothing */
+    r = call(t, "PUT", "/kv/k", "put", "2", "If-Match", "1");
+    CU_ASSERT_EQUAL(mh_testing_status(r), 400); /* malformed: no quotes */
     r = call(t, "DELETE", "/kv/k", "delete", NULL, "If-None-Match", "*");
-    CU_ASSERT_EQUAL(mh_testing_status(r), 400);
+    CU_ASSERT_EQUAL(mh_testing_status(r), 412); /* the key exists */
     r = call(t, "DELETE", "/kv/k", "delete", NULL, "If-Match", "\"2\"");
     CU_ASSERT_EQUAL(mh_testing_status(r), 204);
     r = call(t, "DELETE", "/kv/k", "delete", NULL, "If-Match", "\"2\"");
