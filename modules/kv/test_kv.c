@@ -94,14 +94,14 @@ static void test_kv_preconditions(void)
     CU_ASSERT_EQUAL(mh_testing_status(r), 200);
     r = call(t, "DELETE", "/kv/k", "delete", NULL, "If-Match", "\"1\"");
     CU_ASSERT_EQUAL(mh_testing_status(r), 412);
-    /* Well-formed tags that fail are 412 (RFC 9110): If-Match compares strongly, so a weak
-     * tag never matches; If-None-Match: * fails while the record exists. */
     r = call(t, "PUT", "/kv/k", "put", "2", "If-Match", "W/\"1\"");
-    CU_ASSERT_EQUAL(mh_testing_status(r), 412);
-    r = call(t, "DELETE", "/kv/k", "delete", NULL, "If-None-Match", "*");
-    CU_ASSERT_EQUAL(mh_testing_status(r), 412);
+    CU_ASSERT_EQUAL(mh_testing_status(r), 412); /* If-Match compares strongly: weak never matches */
+    r = call(t, "PUT", "/kv/k", "put", "2", "If-Match", "\"nope-999\"");
+    CU_ASSERT_EQUAL(mh_testing_status(r), 412); /* well-formed, matches nothing */
     r = call(t, "PUT", "/kv/k", "put", "2", "If-Match", "1");
-    CU_ASSERT_EQUAL(mh_testing_status(r), 400); /* not an entity tag: malformed */
+    CU_ASSERT_EQUAL(mh_testing_status(r), 400); /* malformed: no quotes */
+    r = call(t, "DELETE", "/kv/k", "delete", NULL, "If-None-Match", "*");
+    CU_ASSERT_EQUAL(mh_testing_status(r), 412); /* the key exists */
     r = call(t, "DELETE", "/kv/k", "delete", NULL, "If-Match", "\"2\"");
     CU_ASSERT_EQUAL(mh_testing_status(r), 204);
     r = call(t, "DELETE", "/kv/k", "delete", NULL, "If-Match", "\"2\"");
