@@ -121,17 +121,6 @@ void mh_config_free(struct mh_config *c);
 /** Parses "host:port" / "[v6]:port" into @p host (caller frees) and @p port. */
 enum mh_status mh_config_parse_listen(const char *s, char **host, int *port);
 
-/** The known key closest to @p key within a small edit distance, or NULL. */
-const char *mh_config_suggest(const char *key, const char *const *known, size_t n);
-
-/**
- * Refuses a file (or its directory) that users other than its owner and root can write.
- * @return MH_OK, or MH_E_INVAL with the reason in err (file set, line 0).
- */
-enum mh_status mh_config_check_permissions(const char *path, const char *what,
-                                           struct mh_err *err);
-
-/** Where @p s was defined: file (may be "") and line. */
-const char *mh_config_setting_file(const config_setting_t *s);
+/* The schema check and file helpers are in conf/schema.h and conf/files.h. */
 
 #endif

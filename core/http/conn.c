@@ -2,7 +2,7 @@
  * Connections (see conn.h). A connection reads into the loop's scratch buffer and keeps a
  * buffer of its own only for bytes that wait (an incomplete request, pipelined requests behind
  * one that runs on the pool); it is freed again when empty. Output is a queue of blocks
- * written with writev. One timer per connection carries its deadline (head, body, idle,
+ * (outq.c) written with writev. One timer per connection carries its deadline (head, body, idle,
  * write, linger); moving a deadline later never touches the timer: when it fires early it is
  * set again for the rest.
  */
@@ -33,22 +33,15 @@
 #include "conf/config.h"
 #include "http/access.h"
 #include "http/http_scan.h"
+#include "http/outq.h"
 #include "http/head.h"
 #include "http/req.h"
 #include "http/request.h"
 
-#define SEG_SIZE      16384 /* output block size */
-#define MAX_SPARE_SEG 64    /* per loop */
 #define MAX_IOV       16
 #define LINGER_MS     2000  /* after a refusal: how long we read and drop before closing */
 #define HOLD_LIMIT    (256 * 1024) /* bytes read ahead while a request waits for the pool */
 
-struct mh_out_seg {
-    struct mh_out_seg *next;
-    char *data;
-    size_t len, off, cap;
-    bool owned_block; /* data is a separate malloc'd block (mh_conn_send_owned) */
-};
 
 enum conn_mode { M_HTTP, M_PROTO, M_LINGER };
 enum deadline { D_NONE, D_HEAD, D_BODY, D_IDLE, D_LINGER };
@@ -69,8 +62,7 @@ struct mh_conn {
     unsigned scan_requests, scan_completed;
 
     /* Output. */
-    struct mh_out_seg *out_head, *out_tail;
-    size_t unsent;
+    struct mh_outq out;
     bool write_armed;
 
     enum conn_mode mode;
@@ -208,52 +200,6 @@ static void set_deadline(struct mh_conn *c, enum deadline kind, long long ms)
 
 /* --- Output --- */
 
-static struct mh_out_seg *seg_new(struct mh_loop *loop, size_t need)
-{
-    struct mh_out_seg *s;
-
-    if (need <= SEG_SIZE && loop->spare_segs) {
-        s = loop->spare_segs;
-        loop->spare_segs = s->next;
-        loop->nspare_segs--;
-    } else {
-        size_t cap = need > SEG_SIZE ? need : SEG_SIZE;
-
-        s = mh_xmalloc(sizeof(*s) + cap);
-        s->cap = cap;
-        s->data = (char *)(s + 1);
-    }
-    s->next = NULL;
-    s->len = s->off = 0;
-    s->owned_block = false;
-    return s;
-}
-
-static void seg_free(struct mh_loop *loop, struct mh_out_seg *s)
-{
-    if (s->owned_block) {
-        free(s->data);
-        free(s);
-        return;
-    }
-    if (s->cap == SEG_SIZE && loop->nspare_segs < MAX_SPARE_SEG && !loop->stopped) {
-        s->next = loop->spare_segs;
-        loop->spare_segs = s;
-        loop->nspare_segs++;
-        return;
-    }
-    free(s);
-}
-
-static void seg_append(struct mh_conn *c, struct mh_out_seg *s)
-{
-    if (c->out_tail)
-        c->out_tail->next = s;
-    else
-        c->out_head = s;
-    c->out_tail = s;
-}
-
 void mh_conn_write_head(struct mh_conn *c, const struct mh_reply_head *h)
 {
     char *start = mh_conn_space(c, mh_head_max(c->loop, h));
@@ -263,59 +209,27 @@ void mh_conn_write_head(struct mh_conn *c, const struct mh_reply_head *h)
 
 char *mh_conn_space(struct mh_conn *c, size_t n)
 {
-    struct mh_out_seg *t = c->out_tail;
-
-    if (!t || t->owned_block || t->cap - t->len < n) {
-        t = seg_new(c->loop, n);
-        seg_append(c, t);
-    }
-    return t->data + t->len;
+    return mh_outq_space(&c->out, c->loop, n);
 }
 
 void mh_conn_commit(struct mh_conn *c, size_t used)
 {
-    c->out_tail->len += used;
-    c->unsent += used;
+    mh_outq_commit(&c->out, used);
 }
 
 void mh_conn_send(struct mh_conn *c, const void *data, size_t len)
 {
-    const char *p = data;
-
-    while (len) {
-        struct mh_out_seg *t = c->out_tail;
-        size_t room = t && !t->owned_block ? t->cap - t->len : 0, n;
-
-        if (!room) {
-            t = seg_new(c->loop, len > SEG_SIZE ? SEG_SIZE : len);
-            seg_append(c, t);
-            room = t->cap;
-        }
-        n = len < room ? len : room;
-        memcpy(t->data + t->len, p, n);
-        t->len += n;
-        c->unsent += n;
-        p += n;
-        len -= n;
-    }
+    mh_outq_add(&c->out, c->loop, data, len);
 }
 
 void mh_conn_send_owned(struct mh_conn *c, void *block, size_t len)
 {
-    struct mh_out_seg *s = mh_xmalloc(sizeof(*s));
-
-    s->next = NULL;
-    s->data = block;
-    s->len = s->cap = len;
-    s->off = 0;
-    s->owned_block = true;
-    seg_append(c, s);
-    c->unsent += len;
+    mh_outq_give(&c->out, block, len);
 }
 
 size_t mh_conn_unsent(const struct mh_conn *c)
 {
-    return c->unsent;
+    return c->out.unsent;
 }
 
 unsigned mh_conn_requests(const struct mh_conn *c)
@@ -358,18 +272,11 @@ static void release(struct mh_conn *c)
 /* Writes what is queued; closes the connection if the peer is gone. */
 static void flush(struct mh_conn *c)
 {
-    while (c->out_head) {
+    while (c->out.unsent) {
         struct iovec iov[MAX_IOV];
-        struct mh_out_seg *s = c->out_head;
-        int n = 0;
-        ssize_t w;
+        int n = mh_outq_iov(&c->out, iov, MAX_IOV);
+        ssize_t w = c->tp->writev(c, iov, n);
 
-        for (; s && n < MAX_IOV; s = s->next) {
-            iov[n].iov_base = s->data + s->off;
-            iov[n].iov_len = s->len - s->off;
-            n++;
-        }
-        w = c->tp->writev(c, iov, n);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 if (!c->write_armed) {
@@ -386,20 +293,7 @@ static void flush(struct mh_conn *c)
             return;
         }
         c->loop->stats.bytes_out += (uint64_t)w;
-        c->unsent -= (size_t)w;
-        while (w > 0) {
-            s = c->out_head;
-            if ((size_t)w >= s->len - s->off) {
-                w -= (ssize_t)(s->len - s->off);
-                c->out_head = s->next;
-                if (!c->out_head)
-                    c->out_tail = NULL;
-                seg_free(c->loop, s);
-            } else {
-                s->off += (size_t)w;
-                w = 0;
-            }
-        }
+        mh_outq_consume(&c->out, c->loop, (size_t)w);
         if (c->write_armed)
             c->write_deadline = c->loop->now_ms + c->loop->limits->write_timeout_ms;
     }
@@ -460,12 +354,7 @@ static void conn_close(struct mh_conn *c)
     c->tp->close(c);
     close(c->fd);
     c->fd = -1;
-    while (c->out_head) {
-        struct mh_out_seg *s = c->out_head;
-
-        c->out_head = s->next;
-        seg_free(loop, s);
-    }
+    mh_outq_clear(&c->out, loop);
     free_input(c);
     if (c->counted) {
         atomic_fetch_sub(&open_connections, 1);
@@ -947,7 +836,7 @@ void mh_conn_drain_loop(struct mh_loop *loop)
 {
     for (struct mh_conn *c = loop->conns, *next; c; c = next) {
         next = c->next;
-        if (c->mode == M_HTTP && !c->active && c->unsent == 0 && c->len - c->off == 0)
+        if (c->mode == M_HTTP && !c->active && c->out.unsent == 0 && c->len - c->off == 0)
             conn_close(c); /* idle keep-alive */
     }
 }
@@ -961,11 +850,5 @@ void mh_conn_close_all(struct mh_loop *loop)
 void mh_conn_loop_cleanup(struct mh_loop *loop)
 {
     mh_conn_close_all(loop);
-    while (loop->spare_segs) {
-        struct mh_out_seg *s = loop->spare_segs;
-
-        loop->spare_segs = s->next;
-        free(s);
-    }
-    loop->nspare_segs = 0;
+    mh_outq_spares_free(loop);
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/files.h"
+#include "conf/schema.h"
 #include "mod/host.h"
 #include "mod/loader.h"
 #include "base/mem.h"

@@ -11,6 +11,7 @@
 #include <CUnit/CUnit.h>
 
 #include "conf/config.h"
+#include "conf/schema.h"
 #include "mh_test.h"
 
 /* A conf.d in a temporary directory, loaded. */
