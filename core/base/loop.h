@@ -49,9 +49,6 @@ struct mh_loop {
     bool draining; /* answer with Connection: close, accept nothing new */
     bool stopped;  /* the loop has exited: drop answers instead of sending them */
 
-    /* Called for every complete request (run/dispatch.c). Thread: this loop's. */
-    void (*on_request)(struct mh_req *req);
-
     /* Connections (http/conn.c). */
     struct mh_conn *conns; /* every open connection, HTTP and WebSocket */
     size_t nconns;

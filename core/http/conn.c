@@ -51,8 +51,9 @@ struct mh_conn {
     struct mh_conn *prev, *next;
     int fd;
     struct event rev, wev, timer;
+    const struct mh_service *svc;
     const struct mh_transport *tp;
-    void *tp_ctx;
+    void *tp_data;
 
     /* Input: [in + off, in + len) unconsumed; `scanned` bytes of it scanned already. */
     unsigned char *in;
@@ -149,6 +150,7 @@ static void tcp_close(struct mh_conn *c)
 }
 
 const struct mh_transport mh_tcp_transport = {
+    .open = NULL,
     .read = tcp_read,
     .writev = tcp_writev,
     .shutdown = tcp_shutdown,
@@ -495,7 +497,7 @@ static void dispatch(struct mh_conn *c, size_t total)
         mh_req_answer(req);
         return;
     }
-    loop->on_request(req);
+    c->svc->on_request(req);
 }
 
 /* Scans and dispatches what is buffered, in order, while no request is being answered. */
@@ -732,7 +734,28 @@ out:
 
 /* --- Accepting --- */
 
-void mh_conn_accept(struct mh_loop *loop, int fd, const struct sockaddr *peer, socklen_t len)
+int mh_conn_fd(const struct mh_conn *c)
+{
+    return c->fd;
+}
+
+const struct mh_service *mh_conn_service(const struct mh_conn *c)
+{
+    return c->svc;
+}
+
+void *mh_conn_transport_data(const struct mh_conn *c)
+{
+    return c->tp_data;
+}
+
+void mh_conn_set_transport_data(struct mh_conn *c, void *data)
+{
+    c->tp_data = data;
+}
+
+void mh_conn_accept(struct mh_loop *loop, const struct mh_service *svc, int fd,
+                    const struct sockaddr *peer, socklen_t len)
 {
     const struct mh_limits *l = loop->limits;
     struct mh_conn *c = mh_xcalloc(1, sizeof(*c));
@@ -748,7 +771,8 @@ void mh_conn_accept(struct mh_loop *loop, int fd, const struct sockaddr *peer, s
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->loop = loop;
     c->fd = fd;
-    c->tp = &mh_tcp_transport;
+    c->svc = svc;
+    c->tp = svc->transport ? svc->transport : &mh_tcp_transport;
     c->reading = true;
     mh_http_scan_init(&c->scan, &lim);
     event_assign(&c->rev, loop->base, fd, EV_READ | EV_PERSIST, on_read, c);
@@ -774,6 +798,10 @@ void mh_conn_accept(struct mh_loop *loop, int fd, const struct sockaddr *peer, s
     }
     if (c->has_ip)
         mine = ip_add(c->ip, 1);
+    if (c->tp->open && c->tp->open(c, svc->transport_ctx) != 0) {
+        conn_close(c);
+        return;
+    }
     event_add(&c->rev, NULL);
     if (total > l->max_connections || mine > l->max_connections_per_client) {
         loop->stats.refused_cap++;

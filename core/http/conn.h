@@ -23,6 +23,10 @@ struct mh_req;
 /* The transport seam: plain TCP now; TLS plugs in here without touching the HTTP code. Each
  * call follows read(2)/writev(2): >= 0 bytes, or -1 with errno (EAGAIN: would block). */
 struct mh_transport {
+    /** A new connection: set up the transport's state for it (mh_conn_set_transport_data);
+     *  @p ctx is the listener's (struct mh_service.transport_ctx). @return 0, or -1 to close.
+     *  NULL: nothing to set up. */
+    int (*open)(struct mh_conn *c, void *ctx);
     ssize_t (*read)(struct mh_conn *c, void *buf, size_t len);
     ssize_t (*writev)(struct mh_conn *c, const struct iovec *iov, int n);
     void (*shutdown)(struct mh_conn *c); /* no more writes */
@@ -30,6 +34,26 @@ struct mh_transport {
 };
 
 extern const struct mh_transport mh_tcp_transport;
+
+/*
+ * What a listener serves: every connection accepted on it gets these. The application
+ * listener's requests go to the dispatcher; another listener (the admin one, say) can send its
+ * requests elsewhere and speak through another transport (TLS).
+ */
+struct mh_service {
+    void (*on_request)(struct mh_req *req);   /* a complete request; thread: the loop's */
+    const struct mh_transport *transport;     /* NULL: plain TCP */
+    void *transport_ctx;                      /* handed to transport->open */
+    const char *name;                         /* for logs and counters ("http", "admin") */
+};
+
+/** The connection's socket. */
+int mh_conn_fd(const struct mh_conn *c);
+/** The service the connection was accepted for. */
+const struct mh_service *mh_conn_service(const struct mh_conn *c);
+/** The transport's state for this connection (set in its open). */
+void *mh_conn_transport_data(const struct mh_conn *c);
+void mh_conn_set_transport_data(struct mh_conn *c, void *data);
 
 /* Another protocol on the connection (after an upgrade). Thread: the loop's. */
 struct mh_conn_proto {
@@ -41,8 +65,10 @@ struct mh_conn_proto {
     void (*on_close)(void *arg);
 };
 
-/** Takes a new connection @p fd (non-blocking) accepted on the loop's listener. */
-void mh_conn_accept(struct mh_loop *loop, int fd, const struct sockaddr *peer, socklen_t len);
+/** Takes a new connection @p fd (non-blocking) accepted on a listener serving @p svc
+ *  (borrowed: it outlives the loop's connections). */
+void mh_conn_accept(struct mh_loop *loop, const struct mh_service *svc, int fd,
+                    const struct sockaddr *peer, socklen_t len);
 
 /** Queues @p len bytes (copied) for writing. */
 void mh_conn_send(struct mh_conn *c, const void *data, size_t len);

@@ -51,6 +51,12 @@ struct loop_thread {
     struct timespec drain_deadline;
 };
 
+/* The application listener: requests go to the dispatcher, over plain TCP. */
+static const struct mh_service http_service = {
+    .on_request = mh_dispatch_request,
+    .name = "http",
+};
+
 #define READ_SCRATCH 65536 /* per loop: requests are parsed where they were read */
 #define ACCEPT_BATCH 64
 
@@ -125,7 +131,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
                 mh_warn("server", "loop %u: cannot accept: %s", lt->loop.index, strerror(errno));
             return; /* EAGAIN: none left; others: the next readiness tries again */
         }
-        mh_conn_accept(&lt->loop, cfd, (struct sockaddr *)&ss, len);
+        mh_conn_accept(&lt->loop, &http_service, cfd, (struct sockaddr *)&ss, len);
     }
 }
 
@@ -227,7 +233,6 @@ static enum mh_status loop_setup(struct loop_thread *lt, struct mh_gen *gen, str
     loop->pool = pool;
     loop->pubsub = mh_pubsub_local_new();
     loop->ws_leave_all = mh_pubsub_leave_all;
-    loop->on_request = mh_dispatch_request;
     loop->rbuf_cap = READ_SCRATCH;
     loop->rbuf = mh_xmalloc(READ_SCRATCH);
     mh_access_start(loop);

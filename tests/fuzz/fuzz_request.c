@@ -153,6 +153,8 @@ static void remove_conf_dir(void)
     rmdir(conf_dir);
 }
 
+static const struct mh_service fuzz_service = {.on_request = mh_dispatch_request, .name = "http"};
+
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct sockaddr_storage ss;
@@ -162,7 +164,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
     (void)what;
     (void)arg;
     if (cfd >= 0)
-        mh_conn_accept(&srv->loop, cfd, (struct sockaddr *)&ss, len);
+        mh_conn_accept(&srv->loop, &fuzz_service, cfd, (struct sockaddr *)&ss, len);
 }
 
 static struct mh_gen *build_gen(void)
@@ -223,7 +225,6 @@ static void setup(void)
     srv->loop.pool = NULL;
     srv->loop.pubsub = mh_pubsub_local_new();
     srv->loop.ws_leave_all = mh_pubsub_leave_all;
-    srv->loop.on_request = mh_dispatch_request;
     srv->loop.rbuf_cap = 65536;
     srv->loop.rbuf = mh_xmalloc(srv->loop.rbuf_cap);
     mh_mailbox_current = srv->loop.mailbox;

@@ -46,6 +46,8 @@ struct exchange {
     int done;
 };
 
+static const struct mh_service test_service = {.on_request = mh_dispatch_request, .name = "http"};
+
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct mh_test_server *s = arg;
@@ -55,7 +57,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 
     (void)what;
     if (cfd >= 0)
-        mh_conn_accept(&s->loop, cfd, (struct sockaddr *)&ss, len);
+        mh_conn_accept(&s->loop, &test_service, cfd, (struct sockaddr *)&ss, len);
 }
 
 struct mh_test_server *mh_test_server_new(struct mh_gen *gen)
@@ -79,7 +81,6 @@ struct mh_test_server *mh_test_server_new(struct mh_gen *gen)
     s->loop.gen = gen;
     mh_gen_ref(gen); /* the loop's reference; requests take their own */
     s->loop.limits = &gen->config->server.limits;
-    s->loop.on_request = mh_dispatch_request; /* no pool: blocking handlers run on this loop */
     s->loop.rbuf_cap = 65536;
     s->loop.rbuf = mh_xmalloc(s->loop.rbuf_cap);
     return s;
