@@ -17,20 +17,10 @@
 #include "base/err.h"
 #include "base/json.h"
 #include "base/mem.h"
+#include "base/chars.h"
 #include "base/utf8.h"
 
 /* --- Requests --- */
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Percent-decodes [s, s+n) into a new string; '+' is a space if @p plus. */
 static char *decode(const char *s, size_t n, bool plus)
@@ -38,8 +28,8 @@ static char *decode(const char *s, size_t n, bool plus)
     char *out = mh_xcalloc(1, n + 1), *o = out;
 
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        if (s[i] == '%' && i + 2 < n && mh_hex_value((unsigned char)s[i + 1]) >= 0 && mh_hex_value((unsigned char)s[i + 2]) >= 0) {
+            *o++ = (char)(mh_hex_value((unsigned char)s[i + 1]) * 16 + mh_hex_value((unsigned char)s[i + 2]));
             i += 2;
         } else {
             *o++ = plus && s[i] == '+' ? ' ' : s[i];
@@ -310,25 +300,6 @@ static uint64_t api_req_id(const struct mh_req *req)
 
 /* --- Replies --- */
 
-static bool is_token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        if (*s <= ' ' || *s >= 127 || strchr("\"(),/:;<=>?@[\\]{}", *s))
-            return false;
-    }
-    return true;
-}
-
-static bool is_field_value(const char *s)
-{
-    for (; *s; s++) {
-        if ((*s < ' ' && *s != '\t') || *s == 127)
-            return false;
-    }
-    return true;
-}
 
 static const char *reason(int status)
 {
@@ -368,7 +339,7 @@ static enum mh_status reply_check(struct mh_req *req, const char *call, int stat
         mh_th_misuse(req->t, "%s: status %d is outside 200..599", call, status);
         return MH_E_INVAL;
     }
-    if (content_type && !is_field_value(content_type)) {
+    if (content_type && !mh_is_field_value(content_type)) {
         mh_th_misuse(req->t, "%s: the content type holds a control character", call);
         return MH_E_INVAL;
     }
@@ -396,13 +367,13 @@ static enum mh_status api_resp_header(struct mh_req *req, const char *name, cons
         mh_th_misuse(req->t, "mh_resp_header(%s) after the reply", name ? name : "NULL");
         return MH_E_STATE;
     }
-    if (!name || !value || !is_token(name) || !is_field_value(value) ||
+    if (!name || !value || !mh_is_token(name) || !mh_is_field_value(value) ||
         strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
         strcasecmp(name, "Connection") == 0) {
         mh_th_misuse(req->t, "mh_resp_header(%s): %s", name ? name : "NULL",
                !name || !value            ? "NULL argument"
-               : !is_token(name)          ? "the name is not an HTTP token"
-               : !is_field_value(value)   ? "the value holds CR, LF or another control character"
+               : !mh_is_token(name)          ? "the name is not an HTTP token"
+               : !mh_is_field_value(value)   ? "the value holds CR, LF or another control character"
                                           : "the core sets this header");
         return MH_E_INVAL;
     }
