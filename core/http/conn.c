@@ -715,7 +715,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     c->armed_for = 0;
     hold(c);
     if (c->write_deadline && now >= c->write_deadline) {
-        conn_close(c); /* the client stopped reading */
+        /* The client stopped reading: reset the connection, so that the kernel drops what
+         * is queued for it now instead of holding it behind a zero window. */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        conn_close(c);
         goto out;
     }
     if (c->dkind != D_NONE && now >= c->deadline) {
