@@ -126,6 +126,8 @@ enum mh_status mh_reply_problem_impl(struct mh_req *req, int status, const char 
 void mh_req_mark_responded(struct mh_req *req)
 {
     mh_req_stop_watchers(req);
+    if (!req->responded && !req->is_private)
+        mh_stat_add(&req->loop->stats.answered, 1);
     req->responded = true;
     if (req->async) {
         req->async = false;
@@ -144,8 +146,7 @@ static void access_line(const struct mh_req *req, int status, size_t bytes)
 {
     if (!req->loop->access_log)
         return;
-    mh_access_request(req->loop, req->method_name, req->path, req->query_raw, status, bytes,
-                      &req->start, req->id);
+    mh_access_request(req->loop, req, status, bytes);
     /* A request of a retired generation: its line goes out now, before the generation can
      * be finalised, so that the log keeps the order of events across a reload. */
     if (req->gen != req->loop->gen)
@@ -175,6 +176,7 @@ static void write_response(struct mh_req *req, const struct mh_reply_head *h, st
         }
     }
     req->body_sent = blen;
+    mh_req_account(req, h->status);
     access_line(req, h->status, blen);
     mh_req_mark_responded(req);
     req->conn = NULL;
@@ -188,6 +190,7 @@ void mh_req_respond(struct mh_req *req)
         .content_type = req->content_type,
         .fields = req->resp_fields,
         .content_length = req->out.len,
+        .request_id = req->rid,
     };
 
     if (req->is_connect) {
@@ -215,6 +218,7 @@ void mh_req_respond_problem(struct mh_req *req, int status, const char *extra_na
         .content_type = "application/problem+json",
         .extra_name = extra_name,
         .extra_value = extra_value,
+        .request_id = req->rid,
     };
     va_list ap;
 

@@ -53,6 +53,10 @@ void mh_req_settle_status(struct mh_req *req, enum mh_status rc);
  */
 struct mh_conn *mh_req_upgraded(struct mh_req *req);
 
+/** The metrics entry of route @p t (NULL: requests no route took) on @p loop. Thread: the
+ *  loop's. */
+struct mh_route_stats *mh_route_stats_of(struct mh_loop *loop, const struct mh_route_target *t);
+
 /* The SDK calls implemented by the request path (see sdk.h for their contracts). */
 const char *mh_req_method_impl(const struct mh_req *req);
 const char *mh_req_path_impl(const struct mh_req *req);
@@ -66,6 +70,9 @@ enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
 void *mh_req_alloc_impl(struct mh_req *req, size_t size);
 enum mh_status mh_req_defer_impl(struct mh_req *req, void (*fn)(void *), void *arg);
 uint64_t mh_req_id_impl(const struct mh_req *req);
+const char *mh_req_request_id_impl(const struct mh_req *req);
+/** Seeds the request ids of this process (once, before serving). */
+void mh_request_ids_init(void);
 enum mh_status mh_resp_header_impl(struct mh_req *req, const char *name, const char *value);
 enum mh_status mh_reply_impl(struct mh_req *req, int status, const char *content_type,
                              const void *body, size_t len);
