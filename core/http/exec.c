@@ -247,6 +247,11 @@ void mh_req_await(struct mh_req *req)
     }
 }
 
+void mh_req_wait(struct mh_req *req)
+{
+    mh_req_await(req);
+}
+
 static void blocking_run(struct mh_task *t)
 {
     struct mh_req *req = (struct mh_req *)((char *)t - offsetof(struct mh_req, task));

@@ -43,6 +43,9 @@ bool mh_req_is_http11(const struct mh_req *req);
 bool mh_req_replied(const struct mh_req *req);
 /** Runs the route's handler (on the loop or the pool) and answers. */
 void mh_req_run(struct mh_req *req);
+/** The request waits for a task (mh_req_task_impl) from now on: its bytes are copied out of
+ *  the connection's buffer. */
+void mh_req_wait(struct mh_req *req);
 /** Answers with what the request recorded (a reply made without a handler). */
 void mh_req_answer(struct mh_req *req);
 /** Answers as after a handler that returned @p rc. */

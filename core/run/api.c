@@ -151,4 +151,6 @@ const struct mh_api mh_core_api = {
     .req_is_cancelled = api_req_is_cancelled,
     .log_is_enabled = mh_host_log_is_enabled,
     .host_name = mh_host_name_impl,
+    /* 1.3 */
+    .req_request_id = mh_req_request_id_impl,
 };

@@ -23,6 +23,9 @@
  *        more than once under instance names (mh_host_name tells which instance runs).
  *        Store drivers may carry channels between instances: subscribe, unsubscribe and
  *        publish in struct mh_store_driver (MH_STORE_CAP_PUBSUB), chosen by server.channels.
+ *   1.3  the request id as text (mh_req_request_id): the client's X-Request-Id when it sent a
+ *        sane one, else one the server made; sent back in X-Request-Id, and in every access
+ *        and error log line about the request.
  */
 #ifndef MODHOST_SDK_H
 #define MODHOST_SDK_H
@@ -38,7 +41,7 @@ extern "C" {
 #endif
 
 #define MH_ABI_MAJOR 1
-#define MH_ABI_MINOR 2
+#define MH_ABI_MINOR 3
 
 /** First field of every module definition: "mhm1". */
 #define MH_MODULE_MAGIC 0x6d686d31u
@@ -637,7 +640,20 @@ struct mh_api {
      */
     const char *(*host_name)(const struct mh_host *host);
 
-    /* --- 1.3: add below this line --- */
+    /* --- 1.3: the request id as the logs and the client see it --- */
+
+    /**
+     * The request id: the client's `X-Request-Id` when it is 1..64 bytes of letters, digits
+     * and `- _ . : + / = @`, otherwise one the server made (20 hex digits, unique across
+     * processes in practice). The answer carries it in `X-Request-Id`; the access log and
+     * every mh_req_log line about the request show it as `req=`. (mh_req_id is a number
+     * unique within the process, for keys and maps; this is the one to log or pass on to
+     * other services.) Borrowed: valid until the request finishes. Thread: any thread that
+     * may touch @p req.
+     */
+    const char *(*req_request_id)(const struct mh_req *req);
+
+    /* --- 1.4: add below this line --- */
 };
 
 /* --- What a module writes --- */
@@ -728,6 +744,8 @@ extern MH_HIDDEN const struct mh_api *mh_api;
 #define mh_req_is_cancelled(r)        (mh_api->req_is_cancelled((r)))
 #define mh_log_is_enabled(lvl)        (mh_api->log_is_enabled((lvl)))
 #define mh_host_name(h)               (mh_api->host_name((h)))
+/* 1.3 */
+#define mh_req_request_id(r)          (mh_api->req_request_id((r)))
 /* 1.2 names for 1.0/1.1 calls, kept beside the old ones: getters read "get", store values
  * belong to the store calls, and a request's log call matches mh_log. */
 #define mh_ws_get_data(w)             mh_ws_data(w)
