@@ -144,7 +144,7 @@ static bool closes_after(const struct mh_req *req)
 
 static void access_line(const struct mh_req *req, int status, size_t bytes)
 {
-    if (!req->loop->access_log)
+    if (!req->loop->access_log || req->is_private)
         return;
     mh_access_request(req->loop, req, status, bytes);
     /* A request of a retired generation: its line goes out now, before the generation can

@@ -216,6 +216,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         /* Close this loop's connections now: other loops may still be draining, and nobody
          * would answer these meanwhile. */
         loop->stopped = true;
+        stop_admin(lt); /* the other loops' admin sockets take new probes from now on */
         mh_conn_close_all(loop);
         mh_access_flush(loop);
         event_base_loopexit(loop->base, NULL);
