@@ -235,6 +235,16 @@ static void put_iso_ms(struct mh_buf *b, const struct mh_access_buf *a, const st
     mh_buf_put(b, "Z", 1);
 }
 
+/* `CLIENT - - [02/Dec/2026:14:08:38 +0000] ` */
+static void put_combined_start(struct mh_buf *b, const char *client,
+                               const struct mh_access_buf *a)
+{
+    put_str(b, client);
+    put_str(b, " - - [");
+    put_str(b, a->clf);
+    put_str(b, "] ");
+}
+
 static void end(struct mh_loop *loop)
 {
     struct mh_access_buf *a = loop->access;
@@ -306,10 +316,8 @@ void mh_access_request(struct mh_loop *loop, const struct mh_req *req, int statu
         break;
     case MH_ACCESS_COMBINED:
         /* host ident user [time] "request" status bytes "referer" "agent", then ours. */
-        put_str(b, client);
-        put_str(b, " - - [");
-        put_str(b, loop->access->clf);
-        put_str(b, "] \"");
+        put_combined_start(b, client, loop->access);
+        mh_buf_put(b, "\"", 1);
         put_clean(b, req->method_name, '"');
         mh_buf_put(b, " ", 1);
         put_clean(b, req->path, '"');
@@ -384,10 +392,8 @@ void mh_access_refusal(struct mh_loop *loop, const struct mh_conn *c, int status
         put_str(b, client);
         break;
     case MH_ACCESS_COMBINED:
-        put_str(b, client);
-        put_str(b, " - - [");
-        put_str(b, loop->access->clf);
-        put_str(b, "] \"-\" ");
+        put_combined_start(b, client, loop->access);
+        put_str(b, "\"-\" ");
         mh_buf_put_u64(b, (unsigned)status);
         mh_buf_put(b, " ", 1);
         mh_buf_put_u64(b, bytes);

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import unittest
 
-from mhtest import (HELLO_CONF, ConnectionClosed, IO_TIMEOUT_S, RawConnection, ServerTestCase, build_request,
+from mhtest import (HELLO_CONF, ConnectionClosed, run_cli, IO_TIMEOUT_S, RawConnection, ServerTestCase, build_request,
                     server_conf, wait_until, ConfDir)
 from test_kv import KV_ROUTES, module_text, store_text
 from test_pool import Pending, hash_body, slow_iterations
@@ -140,6 +140,17 @@ class TestAdminBasics(AdminCase):
         self.assertEqual(gens[0]["state"], "serving")
         samples, _ = self.metrics(self.srv)
         self.assertEqual(gauge(samples, "modhost_reloads_total", result="ok"), 1)
+
+    def test_modhost_status(self):
+        out = run_cli("status", "--admin", "127.0.0.1:%d" % self.admin)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("ready: yes", out.stdout)
+        self.assertRegex(out.stdout, r"(?m)^hello\s+1\.0\.0\s+1\s")
+        self.assertRegex(out.stdout, r"(?m)^kv\s")
+        # From the configuration's server.admin.listen (port 0 there: nothing to ask).
+        out = run_cli("status", "--admin", "127.0.0.1:1")
+        self.assertEqual(out.returncode, 3)
+        self.assertIn("no answer", out.stderr)
 
     def test_own_connection_cap(self):
         held = []
