@@ -625,6 +625,59 @@ static bool api_req_is_cancelled(const struct mh_req *req)
 }
 
 
+/* --- 1.2: streamed answers. The host writes every piece at once: the stream is always
+ * drained, its body is the reply body once it ended. --- */
+
+static enum mh_status api_stream_begin(struct mh_req *req, int status, const char *content_type)
+{
+    enum mh_status rc;
+
+    if (req->stream) {
+        mh_th_misuse(req->t, "mh_stream_begin: a stream was already begun");
+        return MH_E_STATE;
+    }
+    rc = reply_check(req, "mh_stream_begin", status, content_type);
+    if (rc != MH_OK)
+        return rc;
+    reply_set(req, status, content_type, NULL, 0);
+    req->stream = 1;
+    return MH_OK;
+}
+
+static enum mh_status api_stream_write(struct mh_req *req, const void *data, size_t len)
+{
+    char *body;
+
+    if (req->stream != 1 || (len && !data))
+        return MH_E_STATE;
+    if (atomic_load(&req->cancelled))
+        return MH_E_CANCELLED;
+    body = mh_xrealloc(req->resp_body, req->resp_len + len + 1);
+    memcpy(body + req->resp_len, data, len);
+    req->resp_len += len;
+    body[req->resp_len] = '\0';
+    req->resp_body = body;
+    return MH_OK;
+}
+
+static enum mh_status api_stream_on_drain(struct mh_req *req,
+                                          void (*fn)(struct mh_req *req, void *arg), void *arg)
+{
+    if (req->stream != 1)
+        return MH_E_STATE;
+    if (fn)
+        fn(req, arg); /* nothing is ever left unsent here */
+    return MH_OK;
+}
+
+static enum mh_status api_stream_end(struct mh_req *req)
+{
+    if (req->stream != 1)
+        return MH_E_STATE;
+    req->stream = 2;
+    return MH_OK;
+}
+
 void mh_th_api_req(struct mh_api *a)
 {
     a->req_method = api_req_method;
@@ -646,5 +699,9 @@ void mh_th_api_req(struct mh_api *a)
     a->req_cancelled = api_req_cancelled;
     a->reply_problemv = api_reply_problemv;
     a->req_json_body = api_req_json_body;
+    a->stream_begin = api_stream_begin;
+    a->stream_write = api_stream_write;
+    a->stream_on_drain = api_stream_on_drain;
+    a->stream_end = api_stream_end;
     a->req_is_cancelled = api_req_is_cancelled;
 }
