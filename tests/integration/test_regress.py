@@ -64,8 +64,8 @@ class TestDrainIdleOtherLoop(ServerTestCase):
             c = RawConnection(srv.port)
             self.addCleanup(c.close)
             self.assertEqual(c.request("GET", "/hello/p%d" % i).status, 200)
-            m = srv.wait_log(r"GET /hello/p%d 200 \d+ \d+us req=(\d+)" % i)
-            by_loop.setdefault(int(m.group(1)) & 0xff, []).append(c)
+            m = srv.wait_log(r"GET /hello/p%d 200 \d+ \d+us req=[0-9a-f]{8}([0-9a-f]{12})" % i)
+            by_loop.setdefault(int(m.group(1), 16) & 0xff, []).append(c)
             if len(by_loop) == 2 and all(len(v) >= 2 for v in by_loop.values()):
                 break
         big = by_loop[0][0]
