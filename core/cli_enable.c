@@ -23,6 +23,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
+#include "base/sys.h"
 #include "conf/config.h"
 
 #ifndef MH_DEFAULT_CONF_DIR
@@ -85,6 +86,7 @@ static int parse_opts(int argc, char **argv, const char *usage, struct enable_cl
 
     cli->conf_dir = MH_DEFAULT_CONF_DIR;
     optind = 1;
+    /* NOLINTNEXTLINE(concurrency-mt-unsafe): the command line is parsed before threads start */
     while ((ch = getopt_long(argc, argv, "c:a:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
@@ -140,7 +142,7 @@ static bool locate(const struct enable_cli *cli, char **avail_dir, char **target
 
     if (stat(cli->conf_dir, &st) != 0) {
         fprintf(stderr, "modhost: cannot open configuration directory %s: %s\n", cli->conf_dir,
-                strerror(errno));
+                MH_STRERROR(errno));
         return false;
     }
     if (!S_ISDIR(st.st_mode)) {
@@ -183,7 +185,7 @@ static char *list_available(const char *avail_dir)
     struct dirent *de;
 
     if (!d)
-        return mh_xasprintf("cannot read %s: %s", avail_dir, strerror(errno));
+        return mh_xasprintf("cannot read %s: %s", avail_dir, MH_STRERROR(errno));
     while ((de = readdir(d)) && n < 256) {
         size_t l = strlen(de->d_name);
 
@@ -224,7 +226,7 @@ static bool find_entries(const char *conf_dir, const char *name, const char *ava
 
     if (!d) {
         fprintf(stderr, "modhost: cannot open configuration directory %s: %s\n", conf_dir,
-                strerror(errno));
+                MH_STRERROR(errno));
         return false;
     }
     while ((de = readdir(d)) && out->count < MAX_FOUND) {
@@ -259,18 +261,16 @@ static void become_server_user(const char *conf_dir)
 {
     struct mh_errlist errs = {0};
     struct mh_config *c = NULL;
-    struct passwd *pw;
-    struct group *gr;
+    uid_t uid;
+    gid_t gid;
 
     mh_config_load(conf_dir, &c, &errs);
-    if (c && c->server.user && (pw = getpwnam(c->server.user))) {
-        gid_t gid = pw->pw_gid;
-
-        if (c->server.group && (gr = getgrnam(c->server.group)))
-            gid = gr->gr_gid;
-        if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
-            fprintf(stderr, "modhost: cannot run the check as %s: %s\n", c->server.user,
-                    strerror(errno));
+    if (c && c->server.user && mh_user_find(c->server.user, &uid, &gid)) {
+        if (c->server.group)
+            (void)mh_group_find(c->server.group, &gid); /* else the user's primary group */
+        if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+            (void)fprintf(stderr, "modhost: cannot run the check as %s: %s\n", c->server.user,
+                    MH_STRERROR(errno));
             _exit(1);
         }
     }
@@ -284,11 +284,11 @@ static int run_check(const char *conf_dir, bool quiet)
     int status;
     pid_t pid;
 
-    fflush(stdout);
-    fflush(stderr);
+    (void)fflush(stdout);
+    (void)fflush(stderr);
     pid = fork();
     if (pid < 0) {
-        fprintf(stderr, "modhost: cannot start the check: %s\n", strerror(errno));
+        (void)fprintf(stderr, "modhost: cannot start the check: %s\n", MH_STRERROR(errno));
         return -1;
     }
     if (pid == 0) {
@@ -300,7 +300,7 @@ static int run_check(const char *conf_dir, bool quiet)
         if (quiet && (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)))
             _exit(1);
         execv("/proc/self/exe", args);
-        fprintf(stderr, "modhost: cannot run the check: %s\n", strerror(errno));
+        (void)fprintf(stderr, "modhost: cannot run the check: %s\n", MH_STRERROR(errno));
         _exit(127);
     }
     while (waitpid(pid, &status, 0) < 0) {
@@ -326,7 +326,7 @@ int mh_cli_enable(int argc, char **argv)
         if (avail_dir) {
             char *names = list_available(avail_dir);
 
-            fprintf(stderr, "modhost: no module '%s' in %s (available: %s)\n", cli.name, avail_dir,
+            (void)fprintf(stderr, "modhost: no module '%s' in %s (available: %s)\n", cli.name, avail_dir,
                     names);
             free(names);
         }
@@ -337,10 +337,10 @@ int mh_cli_enable(int argc, char **argv)
         goto out;
     if (found.count) {
         if (found.is_link[0])
-            fprintf(stderr, "modhost: module '%s' is already enabled: %s\n", cli.name,
+            (void)fprintf(stderr, "modhost: module '%s' is already enabled: %s\n", cli.name,
                     found.path[0]);
         else
-            fprintf(stderr,
+            (void)fprintf(stderr,
                     "modhost: module '%s' is already configured by %s (a file of its "
                     "own, not a link: edit it there)\n",
                     cli.name, found.path[0]);
@@ -348,12 +348,12 @@ int mh_cli_enable(int argc, char **argv)
     }
     link_path = mh_xasprintf("%s/" LINK_PREFIX "%s.conf", cli.conf_dir, cli.name);
     if (symlink(target, link_path) != 0) {
-        fprintf(stderr, "modhost: cannot create %s: %s\n", link_path, strerror(errno));
+        (void)fprintf(stderr, "modhost: cannot create %s: %s\n", link_path, MH_STRERROR(errno));
         goto out;
     }
     if (run_check(cli.conf_dir, false) != 0) {
         unlink(link_path);
-        fprintf(stderr,
+        (void)fprintf(stderr,
                 "modhost: module '%s' not enabled: the configuration with it does not "
                 "pass the check (above); %s is unchanged\n",
                 cli.name, cli.conf_dir);
@@ -379,8 +379,8 @@ static bool restore_links(const struct found *found, char *const *targets)
 
     for (size_t i = 0; i < found->count; i++) {
         if (targets[i] && symlink(targets[i], found->path[i]) != 0) {
-            fprintf(stderr, "modhost: cannot restore %s -> %s: %s\n", found->path[i], targets[i],
-                    strerror(errno));
+            (void)fprintf(stderr, "modhost: cannot restore %s -> %s: %s\n", found->path[i], targets[i],
+                    MH_STRERROR(errno));
             ok = false;
         }
     }
@@ -404,12 +404,12 @@ int mh_cli_disable(int argc, char **argv)
     if (!find_entries(cli.conf_dir, cli.name, avail_file, &found))
         goto out;
     if (found.count == 0) {
-        fprintf(stderr, "modhost: module '%s' is not enabled in %s\n", cli.name, cli.conf_dir);
+        (void)fprintf(stderr, "modhost: module '%s' is not enabled in %s\n", cli.name, cli.conf_dir);
         goto out;
     }
     for (size_t i = 0; i < found.count; i++) {
         if (!found.is_link[i]) {
-            fprintf(stderr,
+            (void)fprintf(stderr,
                     "modhost: %s configures '%s' but is a file, not a link 'modhost "
                     "enable' made: remove or rename it by hand\n",
                     found.path[i], cli.name);
@@ -422,7 +422,7 @@ int mh_cli_disable(int argc, char **argv)
 
         targets[i] = n >= 0 ? mh_xasprintf("%.*s", (int)n, buf) : NULL;
         if (unlink(found.path[i]) != 0) {
-            fprintf(stderr, "modhost: cannot remove %s: %s\n", found.path[i], strerror(errno));
+            (void)fprintf(stderr, "modhost: cannot remove %s: %s\n", found.path[i], MH_STRERROR(errno));
             free(targets[i]);
             targets[i] = NULL;
             restore_links(&found, targets);
@@ -432,7 +432,7 @@ int mh_cli_disable(int argc, char **argv)
     if (run_check(cli.conf_dir, false) != 0) {
         /* Refuse only if the module's removal is what breaks the configuration. */
         if (restore_links(&found, targets) && run_check(cli.conf_dir, true) == 0) {
-            fprintf(stderr,
+            (void)fprintf(stderr,
                     "modhost: module '%s' not disabled: the configuration without it "
                     "does not pass the check (above); %s is unchanged\n",
                     cli.name, cli.conf_dir);
@@ -440,7 +440,7 @@ int mh_cli_disable(int argc, char **argv)
         }
         for (size_t i = 0; i < found.count; i++)
             unlink(found.path[i]);
-        fprintf(stderr,
+        (void)fprintf(stderr,
                 "modhost: disabled %s, but the configuration has errors without it "
                 "as with it (above)\n",
                 cli.name);

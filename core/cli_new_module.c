@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/mem.h"
+#include "base/sys.h"
 
 #ifndef MH_TEMPLATE_DIR
 #define MH_TEMPLATE_DIR "/usr/share/modhost/template"
@@ -45,9 +46,22 @@ static const struct {
     {"CMakeLists.txt", "CMakeLists.txt", NULL},
 };
 
+/* DIR/NAME into @p buf; false (errno ENAMETOOLONG) if it does not fit. */
+static bool join_path(char *buf, size_t size, const char *dir, const char *name)
+{
+    int n = snprintf(buf, size, "%s/%s", dir, name);
+
+    if (n < 0 || (size_t)n >= size) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    return true;
+}
+
 static void out_name(size_t i, const char *name, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s%s%s", files[i].prefix, files[i].suffix ? name : "",
+    /* Cannot truncate: valid_name() allows 64 bytes, the callers' buffers hold 128. */
+    (void)snprintf(buf, size, "%s%s%s", files[i].prefix, files[i].suffix ? name : "",
              files[i].suffix ? files[i].suffix : "");
 }
 
@@ -69,8 +83,7 @@ static bool has_template(const char *dir)
     char path[PATH_MAX];
     struct stat st;
 
-    snprintf(path, sizeof(path), "%s/module.c", dir);
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    return join_path(path, sizeof(path), dir, "module.c") && stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 /* The template directory to use, or NULL after saying why not. Caller frees. */
@@ -158,7 +171,7 @@ static int write_file(const char *path, const char *text, const char *name)
         return -1;
     }
     while ((hit = strstr(p, mark))) {
-        fwrite(p, 1, (size_t)(hit - p), f);
+        (void)fwrite(p, 1, (size_t)(hit - p), f);
         fputs(name, f);
         p = hit + sizeof(mark) - 1;
     }
@@ -178,7 +191,8 @@ static int make_dir(const char *dir, const char *name)
         return -1;
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         out_name(i, name, base, sizeof(base));
-        snprintf(probe, sizeof(probe), "%s/%s", dir, base);
+        if (!join_path(probe, sizeof(probe), dir, base))
+            return -1;
         if (access(probe, F_OK) == 0) {
             errno = EEXIST; /* never overwrite a module someone wrote */
             return -1;
@@ -192,23 +206,26 @@ static int generate(const char *name, const char *dir, const char *tmpl)
     char src[PATH_MAX], out[PATH_MAX], base[128];
 
     if (make_dir(dir, name) != 0) {
-        fprintf(stderr, "modhost: cannot create %s: %s\n", dir, strerror(errno));
+        fprintf(stderr, "modhost: cannot create %s: %s\n", dir, MH_STRERROR(errno));
         return 1;
     }
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         size_t len;
         char *text;
 
-        snprintf(src, sizeof(src), "%s/%s", tmpl, files[i].tmpl);
         out_name(i, name, base, sizeof(base));
-        snprintf(out, sizeof(out), "%s/%s", dir, base);
+        if (!join_path(src, sizeof(src), tmpl, files[i].tmpl) ||
+            !join_path(out, sizeof(out), dir, base)) {
+            (void)fprintf(stderr, "modhost: path too long under %s or %s\n", tmpl, dir);
+            return 1;
+        }
         text = read_all(src, &len);
         if (!text) {
-            fprintf(stderr, "modhost: cannot read the template %s: %s\n", src, strerror(errno));
+            fprintf(stderr, "modhost: cannot read the template %s: %s\n", src, MH_STRERROR(errno));
             return 1;
         }
         if (write_file(out, text, name) != 0) {
-            fprintf(stderr, "modhost: cannot write %s: %s\n", out, strerror(errno));
+            fprintf(stderr, "modhost: cannot write %s: %s\n", out, MH_STRERROR(errno));
             free(text);
             return 1;
         }
@@ -234,6 +251,7 @@ int mh_cli_new_module(int argc, char **argv)
     int ch, rc;
 
     optind = 1;
+    /* NOLINTNEXTLINE(concurrency-mt-unsafe): the command line is parsed before threads start */
     while ((ch = getopt_long(argc, argv, "t:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 't':

@@ -23,6 +23,7 @@
 #include "mod/loader.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/sys.h"
 #include "mod/router.h"
 #include "run/server.h"
 
@@ -117,6 +118,7 @@ static int parse_opts(int argc, char **argv, const char *usage, int which, struc
 
     cli->conf_dir = MH_DEFAULT_CONF_DIR;
     optind = 1;
+    /* NOLINTNEXTLINE(concurrency-mt-unsafe): the command line is parsed before threads start */
     while ((ch = getopt_long(argc, argv, "c:l:p:P:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
@@ -265,7 +267,7 @@ static long read_pid(const struct cli *cli, char **pid_path)
     f = fopen(*pid_path, "r");
     if (!f || !fgets(buf, sizeof(buf), f) || (pid = strtol(buf, NULL, 10)) <= 1) {
         fprintf(stderr, "modhost: cannot read a pid from %s: %s\n", *pid_path,
-                f ? "no number in it" : strerror(errno));
+                f ? "no number in it" : MH_STRERROR(errno));
         if (f)
             fclose(f);
         return -1;
@@ -273,7 +275,7 @@ static long read_pid(const struct cli *cli, char **pid_path)
     fclose(f);
     if (kill((pid_t)pid, 0) != 0) {
         fprintf(stderr, "modhost: no server runs as pid %ld (from %s): %s\n", pid, *pid_path,
-                strerror(errno));
+                MH_STRERROR(errno));
         return -1;
     }
     return pid;
@@ -325,7 +327,7 @@ static int cmd_reload(int argc, char **argv)
     status_path = mh_xasprintf("%s.reload", pid_path);
     before = read_status(status_path, text, sizeof(text));
     if (kill((pid_t)pid, SIGHUP) != 0) {
-        fprintf(stderr, "modhost: cannot signal pid %ld: %s\n", pid, strerror(errno));
+        fprintf(stderr, "modhost: cannot signal pid %ld: %s\n", pid, MH_STRERROR(errno));
         goto out;
     }
     for (int i = 0; i < 1200; i++) { /* up to 60 s: modules' init may take a while */
@@ -368,7 +370,7 @@ static int cmd_stop(int argc, char **argv)
     if (pid < 0)
         return 1;
     if (kill((pid_t)pid, SIGTERM) != 0) {
-        fprintf(stderr, "modhost: cannot signal pid %ld: %s\n", pid, strerror(errno));
+        fprintf(stderr, "modhost: cannot signal pid %ld: %s\n", pid, MH_STRERROR(errno));
         return 1;
     }
     for (int i = 0; i < 24000; i++) { /* up to 20 minutes: the drain deadline is the server's */

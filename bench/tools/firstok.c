@@ -112,6 +112,7 @@ int main(int argc, char **argv)
 {
     int reps = 5, cpu = -1, load_cpu = -1, port = 0, timeout_ms = 5000, opt;
     const char *path = "/hello/world";
+    /* NOLINTNEXTLINE(concurrency-mt-unsafe): the command line is parsed before threads start */
     while ((opt = getopt(argc, argv, "+n:c:l:t:p:P:")) != -1) {
         switch (opt) {
         case 'n': reps = atoi(optarg); break;

@@ -127,14 +127,14 @@ int main(int argc, char **argv)
         window > MAX_WINDOW ||
         sscanf(url, "ws://%63[^:/]:%d%511s", host, &port, path) != 3 ||
         (strcmp(host, "127.0.0.1") && strcmp(host, "localhost"))) {
-        fprintf(stderr, "usage: wsload_c -url ws://127.0.0.1:PORT/PATH -c N -d SECONDS "
+        (void)fprintf(stderr, "usage: wsload_c -url ws://127.0.0.1:PORT/PATH -c N -d SECONDS "
                         "-size BYTES -type text|binary (loopback only)\n");
         return 2;
     }
     build_frame(size, binary);
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    snprintf(req, sizeof(req),
+    (void)snprintf(req, sizeof(req),
              "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
              path, port);

@@ -154,7 +154,7 @@ static void modules(struct mh_req *req, const struct mh_gen *gen)
                 nws += gen->targets[j].ws != NULL;
             }
         }
-        snprintf(abi, sizeof(abi), "%u.%u", (unsigned)m->def.abi_major,
+        (void)snprintf(abi, sizeof(abi), "%u.%u", (unsigned)m->def.abi_major,
                  (unsigned)m->def.abi_minor);
         json_object_object_add(o, "name", jstr(m->name));
         json_object_object_add(o, "module", jstr(m->def.name));
@@ -189,14 +189,14 @@ static void routes(struct mh_req *req, const struct mh_gen *gen)
         if (t->ws) {
             json_object_object_add(o, "websocket", json_object_new_boolean(true));
             json_object_object_add(o, "on_message", jstr(t->ws->on_message));
-            snprintf(where, sizeof(where), "%s:%d", t->ws->file, t->ws->line);
+            (void)snprintf(where, sizeof(where), "%s:%d", t->ws->file, t->ws->line);
         } else {
             json_object_object_add(o, "handler", jstr(t->handler->name));
             json_object_object_add(
                 o, "blocking",
                 json_object_new_boolean((t->handler->flags & MH_HANDLER_BLOCKING) != 0));
             json_object_object_add(o, "timeout_ms", json_object_new_int64(t->timeout_ms));
-            snprintf(where, sizeof(where), "%s:%d", t->conf->file, t->conf->line);
+            (void)snprintf(where, sizeof(where), "%s:%d", t->conf->file, t->conf->line);
         }
         json_object_object_add(o, "defined_at", json_object_new_string(where));
         json_object_array_add(arr, o);

@@ -47,10 +47,10 @@ void mh_admin_request(struct mh_req *req);
 
 /* --- metrics.c --- */
 
-/** Appends the Prometheus text exposition of everything the server counts to @p out. */
-void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *out);
-/** Appends the status page's JSON (totals, per module, latency buckets) to @p out. */
-void mh_admin_status_json(struct mh_admin *a, struct mh_loop *here, struct mh_buf *out);
+/** Appends the Prometheus text exposition of everything the server counts to @p b. */
+void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b);
+/** Appends the status page's JSON (totals, per module, latency buckets) to @p b. */
+void mh_admin_status_json(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b);
 
 /* --- page.c --- */
 

@@ -46,7 +46,7 @@ bool mh_buf_vprintf(struct mh_buf *b, const char *fmt, va_list ap)
     va_end(copy);
     if (n < 0 || !mh_buf_reserve(b, (size_t)n + 1))
         return false;
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    (void)vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return true;
 }

@@ -13,9 +13,9 @@ static void err_vfill(struct mh_err *err, enum mh_status code, const char *file,
                       const char *fmt, va_list ap)
 {
     err->code = code;
-    snprintf(err->file, sizeof(err->file), "%s", file ? file : "");
+    (void)snprintf(err->file, sizeof(err->file), "%s", file ? file : "");
     err->line = line;
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    (void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 }
 
 enum mh_status mh_err_set(struct mh_err *err, enum mh_status code, const char *file, int line,
@@ -56,11 +56,11 @@ enum mh_status mh_errlist_add(struct mh_errlist *list, enum mh_status code, cons
 void mh_err_format(const struct mh_err *err, char *buf, size_t size)
 {
     if (err->file[0] && err->line > 0)
-        snprintf(buf, size, "%s:%d: %s", err->file, err->line, err->msg);
+        (void)snprintf(buf, size, "%s:%d: %s", err->file, err->line, err->msg);
     else if (err->file[0])
-        snprintf(buf, size, "%s: %s", err->file, err->msg);
+        (void)snprintf(buf, size, "%s: %s", err->file, err->msg);
     else
-        snprintf(buf, size, "%s", err->msg);
+        (void)snprintf(buf, size, "%s", err->msg);
 }
 
 void mh_errlist_print(const struct mh_errlist *list, FILE *out)
@@ -69,7 +69,7 @@ void mh_errlist_print(const struct mh_errlist *list, FILE *out)
 
     for (size_t i = 0; i < list->count; i++) {
         mh_err_format(&list->items[i], line, sizeof(line));
-        fprintf(out, "%s\n", line);
+        (void)fprintf(out, "%s\n", line);
     }
 }
 

@@ -21,6 +21,7 @@
 #include "conf/files.h"
 #include "conf/schema.h"
 #include "base/mem.h"
+#include "base/sys.h"
 #include "mod/router.h"
 
 #ifndef MH_DEFAULT_MODULE_DIR
@@ -298,14 +299,14 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
     if ((v = mh_schema_str(g, "user"))) {
         free(s->user);
         s->user = mh_xstrdup(v);
-        if (!getpwnam(v))
+        if (!mh_user_find(v, NULL, NULL))
             MH_SCHEMA_ERR(errs, config_setting_get_member(g, "user"),
                     "'server.user' = \"%s\": no such user", v);
     }
     if ((v = mh_schema_str(g, "group"))) {
         free(s->group);
         s->group = mh_xstrdup(v);
-        if (!getgrnam(v))
+        if (!mh_group_find(v, NULL))
             MH_SCHEMA_ERR(errs, config_setting_get_member(g, "group"),
                     "'server.group' = \"%s\": no such group", v);
     }
@@ -657,7 +658,7 @@ void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *
         config_set_include_dir(cfg, dir);
         if (config_read_file(cfg, file) != CONFIG_TRUE) {
             if (config_error_type(cfg) == CONFIG_ERR_FILE_IO)
-                mh_errlist_add(errs, MH_E_IO, file, 0, "cannot read file: %s", strerror(errno));
+                mh_errlist_add(errs, MH_E_IO, file, 0, "cannot read file: %s", MH_STRERROR(errno));
             else
                 mh_errlist_add(errs, MH_E_INVAL,
                                config_error_file(cfg) ? config_error_file(cfg) : file,

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "base/mem.h"
+#include "base/sys.h"
 
 static enum mh_status check_one(const char *path, const char *what, bool is_dir,
                                 struct mh_err *err)
@@ -44,7 +45,8 @@ enum mh_status mh_config_check_permissions(const char *path, const char *what,
 
     if (rc != MH_OK || !slash)
         return rc;
-    snprintf(dir, sizeof(dir), "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    /* The directory is a prefix of a path that check_one() just opened: it fits. */
+    (void)snprintf(dir, sizeof(dir), "%.*s", (int)(slash == path ? 1 : slash - path), path);
     return check_one(dir, what, true, err);
 }
 
@@ -62,7 +64,7 @@ bool mh_config_list_files(const char *dir, char ***files, size_t *nfiles,
 
     if (!d) {
         mh_errlist_add(errs, MH_E_IO, dir, 0, "cannot open configuration directory: %s",
-                       strerror(errno));
+                       MH_STRERROR(errno));
         return false;
     }
     while ((de = readdir(d))) {

@@ -182,7 +182,7 @@ void mh_schema_check(const config_setting_t *g, const struct mh_key *schema, con
 
         while (k->name && strcmp(k->name, name) != 0)
             k++;
-        snprintf(path, sizeof(path), "%s%s%s", where, where[0] ? "." : "", name);
+        (void)snprintf(path, sizeof(path), "%s%s%s", where, where[0] ? "." : "", name);
         if (!k->name) {
             const char *hint = mh_config_suggest(name, names, nnames);
 

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/mem.h"
+#include "base/sys.h"
 #include "conf/config.h"
 #include "http/conn.h"
 #include "http/req.h"
@@ -50,7 +51,7 @@ enum mh_status mh_access_open(const char *path, struct mh_err *err)
     fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0)
         return mh_err_set(err, MH_E_IO, NULL, 0, "cannot open access log %s: %s", path,
-                          strerror(errno));
+                          MH_STRERROR(errno));
     if (cur == STDERR_FILENO) {
         atomic_store(&access_fd, fd);
         return MH_OK;
@@ -61,7 +62,7 @@ enum mh_status mh_access_open(const char *path, struct mh_err *err)
 
         close(fd);
         return mh_err_set(err, MH_E_IO, NULL, 0, "cannot reopen access log %s: %s", path,
-                          strerror(e));
+                          MH_STRERROR(e));
     }
     close(fd);
     return MH_OK;

@@ -44,7 +44,7 @@ static void misuse(struct mh_req *req, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     mh_log_write(MH_LOG_ERROR, t ? t->module->name : "core",
                  "SDK misuse in %s '%s': %s req=%s",
@@ -162,7 +162,7 @@ static enum mh_status reply_vproblem(struct mh_req *req, int status, const char 
     if (rc != MH_OK)
         return rc;
     if (fmt)
-        vsnprintf(detail, sizeof(detail), fmt, ap);
+        (void)vsnprintf(detail, sizeof(detail), fmt, ap);
     if (!mh_problem_build(&req->out, status, mh_http_reason(status), type, fmt ? detail : NULL))
         return MH_E_NOMEM;
     return MH_OK;
@@ -282,7 +282,7 @@ void mh_req_respond_problem(struct mh_req *req, int status, const char *extra_na
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, ap);
+    (void)vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
     if (!mh_problem_build(&body, status, mh_http_reason(status), NULL, detail))
         abort();

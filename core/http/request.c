@@ -493,7 +493,7 @@ void mh_req_log_impl(const struct mh_req *req, enum mh_log_level level, const ch
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     mh_log_write(level, name, "%s req=%s", msg, req->rid);
 }

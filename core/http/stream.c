@@ -191,7 +191,7 @@ enum mh_status mh_stream_begin_impl(struct mh_req *req, int status, const char *
         return MH_E_STATE;
     }
     if (status < 200 || status > 599 || (content_type && !mh_is_field_value(content_type))) {
-        snprintf(what, sizeof(what), "mh_stream_begin(status %d%s)", status,
+        (void)snprintf(what, sizeof(what), "mh_stream_begin(status %d%s)", status,
                  status >= 200 && status <= 599 ? ", a bad content type" : "");
         misuse_log(req, what);
         if (!req->misuse)

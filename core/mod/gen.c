@@ -125,7 +125,7 @@ static void hook_list(const struct mh_module *mod, int which, char *buf, size_t 
             n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", h->name);
     }
     if (!buf[0])
-        snprintf(buf, size, "none");
+        (void)snprintf(buf, size, "none");
 }
 
 static void add_target(struct mh_gen *g, struct mh_route_target *t, const char *method,

@@ -21,7 +21,7 @@ struct mh_host *mh_host_new(const struct mh_module *m, const char *name)
     struct mh_host *h = mh_xcalloc(1, sizeof(*h));
 
     h->module = m;
-    snprintf(h->name, sizeof(h->name), "%s", name);
+    (void)snprintf(h->name, sizeof(h->name), "%s", name);
     return h;
 }
 
@@ -83,7 +83,7 @@ void mh_host_logv(const struct mh_host *host, enum mh_log_level level, const cha
 
 enum mh_status mh_host_errorv_impl(struct mh_host *host, const char *fmt, va_list ap)
 {
-    vsnprintf(host->error, sizeof(host->error), fmt, ap);
+    (void)vsnprintf(host->error, sizeof(host->error), fmt, ap);
     return MH_OK;
 }
 

@@ -17,6 +17,7 @@
 #include "mod/host.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/sys.h"
 
 /* The smallest definition a 1.x module can have: every 1.0 field. */
 #define DEF_SIZE_1_0 (offsetof(struct mh_module_def, settings) + sizeof(void *))
@@ -84,19 +85,21 @@ static void *dlopen_fresh(const char *path)
     char alias[PATH_MAX];
     const char *base = strrchr(path, '/');
     void *dl;
+    int n;
 
     if (!alias_dir[0]) {
         const char *tmp = getenv("TMPDIR");
 
-        snprintf(alias_dir, sizeof(alias_dir), "%s/modhost-XXXXXX",
-                 tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+        /* Fits: TMPDIR is used only when shorter than 40 bytes. */
+        (void)snprintf(alias_dir, sizeof(alias_dir), "%s/modhost-XXXXXX",
+                       tmp && strlen(tmp) < 40 ? tmp : "/tmp");
         if (!mkdtemp(alias_dir)) {
             alias_dir[0] = '\0';
             return NULL;
         }
     }
-    snprintf(alias, sizeof(alias), "%s/%u-%s", alias_dir, ++alias_seq, base ? base + 1 : path);
-    if (symlink(path, alias) != 0)
+    n = snprintf(alias, sizeof(alias), "%s/%u-%s", alias_dir, ++alias_seq, base ? base + 1 : path);
+    if (n < 0 || (size_t)n >= sizeof(alias) || symlink(path, alias) != 0)
         return NULL;
     dl = dlopen(alias, DLOPEN_FLAGS);
     unlink(alias);
@@ -182,7 +185,7 @@ enum mh_status mh_module_open(const char *expected_name, const char *path, struc
 
     if (stat(path, &st) != 0)
         return REFUSE(err, MH_E_NOTFOUND, "module '%s' (%s): cannot open file: %s",
-                      expected_name, path, strerror(errno));
+                      expected_name, path, MH_STRERROR(errno));
     if (!S_ISREG(st.st_mode))
         return REFUSE(err, MH_E_INVAL, "module '%s' (%s): not a regular file", expected_name,
                       path);

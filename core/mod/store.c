@@ -27,7 +27,7 @@ void mh_store_set_error_impl(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(store_errmsg, sizeof(store_errmsg), fmt, ap);
+    (void)vsnprintf(store_errmsg, sizeof(store_errmsg), fmt, ap);
     va_end(ap);
 }
 
@@ -83,11 +83,11 @@ static void sig_setting(char **buf, size_t *len, size_t *cap, const config_setti
         sig_append(buf, len, cap, config_setting_get_bool(s) ? "true" : "false");
         break;
     case CONFIG_TYPE_FLOAT:
-        snprintf(num, sizeof(num), "%.17g", config_setting_get_float(s));
+        (void)snprintf(num, sizeof(num), "%.17g", config_setting_get_float(s));
         sig_append(buf, len, cap, num);
         break;
     default:
-        snprintf(num, sizeof(num), "%lld", config_setting_get_int64(s));
+        (void)snprintf(num, sizeof(num), "%lld", config_setting_get_int64(s));
         sig_append(buf, len, cap, num);
     }
 }

@@ -59,7 +59,7 @@ static void api_store_set_errorv(const char *fmt, va_list ap)
 {
     char msg[512];
 
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     mh_store_set_error_impl("%s", msg);
 }
 

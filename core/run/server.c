@@ -40,6 +40,7 @@
 #include "http/request.h"
 #include "run/dispatch.h"
 #include "base/loop.h"
+#include "base/sys.h"
 #include "ws/ws.h"
 
 struct loop_thread {
@@ -117,7 +118,7 @@ static int open_listener(const char *host, int port, int *bound_port, struct mh_
     freeaddrinfo(res);
     if (fd < 0)
         mh_err_set(err, MH_E_IO, NULL, 0, "cannot listen on %s:%d: %s", host, port,
-                   strerror(saved));
+                   MH_STRERROR(saved));
     return fd;
 }
 
@@ -142,7 +143,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 
         if (cfd < 0) {
             if (errno == EMFILE || errno == ENFILE)
-                mh_warn("server", "loop %u: cannot accept: %s", lt->loop.index, strerror(errno));
+                mh_warn("server", "loop %u: cannot accept: %s", lt->loop.index, MH_STRERROR(errno));
             return; /* EAGAIN: none left; others: the next readiness tries again */
         }
         mh_conn_accept(&lt->loop, &http_service, cfd, (struct sockaddr *)&ss, len);
@@ -474,7 +475,7 @@ static void write_status(struct mh_server *s, bool ok, const struct mh_errlist *
     if (n > sizeof(buf))
         n = sizeof(buf);
     if (ftruncate(s->status_fd, 0) != 0 || pwrite(s->status_fd, buf, n, 0) != (ssize_t)n)
-        mh_warn("reload", "cannot write the reload status file: %s", strerror(errno));
+        mh_warn("reload", "cannot write the reload status file: %s", MH_STRERROR(errno));
 }
 
 static bool same_str(const char *a, const char *b)
@@ -574,7 +575,7 @@ static void write_port_file(const char *path, int port)
     FILE *f = fopen(tmp, "w");
 
     if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) != 0)
-        mh_error("server", "cannot write port file %s: %s", path, strerror(errno));
+        mh_error("server", "cannot write port file %s: %s", path, MH_STRERROR(errno));
     free(tmp);
 }
 
@@ -604,12 +605,12 @@ static enum mh_status write_pid_file(const char *path, struct mh_server *s)
     enum mh_status rc = MH_OK;
 
     if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
-        mh_error("server", "cannot write pid file %s: %s", path, strerror(errno));
+        mh_error("server", "cannot write pid file %s: %s", path, MH_STRERROR(errno));
         rc = MH_E_IO;
     } else {
         s->status_fd = open(status, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (s->status_fd < 0)
-            mh_warn("server", "cannot open %s: %s", status, strerror(errno));
+            mh_warn("server", "cannot open %s: %s", status, MH_STRERROR(errno));
     }
     free(tmp);
     free(status);
@@ -618,23 +619,19 @@ static enum mh_status write_pid_file(const char *path, struct mh_server *s)
 
 static enum mh_status drop_privileges(const struct mh_server_conf *c, int status_fd)
 {
-    struct passwd *pw = NULL;
-    struct group *gr = NULL;
-    uid_t uid;
-    gid_t gid;
+    uid_t uid = getuid();
+    gid_t gid = getgid();
 
     if (!c->user && !c->group)
         return MH_OK;
-    if (c->user && !(pw = getpwnam(c->user))) {
+    if (c->user && !mh_user_find(c->user, &uid, &gid)) {
         mh_error("server", "server.user '%s' does not exist", c->user);
         return MH_E_INVAL;
     }
-    if (c->group && !(gr = getgrnam(c->group))) {
+    if (c->group && !mh_group_find(c->group, &gid)) {
         mh_error("server", "server.group '%s' does not exist", c->group);
         return MH_E_INVAL;
     }
-    uid = pw ? pw->pw_uid : getuid();
-    gid = gr ? gr->gr_gid : pw ? pw->pw_gid : getgid();
     if (geteuid() != 0) {
         if (uid == geteuid() && gid == getegid())
             return MH_OK;
@@ -647,7 +644,7 @@ static enum mh_status drop_privileges(const struct mh_server_conf *c, int status
         mh_warn("server", "cannot hand the reload status file to uid %d", (int)uid);
     if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
         mh_error("server", "cannot drop privileges to uid %d gid %d: %s", (int)uid, (int)gid,
-                 strerror(errno));
+                 MH_STRERROR(errno));
         return MH_E_IO;
     }
     if (setuid(0) == 0) { /* must not be possible any more */

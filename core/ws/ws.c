@@ -531,7 +531,7 @@ static void accept_key(const char *key, char out[32])
     unsigned char sha[20];
     char buf[64];
 
-    snprintf(buf, sizeof(buf), "%s%s", key, guid);
+    (void)snprintf(buf, sizeof(buf), "%s%s", key, guid);
     mh_sha1(buf, strlen(buf), sha);
     mh_base64_encode(sha, sizeof(sha), out);
 }

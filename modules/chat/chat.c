@@ -103,7 +103,7 @@ static void now_iso(char *buf, size_t size)
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, size - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
+    (void)snprintf(buf + n, size - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
 }
 
 static int valid_name(const char *s, size_t max)
@@ -147,7 +147,7 @@ static struct json_object *event(const struct conn *c, const char *type)
 
 static void key_of(char *buf, size_t size, const char *room, const char *what)
 {
-    snprintf(buf, size, "chat/%s/%s", room, what);
+    (void)snprintf(buf, size, "chat/%s/%s", room, what);
 }
 
 
@@ -170,13 +170,13 @@ static void append_one(struct append_job *j)
         } else if (rc != MH_E_NOTFOUND) {
             break;
         }
-        snprintf(num, sizeof(num), "%" PRIu64, seq + 1);
+        (void)snprintf(num, sizeof(num), "%" PRIu64, seq + 1);
         rc = mh_store_put(j->st->store, key, strlen(key), num, strlen(num), expect, NULL, NULL);
         if (rc == MH_E_CONFLICT)
             continue; /* another instance sharing the store took this sequence number */
         if (rc != MH_OK)
             break;
-        snprintf(slot, sizeof(slot), "%" PRIu64, seq % (uint64_t)j->st->history);
+        (void)snprintf(slot, sizeof(slot), "%" PRIu64, seq % (uint64_t)j->st->history);
         key_of(key, sizeof(key), j->room, slot);
         mh_store_put(j->st->store, key, strlen(key), j->msg, j->len, MH_STORE_ANY, NULL, NULL);
         return;
@@ -235,7 +235,7 @@ static void remember(struct chat_state *st, const struct conn *c, struct json_ob
         return;
     j->next = NULL;
     j->st = st;
-    snprintf(j->room, sizeof(j->room), "%s", c->room);
+    (void)snprintf(j->room, sizeof(j->room), "%s", c->room);
     j->len = len;
     memcpy(j->msg, s, len + 1);
     pthread_mutex_lock(&st->lock);
@@ -277,7 +277,7 @@ static void replay_work(void *arg)
     mh_value_free(&v);
     first = seq > (uint64_t)j->st->history ? seq - (uint64_t)j->st->history : 0;
     for (uint64_t i = first; i < seq; i++) {
-        snprintf(slot, sizeof(slot), "%" PRIu64, i % (uint64_t)j->st->history);
+        (void)snprintf(slot, sizeof(slot), "%" PRIu64, i % (uint64_t)j->st->history);
         key_of(key, sizeof(key), j->room, slot);
         if (mh_store_get(j->st->store, key, strlen(key), &v) == MH_OK) {
             json_object_array_add(j->messages, json_object_new_string_len(v.data, (int)v.len));
@@ -327,12 +327,12 @@ static enum mh_status chat_open(struct mh_ws *ws, struct mh_req *req, void *stat
     c = calloc(1, sizeof(*c));
     if (!c)
         return MH_E_NOMEM;
-    snprintf(c->room, sizeof(c->room), "%s", room);
+    (void)snprintf(c->room, sizeof(c->room), "%s", room);
     if (user)
-        snprintf(c->user, sizeof(c->user), "%s", user);
+        (void)snprintf(c->user, sizeof(c->user), "%s", user);
     else
-        snprintf(c->user, sizeof(c->user), "guest-%" PRIu64, mh_ws_id(ws));
-    snprintf(c->channel, sizeof(c->channel), "chat:%s", room);
+        (void)snprintf(c->user, sizeof(c->user), "guest-%" PRIu64, mh_ws_id(ws));
+    (void)snprintf(c->channel, sizeof(c->channel), "chat:%s", room);
     mh_ws_set_data(ws, c);
     if (mh_ws_join(ws, c->channel) != MH_OK) {
         mh_ws_set_data(ws, NULL);
@@ -345,7 +345,7 @@ static enum mh_status chat_open(struct mh_ws *ws, struct mh_req *req, void *stat
         if (j) {
             j->st = st;
             j->ws = ws;
-            snprintf(j->room, sizeof(j->room), "%s", room);
+            (void)snprintf(j->room, sizeof(j->room), "%s", room);
             j->messages = json_object_new_array();
             mh_ws_ref(ws);
             if (mh_task_submit(st->host, replay_work, replay_done, j) != MH_OK) {

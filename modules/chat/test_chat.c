@@ -34,7 +34,7 @@ static struct mh_ws *join(struct mh_testing *t, const char *room, const char *us
     char target[128];
     struct mh_req *req;
 
-    snprintf(target, sizeof(target), "/ws/chat/%s?name=%s", room, user);
+    (void)snprintf(target, sizeof(target), "/ws/chat/%s?name=%s", room, user);
     req = mh_testing_req(t, "GET", target);
     mh_testing_req_route(req, "/ws/chat/{room}");
     if (mh_testing_ws_connect(ws, req) != MH_OK || !mh_testing_ws_is_open(ws))
@@ -49,7 +49,7 @@ static const char *sent_member(const struct mh_ws *ws, size_t i, const char *key
     struct json_object *o = json_tokener_parse(mh_test_str(mh_testing_ws_sent(ws, i, NULL, NULL)));
     struct json_object *v = NULL;
 
-    snprintf(buf, size, "%s",
+    (void)snprintf(buf, size, "%s",
              json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "(absent)");
     json_object_put(o);
     return buf;

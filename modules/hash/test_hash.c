@@ -93,7 +93,7 @@ static void test_hash_refuses_bad_input_with_400(void)
 
         CU_ASSERT_EQUAL(mh_testing_status(req), 400);
         if (!strstr(detail, cases[i].detail))
-            fprintf(stderr, "case %zu: '%s' lacks '%s'\n", i, detail, cases[i].detail);
+            (void)fprintf(stderr, "case %zu: '%s' lacks '%s'\n", i, detail, cases[i].detail);
         CU_ASSERT_PTR_NOT_NULL(strstr(detail, cases[i].detail));
     }
     mh_testing_free(t);

@@ -123,7 +123,7 @@ static void test_hello_testing_table_is_complete(void)
         memcpy(&fn, (const char *)mh_api + offsetof(struct mh_api, req_method) + i * sizeof(fn),
                sizeof(fn));
         if (!fn)
-            fprintf(stderr, "table member %zu is NULL\n", i);
+            (void)fprintf(stderr, "table member %zu is NULL\n", i);
         CU_ASSERT_PTR_NOT_NULL(fn);
     }
     mh_testing_free(t);

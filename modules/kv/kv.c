@@ -130,7 +130,7 @@ static void set_etag(struct mh_req *req, uint64_t version)
 {
     char etag[32];
 
-    snprintf(etag, sizeof(etag), "\"%" PRIu64 "\"", version);
+    (void)snprintf(etag, sizeof(etag), "\"%" PRIu64 "\"", version);
     mh_resp_header(req, "ETag", etag);
 }
 

@@ -22,7 +22,7 @@ static struct mh_testing *started(const char *settings)
     if (settings)
         mh_testing_settings(t, settings);
     if (mh_testing_start(t) != MH_OK) {
-        fprintf(stderr, "kv: %s\n", mh_testing_error(t));
+        (void)fprintf(stderr, "kv: %s\n", mh_testing_error(t));
         mh_testing_free(t);
         return NULL;
     }
@@ -144,7 +144,7 @@ static void test_kv_lists_pages_with_a_cursor(void)
     for (size_t i = 0; i < 4; i++) {
         char target[32];
 
-        snprintf(target, sizeof(target), "/kv/%s", keys[i]);
+        (void)snprintf(target, sizeof(target), "/kv/%s", keys[i]);
         r = mh_testing_req(t, "PUT", target);
         mh_testing_req_param(r, "key", keys[i]);
         mh_testing_req_json(r, "true");

@@ -137,7 +137,7 @@ static inline void link_failed(struct link_health *h, const char *msg)
     wait = h->backoff_ms / 2 + (int64_t)(rand_r(&h->seed) % (unsigned)(h->backoff_ms + 1));
     h->next_try = now + wait;
     h->is_probing = false;
-    snprintf(h->last_error, sizeof(h->last_error), "%s", msg);
+    (void)snprintf(h->last_error, sizeof(h->last_error), "%s", msg);
     pthread_mutex_unlock(&h->mu);
     mh_store_set_error("%s is unavailable: %s", h->what, msg);
     if (starts)

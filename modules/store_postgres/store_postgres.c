@@ -193,7 +193,7 @@ static enum mh_status link_lost(struct pg_store *s, struct conn *c, const char *
     char msg[256];
     const char *err = c->pg ? PQerrorMessage(c->pg) : "";
 
-    snprintf(msg, sizeof(msg), "%s: %s", what,
+    (void)snprintf(msg, sizeof(msg), "%s: %s", what,
              timed_out ? "no answer within timeout_ms" : (err[0] ? err : "connection lost"));
     msg[strcspn(msg, "\n")] = '\0';
     PQfinish(c->pg);
@@ -597,9 +597,9 @@ static enum mh_status build_params(struct pg_store *s, const struct options *o)
     char port[24], timeout[24], password[PASSWORD_BYTES];
     enum mh_status rc = MH_OK;
 
-    snprintf(port, sizeof(port), "%lld", o->port);
+    (void)snprintf(port, sizeof(port), "%lld", o->port);
     /* libpq counts connect_timeout in whole seconds; our own poll() is the real bound. */
-    snprintf(timeout, sizeof(timeout), "%lld", (o->timeout_ms + 999) / 1000 + 1);
+    (void)snprintf(timeout, sizeof(timeout), "%lld", (o->timeout_ms + 999) / 1000 + 1);
     if (o->password_file) {
         rc = read_password_file(o->password_file, password, sizeof(password));
         if (rc == MH_OK)
@@ -625,7 +625,7 @@ static enum mh_status build_params(struct pg_store *s, const struct options *o)
     if (rc == MH_OK) {
         char opts[128];
 
-        snprintf(opts, sizeof(opts),
+        (void)snprintf(opts, sizeof(opts),
                  "-c client_connection_check_interval=1000 -c statement_timeout=%lld",
                  o->timeout_ms);
         rc = add_param(s, "options", opts);
@@ -662,8 +662,8 @@ static char *expand_sql(const char *tmpl, const char *table, const char *seq)
 
 static enum mh_status build_sql(struct pg_store *s, const char *table)
 {
-    snprintf(s->table, sizeof(s->table), "\"%s\"", table);
-    snprintf(s->sequence, sizeof(s->sequence), "'\"%s_ver\"'", table);
+    (void)snprintf(s->table, sizeof(s->table), "\"%s\"", table);
+    (void)snprintf(s->sequence, sizeof(s->sequence), "'\"%s_ver\"'", table);
     for (int i = 0; i < MH_PG_NSTMT; i++) {
         s->sql[i] = expand_sql(stmt_sql[i], s->table, s->sequence);
         if (!s->sql[i]) {
@@ -701,7 +701,7 @@ static enum mh_status pg_open(struct mh_host *host, const struct mh_conf *settin
         return MH_E_NOMEM;
     }
     pthread_mutex_init(&s->mu, NULL);
-    snprintf(s->what, sizeof(s->what), "postgres store '%s' at %s:%lld", o.table, o.host, o.port);
+    (void)snprintf(s->what, sizeof(s->what), "postgres store '%s' at %s:%lld", o.table, o.host, o.port);
     link_init(&s->link, s->what);
     s->timeout_ms = (int)o.timeout_ms;
     rc = build_params(s, &o);

@@ -137,7 +137,7 @@ static enum mh_status link_lost(struct link_health *link, struct conn *c, const 
 
     if (c->rc && c->rc->err == REDIS_ERR_IO && (errno == EAGAIN || errno == ETIMEDOUT))
         err = "no answer within timeout_ms";
-    snprintf(msg, sizeof(msg), "%s: %s", what, err);
+    (void)snprintf(msg, sizeof(msg), "%s: %s", what, err);
     if (c->rc)
         redisFree(c->rc);
     c->rc = NULL;
@@ -454,7 +454,7 @@ static void check_durability(struct rs_store *s, struct mh_host *host)
             break; /* CONFIG may be renamed away: nothing to say */
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
             r->element[1]->type == REDIS_REPLY_STRING)
-            snprintf(found[i], sizeof(found[i]), "%s", r->element[1]->str);
+            (void)snprintf(found[i], sizeof(found[i]), "%s", r->element[1]->str);
         freeReplyObject(r);
     }
     conn_give(s, c);
@@ -493,13 +493,13 @@ static enum mh_status rs_open(struct mh_host *host, const struct mh_conf *settin
     s->db = o.db;
     s->timeout_ms = (int)o.timeout_ms;
     if (o.socket)
-        snprintf(s->what, sizeof(s->what), "redis store '%s' at %s", o.prefix, o.socket);
+        (void)snprintf(s->what, sizeof(s->what), "redis store '%s' at %s", o.prefix, o.socket);
     else
-        snprintf(s->what, sizeof(s->what), "redis store '%s' at %s:%lld", o.prefix, o.host, o.port);
+        (void)snprintf(s->what, sizeof(s->what), "redis store '%s' at %s:%lld", o.prefix, o.host, o.port);
     link_init(&s->link, s->what);
     s->plen = (size_t)snprintf(s->prefix, sizeof(s->prefix), "%sr:", o.prefix);
-    snprintf(s->idx_key, sizeof(s->idx_key), "%sidx", o.prefix);
-    snprintf(s->ver_key, sizeof(s->ver_key), "%sver", o.prefix);
+    (void)snprintf(s->idx_key, sizeof(s->idx_key), "%sidx", o.prefix);
+    (void)snprintf(s->ver_key, sizeof(s->ver_key), "%sver", o.prefix);
     if (o.password_file) {
         rc = read_password_file(o.password_file, s->password, sizeof(s->password));
         if (rc != MH_OK)
@@ -933,8 +933,8 @@ static enum mh_status rs_subscribe(void *db, mh_bus_fn deliver, void *arg)
     b->arg = arg;
     b->clen =
         (size_t)snprintf(b->channel, sizeof(b->channel), "%.*sbus", (int)(s->plen - 2), s->prefix);
-    snprintf(b->sub_what, sizeof(b->sub_what), "%s (channels in)", s->what);
-    snprintf(b->pub_what, sizeof(b->pub_what), "%s (channels out)", s->what);
+    (void)snprintf(b->sub_what, sizeof(b->sub_what), "%s (channels in)", s->what);
+    (void)snprintf(b->pub_what, sizeof(b->pub_what), "%s (channels out)", s->what);
     link_init(&b->sub_link, b->sub_what);
     link_init(&b->pub_link, b->pub_what);
     pthread_mutex_init(&b->mu, NULL);

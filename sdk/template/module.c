@@ -55,7 +55,7 @@ static enum mh_status hello(struct mh_req *req, void *state)
 
     if (!o)
         return MH_E_NOMEM; /* the core answers 500 problem+json */
-    snprintf(msg, sizeof(msg), "%s, %s!", st->greeting, name ? name : "world");
+    (void)snprintf(msg, sizeof(msg), "%s, %s!", st->greeting, name ? name : "world");
     json_object_object_add(o, "message", json_object_new_string(msg));
     return mh_reply_json(req, 200, o); /* o belongs to the core now */
 }

@@ -30,7 +30,7 @@ static struct mh_testing *start(const char *settings)
     if (settings)
         mh_testing_settings(t, settings);
     if (mh_testing_start(t) != MH_OK)
-        fprintf(stderr, "start: %s\n", mh_testing_error(t));
+        (void)fprintf(stderr, "start: %s\n", mh_testing_error(t));
     return t;
 }
 

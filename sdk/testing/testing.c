@@ -96,7 +96,7 @@ const char *mh_th_error_set(struct mh_testing *t, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(t->error, sizeof(t->error), fmt, ap);
+    (void)vsnprintf(t->error, sizeof(t->error), fmt, ap);
     va_end(ap);
     return t->error;
 }
@@ -349,7 +349,7 @@ struct mh_testing *mh_testing_new(const struct mh_module_def *def)
 
     if (!def || def->magic != MH_MODULE_MAGIC || def->abi_major != MH_ABI_MAJOR ||
         def->abi_minor > MH_ABI_MINOR || !def->api || !def->name) {
-        fprintf(stderr, "modhost testing: not a module definition of SDK %d.x (up to %d.%d); "
+        (void)fprintf(stderr, "modhost testing: not a module definition of SDK %d.x (up to %d.%d); "
                         "pass what the module's mh_module_v1() returns\n",
                 MH_ABI_MAJOR, MH_ABI_MAJOR, MH_ABI_MINOR);
         return NULL;
@@ -358,7 +358,7 @@ struct mh_testing *mh_testing_new(const struct mh_module_def *def)
     memcpy(&t->def, def, def->size < sizeof(t->def) ? def->size : sizeof(t->def));
     *t->def.api = mh_th_table();
     t->host.t = t;
-    snprintf(t->host.name, sizeof(t->host.name), "%s", def->name);
+    (void)snprintf(t->host.name, sizeof(t->host.name), "%s", def->name);
     t->settings = conf_new();
     pthread_mutex_init(&t->mu, NULL);
     t->max_json_bytes = 1 << 20;
@@ -477,7 +477,7 @@ void mh_testing_conf_dir(struct mh_testing *t, const char *dir)
 
 void mh_testing_instance(struct mh_testing *t, const char *name)
 {
-    snprintf(t->host.name, sizeof(t->host.name), "%s", name);
+    (void)snprintf(t->host.name, sizeof(t->host.name), "%s", name);
 }
 
 void mh_testing_json_limits(struct mh_testing *t, size_t max_bytes, int max_depth)
@@ -806,7 +806,7 @@ static enum mh_status api_host_errorv(struct mh_host *host, const char *fmt, va_
     MH_VPRINTF(2);
 static enum mh_status api_host_errorv(struct mh_host *host, const char *fmt, va_list ap)
 {
-    vsnprintf(host->error, sizeof(host->error), fmt, ap);
+    (void)vsnprintf(host->error, sizeof(host->error), fmt, ap);
     return MH_OK;
 }
 

@@ -250,7 +250,7 @@ static enum mh_status api_req_json(struct mh_req *req, struct json_object **out,
     if (req->body_len > t->max_json_bytes) {
         if (detail) {
             msg = api_req_alloc(req, 128);
-            snprintf(msg, 128, "JSON body of %zu bytes exceeds the limit of %zu", req->body_len,
+            (void)snprintf(msg, 128, "JSON body of %zu bytes exceeds the limit of %zu", req->body_len,
                      t->max_json_bytes);
             *detail = msg;
         }
@@ -265,7 +265,7 @@ static enum mh_status api_req_json(struct mh_req *req, struct json_object **out,
     if (v != MH_JSON_VALID) {
         if (detail) {
             msg = api_req_alloc(req, 256);
-            snprintf(msg, 256, "invalid JSON: %s at offset %zu", why, at);
+            (void)snprintf(msg, 256, "invalid JSON: %s at offset %zu", why, at);
             *detail = msg;
         }
         return v == MH_JSON_TOO_DEEP ? MH_E_LIMIT : MH_E_INVAL;
@@ -307,9 +307,9 @@ static const char *api_req_request_id(const struct mh_req *req)
 
     if (v && n >= 1 && n <= 64 && strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                              "0123456789-_.:+/=@") == n)
-        snprintf(r->rid, sizeof(r->rid), "%s", v);
+        (void)snprintf(r->rid, sizeof(r->rid), "%s", v);
     else
-        snprintf(r->rid, sizeof(r->rid), "test-%020llu", (unsigned long long)req->id);
+        (void)snprintf(r->rid, sizeof(r->rid), "test-%020llu", (unsigned long long)req->id);
     return r->rid;
 }
 

@@ -29,7 +29,7 @@ static const char *api_store_error(void)
 static void api_store_set_errorv(const char *fmt, va_list ap) MH_VPRINTF(1);
 static void api_store_set_errorv(const char *fmt, va_list ap)
 {
-    vsnprintf(mh_th_store_err, sizeof(mh_th_store_err), fmt, ap);
+    (void)vsnprintf(mh_th_store_err, sizeof(mh_th_store_err), fmt, ap);
 }
 
 static void api_store_set_error(const char *fmt, ...) MH_PRINTF(1, 2);
