@@ -320,6 +320,8 @@ static void add_ossl_error(struct mh_errlist *errs, const struct mh_tls_cert_con
     unsigned long e = ERR_peek_last_error();
     const char *why = e ? ERR_reason_error_string(e) : NULL;
 
+    if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+        why = "it does not belong to the certificate";
     mh_errlist_add(errs, MH_E_INVAL, cc->file, cc->line, "%s %s: %s", what, path,
                    why ? why : "not usable");
     ERR_clear_error();
@@ -381,10 +383,9 @@ static SSL_CTX *ctx_build(const struct mh_tls_conf *conf, const struct mh_tls_ce
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, cc->certificate) != 1)
         add_ossl_error(errs, cc, "cannot use certificate chain", cc->certificate);
-    else if (SSL_CTX_use_PrivateKey_file(ctx, cc->key, SSL_FILETYPE_PEM) != 1)
+    else if (SSL_CTX_use_PrivateKey_file(ctx, cc->key, SSL_FILETYPE_PEM) != 1 ||
+             SSL_CTX_check_private_key(ctx) != 1)
         add_ossl_error(errs, cc, "cannot use private key", cc->key);
-    else if (SSL_CTX_check_private_key(ctx) != 1)
-        add_ossl_error(errs, cc, "private key does not match the certificate", cc->key);
     if (errs->count != before) {
         SSL_CTX_free(ctx);
         return NULL;
@@ -506,7 +507,7 @@ static ssize_t first_byte(struct mh_conn *c, struct tls_conn *tc)
     ssize_t n = recv(fd, &b, 1, MSG_PEEK);
 
     if (n <= 0) {
-        if (n == 0)
+        if (n == 0 || (errno != EAGAIN && errno != EINTR))
             fail(tc, fd, MH_TLS_FAIL_CLOSED, "closed before sending anything");
         return n;
     }
