@@ -121,7 +121,14 @@ void mh_req_settle(struct mh_req *req, enum mh_status rc)
         mh_req_finish_if_done(req);
         return;
     }
-    if (!req->replied) {
+    if (req->misuse) {
+        /* A module's bug (logged when it happened): 500, not what it may have recorded. */
+        req->replied = false;
+        req->resp_fields = NULL;
+        mh_buf_reset(&req->out);
+        mh_reply_problem_impl(req, 500, NULL, "the module misused the server's API: %s",
+                              req->misuse);
+    } else if (!req->replied) {
         if (rc == MH_PENDING && req->pending > 0)
             return; /* a request task will reply */
         if (rc == MH_OK || rc == MH_PENDING) {

@@ -88,6 +88,7 @@ struct mh_req {
     struct mh_buf out; /* the body; its memory is kept with the spare request */
     size_t body_sent;  /* the Content-Length of the answer, for the access log */
     bool close_after;  /* answer with Connection: close */
+    const char *misuse; /* the first SDK misuse of the module (reply.c), or NULL */
 
     struct mh_defer *defers;
 

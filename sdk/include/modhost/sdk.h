@@ -95,6 +95,8 @@ enum mh_status {
     MH_E_UNAVAILABLE = -8, /* a dependency cannot serve now; retry later */
     MH_E_TIMEOUT = -9,     /* a deadline passed */
     MH_E_STATE = -10       /* the call is not allowed now (e.g. a second reply) */
+    /* A reply call refused with MH_E_INVAL or MH_E_STATE is a misuse: the server logs it with
+     * the module, handler and call, and answers the request 500 whatever was recorded. */
 };
 
 enum mh_log_level {
