@@ -309,7 +309,9 @@ static int on_ticket_key(SSL *s, unsigned char name[16], unsigned char *iv, EVP_
     OPENSSL_cleanse(&k, sizeof(k));
     if (!rc)
         return -1;
-    return enc || found == 0 ? 1 : 2;
+    /* 2: a new ticket with the current key. TLS 1.3 clients use a ticket once, so a resumed
+     * TLS 1.3 session always gets a new one, or the next connection is a full handshake. */
+    return enc || (found == 0 && SSL_version(s) < TLS1_3_VERSION) ? 1 : 2;
 }
 
 /* --- Building contexts --- */

@@ -174,14 +174,18 @@ class TestHttps(TlsCase):
             session = first.sock.session
             self.assertFalse(first.sock.session_reused)
             first.close()
-            raw = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=IO_TIMEOUT_S)
-            again = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
-            try:
-                self.assertTrue(again.session_reused, version)
-                again.sendall(build_request("GET", "/hello/two"))
-                self.assertIn(b"Hello, two!", read_response(again))
-            finally:
-                again.close()
+            for i in range(3):  # each resumption hands out the ticket for the next one
+                raw = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=IO_TIMEOUT_S)
+                again = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+                try:
+                    self.assertTrue(again.session_reused, (version, i))
+                    again.sendall(build_request("GET", "/hello/two"))
+                    self.assertIn(b"Hello, two!", read_response(again))
+                    if version == ssl.TLSVersion.TLSv1_3:  # a fresh ticket for the next time
+                        self.assertNotEqual(again.session.id, session.id)
+                    session = again.session
+                finally:
+                    again.close()
 
     def test_old_protocols_and_weak_ciphers_are_refused(self):
         srv = self.start_tls()
