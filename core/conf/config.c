@@ -85,7 +85,6 @@ static const struct mh_key listener_keys[] = {
 
 static const struct mh_key server_keys[] = {
     {"listen", MH_K_STRING, NULL, 0, 0},
-    {"listeners", MH_K_LIST, listener_keys, 0, 0},
     {"threads", MH_K_INT, NULL, 0, 256},
     {"workers", MH_K_INT, NULL, 0, 1024},
     {"worker_queue", MH_K_INT, NULL, 1, 1000000},
@@ -99,6 +98,7 @@ static const struct mh_key server_keys[] = {
     {"channels", MH_K_STRING, NULL, 0, 0},
     {"log", MH_K_GROUP, log_keys, 0, 0},
     {"limits", MH_K_GROUP, limits_keys, 0, 0},
+    {"listeners", MH_K_LIST, listener_keys, 0, 0},
     MH_KEY_END,
 };
 

@@ -32,8 +32,8 @@
 #include "base/mem.h"
 #include "conf/config.h"
 
-#define GATHER     16384 /* one TLS record: smaller writes are copied together into one */
-#define TICKET_KEYS 3    /* the key that encrypts and two older ones that still decrypt */
+#define GATHER      16384 /* one TLS record: smaller writes are copied together into one */
+#define TICKET_KEYS 3     /* the key that encrypts and two older ones that still decrypt */
 
 /* --- Contexts --- */
 
@@ -127,8 +127,8 @@ static void sock_name(int fd, bool local, char *buf, size_t size)
     int rc = local ? getsockname(fd, (struct sockaddr *)&ss, &len)
                    : getpeername(fd, (struct sockaddr *)&ss, &len);
 
-    if (rc != 0 || getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port,
-                               sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    if (rc != 0 || getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port, sizeof(port),
+                               NI_NUMERICHOST | NI_NUMERICSERV) != 0)
         snprintf(buf, size, "?");
     else if (local)
         snprintf(buf, size, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
@@ -159,8 +159,8 @@ static void fail(struct tls_conn *tc, int fd, enum mh_tls_failure f, const char 
     sock_name(fd, false, peer, sizeof(peer));
     sock_name(fd, true, at, sizeof(at));
     if (skipped)
-        mh_info("tls", "handshake failed on %s from %s: %s (%s); %lu more failures not logged",
-                at, peer, failure_names[f], detail, skipped);
+        mh_info("tls", "handshake failed on %s from %s: %s (%s); %lu more failures not logged", at,
+                peer, failure_names[f], detail, skipped);
     else
         mh_info("tls", "handshake failed on %s from %s: %s (%s)", at, peer, failure_names[f],
                 detail);
@@ -592,7 +592,8 @@ static ssize_t tls_writev(struct mh_conn *c, const struct iovec *iov, int n)
     if (!tc->handshake_done) {
         /* An answer before the handshake finished (the head deadline, a connection cap): it
          * cannot be sent; the connection closes. */
-        fail(tc, mh_conn_fd(c), MH_TLS_FAIL_UNFINISHED, "closed by the server during the handshake");
+        fail(tc, mh_conn_fd(c), MH_TLS_FAIL_UNFINISHED,
+             "closed by the server during the handshake");
         errno = ECONNABORTED;
         return -1;
     }

@@ -20,7 +20,8 @@
 
 static int open_socket(const char *host, int port, int *bound_port, struct mh_err *err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char portstr[16];
@@ -44,13 +45,13 @@ static int open_socket(const char *host, int port, int *bound_port, struct mh_er
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0 &&
             bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0) {
-            struct sockaddr_storage ss;
+            struct sockaddr_storage ss = {0};
             socklen_t len = sizeof(ss);
 
             if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-                *bound_port = ntohs(ss.ss_family == AF_INET6
-                                        ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                        : ((struct sockaddr_in *)&ss)->sin_port);
+                *bound_port =
+                    ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
             break;
         }
         saved = errno;
@@ -82,8 +83,8 @@ static const struct mh_tls_conf *conf_tls(const struct mh_server_conf *c, size_t
 }
 
 enum mh_status mh_listeners_new(const struct mh_server_conf *c,
-                                void (*on_request)(struct mh_req *req),
-                                struct mh_listeners **out, struct mh_errlist *errs)
+                                void (*on_request)(struct mh_req *req), struct mh_listeners **out,
+                                struct mh_errlist *errs)
 {
     struct mh_listeners *ls = mh_xcalloc(1, sizeof(*ls));
     size_t before = errs->count;
@@ -197,8 +198,7 @@ void mh_listeners_warn_fixed(const struct mh_listeners *ls, const struct mh_serv
         int port;
 
         conf_address(next, i, &host, &port);
-        same = strcmp(host, ls->items[i].host) == 0 &&
-               (port == ls->items[i].port || port == 0) &&
+        same = strcmp(host, ls->items[i].host) == 0 && (port == ls->items[i].port || port == 0) &&
                (conf_tls(next, i) != NULL) == (ls->items[i].tls != NULL);
     }
     if (!same) {

@@ -17,10 +17,10 @@ struct mh_tls_contexts;
 
 struct mh_listener {
     char *host;
-    int port;               /* the bound port once bound (port 0: the one the kernel chose) */
-    struct mh_service svc;  /* what its connections get; lives as long as the listeners */
-    struct mh_tls *tls;     /* NULL: plain HTTP */
-    int *fds;               /* one socket per loop; -1 once a loop has taken it */
+    int port;              /* the bound port once bound (port 0: the one the kernel chose) */
+    struct mh_service svc; /* what its connections get; lives as long as the listeners */
+    struct mh_tls *tls;    /* NULL: plain HTTP */
+    int *fds;              /* one socket per loop; -1 once a loop has taken it */
 };
 
 struct mh_listeners {
@@ -32,8 +32,8 @@ struct mh_listeners {
 /** The listeners of @p c (listener 0 at c->host:c->port); builds their TLS contexts, reading
  *  every certificate and key now. @return MH_OK and *@p out, or errors in @p errs. */
 enum mh_status mh_listeners_new(const struct mh_server_conf *c,
-                                void (*on_request)(struct mh_req *req),
-                                struct mh_listeners **out, struct mh_errlist *errs);
+                                void (*on_request)(struct mh_req *req), struct mh_listeners **out,
+                                struct mh_errlist *errs);
 /** Opens @p nloops sockets per listener. */
 enum mh_status mh_listeners_bind(struct mh_listeners *ls, int nloops, struct mh_err *err);
 /** Takes loop @p loop's socket of listener @p i (the caller closes it). */
