@@ -50,6 +50,11 @@ static struct mh_dso *dsos; /* every file version opened, mapped (dl != NULL) or
 static char alias_dir[64];
 static unsigned alias_seq;
 
+unsigned long long mh_module_inode(const struct mh_module *m)
+{
+    return m->dso ? (unsigned long long)m->dso->ino : 0;
+}
+
 size_t mh_loader_mapped_count(void)
 {
     size_t n = 0;

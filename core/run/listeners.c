@@ -18,7 +18,7 @@
 #include "conf/config.h"
 #include "http/tls.h"
 
-static int open_socket(const char *host, int port, int *bound_port, struct mh_err *err)
+int mh_listener_socket(const char *host, int port, int *bound_port, struct mh_err *err)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -129,7 +129,7 @@ enum mh_status mh_listeners_bind(struct mh_listeners *ls, int nloops, struct mh_
             l->fds[k] = -1;
         for (int k = 0; k < nloops; k++) {
             /* Port 0: the first socket gets a free port, the others share it. */
-            l->fds[k] = open_socket(l->host, l->port, &l->port, err);
+            l->fds[k] = mh_listener_socket(l->host, l->port, &l->port, err);
             if (l->fds[k] < 0)
                 return err->code ? err->code : MH_E_IO;
         }

@@ -29,6 +29,10 @@ struct mh_listeners {
     int nloops;
 };
 
+/** A listening socket on @p host:@p port (SO_REUSEPORT, non-blocking); *@p bound_port gets the
+ *  port bound (port 0: the one the kernel chose). @return the socket, or -1 with @p err. */
+int mh_listener_socket(const char *host, int port, int *bound_port, struct mh_err *err);
+
 /** The listeners of @p c (listener 0 at c->host:c->port); builds their TLS contexts, reading
  *  every certificate and key now. @return MH_OK and *@p out, or errors in @p errs. */
 enum mh_status mh_listeners_new(const struct mh_server_conf *c,
