@@ -1,12 +1,12 @@
 /*
- * TLS (see tls.h). A connection's SSL object reads and writes the socket itself; the engine
- * sees read/writev like plain TCP. Handshakes run inside the first reads; output a read must
- * send first waits for EV_WRITE (mh_conn_want_write). Small writes are gathered into one
- * record; large blocks go to SSL_write in place. Contexts are reference-counted so a reload
- * never pulls them from under a handshake. Ticket keys rotate and are shared by the loops.
+ * TLS (see tls.h), built as modhost_tls.so: the only code that links OpenSSL. It reaches the
+ * core only through struct mh_tls_host (tls_plugin.h). A connection's SSL object reads and writes
+ * the socket itself; the engine sees read/writev like plain TCP. Handshakes run inside the first
+ * reads; output a read must send first waits for EV_WRITE (mh_conn_want_write). Small writes are
+ * gathered into one record; large blocks go to SSL_write in place. Contexts are reference-counted
+ * so a reload never pulls them from under a handshake. Ticket keys rotate and are shared by the
+ * loops.
  */
-#include "http/tls.h"
-
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
@@ -28,12 +28,51 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "base/log.h"
-#include "base/mem.h"
 #include "conf/config.h"
+#include "http/tls_plugin.h"
 
 #define GATHER      16384 /* one TLS record: smaller writes are copied together into one */
 #define TICKET_KEYS 3     /* the key that encrypts and two older ones that still decrypt */
+
+static const struct mh_tls_host *core; /* the core's calls; set by the entry point */
+
+/* --- What the core does for us --- */
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+
+    if (!p)
+        abort(); /* as the core's mh_xcalloc: small fixed allocations never fail softly */
+    return p;
+}
+
+static void tls_log(enum mh_log_level level, const char *fmt, ...) MH_PRINTF(2, 3);
+
+static void tls_log(enum mh_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    core->vlog(level, "tls", fmt, ap);
+    va_end(ap);
+}
+
+static void err_add(struct mh_errlist *errs, enum mh_status code, const char *file, int line,
+                    const char *fmt, ...) MH_PRINTF(5, 6);
+
+static void err_add(struct mh_errlist *errs, enum mh_status code, const char *file, int line,
+                    const char *fmt, ...)
+{
+    struct mh_err e = {.code = code, .line = line};
+    va_list ap;
+
+    snprintf(e.file, sizeof(e.file), "%s", file ? file : "");
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+    va_end(ap);
+    core->errlist_push(errs, &e);
+}
 
 /* --- Contexts --- */
 
@@ -77,7 +116,7 @@ static void contexts_ref(struct mh_tls_contexts *c)
     atomic_fetch_add(&c->refs, 1);
 }
 
-void mh_tls_contexts_free(struct mh_tls_contexts *c)
+static void contexts_free(struct mh_tls_contexts *c)
 {
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
@@ -103,16 +142,7 @@ static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t fail_logged_s = -1;
 static unsigned long fail_unlogged;
 
-static const char *const failure_names[MH_TLS_FAIL_COUNT] = {
-    "protocol", "cipher", "certificate", "plain_http", "not_tls", "closed", "unfinished", "other",
-};
-
-const char *mh_tls_failure_name(enum mh_tls_failure f)
-{
-    return f < MH_TLS_FAIL_COUNT ? failure_names[f] : "?";
-}
-
-void mh_tls_failure_counts(uint64_t out[MH_TLS_FAIL_COUNT])
+static void failure_counts(uint64_t out[MH_TLS_FAIL_COUNT])
 {
     for (int i = 0; i < MH_TLS_FAIL_COUNT; i++)
         out[i] = atomic_load(&failures[i]);
@@ -159,11 +189,12 @@ static void fail(struct tls_conn *tc, int fd, enum mh_tls_failure f, const char 
     sock_name(fd, false, peer, sizeof(peer));
     sock_name(fd, true, at, sizeof(at));
     if (skipped)
-        mh_info("tls", "handshake failed on %s from %s: %s (%s); %lu more failures not logged", at,
-                peer, failure_names[f], detail, skipped);
+        tls_log(MH_LOG_INFO,
+                "handshake failed on %s from %s: %s (%s); %lu more failures not logged", at, peer,
+                core->failure_names[f], detail, skipped);
     else
-        mh_info("tls", "handshake failed on %s from %s: %s (%s)", at, peer, failure_names[f],
-                detail);
+        tls_log(MH_LOG_INFO, "handshake failed on %s from %s: %s (%s)", at, peer,
+                core->failure_names[f], detail);
 }
 
 /* The reason of the last OpenSSL error, and what it counts as. Clears the error queue. */
@@ -324,8 +355,8 @@ static void add_ossl_error(struct mh_errlist *errs, const struct mh_tls_cert_con
 
     if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
         why = "it does not belong to the certificate";
-    mh_errlist_add(errs, MH_E_INVAL, cc->file, cc->line, "%s %s: %s", what, path,
-                   why ? why : "not usable");
+    err_add(errs, MH_E_INVAL, cc->file, cc->line, "%s %s: %s", what, path,
+            why ? why : "not usable");
     ERR_clear_error();
 }
 
@@ -335,8 +366,8 @@ static bool readable(const char *path, const struct mh_tls_cert_conf *cc, const 
     FILE *f = fopen(path, "r");
 
     if (!f) {
-        mh_errlist_add(errs, MH_E_IO, cc->file, cc->line, "cannot read %s %s: %s", what, path,
-                       strerror(errno));
+        err_add(errs, MH_E_IO, cc->file, cc->line, "cannot read %s %s: %s", what, path,
+                strerror(errno));
         return false;
     }
     fclose(f);
@@ -356,7 +387,7 @@ static SSL_CTX *ctx_build(const struct mh_tls_conf *conf, const struct mh_tls_ce
         return NULL;
     ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
-        mh_errlist_add(errs, MH_E_NOMEM, cc->file, cc->line, "cannot create a TLS context");
+        err_add(errs, MH_E_NOMEM, cc->file, cc->line, "cannot create a TLS context");
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, conf->min_protocol);
@@ -373,14 +404,13 @@ static SSL_CTX *ctx_build(const struct mh_tls_conf *conf, const struct mh_tls_ce
     SSL_CTX_set_timeout(ctx, (long)conf->session_timeout_s);
     SSL_CTX_set_num_tickets(ctx, conf->session_tickets ? 1 : 0);
     if (SSL_CTX_set_cipher_list(ctx, conf->ciphers) != 1) {
-        mh_errlist_add(errs, MH_E_INVAL, cc->file, cc->line,
-                       "'ciphers' = \"%s\": no cipher in the list is usable", conf->ciphers);
+        err_add(errs, MH_E_INVAL, cc->file, cc->line,
+                "'ciphers' = \"%s\": no cipher in the list is usable", conf->ciphers);
         ERR_clear_error();
     }
     if (SSL_CTX_set_ciphersuites(ctx, conf->ciphersuites) != 1) {
-        mh_errlist_add(errs, MH_E_INVAL, cc->file, cc->line,
-                       "'ciphersuites' = \"%s\": not a list of TLS 1.3 cipher suites",
-                       conf->ciphersuites);
+        err_add(errs, MH_E_INVAL, cc->file, cc->line,
+                "'ciphersuites' = \"%s\": not a list of TLS 1.3 cipher suites", conf->ciphersuites);
         ERR_clear_error();
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, cc->certificate) != 1)
@@ -396,7 +426,7 @@ static SSL_CTX *ctx_build(const struct mh_tls_conf *conf, const struct mh_tls_ce
         X509 *leaf = SSL_CTX_get0_certificate(ctx);
 
         if (leaf && X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
-            mh_warn("tls", "%s:%d: certificate %s has expired", cc->file, cc->line,
+            tls_log(MH_LOG_WARN, "%s:%d: certificate %s has expired", cc->file, cc->line,
                     cc->certificate);
     }
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
@@ -406,16 +436,16 @@ static SSL_CTX *ctx_build(const struct mh_tls_conf *conf, const struct mh_tls_ce
     return ctx;
 }
 
-enum mh_status mh_tls_contexts_build(const struct mh_tls_conf *conf, struct mh_tls_contexts **out,
+static enum mh_status contexts_build(const struct mh_tls_conf *conf, struct mh_tls_contexts **out,
                                      struct mh_errlist *errs)
 {
-    struct mh_tls_contexts *c = mh_xcalloc(1, sizeof(*c));
+    struct mh_tls_contexts *c = xcalloc(1, sizeof(*c));
     size_t before = errs->count;
 
     atomic_init(&c->refs, 1);
     c->ticket_key_rotate_s = conf->ticket_key_rotate_s;
     c->main = ctx_build(conf, &conf->cert, errs);
-    c->sni = mh_xcalloc(conf->nsni + 1, sizeof(*c->sni));
+    c->sni = xcalloc(conf->nsni + 1, sizeof(*c->sni));
     for (size_t i = 0; i < conf->nsni; i++) {
         SSL_CTX *ctx = ctx_build(conf, &conf->sni[i], errs);
 
@@ -425,7 +455,7 @@ enum mh_status mh_tls_contexts_build(const struct mh_tls_conf *conf, struct mh_t
         }
     }
     if (errs->count != before || !c->main) {
-        mh_tls_contexts_free(c);
+        contexts_free(c);
         return MH_E_INVAL;
     }
     c->leaf = SSL_CTX_get0_certificate(c->main);
@@ -433,21 +463,11 @@ enum mh_status mh_tls_contexts_build(const struct mh_tls_conf *conf, struct mh_t
     return MH_OK;
 }
 
-void mh_tls_check(const struct mh_server_conf *s, struct mh_errlist *errs)
-{
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        struct mh_tls_contexts *c = NULL;
-
-        if (s->listeners[i].tls && mh_tls_contexts_build(s->listeners[i].tls, &c, errs) == MH_OK)
-            mh_tls_contexts_free(c);
-    }
-}
-
 /* --- A listener's TLS --- */
 
-struct mh_tls *mh_tls_new(struct mh_tls_contexts *contexts)
+static struct mh_tls *tls_new(struct mh_tls_contexts *contexts)
 {
-    struct mh_tls *t = mh_xcalloc(1, sizeof(*t));
+    struct mh_tls *t = xcalloc(1, sizeof(*t));
 
     pthread_mutex_init(&t->lock, NULL);
     t->cur = contexts;
@@ -457,7 +477,7 @@ struct mh_tls *mh_tls_new(struct mh_tls_contexts *contexts)
     return t;
 }
 
-void mh_tls_install(struct mh_tls *t, struct mh_tls_contexts *contexts)
+static void install(struct mh_tls *t, struct mh_tls_contexts *contexts)
 {
     struct mh_tls_contexts *old;
 
@@ -465,14 +485,14 @@ void mh_tls_install(struct mh_tls *t, struct mh_tls_contexts *contexts)
     old = t->cur;
     t->cur = contexts;
     pthread_mutex_unlock(&t->lock);
-    mh_tls_contexts_free(old); /* connections that use it hold their own reference */
+    contexts_free(old); /* connections that use it hold their own reference */
 }
 
-void mh_tls_free(struct mh_tls *t)
+static void tls_free(struct mh_tls *t)
 {
     if (!t)
         return;
-    mh_tls_contexts_free(t->cur);
+    contexts_free(t->cur);
     OPENSSL_cleanse(t->keys, sizeof(t->keys));
     pthread_mutex_destroy(&t->lock);
     free(t);
@@ -483,16 +503,16 @@ void mh_tls_free(struct mh_tls *t)
 static int tls_open(struct mh_conn *c, void *ctx)
 {
     struct mh_tls *t = ctx;
-    struct tls_conn *tc = mh_xcalloc(1, sizeof(*tc));
+    struct tls_conn *tc = xcalloc(1, sizeof(*tc));
 
     tc->tls = t;
     pthread_mutex_lock(&t->lock);
     tc->ctxs = t->cur;
     contexts_ref(tc->ctxs);
     pthread_mutex_unlock(&t->lock);
-    mh_conn_set_transport_data(c, tc);
+    core->conn_set_transport_data(c, tc);
     tc->ssl = SSL_new(tc->ctxs->main);
-    if (!tc->ssl || SSL_set_fd(tc->ssl, mh_conn_fd(c)) != 1) {
+    if (!tc->ssl || SSL_set_fd(tc->ssl, core->conn_fd(c)) != 1) {
         ERR_clear_error();
         return -1; /* tls_close frees what there is */
     }
@@ -504,7 +524,7 @@ static int tls_open(struct mh_conn *c, void *ctx)
 /* Before the first handshake byte: plain HTTP on the TLS port gets a 400 it can read. */
 static ssize_t first_byte(struct mh_conn *c, struct tls_conn *tc)
 {
-    int fd = mh_conn_fd(c);
+    int fd = core->conn_fd(c);
     unsigned char b;
     ssize_t n = recv(fd, &b, 1, MSG_PEEK);
 
@@ -519,8 +539,8 @@ static ssize_t first_byte(struct mh_conn *c, struct tls_conn *tc)
     if (b >= 'A' && b <= 'Z') {
         tc->plain = true; /* from now on the socket is read and written as it is */
         fail(tc, fd, MH_TLS_FAIL_PLAIN_HTTP, "a plain HTTP request");
-        mh_conn_refuse(c, 400, "plain_http",
-                       "this port speaks HTTPS: send the request over TLS (an https:// URL)");
+        core->conn_refuse(c, 400, "plain_http",
+                          "this port speaks HTTPS: send the request over TLS (an https:// URL)");
         errno = EAGAIN;
         return -1;
     }
@@ -530,12 +550,12 @@ static ssize_t first_byte(struct mh_conn *c, struct tls_conn *tc)
 
 static ssize_t tls_read(struct mh_conn *c, void *buf, size_t len)
 {
-    struct tls_conn *tc = mh_conn_transport_data(c);
+    struct tls_conn *tc = core->conn_transport_data(c);
     size_t got = 0;
     int r;
 
     if (tc->plain)
-        return read(mh_conn_fd(c), buf, len);
+        return read(core->conn_fd(c), buf, len);
     if (!tc->peeked) {
         ssize_t n = first_byte(c, tc);
 
@@ -547,7 +567,7 @@ static ssize_t tls_read(struct mh_conn *c, void *buf, size_t len)
     if (r == 1) {
         tc->handshake_done = true;
         if (SSL_has_pending(tc->ssl))
-            mh_conn_read_again(c); /* decrypted or read ahead, not returned yet */
+            core->conn_read_again(c); /* decrypted or read ahead, not returned yet */
         return (ssize_t)got;
     }
     switch (SSL_get_error(tc->ssl, r)) {
@@ -557,13 +577,13 @@ static ssize_t tls_read(struct mh_conn *c, void *buf, size_t len)
         errno = EAGAIN;
         return -1;
     case SSL_ERROR_WANT_WRITE:
-        mh_conn_want_write(c);
+        core->conn_want_write(c);
         errno = EAGAIN;
         return -1;
     case SSL_ERROR_ZERO_RETURN:
         return 0; /* close_notify */
     case SSL_ERROR_SYSCALL:
-        fail(tc, mh_conn_fd(c), MH_TLS_FAIL_CLOSED, "the connection ended");
+        fail(tc, core->conn_fd(c), MH_TLS_FAIL_CLOSED, "the connection ended");
         ERR_clear_error();
         return 0;
     default:
@@ -571,7 +591,7 @@ static ssize_t tls_read(struct mh_conn *c, void *buf, size_t len)
             char detail[128];
             enum mh_tls_failure f = classify(detail, sizeof(detail));
 
-            fail(tc, mh_conn_fd(c), f, detail);
+            fail(tc, core->conn_fd(c), f, detail);
         }
         ERR_clear_error();
         errno = EPROTO;
@@ -581,18 +601,18 @@ static ssize_t tls_read(struct mh_conn *c, void *buf, size_t len)
 
 static ssize_t tls_writev(struct mh_conn *c, const struct iovec *iov, int n)
 {
-    struct tls_conn *tc = mh_conn_transport_data(c);
+    struct tls_conn *tc = core->conn_transport_data(c);
     unsigned char gather[GATHER];
     const void *p = iov[0].iov_base;
     size_t want = tc->retry_len, written = 0;
     int r;
 
     if (tc->plain)
-        return writev(mh_conn_fd(c), iov, n);
+        return writev(core->conn_fd(c), iov, n);
     if (!tc->handshake_done) {
         /* An answer before the handshake finished (the head deadline, a connection cap): it
          * cannot be sent; the connection closes. */
-        fail(tc, mh_conn_fd(c), MH_TLS_FAIL_UNFINISHED,
+        fail(tc, core->conn_fd(c), MH_TLS_FAIL_UNFINISHED,
              "closed by the server during the handshake");
         errno = ECONNABORTED;
         return -1;
@@ -639,35 +659,60 @@ static ssize_t tls_writev(struct mh_conn *c, const struct iovec *iov, int n)
 
 static void tls_shutdown(struct mh_conn *c)
 {
-    struct tls_conn *tc = mh_conn_transport_data(c);
+    struct tls_conn *tc = core->conn_transport_data(c);
 
     if (!tc->plain && tc->handshake_done) {
         ERR_clear_error();
         if (SSL_shutdown(tc->ssl) < 0) /* close_notify, if the socket takes it now */
             ERR_clear_error();
     }
-    shutdown(mh_conn_fd(c), SHUT_WR);
+    shutdown(core->conn_fd(c), SHUT_WR);
 }
 
 static void tls_close(struct mh_conn *c)
 {
-    struct tls_conn *tc = mh_conn_transport_data(c);
+    struct tls_conn *tc = core->conn_transport_data(c);
 
     if (!tc)
         return;
     if (!tc->handshake_done && !tc->plain)
-        fail(tc, mh_conn_fd(c), MH_TLS_FAIL_UNFINISHED, "closed by the server");
+        fail(tc, core->conn_fd(c), MH_TLS_FAIL_UNFINISHED, "closed by the server");
     SSL_free(tc->ssl);
     ERR_clear_error();
-    mh_tls_contexts_free(tc->ctxs);
+    contexts_free(tc->ctxs);
     free(tc);
-    mh_conn_set_transport_data(c, NULL);
+    core->conn_set_transport_data(c, NULL);
 }
 
-const struct mh_transport mh_tls_transport = {
+static const struct mh_transport transport = {
     .open = tls_open,
     .read = tls_read,
     .writev = tls_writev,
     .shutdown = tls_shutdown,
     .close = tls_close,
 };
+
+/* --- The entry point --- */
+
+static const struct mh_tls_ops ops = {
+    .size = sizeof(struct mh_tls_ops),
+    .transport = &transport,
+    .contexts_build = contexts_build,
+    .contexts_free = contexts_free,
+    .tls_new = tls_new,
+    .install = install,
+    .tls_free = tls_free,
+    .failure_counts = failure_counts,
+};
+
+MH_EXPORT const struct mh_tls_ops *mh_tls_plugin_v1(const char *version,
+                                                    const struct mh_tls_host *h);
+
+MH_EXPORT const struct mh_tls_ops *mh_tls_plugin_v1(const char *version,
+                                                    const struct mh_tls_host *h)
+{
+    if (strcmp(version, MH_VERSION) != 0 || h->size != sizeof(*h))
+        return NULL;
+    core = h;
+    return &ops;
+}

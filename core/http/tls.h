@@ -2,7 +2,9 @@
  * TLS on a listener (OpenSSL 3): a transport (conn.h) that runs each connection's handshake on
  * its loop and carries its bytes through SSL_read/SSL_write over the socket, and the contexts
  * a listener's settings build (certificates, SNI, protocol floor, ciphers, ALPN, tickets).
- * Contexts are swapped on reload; connections keep the ones they started with.
+ * Contexts are swapped on reload; connections keep the ones they started with. The code that
+ * links OpenSSL is modhost_tls.so (tls.c), loaded by tls_load.c the first time contexts are
+ * built: a server without a TLS listener maps no crypto library.
  */
 #ifndef MH_TLS_H
 #define MH_TLS_H
@@ -33,11 +35,13 @@ enum mh_tls_failure {
     MH_TLS_FAIL_COUNT
 };
 
-extern const struct mh_transport mh_tls_transport; /* transport_ctx: a struct mh_tls */
+/** The TLS transport (transport_ctx: a struct mh_tls); NULL until contexts were built. */
+const struct mh_transport *mh_tls_transport(void);
 
-/** Builds the contexts of @p conf (borrowed: copied what is needed): reads and checks every
- *  certificate and key. @return MH_OK and *@p out (release with mh_tls_contexts_free or hand
- *  to mh_tls_new/mh_tls_install); otherwise every problem is in @p errs with its file:line. */
+/** Builds the contexts of @p conf (borrowed: copied what is needed): loads modhost_tls.so the
+ *  first time, reads and checks every certificate and key. @return MH_OK and *@p out (release
+ *  with mh_tls_contexts_free or hand to mh_tls_new/mh_tls_install); otherwise every problem
+ *  is in @p errs with its file:line. Thread: the main thread. */
 enum mh_status mh_tls_contexts_build(const struct mh_tls_conf *conf, struct mh_tls_contexts **out,
                                      struct mh_errlist *errs);
 void mh_tls_contexts_free(struct mh_tls_contexts *c);

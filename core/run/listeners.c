@@ -105,7 +105,7 @@ enum mh_status mh_listeners_new(const struct mh_server_conf *c,
 
             if (mh_tls_contexts_build(tc, &ctxs, errs) == MH_OK) {
                 l->tls = mh_tls_new(ctxs);
-                l->svc.transport = &mh_tls_transport;
+                l->svc.transport = mh_tls_transport();
                 l->svc.transport_ctx = l->tls;
             }
         }

@@ -217,6 +217,16 @@ class TestHttps(TlsCase):
             s.sendall(build_request("GET", "/hello/sni"))
             self.assertIn(b"Hello, sni!", read_response(s))
 
+    def test_openssl_is_mapped_only_with_a_tls_listener(self):
+        def crypto_mapped(srv):
+            with open("/proc/%d/maps" % srv.pid, encoding="ascii", errors="replace") as f:
+                return any(re.search(r"/lib(ssl|crypto)\.so", line) for line in f)
+
+        plain = self.start_server()
+        self.assertFalse(crypto_mapped(plain))
+        srv = self.start_tls()
+        self.assertTrue(crypto_mapped(srv))
+
     def test_plain_http_on_the_tls_port_gets_400(self):
         srv = self.start_tls()
         with RawConnection(srv.tls_port) as c:
