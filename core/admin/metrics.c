@@ -49,6 +49,8 @@ static void gather_routes(struct mh_admin *a, const struct mh_gen *gen,
             mh_stat_add(&s->timeouts, mh_stat_get(&e->timeouts));
             mh_stat_add(&s->cancelled, mh_stat_get(&e->cancelled));
             mh_stat_add(&s->errors, mh_stat_get(&e->errors));
+            mh_stat_add(&s->loop_ns, mh_stat_get(&e->loop_ns));
+            mh_stat_add(&s->pool_ns, mh_stat_get(&e->pool_ns));
             mh_histogram_merge(&s->latency, &e->latency);
             mh_stat_add(&s->ws_opened, mh_stat_get(&e->ws_opened));
             mh_stat_add(&s->ws_closed, mh_stat_get(&e->ws_closed));
@@ -226,6 +228,24 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
     family(b, "modhost_handler_errors_total", "counter",
            "Handlers that failed or returned without a reply (answered 5xx by the core).");
     PER_ROUTE(b, routes, false, "modhost_handler_errors_total", mh_stat_get(&e->errors))
+    family(b, "modhost_handler_seconds_total", "counter",
+           "Time spent inside the route's handler, on a loop thread (where=\"loop\") or on a "
+           "worker (where=\"pool\"): what each module costs the server.");
+    for (const struct mh_route_stats *e = routes; e; e = e->next) {
+        static const char *const where[] = {"loop", "pool"};
+
+        if (e->is_ws)
+            continue;
+        for (int w = 0; w < 2; w++) {
+            uint64_t ns = mh_stat_get(w ? &e->pool_ns : &e->loop_ns);
+
+            mh_buf_printf(b, "modhost_handler_seconds_total{");
+            route_labels(b, e, "route");
+            mh_buf_printf(b, ",where=\"%s\"} %llu.%09llu\n", where[w],
+                          (unsigned long long)(ns / 1000000000u),
+                          (unsigned long long)(ns % 1000000000u));
+        }
+    }
     family(b, "modhost_deadline_exceeded_total", "counter",
            "Requests answered 504 because the route's deadline passed.");
     PER_ROUTE(b, routes, false, "modhost_deadline_exceeded_total", mh_stat_get(&e->timeouts))

@@ -69,6 +69,7 @@ struct mh_route_stats {
     _Atomic uint64_t timeouts;                 /* 504: the deadline passed */
     _Atomic uint64_t cancelled;                /* 499: the client went away */
     _Atomic uint64_t errors;                   /* handlers that failed (5xx from the core) */
+    _Atomic uint64_t loop_ns, pool_ns;         /* time inside the handler, on a loop / a worker */
     struct mh_histogram latency;
 
     /* WebSocket endpoints. */

@@ -282,21 +282,35 @@ void mh_req_wait(struct mh_req *req)
     mh_req_await(req);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void blocking_run(struct mh_task *t)
 {
     struct mh_req *req = (struct mh_req *)((char *)t - offsetof(struct mh_req, task));
     const struct mh_route_target *tg = req->target;
+    uint64_t t0;
 
     if (atomic_load(&req->cancel)) {
         req->handler_rc = MH_E_CANCELLED;
         return;
     }
+    t0 = now_ns();
     req->handler_rc = tg->handler->fn(req, tg->module->state);
+    req->pool_ns = now_ns() - t0; /* handed to the loop with the completion */
 }
 
 static void blocking_complete(struct mh_task *t)
 {
     struct mh_req *req = (struct mh_req *)((char *)t - offsetof(struct mh_req, task));
+
+    if (req->pool_ns && !req->is_private)
+        mh_stat_add(&mh_route_stats_of(req->loop, req->target)->pool_ns, req->pool_ns);
 
     req->pending--;
     if (!t->ran && !req->responded)
@@ -339,7 +353,12 @@ void mh_req_run(struct mh_req *req)
         return;
     }
     req->pending++; /* the handler may end a stream: the request outlives the call */
-    req->handler_rc = t->handler->fn(req, t->module->state);
+    {
+        uint64_t t0 = now_ns();
+
+        req->handler_rc = t->handler->fn(req, t->module->state);
+        mh_stat_add(&mh_route_stats_of(req->loop, t)->loop_ns, now_ns() - t0);
+    }
     req->pending--;
     if (req->handler_rc == MH_PENDING && req->pending > 0 && !req->replied)
         mh_req_await(req);

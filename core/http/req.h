@@ -100,6 +100,7 @@ struct mh_req {
     /* Requests answered on the pool or by a task (the loop thread owns all but `cancel`). */
     struct mh_task task;       /* runs a blocking handler */
     enum mh_status handler_rc; /* its return, read by the loop after completion */
+    uint64_t pool_ns;          /* time the handler took on the worker (written there) */
     atomic_int cancel;         /* 0, MH_E_CANCELLED or MH_E_TIMEOUT */
     int pending;               /* tasks not yet completed */
     bool async;                /* waits for the pool: counted in loop->inflight */

@@ -314,6 +314,13 @@ class TestMetricsMove(AdminCase):
                  if kind in ("counter", "histogram") and f not in only_on_failure
                  and family_total(after, types, f) <= family_total(before, types, f)]
         self.assertEqual(still, [], "families that did not move under traffic")
+        # Each module's time inside its handlers: hello runs on a loop, hash on a worker.
+        self.assertGreater(gauge(after, "modhost_handler_seconds_total", module="hello",
+                                 where="loop"), 0)
+        self.assertEqual(gauge(after, "modhost_handler_seconds_total", module="hello",
+                               where="pool"), 0)
+        self.assertGreater(gauge(after, "modhost_handler_seconds_total", module="hash",
+                                 where="pool"), 0)
         for g in ("modhost_pool_workers", "modhost_pool_queue_capacity",
                   "modhost_modules_loaded", "modhost_generations_live", "modhost_build_info"):
             self.assertGreaterEqual(gauge(after, g), 1, g)
