@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/sys.h"
+#include "http/tls.h"
 #include "mod/router.h"
 #include "run/server.h"
 
@@ -178,6 +179,7 @@ static struct mh_gen *load(const struct cli *cli, bool quiet_modules)
             config->server.port = port;
         }
     }
+    mh_tls_check(&config->server, &errs); /* certificates and keys: what serve reads */
     mh_log_set_level(quiet_modules && config->server.log_level > MH_LOG_WARN
                          ? MH_LOG_WARN
                          : (enum mh_log_level)config->server.log_level);

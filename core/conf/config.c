@@ -66,6 +66,33 @@ static const struct mh_key admin_keys[] = {
     MH_KEY_END,
 };
 
+static const struct mh_key cert_keys[] = {
+    {"certificate", MH_K_STRING, NULL, 0, 0},
+    {"key", MH_K_STRING, NULL, 0, 0},
+    MH_KEY_END,
+};
+
+#define DAY_S (24LL * 3600)
+
+static const struct mh_key tls_keys[] = {
+    {"certificate", MH_K_STRING, NULL, 0, 0},
+    {"key", MH_K_STRING, NULL, 0, 0},
+    {"sni", MH_K_LIST, cert_keys, 0, 0},
+    {"min_protocol", MH_K_STRING, NULL, 0, 0},
+    {"ciphers", MH_K_STRING, NULL, 0, 0},
+    {"ciphersuites", MH_K_STRING, NULL, 0, 0},
+    {"session_tickets", MH_K_BOOL, NULL, 0, 0},
+    {"ticket_key_rotate_s", MH_K_INT, NULL, 60, 7 * DAY_S},
+    {"session_timeout_s", MH_K_INT, NULL, 1, 7 * DAY_S},
+    MH_KEY_END,
+};
+
+static const struct mh_key listener_keys[] = {
+    {"listen", MH_K_STRING, NULL, 0, 0},
+    {"tls", MH_K_GROUP, tls_keys, 0, 0},
+    MH_KEY_END,
+};
+
 static const struct mh_key server_keys[] = {
     {"listen", MH_K_STRING, NULL, 0, 0},
     {"threads", MH_K_INT, NULL, 0, 256},
@@ -82,6 +109,7 @@ static const struct mh_key server_keys[] = {
     {"log", MH_K_GROUP, log_keys, 0, 0},
     {"admin", MH_K_GROUP, admin_keys, 0, 0},
     {"limits", MH_K_GROUP, limits_keys, 0, 0},
+    {"listeners", MH_K_LIST, listener_keys, 0, 0},
     MH_KEY_END,
 };
 
@@ -136,7 +164,7 @@ static const struct mh_key top_keys[] = {
 static const struct mh_key *int_key(const char *name)
 {
     static const struct mh_key *const tables[] = {server_keys, limits_keys, admin_keys,
-                                                  route_keys, ws_keys};
+                                                  route_keys, ws_keys, tls_keys};
 
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
         for (const struct mh_key *k = tables[t]; k->name; k++) {
@@ -212,6 +240,24 @@ void mh_config_defaults(struct mh_server_conf *s)
     s->worker_queue = 1024;
 }
 
+/* Mozilla's "intermediate" profile for TLS 1.2: forward secrecy and AEAD only. TLS 1.3
+ * keeps OpenSSL's suites (all of them are modern). */
+#define MH_TLS_CIPHERS                                                                             \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define MH_TLS_CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+void mh_config_tls_defaults(struct mh_tls_conf *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->min_protocol = 0x0303;
+    t->ciphers = mh_xstrdup(MH_TLS_CIPHERS);
+    t->ciphersuites = mh_xstrdup(MH_TLS_CIPHERSUITES);
+    t->session_tickets = true;
+    t->ticket_key_rotate_s = 3600;
+    t->session_timeout_s = 7200;
+}
+
 enum mh_status mh_config_parse_listen(const char *s, char **host, int *port)
 {
     const char *colon, *h;
@@ -242,6 +288,188 @@ enum mh_status mh_config_parse_listen(const char *s, char **host, int *port)
     return MH_OK;
 }
 
+/* --- Listeners and TLS --- */
+
+/* A certificate and key pair from @p g into @p out; @return false (reported) if one is missing. */
+static bool read_cert(const config_setting_t *g, const char *where, const char *file,
+                      struct mh_tls_cert_conf *out, struct mh_errlist *errs)
+{
+    const char *cert = mh_schema_str(g, "certificate"), *key = mh_schema_str(g, "key");
+
+    if (!cert || !key) {
+        if (!config_setting_get_member(g, "certificate") || !config_setting_get_member(g, "key"))
+            MH_SCHEMA_ERR(errs, g, "'%s' needs a 'certificate' (PEM chain, leaf first) and a "
+                                   "'key' (PEM private key)",
+                          where);
+        return false;
+    }
+    out->certificate = resolve_path(cert, file);
+    out->key = resolve_path(key, file);
+    out->file = file;
+    out->line = config_setting_source_line(g);
+    return true;
+}
+
+static void tls_conf_free(struct mh_tls_conf *t)
+{
+    if (!t)
+        return;
+    free(t->cert.certificate);
+    free(t->cert.key);
+    for (size_t i = 0; i < t->nsni; i++) {
+        free(t->sni[i].certificate);
+        free(t->sni[i].key);
+    }
+    free(t->sni);
+    free(t->ciphers);
+    free(t->ciphersuites);
+    free(t);
+}
+
+static struct mh_tls_conf *read_tls(const config_setting_t *g, const char *where,
+                                    const char *file, struct mh_errlist *errs)
+{
+    struct mh_tls_conf *t = mh_xcalloc(1, sizeof(*t));
+    const config_setting_t *sni = config_setting_get_member(g, "sni");
+    const char *v;
+    bool ok;
+
+    mh_config_tls_defaults(t);
+    ok = read_cert(g, where, file, &t->cert, errs);
+    if ((v = mh_schema_str(g, "min_protocol"))) {
+        if (strcmp(v, "TLSv1.2") == 0) {
+            t->min_protocol = 0x0303;
+        } else if (strcmp(v, "TLSv1.3") == 0) {
+            t->min_protocol = 0x0304;
+        } else {
+            MH_SCHEMA_ERR(errs, config_setting_get_member(g, "min_protocol"),
+                          "'%s.min_protocol' = \"%s\" is not \"TLSv1.2\" or \"TLSv1.3\" (older "
+                          "protocols are not offered)",
+                          where, v);
+            ok = false;
+        }
+    }
+    if ((v = mh_schema_str(g, "ciphers"))) {
+        free(t->ciphers);
+        t->ciphers = mh_xstrdup(v);
+    }
+    if ((v = mh_schema_str(g, "ciphersuites"))) {
+        free(t->ciphersuites);
+        t->ciphersuites = mh_xstrdup(v);
+    }
+    mh_schema_bool(g, "session_tickets", &t->session_tickets);
+    get_ll(g, "ticket_key_rotate_s", &t->ticket_key_rotate_s);
+    get_ll(g, "session_timeout_s", &t->session_timeout_s);
+    if (sni && config_setting_is_list(sni)) {
+        int n = config_setting_length(sni);
+
+        t->sni = mh_xcalloc((size_t)n + 1, sizeof(*t->sni));
+        for (int i = 0; i < n; i++) {
+            const config_setting_t *e = config_setting_get_elem(sni, (unsigned)i);
+            char sub[128];
+
+            snprintf(sub, sizeof(sub), "%s.sni[%d]", where, i);
+            if (config_setting_is_group(e) && read_cert(e, sub, file, &t->sni[t->nsni], errs))
+                t->nsni++;
+            else
+                ok = false;
+        }
+    }
+    if (!ok) {
+        tls_conf_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void read_listeners(struct mh_server_conf *s, const config_setting_t *list,
+                           const char *file, struct mh_errlist *errs)
+{
+    int n = config_setting_length(list);
+
+    if (n == 0) {
+        MH_SCHEMA_ERR(errs, list, "'server.listeners' is empty: give at least one listener");
+        return;
+    }
+    s->listeners = mh_xcalloc((size_t)n, sizeof(*s->listeners));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        const config_setting_t *tls;
+        struct mh_listener_conf *l;
+        const char *v;
+        char where[64];
+        char *host = NULL;
+        int port;
+
+        if (!config_setting_is_group(g))
+            continue; /* reported by the schema check */
+        snprintf(where, sizeof(where), "server.listeners[%d]", i);
+        if (!(v = mh_schema_str(g, "listen"))) {
+            if (!config_setting_get_member(g, "listen"))
+                MH_SCHEMA_ERR(errs, g, "'%s' has no 'listen' (HOST:PORT)", where);
+            continue;
+        }
+        if (mh_config_parse_listen(v, &host, &port) != MH_OK) {
+            MH_SCHEMA_ERR(errs, config_setting_get_member(g, "listen"),
+                          "'%s.listen' = \"%s\" is not HOST:PORT (e.g. \"0.0.0.0:8443\", "
+                          "\"[::]:8443\")",
+                          where, v);
+            continue;
+        }
+        for (size_t j = 0; j < s->nlisteners; j++) {
+            if (port != 0 && s->listeners[j].port == port && strcmp(s->listeners[j].host, host) == 0)
+                MH_SCHEMA_ERR(errs, config_setting_get_member(g, "listen"),
+                              "'%s.listen' = \"%s\" is already a listener at %s:%d", where, v,
+                              s->listeners[j].file, s->listeners[j].line);
+        }
+        l = &s->listeners[s->nlisteners++];
+        l->host = host;
+        l->port = port;
+        l->file = file;
+        l->line = config_setting_source_line(g);
+        if ((tls = config_setting_get_member(g, "tls")) && config_setting_is_group(tls)) {
+            char tw[80];
+
+            snprintf(tw, sizeof(tw), "%s.tls", where);
+            l->tls = read_tls(tls, tw, file, errs);
+        }
+    }
+    if (s->nlisteners) {
+        free(s->host);
+        s->host = mh_xstrdup(s->listeners[0].host);
+        s->port = s->listeners[0].port;
+    }
+}
+
+static void free_listeners(struct mh_server_conf *s)
+{
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        free(s->listeners[i].host);
+        tls_conf_free(s->listeners[i].tls);
+    }
+    free(s->listeners);
+    s->listeners = NULL;
+    s->nlisteners = 0;
+}
+
+/* Key and certificate files run in the server as much as module files do: same check. */
+static void check_tls_files(const struct mh_server_conf *s, struct mh_errlist *errs)
+{
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        const struct mh_tls_conf *t = s->listeners[i].tls;
+
+        for (size_t j = 0; t && j <= t->nsni; j++) {
+            const struct mh_tls_cert_conf *cc = j == 0 ? &t->cert : &t->sni[j - 1];
+            struct mh_err e = {0};
+
+            if (mh_config_check_permissions(cc->certificate, "certificate file", &e) != MH_OK)
+                mh_errlist_push(errs, &e);
+            if (mh_config_check_permissions(cc->key, "private key file", &e) != MH_OK)
+                mh_errlist_push(errs, &e);
+        }
+    }
+}
+
 static void read_server(struct mh_config *c, const config_setting_t *g, const char *file,
                         struct mh_errlist *errs)
 {
@@ -263,6 +491,13 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
             s->host = host;
             s->port = port;
         }
+    }
+    if ((sub = config_setting_get_member(g, "listeners")) && config_setting_is_list(sub)) {
+        if (config_setting_get_member(g, "listen"))
+            MH_SCHEMA_ERR(errs, sub, "give either 'server.listen' (one plain listener) or "
+                                     "'server.listeners', not both");
+        else
+            read_listeners(s, sub, file, errs);
     }
     {
         long long threads = -1;
@@ -683,7 +918,17 @@ void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *
         if ((s = config_setting_get_member(root, "stores")) && config_setting_is_list(s))
             read_stores(c, s, file, errs);
     }
+    if (c->server.nlisteners == 0) {
+        /* `listen` (or its default): one plain listener. */
+        c->server.listeners = mh_xcalloc(1, sizeof(*c->server.listeners));
+        c->server.listeners[0].host = mh_xstrdup(c->server.host);
+        c->server.listeners[0].port = c->server.port;
+        c->server.listeners[0].file = server_file;
+        c->server.listeners[0].line = server_line;
+        c->server.nlisteners = 1;
+    }
     if (!c->server.insecure_permissions) {
+        check_tls_files(&c->server, errs);
         for (size_t i = 0; i < c->nfiles; i++) {
             struct mh_err e = {0};
 
@@ -777,6 +1022,7 @@ void mh_config_free(struct mh_config *c)
         free(c->files[i]);
     free(c->files);
     free(c->server.host);
+    free_listeners(&c->server);
     free(c->server.admin_host);
     free(c->server.access_file);
     free(c->server.module_dir);

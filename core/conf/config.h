@@ -30,9 +30,43 @@ struct mh_limits {
     long long max_requests_per_connection;
 };
 
-struct mh_server_conf {
-    char *host; /* listen address (numeric or name), without brackets */
+/* A certificate chain (PEM, leaf first) and its private key (PEM). */
+struct mh_tls_cert_conf {
+    char *certificate; /* absolute */
+    char *key;         /* absolute */
+    const char *file;  /* where it is configured (borrowed from the file list) */
+    int line;
+};
+
+/* TLS on a listener (http/tls.c builds the contexts from this). */
+struct mh_tls_conf {
+    struct mh_tls_cert_conf cert; /* the default certificate */
+    struct mh_tls_cert_conf *sni; /* picked when the client's server name matches them */
+    size_t nsni;
+    int min_protocol;   /* 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3), as OpenSSL numbers them */
+    char *ciphers;      /* TLS 1.2 cipher list, OpenSSL syntax */
+    char *ciphersuites; /* TLS 1.3 cipher suites */
+    bool session_tickets;
+    long long ticket_key_rotate_s; /* a ticket key encrypts this long, then only decrypts */
+    long long session_timeout_s;   /* a ticket's lifetime */
+};
+
+/* One listening address: plain HTTP or HTTPS. */
+struct mh_listener_conf {
+    char *host; /* without brackets; listener 0 uses mh_server_conf.host and .port instead */
     int port;
+    struct mh_tls_conf *tls; /* NULL: plain HTTP */
+    const char *file;
+    int line;
+};
+
+struct mh_server_conf {
+    char *host; /* the first listener's address (numeric or name), without brackets */
+    int port;
+    /* Every listener, at least one after load; the first one's address is host:port above
+     * (which --listen overrides). */
+    struct mh_listener_conf *listeners;
+    size_t nlisteners;
     int threads;      /* loop threads, >= 1 after load (0 in the file means one per core) */
     int workers;      /* worker pool threads, >= 1 after load (0: twice the cores) */
     long long worker_queue; /* tasks that may wait for a worker before 503 */
@@ -123,6 +157,9 @@ void mh_config_defaults(struct mh_server_conf *s);
  */
 void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *errs);
 void mh_config_free(struct mh_config *c);
+
+/** The default TLS settings (min_protocol, ciphers, tickets) into @p t. */
+void mh_config_tls_defaults(struct mh_tls_conf *t);
 
 /** Parses "host:port" / "[v6]:port" into @p host (caller frees) and @p port. */
 enum mh_status mh_config_parse_listen(const char *s, char **host, int *port);

@@ -75,6 +75,8 @@ struct mh_conn {
     int depth;             /* event callbacks under way: the struct is freed when 0 */
     bool in_process, close_after_flush, reading, paused, refused, counted, has_ip,
         continue_sent, chunked;
+    bool read_wants_write; /* the transport's read waits for EV_WRITE (mh_conn_want_write) */
+    bool read_again;       /* the transport holds bytes: read without waiting for the socket */
     enum deadline dkind;
     int64_t deadline, write_deadline, armed_for; /* ms, monotonic; armed_for 0: not armed */
     unsigned char ip[16];
@@ -257,6 +259,24 @@ static void resume_reading(struct mh_conn *c)
     if (c->paused && c->fd >= 0) {
         event_add(&c->rev, NULL);
         c->paused = false;
+        if (c->read_again)
+            event_active(&c->rev, EV_READ, 0);
+    }
+}
+
+void mh_conn_read_again(struct mh_conn *c)
+{
+    c->read_again = true;
+    if (!c->paused && c->fd >= 0)
+        event_active(&c->rev, EV_READ, 0);
+}
+
+void mh_conn_want_write(struct mh_conn *c)
+{
+    c->read_wants_write = true;
+    if (!c->write_armed && c->fd >= 0) {
+        event_add(&c->wev, NULL);
+        c->write_armed = true;
     }
 }
 
@@ -294,6 +314,8 @@ static void flush(struct mh_conn *c)
                 if (!c->write_armed) {
                     event_add(&c->wev, NULL);
                     c->write_armed = true;
+                }
+                if (!c->write_deadline) {
                     c->write_deadline = c->loop->now_ms + c->loop->limits->write_timeout_ms;
                     arm_timer(c);
                 }
@@ -313,7 +335,7 @@ static void flush(struct mh_conn *c)
         if (c->write_armed)
             c->write_deadline = c->loop->now_ms + c->loop->limits->write_timeout_ms;
     }
-    if (c->write_armed) {
+    if (c->write_armed && !c->read_wants_write) {
         event_del(&c->wev);
         c->write_armed = false;
     }
@@ -451,6 +473,14 @@ static void refuse(struct mh_conn *c, int status, const char *reason, const char
         mh_access_refusal(c->loop, c, status, body.len, reason, why);
     mh_buf_cleanup(&body);
     c->close_after_flush = true;
+}
+
+void mh_conn_refuse(struct mh_conn *c, int status, const char *reason, const char *why)
+{
+    if (c->fd < 0)
+        return;
+    refuse(c, status, reason, why);
+    mh_conn_flush(c);
 }
 
 static void refuse_scan(struct mh_conn *c)
@@ -659,6 +689,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     (void)what;
     now_ms(c->loop);
     hold(c);
+    c->read_again = false;
     if (c->mode == M_LINGER || !c->reading) {
         unsigned char sink[4096];
 
@@ -710,7 +741,18 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     (void)what;
     now_ms(c->loop);
     hold(c);
-    flush(c);
+    if (c->read_wants_write) {
+        c->read_wants_write = false;
+        on_read(fd, EV_READ, c);
+        if (c->fd >= 0 && c->out.unsent) {
+            flush(c);
+        } else if (c->fd >= 0 && !c->read_wants_write && c->write_armed) {
+            event_del(&c->wev);
+            c->write_armed = false;
+        }
+    } else {
+        flush(c);
+    }
     release(c);
 }
 

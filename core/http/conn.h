@@ -21,8 +21,11 @@ struct mh_loop;
 struct mh_reply_head;
 struct mh_req;
 
-/* The transport seam: plain TCP now; TLS plugs in here without touching the HTTP code. Each
- * call follows read(2)/writev(2): >= 0 bytes, or -1 with errno (EAGAIN: would block). */
+/* The transport seam: plain TCP (below) and TLS (tls.h) plug in here without touching the HTTP
+ * code. Each call follows read(2)/writev(2): >= 0 bytes, or -1 with errno (EAGAIN: would block;
+ * any other error closes the connection). A read that must write first (a TLS handshake whose
+ * output would block) calls mh_conn_want_write; a read that keeps bytes it has not returned
+ * calls mh_conn_read_again. */
 struct mh_transport {
     /** A new connection: set up the transport's state for it (mh_conn_set_transport_data);
      *  @p ctx is the listener's (struct mh_service.transport_ctx). @return 0, or -1 to close.
@@ -60,6 +63,16 @@ const struct mh_service *mh_conn_service(const struct mh_conn *c);
 /** The transport's state for this connection (set in its open). */
 void *mh_conn_transport_data(const struct mh_conn *c);
 void mh_conn_set_transport_data(struct mh_conn *c, void *data);
+
+/** For a transport: call read again once the socket is writable (the read has output to send
+ *  first). Thread: the loop's. */
+void mh_conn_want_write(struct mh_conn *c);
+/** For a transport: call read again soon, without waiting for the socket (the transport holds
+ *  bytes it has read but not returned). */
+void mh_conn_read_again(struct mh_conn *c);
+/** Answers @p status (problem+json with @p why, borrowed) and closes once it is written; no
+ *  request is read any more. @p reason names the refusal in the access log. */
+void mh_conn_refuse(struct mh_conn *c, int status, const char *reason, const char *why);
 
 /* Another protocol on the connection (after an upgrade). Thread: the loop's. */
 struct mh_conn_proto {

@@ -38,27 +38,33 @@
 #include "http/access.h"
 #include "http/conn.h"
 #include "http/request.h"
+#include "http/tls.h"
 #include "run/dispatch.h"
+#include "run/listeners.h"
 #include "base/loop.h"
 #include "base/sys.h"
 #include "ws/ws.h"
 
+struct loop_thread;
+
+/* One listener's socket in a loop. */
+struct loop_listen {
+    struct loop_thread *lt;
+    const struct mh_service *svc; /* the listener's (struct mh_listeners outlives the loops) */
+    int fd;
+    struct event *ev;
+};
+
 struct loop_thread {
     pthread_t thread;
     struct mh_loop loop;
-    int listen_fd;
-    struct event *listen_ev;
+    struct loop_listen *listen; /* one per listener */
+    size_t nlisten;
     int admin_fd; /* -1: no admin listener */
     struct event *admin_ev;
     struct event *drain_ev; /* activated from the main thread */
     struct event *drain_tick;
     struct timespec drain_deadline;
-};
-
-/* The application listener: requests go to the dispatcher, over plain TCP. */
-static const struct mh_service http_service = {
-    .on_request = mh_dispatch_request,
-    .name = "http",
 };
 
 /* The admin listener: its own pages, its own cap (set from the configuration at start). */
@@ -74,54 +80,6 @@ static struct mh_service admin_service = {
 #define READ_SCRATCH 65536 /* per loop: requests are parsed where they were read */
 #define ACCEPT_BATCH 64
 
-/* --- Listening sockets --- */
-
-static int open_listener(const char *host, int port, int *bound_port, struct mh_err *err)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char portstr[16];
-    int fd = -1, rc, saved = 0;
-
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc != 0) {
-        mh_err_set(err, MH_E_INVAL, NULL, 0, "cannot resolve listen address %s: %s", host,
-                   gai_strerror(rc));
-        return -1;
-    }
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int one = 1;
-
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            saved = errno;
-            continue;
-        }
-        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
-            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0 &&
-            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0) {
-            struct sockaddr_storage ss;
-            socklen_t len = sizeof(ss);
-
-            if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-                *bound_port = ntohs(ss.ss_family == AF_INET6
-                                        ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                        : ((struct sockaddr_in *)&ss)->sin_port);
-            break;
-        }
-        saved = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        mh_err_set(err, MH_E_IO, NULL, 0, "cannot listen on %s:%d: %s", host, port,
-                   MH_STRERROR(saved));
-    return fd;
-}
-
 /* --- Loop threads --- */
 
 static void apply_limits(struct mh_loop *loop, const struct mh_server_conf *c)
@@ -133,7 +91,8 @@ static void apply_limits(struct mh_loop *loop, const struct mh_server_conf *c)
 
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
-    struct loop_thread *lt = arg;
+    struct loop_listen *ll = arg;
+    struct loop_thread *lt = ll->lt;
 
     (void)what;
     for (int i = 0; i < ACCEPT_BATCH && !lt->loop.draining; i++) {
@@ -146,7 +105,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
                 mh_warn("server", "loop %u: cannot accept: %s", lt->loop.index, MH_STRERROR(errno));
             return; /* EAGAIN: none left; others: the next readiness tries again */
         }
-        mh_conn_accept(&lt->loop, &http_service, cfd, (struct sockaddr *)&ss, len);
+        mh_conn_accept(&lt->loop, ll->svc, cfd, (struct sockaddr *)&ss, len);
     }
 }
 
@@ -181,13 +140,17 @@ static void stop_admin(struct loop_thread *lt)
 
 static void stop_listening(struct loop_thread *lt)
 {
-    if (lt->listen_ev) {
-        event_free(lt->listen_ev);
-        lt->listen_ev = NULL;
-    }
-    if (lt->listen_fd >= 0) {
-        close(lt->listen_fd);
-        lt->listen_fd = -1;
+    for (size_t i = 0; i < lt->nlisten; i++) {
+        struct loop_listen *ll = &lt->listen[i];
+
+        if (ll->ev) {
+            event_free(ll->ev);
+            ll->ev = NULL;
+        }
+        if (ll->fd >= 0) {
+            close(ll->fd);
+            ll->fd = -1;
+        }
     }
 }
 
@@ -263,11 +226,17 @@ static void *loop_main(void *arg)
 }
 
 static enum mh_status loop_setup(struct loop_thread *lt, struct mh_gen *gen, struct mh_pool *pool,
-                                 int fd, struct mh_err *err)
+                                 struct mh_listeners *ls, struct mh_err *err)
 {
     struct mh_loop *loop = &lt->loop;
 
-    lt->listen_fd = fd;
+    lt->listen = mh_xcalloc(ls->n, sizeof(*lt->listen));
+    lt->nlisten = ls->n;
+    for (size_t i = 0; i < ls->n; i++) {
+        lt->listen[i].lt = lt;
+        lt->listen[i].svc = &ls->items[i].svc;
+        lt->listen[i].fd = mh_listeners_take_fd(ls, i, (int)loop->index);
+    }
     loop->base = event_base_new();
     if (!loop->base)
         return mh_err_set(err, MH_E_NOMEM, NULL, 0, "cannot create event base");
@@ -281,10 +250,16 @@ static enum mh_status loop_setup(struct loop_thread *lt, struct mh_gen *gen, str
     loop->rbuf_cap = READ_SCRATCH;
     loop->rbuf = mh_xmalloc(READ_SCRATCH);
     mh_access_start(loop);
-    lt->listen_ev = event_new(loop->base, fd, EV_READ | EV_PERSIST, on_accept, lt);
     lt->drain_ev = event_new(loop->base, -1, 0, on_drain, lt);
-    if (!lt->listen_ev || !lt->drain_ev || event_add(lt->listen_ev, NULL) != 0)
-        return mh_err_set(err, MH_E_IO, NULL, 0, "cannot accept on listening socket");
+    if (!lt->drain_ev)
+        return mh_err_set(err, MH_E_IO, NULL, 0, "cannot create the drain event");
+    for (size_t i = 0; i < lt->nlisten; i++) {
+        struct loop_listen *ll = &lt->listen[i];
+
+        ll->ev = event_new(loop->base, ll->fd, EV_READ | EV_PERSIST, on_accept, ll);
+        if (!ll->ev || event_add(ll->ev, NULL) != 0)
+            return mh_err_set(err, MH_E_IO, NULL, 0, "cannot accept on listening socket");
+    }
     if (lt->admin_fd >= 0) {
         lt->admin_ev = event_new(loop->base, lt->admin_fd, EV_READ | EV_PERSIST,
                                  on_admin_accept, lt);
@@ -303,6 +278,9 @@ static void loop_cleanup(struct loop_thread *lt)
     if (lt->drain_ev)
         event_free(lt->drain_ev);
     stop_listening(lt);
+    free(lt->listen);
+    lt->listen = NULL;
+    lt->nlisten = 0;
     stop_admin(lt);
     loop->stopped = true;
     if (!loop->base)
@@ -368,6 +346,7 @@ struct mh_server {
     struct loop_thread *loops;
     int nloops;
     int port;
+    struct mh_listeners *listeners;
     struct mh_pool *pool;
     struct mh_gen *current;
     struct mh_gen *retired;
@@ -511,6 +490,7 @@ static void reload(struct mh_server *s)
     struct mh_errlist errs = {0};
     struct mh_config *config = NULL;
     struct mh_gen *g = NULL, *old = s->current;
+    struct mh_tls_contexts **staged = NULL;
     char line[2048];
 
     mh_info("reload", "reading %s", o->conf_dir);
@@ -520,10 +500,14 @@ static void reload(struct mh_server *s)
         config->server.host = mh_xstrdup(o->listen_host);
         config->server.port = o->listen_port;
     }
-    if (errs.count == 0)
+    if (errs.count == 0) {
         warn_fixed(s, &old->config->server, &config->server);
+        mh_listeners_warn_fixed(s->listeners, &config->server);
+    }
     /* Build even after configuration errors, so that module errors are reported too. */
     mh_gen_build_next(config, old, &g, &errs);
+    if (errs.count == 0 && g)
+        staged = mh_listeners_reload_prepare(s->listeners, &g->config->server, &errs);
     if (errs.count && g) {
         mh_gen_free(g);
         g = NULL;
@@ -544,6 +528,7 @@ static void reload(struct mh_server *s)
         return;
     }
     g->id = ++s->next_gen_id;
+    mh_listeners_reload_commit(s->listeners, staged); /* new handshakes use new certificates */
     mh_log_set_level((enum mh_log_level)g->config->server.log_level);
     for (int i = 0; i < s->nloops; i++)
         post_to_loop(&s->loops[i], g, false);
@@ -569,32 +554,69 @@ static void reload(struct mh_server *s)
 
 /* --- Start and stop --- */
 
-static void write_port_file(const char *path, int port)
+/* @p n ports, one a line, written to @p path atomically (renamed in). */
+static void write_port_file(const char *path, const int *ports, size_t n)
 {
     char *tmp = mh_xasprintf("%s.tmp", path);
     FILE *f = fopen(tmp, "w");
+    bool ok = f != NULL;
 
-    if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) != 0)
+    for (size_t i = 0; ok && i < n; i++)
+        ok = fprintf(f, "%d\n", ports[i]) >= 0;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) != 0)
         mh_error("server", "cannot write port file %s: %s", path, MH_STRERROR(errno));
     free(tmp);
 }
 
-static void log_start(const struct mh_gen *gen, int port, int nloops)
+/* One line per listener, in order: its bound port. */
+static void write_listener_ports(const char *path, const struct mh_listeners *ls)
 {
+    int *ports = mh_xcalloc(ls->n, sizeof(*ports));
+
+    for (size_t i = 0; i < ls->n; i++)
+        ports[i] = ls->items[i].port;
+    write_port_file(path, ports, ls->n);
+    free(ports);
+}
+
+static void log_tls_failures(void)
+{
+    uint64_t n[MH_TLS_FAIL_COUNT], total = 0;
+    char buf[512];
+    size_t len = 0;
+
+    mh_tls_failure_counts(n);
+    buf[0] = '\0';
+    for (int i = 0; i < MH_TLS_FAIL_COUNT; i++) {
+        total += n[i];
+        if (n[i] && len < sizeof(buf))
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, " %s=%llu",
+                                    mh_tls_failure_name((enum mh_tls_failure)i),
+                                    (unsigned long long)n[i]);
+    }
+    if (total)
+        mh_info("tls", "handshakes failed since start: %llu:%s", (unsigned long long)total, buf);
+}
+
+static void log_start(const struct mh_gen *gen, const struct mh_listeners *ls, int nloops)
+{
+    char where[512];
     char mods[512];
     size_t n = 0;
 
+    mh_listeners_describe(ls, where, sizeof(where));
     mods[0] = '\0';
     for (size_t i = 0; i < gen->nmodules && n < sizeof(mods); i++)
         n += (size_t)snprintf(mods + n, sizeof(mods) - n, "%s%s %s", i ? ", " : "",
                               gen->modules[i]->name,
                               gen->modules[i]->def.version ? gen->modules[i]->def.version : "");
     mh_info("server",
-            "modhost %s (SDK %d.%d) pid %d listening on %s:%d with %d loop threads, %d "
+            "modhost %s (SDK %d.%d) pid %d listening on %s with %d loop threads, %d "
             "workers, %zu routes, %zu stores; modules: %s",
-            MH_VERSION, MH_ABI_MAJOR, MH_ABI_MINOR, (int)getpid(), gen->config->server.host,
-            port, nloops, gen->config->server.workers, gen->ntargets, gen->nstores,
-            n ? mods : "none");
+            MH_VERSION, MH_ABI_MAJOR, MH_ABI_MINOR, (int)getpid(), where, nloops,
+            gen->config->server.workers, gen->ntargets, gen->nstores, n ? mods : "none");
 }
 
 /* Writes the pid file and opens the reload status file beside it (before dropping). */
@@ -674,7 +696,7 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
 {
     const struct mh_server_conf *c = &config->server;
     struct mh_server s = {.opts = opts, .nloops = c->threads, .port = c->port, .status_fd = -1};
-    int started = 0, sig = 0, *fds = mh_xcalloc((size_t)c->threads, sizeof(int));
+    int started = 0, sig = 0;
     bool privileged = c->user || c->group;
     char *pid_file = c->pid_file ? mh_xstrdup(c->pid_file) : NULL;
     enum mh_status rc = MH_OK;
@@ -690,11 +712,8 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
     evthread_use_pthreads();
     s.loops = mh_xcalloc((size_t)s.nloops, sizeof(*s.loops));
-    for (int i = 0; i < s.nloops; i++) {
-        fds[i] = -1;
-        s.loops[i].listen_fd = -1;
+    for (int i = 0; i < s.nloops; i++)
         s.loops[i].admin_fd = -1;
-    }
     mh_request_ids_init();
 
     /* Without a user to drop to, load modules before binding, so a bad module never
@@ -707,19 +726,34 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
             goto out;
         }
     }
-    for (int i = 0; i < s.nloops; i++) {
-        fds[i] = open_listener(c->host, s.port, &s.port, &err);
-        if (fds[i] < 0) {
-            mh_error("server", "%s", err.msg);
-            rc = err.code ? err.code : MH_E_IO;
+    {
+        /* Certificates and keys are read here, before privileges are dropped. */
+        struct mh_errlist errs = {0};
+
+        if (mh_listeners_new(c, mh_dispatch_request, &s.listeners, &errs) != MH_OK) {
+            for (size_t i = 0; i < errs.count; i++) {
+                char line[2048];
+
+                mh_err_format(&errs.items[i], line, sizeof(line));
+                mh_error("server", "%s", line);
+            }
+            mh_errlist_cleanup(&errs);
+            rc = MH_E_INVAL;
             goto out;
         }
     }
+    if (mh_listeners_bind(s.listeners, s.nloops, &err) != MH_OK) {
+        mh_error("server", "%s", err.msg);
+        rc = err.code ? err.code : MH_E_IO;
+        goto out;
+    }
+    s.port = s.listeners->items[0].port;
     if (c->admin_host) {
         s.admin_port = c->admin_port;
         admin_service.max_connections = c->admin_max_connections;
         for (int i = 0; i < s.nloops; i++) {
-            s.loops[i].admin_fd = open_listener(c->admin_host, s.admin_port, &s.admin_port, &err);
+            s.loops[i].admin_fd =
+                mh_listener_socket(c->admin_host, s.admin_port, &s.admin_port, &err);
             if (s.loops[i].admin_fd < 0) {
                 mh_error("server", "admin listener: %s", err.msg);
                 rc = err.code ? err.code : MH_E_IO;
@@ -765,13 +799,11 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
     for (int i = 0; i < s.nloops; i++) {
         s.loops[i].loop.index = (unsigned)i;
         s.loops[i].loop.admin = s.admin;
-        if (loop_setup(&s.loops[i], s.current, s.pool, fds[i], &err) != MH_OK) {
-            fds[i] = -1;
+        if (loop_setup(&s.loops[i], s.current, s.pool, s.listeners, &err) != MH_OK) {
             rc = err.code ? err.code : MH_E_IO;
             mh_error("server", "%s", err.msg);
             goto out;
         }
-        fds[i] = -1; /* the loop owns it */
     }
     {
         struct mh_loop **ds = mh_xcalloc((size_t)s.nloops, sizeof(*ds));
@@ -788,7 +820,7 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
             goto out;
         }
     }
-    log_start(s.current, s.port, s.nloops);
+    log_start(s.current, s.listeners, s.nloops);
     if (s.admin)
         mh_info("server", "admin listener on %s:%d (/, /healthz, /readyz, /metrics, /modules, "
                           "/routes, /generations)",
@@ -797,10 +829,10 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
         if (s.admin) {
             char *admin_file = mh_xasprintf("%s.admin", opts->port_file);
 
-            write_port_file(admin_file, s.admin_port);
+            write_port_file(admin_file, &s.admin_port, 1);
             free(admin_file);
         }
-        write_port_file(opts->port_file, s.port);
+        write_listener_ports(opts->port_file, s.listeners);
     }
 
     for (;;) {
@@ -850,11 +882,10 @@ out:
         free(ds);
     }
     mh_pool_set_global(NULL);
-    for (int i = 0; i < s.nloops; i++) {
-        if (fds[i] >= 0)
-            close(fds[i]);
+    for (int i = 0; i < s.nloops; i++)
         loop_cleanup(&s.loops[i]);
-    }
+    mh_listeners_free(s.listeners); /* every connection has closed */
+    log_tls_failures();
     mh_pool_free(s.pool);
     if (s.admin) {
         struct mh_loop **ls;
@@ -885,7 +916,6 @@ out:
     if (s.status_fd >= 0)
         close(s.status_fd);
     mh_access_open(NULL, &err); /* back to stderr; closes the file */
-    free(fds);
     free(s.loops);
     if (rc == MH_OK)
         mh_info("server", "stopped after %u reloads (%u failed)", s.reloads, s.reloads_failed);

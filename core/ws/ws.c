@@ -185,10 +185,11 @@ static void start_close(struct mh_ws *ws, int code, const char *reason)
     payload[1] = (unsigned char)code;
     if (rlen)
         memcpy(payload + 2, reason, rlen);
+    mh_ws_ref_impl(ws); /* a write to a peer that is gone ends the connection and its reference */
     write_frame(ws, MH_WS_OP_CLOSE, payload, 2 + rlen);
-    if (ws->gone)
-        return;
-    if (ws->close_received) {
+    if (ws->gone) {
+        /* nothing more to do */
+    } else if (ws->close_received) {
         end_when_flushed(ws);
     } else if (ws->timer) {
         struct timeval tv = {CLOSE_WAIT_MS / 1000, (CLOSE_WAIT_MS % 1000) * 1000};
@@ -196,6 +197,7 @@ static void start_close(struct mh_ws *ws, int code, const char *reason)
         event_del(ws->timer);
         event_add(ws->timer, &tv); /* give the peer time to answer, then end anyway */
     }
+    mh_ws_unref_impl(ws);
 }
 
 /* Fails the connection (RFC 6455 7.1.7): send a close frame, stop reading, end. */

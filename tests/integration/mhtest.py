@@ -172,6 +172,7 @@ class Server:
         self.args = list(args)
         self.proc = None
         self.port = None
+        self.ports = []  # every listener's port, in configuration order
         self.returncode = None
         self.start_failed = False
 
@@ -191,7 +192,8 @@ class Server:
                     text = f.read().strip()
             except FileNotFoundError:
                 return None
-            return text if text.isdigit() else None
+            lines = text.split()  # one port per listener, in order (the file is renamed in)
+            return lines if lines and all(p.isdigit() for p in lines) else None
 
         state = wait_until(ready, timeout)
         if state == "exited" or not state:
@@ -203,7 +205,8 @@ class Server:
                 self.proc.wait()
             raise AssertionError("modhost serve %s\n--- server log ---\n%s"
                                  % (why, self.log()))
-        self.port = int(state)
+        self.ports = [int(p) for p in state]
+        self.port = self.ports[0]
         return self.port
 
     @property

@@ -749,7 +749,100 @@ static void test_config_free_null(void)
     mh_config_free(NULL);
 }
 
+static void test_config_listeners_plain_and_tls(void)
+{
+    static const struct mh_test_file files[] = {
+        {"s.conf", "server: {\n  insecure_permissions = true;\n  listeners = (\n"
+                   "    { listen = \"127.0.0.1:8080\"; },\n"
+                   "    { listen = \"[::]:8443\"; tls: { certificate = \"c.pem\"; key = \"/k.pem\";\n"
+                   "      min_protocol = \"TLSv1.3\"; session_tickets = false;\n"
+                   "      sni = ( { certificate = \"/o.pem\"; key = \"/o.key\"; } ); }; }\n"
+                   "  );\n};\n"},
+        {NULL, NULL},
+    };
+    struct loaded l;
+    const struct mh_tls_conf *t;
+    char cert[512];
+
+    load(&l, files);
+    CU_ASSERT_EQUAL(l.errs.count, 0);
+    CU_ASSERT_EQUAL_FATAL(l.c->server.nlisteners, 2);
+    /* The first listener is server.host:port, which --listen overrides. */
+    CU_ASSERT_STRING_EQUAL(mh_test_str(l.c->server.host), "127.0.0.1");
+    CU_ASSERT_EQUAL(l.c->server.port, 8080);
+    CU_ASSERT_PTR_NULL(l.c->server.listeners[0].tls);
+    CU_ASSERT_STRING_EQUAL(mh_test_str(l.c->server.listeners[1].host), "::");
+    CU_ASSERT_EQUAL(l.c->server.listeners[1].port, 8443);
+    t = l.c->server.listeners[1].tls;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    mh_test_dir_path(&l.dir, "c.pem", cert, sizeof(cert)); /* relative to its file */
+    CU_ASSERT_STRING_EQUAL(mh_test_str(t->cert.certificate), cert);
+    CU_ASSERT_STRING_EQUAL(mh_test_str(t->cert.key), "/k.pem");
+    CU_ASSERT_EQUAL(t->min_protocol, 0x0304);
+    CU_ASSERT_FALSE(t->session_tickets);
+    CU_ASSERT_EQUAL(t->ticket_key_rotate_s, 3600);
+    CU_ASSERT_EQUAL_FATAL(t->nsni, 1);
+    CU_ASSERT_STRING_EQUAL(mh_test_str(t->sni[0].key), "/o.key");
+    unload(&l);
+}
+
+static void test_config_listen_alone_is_one_plain_listener(void)
+{
+    static const struct mh_test_file files[] = {
+        {"s.conf", "server: {\n  listen = \"10.0.0.1:81\";\n};\n"},
+        {NULL, NULL},
+    };
+    struct loaded l;
+
+    load(&l, files);
+    CU_ASSERT_EQUAL(l.errs.count, 0);
+    CU_ASSERT_EQUAL_FATAL(l.c->server.nlisteners, 1);
+    CU_ASSERT_STRING_EQUAL(mh_test_str(l.c->server.listeners[0].host), "10.0.0.1");
+    CU_ASSERT_EQUAL(l.c->server.listeners[0].port, 81);
+    CU_ASSERT_PTR_NULL(l.c->server.listeners[0].tls);
+    unload(&l);
+}
+
+static void test_config_listener_mistakes(void)
+{
+    static const struct mh_test_file files[] = {
+        {"s.conf", "server: {\n  insecure_permissions = true;\n  listeners = (\n"
+                   "    { listen = \"127.0.0.1:1\"; tls: { certificate = \"/c\"; }; },\n"
+                   "    { listen = \"127.0.0.1:2\"; tls: { certificate = \"/c\"; key = \"/k\";\n"
+                   "      min_protocol = \"TLSv1.1\"; }; },\n"
+                   "    { listen = \"127.0.0.1:2\"; }\n"
+                   "  );\n};\n"},
+        {NULL, NULL},
+    };
+    struct loaded l;
+
+    load(&l, files);
+    CU_ASSERT_EQUAL(l.errs.count, 3);
+    check_error(&l, 0, MH_E_INVAL, "s.conf", 4, "needs a 'certificate'");
+    check_error(&l, 1, MH_E_INVAL, "s.conf", 6, "'server.listeners[1].tls.min_protocol'");
+    check_error(&l, 2, MH_E_INVAL, "s.conf", 7, "is already a listener at");
+    unload(&l);
+}
+
+static void test_config_listen_and_listeners_conflict(void)
+{
+    static const struct mh_test_file files[] = {
+        {"s.conf", "server: {\n  listen = \"127.0.0.1:1\";\n"
+                   "  listeners = ( { listen = \"127.0.0.1:2\"; } );\n};\n"},
+        {NULL, NULL},
+    };
+    struct loaded l;
+
+    load(&l, files);
+    check_only_error(&l, MH_E_INVAL, "s.conf", 3, "either 'server.listen'");
+    unload(&l);
+}
+
 static const struct mh_test_case config_tests[] = {
+    {"listeners plain and tls", test_config_listeners_plain_and_tls},
+    {"listen alone is one plain listener", test_config_listen_alone_is_one_plain_listener},
+    {"listener mistakes", test_config_listener_mistakes},
+    {"listen and listeners conflict", test_config_listen_and_listeners_conflict},
     {"defaults apply when keys are absent", test_config_defaults_apply_when_keys_are_absent},
     {"valid dir gives the expected structs", test_config_valid_dir_gives_the_expected_structs},
     {"module dir absolute and threads zero", test_config_module_dir_absolute_and_threads_zero},

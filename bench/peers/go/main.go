@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -206,6 +207,9 @@ func main() {
 	redisPass := flag.String("redis-password-file", "", "file with the password (-store redis)")
 	redisPrefix := flag.String("redis-prefix", "gopeer:", "key prefix (-store redis)")
 	conns := flag.Int("conns", 8, "connections to the store (-store postgres or redis)")
+	tlsAddr := flag.String("tls-addr", "", "also serve HTTPS on this address (needs -cert and -key)")
+	certFile := flag.String("cert", "", "PEM certificate chain (-tls-addr)")
+	keyFile := flag.String("key", "", "PEM private key (-tls-addr)")
 	flag.Parse()
 
 	var kv http.Handler = &store{data: make(map[string]json.RawMessage)}
@@ -235,8 +239,18 @@ func main() {
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.ListenAndServe() }()
+	if *tlsAddr != "" {
+		// crypto/tls defaults (TLS 1.2 floor, 1.3 preferred); HTTP/1.1 only, as modhost speaks.
+		tsrv := &http.Server{
+			Addr:              *tlsAddr,
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		}
+		go func() { errc <- tsrv.ListenAndServeTLS(*certFile, *keyFile) }()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

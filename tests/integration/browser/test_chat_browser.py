@@ -12,6 +12,7 @@ Skipped, saying why, when no Chromium is installed (Debian package `chromium`).
 """
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -94,14 +95,14 @@ class CDPError(Exception):
 class Chromium:
     """A headless Chromium process and a CDP connection to its browser target."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, extra_args=()):
         self.profile = tempfile.mkdtemp(prefix="modhost-chromium-")
         self.log_path = os.path.join(self.profile, "chromium.log")
         args = [binary, "--headless", "--remote-debugging-port=0",
                 "--user-data-dir=" + self.profile, "--no-sandbox", "--disable-gpu",
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--disable-extensions",
-                "--window-size=900,600", "about:blank"]
+                "--window-size=900,600"] + list(extra_args) + ["about:blank"]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         self.conn = None
@@ -260,6 +261,53 @@ class TestChatInBrowser(ServerTestCase):
         self.assertEqual(len(replayed), 1, replayed)
         self.assertRegex(replayed[0], r"bob: " + text + "$")
         b.wait_for(alice, "%s.includes('carol joined')" % LOG_TEXT, "carol joining")
+
+
+def spki_pin(cert):
+    """Chromium's pin of @cert's public key: base64 of SHA-256 over its SubjectPublicKeyInfo."""
+    pem = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], check=True,
+                         stdout=subprocess.PIPE).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pem, check=True,
+                         stdout=subprocess.PIPE).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode("ascii")
+
+
+class TestChatOverHttps(ServerTestCase):
+    """The chat page over https:// and its WebSocket over wss://, the test CA's server
+    certificate trusted by Chromium through its public key pin."""
+
+    def setUp(self):
+        super().setUp()
+        binary = find_chromium()
+        if not binary:
+            self.skipTest(NO_CHROMIUM)
+        if not shutil.which("openssl"):
+            self.skipTest("openssl is not installed")
+        from test_tls import TestCA, tls_server_conf  # noqa: E402 - one folder up, like mhtest
+        ca = TestCA()
+        self.addCleanup(ca.cleanup)
+        cert, key = ca.issue("localhost", "localhost", ["DNS:localhost", "IP:127.0.0.1"])
+        conf = self.make_conf(server=tls_server_conf(cert, key), files=chat_files(False))
+        self.srv = self.start_server(conf, listen=None)
+        self.browser = Chromium(binary, ["--ignore-certificate-errors-spki-list=" + spki_pin(cert)])
+        self.addCleanup(self.browser.close)
+
+    def page(self, name):
+        url = "https://localhost:%d/chat/?room=%s&name=%s" % (self.srv.ports[1], ROOM, name)
+        session = self.browser.open_page(url)
+        status = self.browser.wait_for(session, CONNECTED, "'connected' for %s" % name)
+        self.assertEqual(status, "connected to " + ROOM)
+        return session
+
+    def test_chat_over_wss(self):
+        b = self.browser
+        alice = self.page("alice")
+        bob = self.page("bob")
+        self.assertEqual(b.evaluate(bob, "location.protocol"), "https:")
+        b.wait_for(alice, "%s.includes('bob joined')" % LOG_TEXT, "bob joining")
+        text = "over wss, bob %d" % os.getpid()
+        self.assertTrue(b.evaluate(bob, send_js(text)))
+        b.wait_for(alice, "%s.includes(%s)" % (LOG_TEXT, json.dumps(text)), "bob's message")
 
 
 class TestHistoryReplay(ServerTestCase):

@@ -1,0 +1,554 @@
+"""TLS listeners: a test CA made here with the openssl command line; HTTPS from curl and
+Python's ssl, refusals proven with `openssl s_client` (old protocols, weak ciphers), SNI,
+resumption, plain HTTP on the TLS port, handshakes split at every byte, a stalled handshake,
+1,000 concurrent handshakes, wss:// with python3-websockets, certificates replaced by a reload
+under load, and `modhost check` on bad certificates and keys."""
+
+import asyncio
+import http.client
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import unittest
+
+from mhtest import (ECHO_CONF, HELLO_CONF, IO_TIMEOUT_S, RawConnection, ServerTestCase,
+                    build_request, run_cli, server_conf)
+from ws_client import ws_module_conf
+
+try:
+    import websockets
+except ImportError:  # Debian package python3-websockets
+    websockets = None
+
+OPENSSL = shutil.which("openssl")
+CURL = shutil.which("curl")
+
+
+def openssl(*args, cwd):
+    subprocess.run([OPENSSL] + list(args), cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=60)
+
+
+class TestCA:
+    """A CA and server certificates signed by it, in a temporary directory."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="modhost-tls-")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                "-subj", "/CN=modhost test CA", cwd=self.dir)
+        self.ca = self.path("ca.pem")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def issue(self, name, cn, sans):
+        """Makes NAME.pem (certificate) and NAME.key for @cn with DNS/IP @sans."""
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn,
+                cwd=self.dir)
+        with open(self.path(name + ".ext"), "w", encoding="ascii") as f:
+            f.write("subjectAltName=%s\n" % ",".join(sans))
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile",
+                name + ".ext", cwd=self.dir)
+        os.chmod(self.path(name + ".key"), 0o600)
+        return self.path(name + ".pem"), self.path(name + ".key")
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tls_server_conf(cert, key, sni=(), limits=None, extra="", tls_extra=""):
+    """A 00-server.conf with a plain and a TLS listener, both on free loopback ports."""
+    sni_text = ""
+    if sni:
+        sni_text = " sni = (%s);" % ", ".join(
+            '{ certificate = "%s"; key = "%s"; }' % pair for pair in sni)
+    listeners = ('  listeners = (\n    { listen = "127.0.0.1:0"; },\n'
+                 '    { listen = "127.0.0.1:0"; tls: { certificate = "%s"; key = "%s";%s%s }; }\n'
+                 '  );' % (cert, key, sni_text, tls_extra))
+    return server_conf(limits=limits, extra=listeners + ("\n" + extra if extra else ""))
+
+
+class TlsCase(ServerTestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not OPENSSL:
+            raise unittest.SkipTest("openssl is not installed")
+        cls.ca = TestCA()
+        cls.cert, cls.key = cls.ca.issue("localhost", "localhost",
+                                         ["DNS:localhost", "IP:127.0.0.1"])
+        cls.other_cert, cls.other_key = cls.ca.issue("other", "other.test",
+                                                     ["DNS:other.test", "DNS:*.other.test"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ca.cleanup()
+
+    def start_tls(self, files=None, **kw):
+        conf = self.make_conf(server=tls_server_conf(self.cert, self.key, **kw),
+                              files=files)
+        srv = self.start_server(conf, listen=None)
+        self.assertEqual(len(srv.ports), 2, srv.ports)
+        srv.tls_port = srv.ports[1]
+        return srv
+
+    def client_context(self):
+        ctx = ssl.create_default_context(cafile=self.ca.ca)
+        ctx.set_alpn_protocols(["http/1.1"])
+        return ctx
+
+    def https(self, srv, ctx=None):
+        return http.client.HTTPSConnection("localhost", srv.tls_port, timeout=IO_TIMEOUT_S,
+                                           context=ctx or self.client_context())
+
+    def s_client(self, srv, *args, data=b""):
+        """Runs openssl s_client against the TLS port; returns its combined output."""
+        r = subprocess.run([OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % srv.tls_port,
+                            "-CAfile", self.ca.ca] + list(args),
+                           input=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=IO_TIMEOUT_S)
+        return r.stdout.decode("utf-8", "replace")
+
+    def stop_and_failures(self, srv):
+        """Stops the server; returns its logged totals of failed handshakes by reason."""
+        self.stop_server(srv)
+        m = re.search(r"tls: handshakes failed since start: \d+:(.*)", srv.log())
+        if not m:
+            return {}
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
+
+
+class TestHttps(TlsCase):
+    def test_curl_over_https_and_plain_beside_it(self):
+        if not CURL:
+            self.skipTest("curl is not installed")
+        srv = self.start_tls()
+        r = subprocess.run([CURL, "-sS", "--cacert", self.ca.ca, "-w", "\n%{http_version}",
+                            "https://localhost:%d/hello/tls" % srv.tls_port],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=IO_TIMEOUT_S)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        body, version = r.stdout.decode().rsplit("\n", 1)
+        self.assertEqual(json.loads(body), {"message": "Hello, tls!"})
+        self.assertEqual(version, "1.1")
+        with RawConnection(srv.port) as c:  # the plain listener serves the same routes
+            self.assertEqual(c.request("GET", "/hello/plain").json(),
+                             {"message": "Hello, plain!"})
+
+    def test_python_ssl_keepalive_large_bodies_and_alpn(self):
+        srv = self.start_tls()
+        conn = self.https(srv)
+        try:
+            for i in range(5):
+                conn.request("GET", "/hello/n%d" % i)
+                resp = conn.getresponse()
+                self.assertEqual(resp.status, 200)
+                self.assertEqual(json.loads(resp.read()), {"message": "Hello, n%d!" % i})
+            self.assertEqual(conn.sock.selected_alpn_protocol(), "http/1.1")
+            self.assertEqual(conn.sock.version(), "TLSv1.3")
+            body = os.urandom(900 * 1024)  # many records each way
+            conn.request("POST", "/echo", body=body)
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(resp.read(), body)
+        finally:
+            conn.close()
+
+    def test_tls12_and_session_resumption(self):
+        srv = self.start_tls()
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = self.client_context()
+            ctx.maximum_version = version
+            first = self.https(srv, ctx)
+            first.request("GET", "/hello/one")
+            self.assertEqual(first.getresponse().read(), b'{"message":"Hello, one!"}')
+            session = first.sock.session
+            self.assertFalse(first.sock.session_reused)
+            first.close()
+            for i in range(3):  # each resumption hands out the ticket for the next one
+                raw = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=IO_TIMEOUT_S)
+                again = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+                try:
+                    self.assertTrue(again.session_reused, (version, i))
+                    again.sendall(build_request("GET", "/hello/two"))
+                    self.assertIn(b"Hello, two!", read_response(again))
+                    if version == ssl.TLSVersion.TLSv1_3:  # a fresh ticket for the next time
+                        self.assertNotEqual(again.session.id, session.id)
+                    session = again.session
+                finally:
+                    again.close()
+
+    def test_old_protocols_and_weak_ciphers_are_refused(self):
+        srv = self.start_tls()
+        for flag in ("-tls1", "-tls1_1"):
+            out = self.s_client(srv, flag, "-cipher", "DEFAULT@SECLEVEL=0")
+            self.assertIn("alert protocol version", out, flag)
+            self.assertNotRegex(out, r"Cipher is (?!\(NONE\))", flag)
+        for cipher in ("AES128-SHA", "ECDHE-RSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384",
+                       "ECDHE-ECDSA-AES128-SHA", "AES256-GCM-SHA384"):
+            out = self.s_client(srv, "-tls1_2", "-cipher", cipher + "@SECLEVEL=0")
+            self.assertNotRegex(out, r"Cipher is (?!\(NONE\))", cipher)
+        out = self.s_client(srv, "-tls1_2")
+        self.assertIn("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256", out)
+        out = self.s_client(srv)
+        self.assertIn("New, TLSv1.3, Cipher is TLS_AES_128_GCM_SHA256", out)
+        failures = self.stop_and_failures(srv)
+        self.assertEqual(failures.get("protocol"), 2, failures)
+        self.assertEqual(failures.get("cipher"), 5, failures)
+
+    def test_sni_picks_the_certificate(self):
+        srv = self.start_tls(sni=[(self.other_cert, self.other_key)])
+        for name, cn in (("localhost", "localhost"), ("other.test", "other.test"),
+                         ("a.other.test", "other.test"), ("unknown.test", "localhost")):
+            out = self.s_client(srv, "-servername", name)
+            self.assertRegex(out, r"subject=CN ?= ?%s\n" % re.escape(cn), name)
+        ctx = self.client_context()
+        raw = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=IO_TIMEOUT_S)
+        with ctx.wrap_socket(raw, server_hostname="www.other.test") as s:  # verified by name
+            s.sendall(build_request("GET", "/hello/sni"))
+            self.assertIn(b"Hello, sni!", read_response(s))
+
+    def test_openssl_is_mapped_only_with_a_tls_listener(self):
+        def crypto_mapped(srv):
+            with open("/proc/%d/maps" % srv.pid, encoding="ascii", errors="replace") as f:
+                return any(re.search(r"/lib(ssl|crypto)\.so", line) for line in f)
+
+        plain = self.start_server()
+        self.assertFalse(crypto_mapped(plain))
+        srv = self.start_tls()
+        self.assertTrue(crypto_mapped(srv))
+
+    def test_plain_http_on_the_tls_port_gets_400(self):
+        srv = self.start_tls()
+        with RawConnection(srv.tls_port) as c:
+            resp = c.request("GET", "/hello/x")
+            self.assertEqual(resp.status, 400)
+            self.assertEqual(resp.header("Connection"), "close")
+            self.assertIn("HTTPS", resp.json()["detail"])
+            self.assertTrue(c.is_closed())
+        with RawConnection(srv.tls_port) as c:  # not TLS and not HTTP: closed
+            c.send(b"\x00\x01\x02garbage")
+            self.assertTrue(c.is_closed())
+        failures = self.stop_and_failures(srv)
+        self.assertEqual(failures.get("plain_http"), 1, failures)
+        self.assertEqual(failures.get("not_tls"), 1, failures)
+
+
+def read_response(sock):
+    """Reads one response with Content-Length from a blocking socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.search(rb"(?i)content-length: (\d+)", head)
+    n = int(m.group(1)) if m else 0
+    while len(body) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+class MemoryClient:
+    """A TLS client over a socket with memory BIOs: the test decides how bytes are cut."""
+
+    def __init__(self, ctx, port):
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT_S)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def first_flight(self):
+        try:
+            self.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        return self.out.read()
+
+    def finish_handshake(self, send=None):
+        send = send or self.sock.sendall
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pending = self.out.read()
+                if pending:
+                    send(pending)
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ConnectionError("closed during the handshake")
+                self.inc.write(data)
+        pending = self.out.read()
+        if pending:
+            send(pending)
+
+    def request(self, target, send=None):
+        send = send or self.sock.sendall
+        self.obj.write(build_request("GET", target))
+        send(self.out.read())
+        data = b""
+        while True:
+            try:
+                data += self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                more = self.sock.recv(65536)
+                if not more:
+                    return data
+                self.inc.write(more)
+                continue
+            if b"\r\n\r\n" in data:
+                head, _, body = data.partition(b"\r\n\r\n")
+                m = re.search(rb"(?i)content-length: (\d+)", head)
+                if m and len(body) >= int(m.group(1)):
+                    return data
+
+    def close(self):
+        self.sock.close()
+
+
+class TestHandshakeShapes(TlsCase):
+    def test_client_hello_split_at_every_byte(self):
+        srv = self.start_tls()
+        ctx = self.client_context()
+        probe = MemoryClient(ctx, srv.tls_port)
+        size = len(probe.first_flight())
+        probe.close()
+        self.assertGreater(size, 100)
+        for cut in range(1, size):
+            c = MemoryClient(ctx, srv.tls_port)
+            try:
+                hello = c.first_flight()
+                c.sock.sendall(hello[:cut])
+                c.sock.sendall(hello[cut:])
+                c.finish_handshake()
+                self.assertIn(b"Hello, cut%d!" % cut, c.request("/hello/cut%d" % cut))
+            finally:
+                c.close()
+
+    def test_every_client_byte_sent_alone(self):
+        srv = self.start_tls()
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = self.client_context()
+            ctx.maximum_version = version
+            c = MemoryClient(ctx, srv.tls_port)
+
+            def bytewise(data, sock=c.sock):
+                for i in range(len(data)):
+                    sock.sendall(data[i:i + 1])
+
+            try:
+                bytewise(c.first_flight())
+                c.finish_handshake(bytewise)
+                self.assertIn(b"Hello, bytes!", c.request("/hello/bytes", bytewise))
+            finally:
+                c.close()
+
+    def test_stalled_handshake_hits_the_head_deadline(self):
+        srv = self.start_tls(limits={"head_timeout_ms": 300})
+        c = MemoryClient(self.client_context(), srv.tls_port)
+        hello = c.first_flight()
+        c.sock.sendall(hello[:len(hello) // 2])  # and nothing more
+        silent = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=IO_TIMEOUT_S)
+        try:
+            for s in (c.sock, silent):
+                try:
+                    self.assertEqual(s.recv(100), b"")  # closed by the server, no bytes
+                except ConnectionResetError:
+                    pass
+        finally:
+            c.close()
+            silent.close()
+        failures = self.stop_and_failures(srv)
+        self.assertEqual(failures.get("unfinished"), 2, failures)
+
+    def test_thousand_concurrent_handshakes(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 2400:
+            self.skipTest("needs RLIMIT_NOFILE >= 2400 (hard limit %d)" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2400), hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        srv = self.start_tls()
+        ctx = self.client_context()
+        n = 1000
+
+        async def run_all():
+            ready, gate = [0], asyncio.Event()
+
+            async def one(i):
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", srv.tls_port, ssl=ctx, server_hostname="localhost")
+                ready[0] += 1
+                if ready[0] == n:
+                    gate.set()
+                await gate.wait()  # all n handshakes done and open before any request
+                writer.write(build_request("GET", "/hello/c%d" % i))
+                await writer.drain()
+                head = await reader.readuntil(b"\r\n\r\n")
+                size = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+                body = await reader.readexactly(size)
+                writer.close()
+                return json.loads(body)["message"]
+
+            return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(n))), 300)
+
+        got = asyncio.run(run_all())
+        self.assertEqual(got, ["Hello, c%d!" % i for i in range(n)])
+
+
+@unittest.skipUnless(websockets, "python3-websockets is not installed")
+class TestWss(TlsCase):
+    def test_websocket_echo_over_wss(self):
+        files = {"20-echo.conf": ws_module_conf(
+            "echo", "echo.so", [dict(path="/ws/echo", on_message="ws_echo")])}
+        srv = self.start_tls(files=files)
+        ctx = self.client_context()
+
+        async def echo():
+            async with websockets.connect("wss://localhost:%d/ws/echo" % srv.tls_port, ssl=ctx,
+                                          max_size=1 << 21) as ws:
+                out = []
+                for msg in ("", "héllo", "x" * 70000, b"\x00\xff" * 300000):
+                    await ws.send(msg)
+                    out.append(await ws.recv())
+                return out
+
+        self.assertEqual(asyncio.run(echo()),
+                         ["", "héllo", "x" * 70000, b"\x00\xff" * 300000])
+
+
+class TestReloadAndCheck(TlsCase):
+    def write_pair(self, conf, cert, key):
+        """Copies a certificate and key into the conf dir (renamed in, as an operator would)."""
+        for src, name in ((cert, "server.pem"), (key, "server.key")):
+            tmp = conf.file(name + ".new")
+            shutil.copyfile(src, tmp)
+            os.chmod(tmp, 0o600)
+            os.rename(tmp, conf.file(name))
+
+    def start_with_files(self):
+        conf = self.make_conf(server=False, files={})
+        self.write_pair(conf, self.cert, self.key)
+        conf.write("00-server.conf", tls_server_conf(conf.file("server.pem"),
+                                                     conf.file("server.key")))
+        conf.write("10-hello.conf", HELLO_CONF)
+        conf.write("20-echo.conf", ECHO_CONF)
+        srv = self.start_server(conf, listen=None)
+        srv.tls_port = srv.ports[1]
+        return conf, srv
+
+    def peer_cn(self, srv, name="localhost"):
+        raw = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=IO_TIMEOUT_S)
+        ctx = self.client_context()
+        ctx.check_hostname = False
+        with ctx.wrap_socket(raw, server_hostname=name) as s:
+            subject = dict(x[0] for x in s.getpeercert()["subject"])
+            s.sendall(build_request("GET", "/hello/cn"))
+            self.assertIn(b"Hello, cn!", read_response(s))
+            return subject["commonName"]
+
+    def test_certificates_change_on_reload_under_load_without_a_failure(self):
+        conf, srv = self.start_with_files()
+        self.assertEqual(self.peer_cn(srv), "localhost")
+        stop = threading.Event()
+        errors, counts = [], [0, 0]
+
+        def new_connections():
+            ctx = self.client_context()
+            ctx.check_hostname = False
+            while not stop.is_set():
+                try:
+                    conn = self.https(srv, ctx)
+                    conn.request("GET", "/hello/new")
+                    if conn.getresponse().read() != b'{"message":"Hello, new!"}':
+                        errors.append("bad body")
+                    conn.close()
+                    counts[0] += 1
+                except Exception as e:  # noqa: BLE001 - every failure counts
+                    errors.append(repr(e))
+
+        def keepalive():
+            ctx = self.client_context()
+            ctx.check_hostname = False
+            conn = self.https(srv, ctx)
+            while not stop.is_set():
+                try:
+                    conn.request("GET", "/hello/kept")
+                    if conn.getresponse().read() != b'{"message":"Hello, kept!"}':
+                        errors.append("bad body")
+                    counts[1] += 1
+                except Exception as e:  # noqa: BLE001
+                    errors.append(repr(e))
+                    return
+            conn.close()
+
+        threads = [threading.Thread(target=f) for f in (new_connections, new_connections,
+                                                        keepalive)]
+        for t in threads:
+            t.start()
+        try:
+            # Another certificate (other.test), then a broken key, then the first again.
+            self.write_pair(conf, self.other_cert, self.other_key)
+            srv.send_signal(signal.SIGHUP)
+            self.assertTrue(srv.wait_log(r"reload: generation 2 serving"))
+            self.assertEqual(self.peer_cn(srv, "other.test"), "other.test")
+            with open(conf.file("server.key"), "w", encoding="ascii") as f:
+                f.write("-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n")
+            srv.send_signal(signal.SIGHUP)
+            self.assertTrue(srv.wait_log(r"reload failed with \d+ errors? \(1 failed so far\)"))
+            self.assertIn("server.key", srv.log())
+            self.assertEqual(self.peer_cn(srv, "other.test"), "other.test")  # old ones stay
+            self.write_pair(conf, self.cert, self.key)
+            srv.send_signal(signal.SIGHUP)
+            self.assertTrue(srv.wait_log(r"reload: generation 3 serving"))
+            self.assertEqual(self.peer_cn(srv), "localhost")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertEqual(errors, [])
+        self.assertGreater(counts[0], 0)
+        self.assertGreater(counts[1], 0)
+
+    def test_check_names_bad_certificates_and_keys(self):
+        conf = self.make_conf(server=tls_server_conf(self.cert, self.other_key))
+        r = run_cli("check", "-c", conf.path)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, r"00-server\.conf:\d+: cannot use private key .*other\.key: "
+                                   r"it does not belong to the certificate")
+        conf = self.make_conf(server=tls_server_conf(self.cert, "/nonexistent/key.pem"))
+        r = run_cli("check", "-c", conf.path)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot read private key file /nonexistent/key.pem", r.stderr)
+        loose = os.path.join(self.ca.dir, "loose.key")
+        shutil.copyfile(self.key, loose)
+        os.chmod(loose, 0o666)
+        conf = self.make_conf(server=tls_server_conf(self.cert, loose))
+        r = run_cli("check", "-c", conf.path)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("refusing private key file", r.stderr)
+        conf = self.make_conf(server=tls_server_conf(self.cert, self.key,
+                                                     tls_extra=' min_protocol = "TLSv1.1";'))
+        r = run_cli("check", "-c", conf.path)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("min_protocol", r.stderr)
+        conf = self.make_conf(server=tls_server_conf(self.cert, self.key))
+        r = run_cli("check", "-c", conf.path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
