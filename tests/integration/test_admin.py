@@ -236,8 +236,8 @@ class TestMetricsMove(AdminCase):
         leaver.send(build_request("POST", "/hash", hash_body()))
         self.assertTrue(wait_until(lambda: gauge(self.metrics(srv)[0],
                                                  "modhost_pool_queue_depth") == 1, IO_TIMEOUT_S))
-        held, _ = self.metrics(srv)
-        self.assertGreaterEqual(gauge(held, "modhost_requests_in_flight"), 2)
+        self.assertTrue(wait_until(lambda: gauge(self.metrics(srv)[0],
+                                                 "modhost_requests_in_flight") >= 2, IO_TIMEOUT_S))
         with RawConnection(srv.port) as c:
             self.assertEqual(c.request("POST", "/hash", hash_body()).status, 503)
         leaver.close()
