@@ -38,6 +38,7 @@
 #include "http/conn.h"
 #include "http/request.h"
 #include "run/dispatch.h"
+#include "run/owner.h"
 #include "base/loop.h"
 #include "ws/ws.h"
 
@@ -492,14 +493,13 @@ static void log_start(const struct mh_gen *gen, int port, int nloops)
             n ? mods : "none");
 }
 
-/* Writes the pid file and opens the reload status file beside it (before dropping). */
-static enum mh_status write_pid_file(const char *path, struct mh_server *s)
+/* Writes the locked pid file and opens the reload status file beside it (before dropping). */
+static enum mh_status write_pid_file(const char *path, int fd, struct mh_server *s)
 {
-    char *tmp = mh_xasprintf("%s.tmp", path), *status = mh_xasprintf("%s.reload", path);
-    FILE *f = fopen(tmp, "w");
+    char *status = mh_xasprintf("%s.reload", path);
     enum mh_status rc = MH_OK;
 
-    if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+    if (mh_pidfile_write(fd, getpid()) != MH_OK) {
         mh_error("server", "cannot write pid file %s: %s", path, strerror(errno));
         rc = MH_E_IO;
     } else {
@@ -507,7 +507,6 @@ static enum mh_status write_pid_file(const char *path, struct mh_server *s)
         if (s->status_fd < 0)
             mh_warn("server", "cannot open %s: %s", status, strerror(errno));
     }
-    free(tmp);
     free(status);
     return rc;
 }
@@ -573,7 +572,7 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
 {
     const struct mh_server_conf *c = &config->server;
     struct mh_server s = {.opts = opts, .nloops = c->threads, .port = c->port, .status_fd = -1};
-    int started = 0, sig = 0, *fds = mh_xcalloc((size_t)c->threads, sizeof(int));
+    int started = 0, sig = 0, pid_fd = -1, *fds = mh_xcalloc((size_t)c->threads, sizeof(int));
     bool privileged = c->user || c->group;
     char *pid_file = c->pid_file ? mh_xstrdup(c->pid_file) : NULL;
     enum mh_status rc = MH_OK;
@@ -594,6 +593,19 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
         s.loops[i].listen_fd = -1;
     }
 
+    /* One server per pid file and per address, decided before anything is loaded or bound. */
+    if (pid_file && (pid_fd = mh_pidfile_lock(pid_file, &err)) < 0) {
+        mh_error("server", "%s", err.msg);
+        free(pid_file);
+        pid_file = NULL; /* another server's: never unlinked by this one */
+        rc = MH_E_CONFLICT;
+        goto out;
+    }
+    if (mh_addr_probe(c->host, c->port, &err) != MH_OK) {
+        mh_error("server", "%s", err.msg);
+        rc = MH_E_CONFLICT;
+        goto out;
+    }
     /* Without a user to drop to, load modules before binding, so a bad module never
      * holds the port; with one, bind first and load modules unprivileged. */
     if (!privileged) {
@@ -612,7 +624,7 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
             goto out;
         }
     }
-    if (pid_file && write_pid_file(pid_file, &s) != MH_OK) {
+    if (pid_file && write_pid_file(pid_file, pid_fd, &s) != MH_OK) {
         free(pid_file);
         pid_file = NULL;
         rc = MH_E_IO;
@@ -732,6 +744,8 @@ out:
     }
     if (s.status_fd >= 0)
         close(s.status_fd);
+    if (pid_fd >= 0)
+        close(pid_fd); /* the lock ends after the file is gone: a new server finds it free */
     free(fds);
     free(s.loops);
     if (rc == MH_OK)
