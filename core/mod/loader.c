@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,25 +33,27 @@
 typedef const struct mh_module_def *(*entry_fn)(void);
 
 /*
- * Mapped files, shared by the generations that enable them. The dynamic loader returns the
- * mapping it already has for a path it has seen, even after the file was replaced; so a file
- * rebuilt in place (same path, new inode) is opened through a unique alias (a symbolic link in
- * a private directory), and an unchanged file (same device and inode) is never mapped twice.
+ * Mapped files, shared by the generations that enable them. Each file is copied into a sealed
+ * memfd and mapped from there, so writing into, truncating or deleting the file on disk never
+ * changes code that runs; the copy is also a name the dynamic loader has never seen (it
+ * caches libraries by path), so a file rebuilt in place really loads anew. A file unchanged
+ * since it was copied (same device, inode, size and modification time) is never copied twice.
  */
 struct mh_dso {
     struct mh_dso *next;
     dev_t dev;
     ino_t ino;
+    off_t size;
+    struct timespec mtime;
     char *path;
+    int memfd; /* the private copy; open while mapped, so its /proc/self/fd name stays unique */
     void *dl;
     const struct mh_module_def *def;
     bool unload_safe;
     int refs; /* module instances using it; main thread only */
 };
 
-static struct mh_dso *dsos; /* every file version opened, mapped (dl != NULL) or not */
-static char alias_dir[64];
-static unsigned alias_seq;
+static struct mh_dso *dsos; /* every file version mapped, or unmapped after its last use */
 
 size_t mh_loader_mapped_count(void)
 {
@@ -59,44 +64,112 @@ size_t mh_loader_mapped_count(void)
     return n;
 }
 
+size_t mh_loader_copy_bytes(void)
+{
+    size_t n = 0;
+
+    for (struct mh_dso *d = dsos; d; d = d->next)
+        n += d->dl ? (size_t)d->size : 0;
+    return n;
+}
+
+void *mh_loader_symbol(const char *path, const char *symbol)
+{
+    for (struct mh_dso *d = dsos; d; d = d->next) {
+        if (d->dl && strcmp(d->path, path) == 0)
+            return dlsym(d->dl, symbol);
+    }
+    return NULL;
+}
+
 static void dso_unref(struct mh_dso *d)
 {
     if (!d || --d->refs > 0)
         return;
     /* Code stays mapped unless the module says unmapping is safe: callbacks and thread-local
-     * destructors left behind by a module are the classic plugin-host crash. The entry stays
-     * in the list either way: the path has been seen, so a later open needs a fresh alias. */
+     * destructors left behind by a module are the classic plugin-host crash. */
     if (d->unload_safe && d->dl) {
         dlclose(d->dl);
         d->dl = NULL;
         d->def = NULL;
+        close(d->memfd);
+        d->memfd = -1;
     }
 }
 
-/* dlopen() through a name the dynamic loader has never seen. */
-static void *dlopen_fresh(const char *path)
+static bool same_file(const struct mh_dso *d, const struct stat *st)
 {
-    char alias[PATH_MAX];
-    const char *base = strrchr(path, '/');
+    return d->dev == st->st_dev && d->ino == st->st_ino && d->size == st->st_size &&
+           d->mtime.tv_sec == st->st_mtim.tv_sec && d->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/*
+ * Copies the open file @p fd (@p size bytes) into a sealed memfd named after @p path.
+ * @return the memfd, or -1 with errno set.
+ */
+static int private_copy(const char *path, int fd, off_t size)
+{
+    int mfd = memfd_create(path, MFD_CLOEXEC | MFD_ALLOW_SEALING), saved;
+    off_t done = 0;
+
+    if (mfd < 0)
+        return -1;
+    while (done < size) {
+        ssize_t n = sendfile(mfd, fd, NULL, (size_t)(size - done));
+
+        if (n <= 0) {
+            saved = n == 0 ? EIO : errno; /* 0: the file shrank while being copied */
+            if (n < 0 && saved == EINTR)
+                continue;
+            close(mfd);
+            errno = saved;
+            return -1;
+        }
+        done += n;
+    }
+    /* Nothing may change the copy any more, not even through /proc/self/fd. */
+    if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+        saved = errno;
+        close(mfd);
+        errno = saved;
+        return -1;
+    }
+    return mfd;
+}
+
+/* Opens @p path, copies it and dlopens the copy; *mfd_out is the copy's descriptor. */
+static void *dlopen_copy(const char *path, struct stat *st, int *mfd_out, const char **why)
+{
+    char name[64];
+    int fd = open(path, O_RDONLY | O_CLOEXEC), mfd;
     void *dl;
 
-    if (!alias_dir[0]) {
-        const char *tmp = getenv("TMPDIR");
-
-        snprintf(alias_dir, sizeof(alias_dir), "%s/modhost-XXXXXX",
-                 tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-        if (!mkdtemp(alias_dir)) {
-            alias_dir[0] = '\0';
-            return NULL;
-        }
-    }
-    snprintf(alias, sizeof(alias), "%s/%u-%s", alias_dir, ++alias_seq, base ? base + 1 : path);
-    if (symlink(path, alias) != 0)
+    *why = NULL;
+    if (fd < 0 || fstat(fd, st) != 0) {
+        *why = strerror(errno);
+        if (fd >= 0)
+            close(fd);
         return NULL;
-    dl = dlopen(alias, DLOPEN_FLAGS);
-    unlink(alias);
-    rmdir(alias_dir); /* succeeds once empty; recreated on the next need */
-    alias_dir[0] = '\0';
+    }
+    mfd = private_copy(path, fd, st->st_size);
+    if (mfd < 0)
+        *why = strerror(errno);
+    close(fd);
+    if (mfd < 0)
+        return NULL;
+    snprintf(name, sizeof(name), "/proc/self/fd/%d", mfd);
+    dl = dlopen(name, DLOPEN_FLAGS);
+    if (!dl) {
+        const char *msg = dlerror();
+        size_t n = strlen(name);
+
+        /* The refusal names the file already; the copy's name would only confuse. */
+        *why = msg && strncmp(msg, name, n) == 0 && strncmp(msg + n, ": ", 2) == 0 ? msg + n + 2
+                                                                                    : msg;
+        close(mfd);
+        return NULL;
+    }
+    *mfd_out = mfd;
     return dl;
 }
 
@@ -172,7 +245,7 @@ enum mh_status mh_module_open(const char *expected_name, const char *path, struc
     enum mh_status rc;
     struct stat st;
     entry_fn entry;
-    bool seen_path = false;
+    int mfd = -1;
     void *dl;
 
     if (stat(path, &st) != 0)
@@ -182,21 +255,22 @@ enum mh_status mh_module_open(const char *expected_name, const char *path, struc
         return REFUSE(err, MH_E_INVAL, "module '%s' (%s): not a regular file", expected_name,
                       path);
     for (dso = dsos; dso; dso = dso->next) {
-        if (dso->dl && dso->dev == st.st_dev && dso->ino == st.st_ino)
+        if (dso->dl && strcmp(dso->path, path) == 0 && same_file(dso, &st))
             break;
-        if (strcmp(dso->path, path) == 0)
-            seen_path = true;
     }
     if (dso) {
         d = dso->def; /* unchanged file: reuse the mapping */
     } else {
-        dl = seen_path ? dlopen_fresh(path) : dlopen(path, DLOPEN_FLAGS);
+        const char *why;
+
+        dl = dlopen_copy(path, &st, &mfd, &why);
         if (!dl)
             return REFUSE(err, MH_E_INVAL, "module '%s' (%s): cannot load: %s", expected_name,
-                          path, seen_path ? "cannot map the rebuilt file anew" : dlerror());
+                          path, why ? why : "the dynamic loader gave no reason");
         *(void **)&entry = dlsym(dl, MH_MODULE_SYMBOL);
         if (!entry) {
             dlclose(dl);
+            close(mfd);
             return REFUSE(err, MH_E_INVAL,
                           "module '%s' (%s): not a modhost module (no %s symbol; define the "
                           "module with MH_MODULE)",
@@ -206,17 +280,23 @@ enum mh_status mh_module_open(const char *expected_name, const char *path, struc
         rc = check_def(expected_name, path, d, err);
         if (rc != MH_OK) {
             dlclose(dl);
+            close(mfd);
             return rc;
         }
         dso = mh_xcalloc(1, sizeof(*dso));
         dso->dev = st.st_dev;
         dso->ino = st.st_ino;
+        dso->size = st.st_size;
+        dso->mtime = st.st_mtim;
         dso->path = mh_xstrdup(path);
+        dso->memfd = mfd;
         dso->dl = dl;
         dso->def = d;
         dso->unload_safe = (d->flags & MH_MODULE_UNLOAD_SAFE) != 0;
         dso->next = dsos;
         dsos = dso;
+        mh_debug("loader", "module '%s' (%s): private copy of %lld bytes mapped", expected_name,
+                 path, (long long)st.st_size);
     }
     rc = check_def(expected_name, path, d, err); /* the name may differ for a reused file */
     if (rc != MH_OK)

@@ -347,8 +347,10 @@ static void reap(struct mh_server *s)
             mh_info("reload", "generation %u drained: finalising its %zu modules", g->id,
                     g->nmodules);
             mh_gen_free(g);
-            mh_info("reload", "%zu generations live, %zu module files mapped",
-                    live_generations(s), mh_loader_mapped_count());
+            mh_info("reload", "%zu generations live, %zu module files mapped (%zu KiB of "
+                              "private copies)",
+                    live_generations(s), mh_loader_mapped_count(),
+                    mh_loader_copy_bytes() / 1024);
             continue;
         }
         if (!g->ws_closed &&
@@ -456,9 +458,9 @@ static void reload(struct mh_server *s)
     mh_gen_unref(old);
     s->reloads++;
     mh_info("reload", "generation %u serving: %zu modules, %zu routes, %zu stores; %zu "
-                      "generations live, %zu module files mapped",
+                      "generations live, %zu module files mapped (%zu KiB of private copies)",
             g->id, g->nmodules, g->ntargets, g->nstores, live_generations(s),
-            mh_loader_mapped_count());
+            mh_loader_mapped_count(), mh_loader_copy_bytes() / 1024);
     write_status(s, true, NULL);
     reap(s);
 }

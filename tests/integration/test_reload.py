@@ -98,8 +98,9 @@ def status_ids(pid, key):
 
 
 def mapped_module_files(pid, dirs):
-    """Distinct module files (device, inode) mapped by @pid from one of @dirs; a file replaced
-    on disk still counts as the mapping it is (its path then ends in " (deleted)")."""
+    """Distinct module files mapped by @pid from one of @dirs. The server maps a private copy
+    of each file (a memfd named "/memfd:PATH", always " (deleted)"); each copy has an inode
+    of its own, so a file replaced on disk still counts as the mapping it is."""
     prefixes = tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
     files = set()
     with open("/proc/%d/maps" % pid, encoding="utf-8", errors="replace") as f:
@@ -110,6 +111,8 @@ def mapped_module_files(pid, dirs):
             path = parts[5].strip()
             if path.endswith(" (deleted)"):
                 path = path[:-len(" (deleted)")]
+            if path.startswith("/memfd:"):
+                path = path[len("/memfd:"):]
             if path.endswith(".so") and path.startswith(prefixes):
                 files.add((parts[3], parts[4]))
     return files
@@ -479,6 +482,72 @@ class TestModuleRebuilt(ReloadCase):
         self.assertEqual(log.count("ver: ver A init"), 2)
         self.assertEqual(log.count("ver: ver A fini"), 2)
         self.assertEqual(log.count("ver: ver B fini"), 2)
+
+
+def memfd_rss_kib(pid):
+    """Resident KiB of the private module copies (mappings named /memfd:PATH) of @pid, by
+    path."""
+    sizes = {}
+    current = None
+    with open("/proc/%d/smaps" % pid, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            if len(parts) >= 5 and "-" in parts[0] and ":" in parts[3]:
+                name = parts[5].strip() if len(parts) == 6 else ""
+                current = (name[len("/memfd:"):].replace(" (deleted)", "")
+                           if name.startswith("/memfd:") else None)
+            elif current and line.startswith("Rss:"):
+                sizes[current] = sizes.get(current, 0) + int(line.split()[1])
+    return sizes
+
+
+class TestModuleOverwritten(ReloadCase):
+    """The loader maps a private copy of each module file: writing into the file in place
+    (`cp new.so old.so`, same inode), truncating it or deleting it never changes the code that
+    runs; the file as it is at the next reload is loaded then."""
+
+    def overwrite_in_place(self, src, dest):
+        with open(src, "rb") as f:
+            data = f.read()
+        with open(dest, "r+b") as f:
+            f.truncate(0)
+            f.write(data)
+
+    def test_overwrite_truncate_delete_while_serving(self):
+        mods = self.make_dir()
+        so = os.path.join(mods, "ver.so")
+        install_module(VER_A, so)
+        conf = self.make_conf(files={"30-ver.conf": ver_conf(so)})
+        srv = self.start_custom(conf)
+        keep = RawConnection(srv.port)
+        self.addCleanup(keep.close)
+        self.assertEqual(keep.request("GET", "/v").body, b"A")
+        ino = os.stat(so).st_ino
+
+        self.overwrite_in_place(VER_B, so)
+        self.assertEqual(os.stat(so).st_ino, ino)
+        for _ in range(20):
+            self.assertEqual(keep.request("GET", "/v").body, b"A")
+        self.assertEqual(self.get(srv.port, "/v").body, b"A")
+        with open(so, "r+b") as f:
+            f.truncate(0)
+        self.assertEqual(keep.request("GET", "/v").body, b"A")
+
+        # The truncated file is refused at a reload; the running code stays.
+        self.reload_refused(srv)
+        self.assertEqual(keep.request("GET", "/v").body, b"A")
+
+        # The file written again in place (same inode, new contents) is loaded at the reload.
+        self.overwrite_in_place(VER_B, so)
+        self.reload(srv)
+        self.assertEqual(self.get(srv.port, "/v").body, b"B")
+        os.unlink(so)
+        self.assertEqual(self.get(srv.port, "/v").body, b"B")
+        copies = memfd_rss_kib(srv.pid)
+        print("\n  private module copies, resident KiB by file: %r (file size %d KiB)"
+              % (copies, os.path.getsize(VER_B) // 1024))
+        self.assertIn(so, copies)
+        self.stop_server(srv)
 
 
 class TestBadConfigReload(ReloadCase):
