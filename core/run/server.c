@@ -288,9 +288,15 @@ static void on_loop_msg(struct mh_task *t)
         mh_gen_unref(m->gen);
     } else if (!loop->stopped) {
         struct mh_gen *old = loop->gen;
+        size_t moved;
 
         mh_access_flush(loop); /* lines of the old generation go out before the switch */
-        loop->gen = m->gen;    /* the message's reference becomes the loop's */
+        moved = mh_ws_adopt_all(loop, old, m->gen);
+        if (moved)
+            mh_info("reload", "loop %u: %zu WebSockets of unchanged endpoints moved to "
+                              "generation %u",
+                    loop->index, moved, m->gen->id);
+        loop->gen = m->gen; /* the message's reference becomes the loop's */
         apply_limits(loop, &m->gen->config->server);
         mh_gen_unref(old);
     } else {

@@ -506,6 +506,61 @@ void mh_ws_close_all(struct mh_loop *loop, const struct mh_gen *gen)
     }
 }
 
+/* --- Across a reload --- */
+
+static bool same_name(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_endpoint_conf(const struct mh_ws_conf *a, const struct mh_ws_conf *b)
+{
+    if (strcmp(a->path, b->path) != 0 || !same_name(a->on_open, b->on_open) ||
+        !same_name(a->on_message, b->on_message) || !same_name(a->on_close, b->on_close) ||
+        a->nsubprotocols != b->nsubprotocols || a->max_message_bytes != b->max_message_bytes ||
+        a->max_outbound_bytes != b->max_outbound_bytes ||
+        a->ping_interval_ms != b->ping_interval_ms || a->idle_timeout_ms != b->idle_timeout_ms)
+        return false;
+    for (size_t i = 0; i < a->nsubprotocols; i++) {
+        if (strcmp(a->subprotocols[i], b->subprotocols[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The endpoint of @p next that serves @p t's connections unchanged: the same module instance
+ * name, the same mapped file, the same endpoint settings. NULL if there is none. */
+static const struct mh_route_target *unchanged_endpoint(const struct mh_route_target *t,
+                                                        const struct mh_gen *next)
+{
+    for (size_t i = 0; i < next->ntargets; i++) {
+        const struct mh_route_target *n = &next->targets[i];
+
+        if (n->ws && n->module->dso == t->module->dso &&
+            strcmp(n->module->name, t->module->name) == 0 && same_endpoint_conf(n->ws, t->ws))
+            return n;
+    }
+    return NULL;
+}
+
+size_t mh_ws_adopt_all(struct mh_loop *loop, struct mh_gen *old, struct mh_gen *next)
+{
+    size_t moved = 0;
+
+    for (struct mh_ws *ws = loop->ws_head; ws; ws = ws->next) {
+        const struct mh_route_target *n;
+
+        if (ws->gen != old || atomic_load(&ws->closing) || !(n = unchanged_endpoint(ws->t, next)))
+            continue;
+        ws->t = n;
+        ws->gen = next;
+        mh_gen_ref(next);
+        mh_gen_unref(old);
+        moved++;
+    }
+    return moved;
+}
+
 /* --- Handshake --- */
 
 static bool valid_key(const char *key)

@@ -679,12 +679,16 @@ class TestWebSocketAcrossReload(ReloadCase):
         self.stop_server(srv)
 
     def test_connection_past_drain_deadline_gets_1001(self):
+        # The endpoint's settings change (a larger message limit): its connections cannot move
+        # to the new generation, and are closed at the old one's drain deadline.
         conf = self.make_conf(server=server_conf(extra="  reload_drain_ms = 500;"),
                               files={"30-ver.conf": ver_conf(VER_B, websockets=[("/ws/ver", "")])})
         srv = self.start_custom(conf)
         old = WebSocket(srv.port, "/ws/ver")
         self.addCleanup(old.close_socket)
         self.assertEqual(old.echo("one"), "B:one")
+        conf.write("30-ver.conf", ver_conf(VER_B, websockets=[
+            ("/ws/ver", " max_message_bytes = 100000;")]))
         self.reload(srv)
         new = WebSocket(srv.port, "/ws/ver")
         self.addCleanup(new.close_socket)
@@ -702,6 +706,54 @@ class TestWebSocketAcrossReload(ReloadCase):
         # Only the old generation's connections were closed.
         self.assertEqual(new.echo("three"), "B:three")
         self.assertEqual(new.close(), NORMAL_CLOSURE)
+        self.stop_server(srv)
+
+
+class TestWebSocketsOfUnchangedModules(ReloadCase):
+    """A WebSocket whose module file and endpoint settings are unchanged moves to the new
+    generation on a reload and stays open; one of a removed module gets 1001 at the drain
+    deadline. Old generations still drain: nothing keeps them once their sockets moved."""
+
+    RELOADS = 20
+    REMOVE_ECHO_AT = 10
+
+    def test_unchanged_stay_over_20_reloads_removed_module_gets_1001(self):
+        mods = self.make_dir()
+        so = os.path.join(mods, "ver.so")
+        install_module(VER_A, so)
+        echo = module_conf("echo", "echo.so", [("POST", "/echo", "echo")]).replace(
+            "};\n", '  websockets = ({ path = "/ws/echo"; on_message = "ws_echo"; });\n};\n')
+        conf = self.make_conf(server=server_conf(extra="  reload_drain_ms = 300;"),
+                              files={"20-echo.conf": echo,
+                                     "30-ver.conf": ver_conf(so, websockets=[("/ws/ver", "")])})
+        srv = self.start_custom(conf)
+        vers = [WebSocket(srv.port, "/ws/ver") for _ in range(3)]
+        echoes = [WebSocket(srv.port, "/ws/echo") for _ in range(2)]
+        for c in vers + echoes:
+            self.addCleanup(c.close_socket)
+        for i in range(1, self.RELOADS + 1):
+            if i == self.REMOVE_ECHO_AT:
+                os.unlink(conf.file("20-echo.conf"))
+            self.reload(srv)
+            for k, c in enumerate(vers):
+                self.assertEqual(c.echo("r%d-%d" % (i, k)), "A:r%d-%d" % (i, k))
+            if i < self.REMOVE_ECHO_AT:
+                for c in echoes:
+                    c.send_text("e%d" % i)
+                    self.assertEqual(c.recv_frame(), (0x1, b"e%d" % i))
+            if i == self.REMOVE_ECHO_AT:
+                for c in echoes:
+                    self.assertEqual(c.expect_close(), GOING_AWAY)
+                    c.answer_close(GOING_AWAY)
+                    self.assertTrue(c.closed())
+        # Every generation but the last drained, although its WebSockets are still open.
+        self.drained(srv, self.RELOADS)
+        log = srv.log()
+        self.assertEqual(len(re.findall(r"WebSockets of unchanged endpoints moved", log)) > 0,
+                         True)
+        self.assertNotRegex(log, r"ver: ver A ws \d+ closed")
+        for c in vers:
+            self.assertEqual(c.close(), NORMAL_CLOSURE)
         self.stop_server(srv)
 
 
