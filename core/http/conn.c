@@ -271,9 +271,18 @@ static void release(struct mh_conn *c)
         free(c);
 }
 
+/* A streamed answer is told how much is left once a flush is over (it may write more). */
+static void stream_progress(struct mh_conn *c)
+{
+    if (c->fd >= 0 && c->active && c->active->streaming)
+        mh_req_stream_progress(c->active, c->out.unsent);
+}
+
 /* Writes what is queued; closes the connection if the peer is gone. */
 static void flush(struct mh_conn *c)
 {
+    bool progressed = false;
+
     while (c->out.unsent) {
         struct iovec iov[MAX_IOV];
         int n = mh_outq_iov(&c->out, iov, MAX_IOV);
@@ -287,6 +296,8 @@ static void flush(struct mh_conn *c)
                     c->write_deadline = c->loop->now_ms + c->loop->limits->write_timeout_ms;
                     arm_timer(c);
                 }
+                if (progressed)
+                    stream_progress(c);
                 return;
             }
             if (errno == EINTR)
@@ -296,6 +307,7 @@ static void flush(struct mh_conn *c)
         }
         c->loop->stats.bytes_out += (uint64_t)w;
         mh_outq_consume(&c->out, c->loop, (size_t)w);
+        progressed = true;
         if (c->write_armed)
             c->write_deadline = c->loop->now_ms + c->loop->limits->write_timeout_ms;
     }
@@ -310,6 +322,8 @@ static void flush(struct mh_conn *c)
     }
     if (c->mode == M_PROTO && c->proto->on_drained)
         c->proto->on_drained(c->proto_arg);
+    if (progressed)
+        stream_progress(c);
 }
 
 void mh_conn_flush(struct mh_conn *c)

@@ -121,7 +121,32 @@ void mh_req_settle(struct mh_req *req, enum mh_status rc)
         mh_req_finish_if_done(req);
         return;
     }
-    if (!req->replied) {
+    if (atomic_load(&req->stream_phase) != 0 && !req->misuse) {
+        /* A streamed answer: it ends with mh_stream_end. A handler that failed after
+         * beginning one leaves an answer that cannot be completed: close the connection. */
+        if ((int)rc < 0 && atomic_load(&req->stream_phase) == 1) {
+            mh_log_write(MH_LOG_ERROR, t->module->name,
+                         "handler '%s' failed after starting a stream: %s; closing the "
+                         "connection req=%" PRIu64,
+                         t->handler ? t->handler->name : "-", mh_status_str(rc), req->id);
+            /* What was written goes out, without the last chunk: the client sees a body cut
+             * short, never one that looks complete. */
+            req->stream_chunked = false;
+            req->close_after = true;
+            mh_stream_end_impl(req);
+            return;
+        }
+        mh_req_finish_if_done(req);
+        return;
+    }
+    if (req->misuse) {
+        /* A module's bug (logged when it happened): 500, not what it may have recorded. */
+        req->replied = false;
+        req->resp_fields = NULL;
+        mh_buf_reset(&req->out);
+        mh_reply_problem_impl(req, 500, NULL, "the module misused the server's API: %s",
+                              req->misuse);
+    } else if (!req->replied) {
         if (rc == MH_PENDING && req->pending > 0)
             return; /* a request task will reply */
         if (rc == MH_OK || rc == MH_PENDING) {
@@ -163,7 +188,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (req->responded)
+    if (req->responded || atomic_load(&req->stream_phase) != 0)
         return;
     atomic_store(&req->cancel, MH_E_TIMEOUT);
     mh_req_respond_problem(req, 504, NULL, NULL, "the handler did not finish within %lld ms",
@@ -176,10 +201,15 @@ void mh_req_client_gone(struct mh_req *req)
         return;
     atomic_store(&req->cancel, MH_E_CANCELLED);
     if (req->loop->access_log) /* nginx's code for "client closed request" */
-        mh_access_request(req->loop, req->method_name, req->path, req->query_raw, 499, 0,
-                          &req->start, req->id);
+        mh_access_request(req->loop, req->method_name, req->path, req->query_raw, 499,
+                          (size_t)req->stream_bytes, &req->start, req->id);
     req->conn = NULL;
     mh_req_mark_responded(req);
+    if (req->streaming) {
+        req->pending++; /* the module may end the stream from its drain callback */
+        mh_req_stream_gone(req);
+        req->pending--;
+    }
     mh_req_finish_if_done(req);
 }
 
@@ -257,7 +287,9 @@ void mh_req_run(struct mh_req *req)
         mh_req_run_blocking(req);
         return;
     }
+    req->pending++; /* the handler may end a stream: the request outlives the call */
     req->handler_rc = t->handler->fn(req, t->module->state);
+    req->pending--;
     if (req->handler_rc == MH_PENDING && req->pending > 0 && !req->replied)
         mh_req_await(req);
     mh_req_settle(req, req->handler_rc);

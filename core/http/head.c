@@ -158,7 +158,11 @@ char *mh_head_put(char *p, const struct mh_loop *loop, const struct mh_reply_hea
         put_str(&p, h->extra_value, strlen(h->extra_value));
         put_str(&p, "\r\n", 2);
     }
-    if (h->status >= 200 && h->status != 204 && h->status != 304) {
+    if (h->chunked) {
+        put_str(&p, "Transfer-Encoding: chunked\r\n", 28);
+    } else if (h->until_close) {
+        /* the body ends when the connection does */
+    } else if (h->status >= 200 && h->status != 204 && h->status != 304) {
         put_str(&p, "Content-Length: ", 16);
         put_u64(&p, h->content_length);
         put_str(&p, "\r\n", 2);

@@ -20,6 +20,8 @@ struct mh_reply_head {
     uint64_t content_length;            /* sent unless 1xx, 204 or 304 */
     bool close;                         /* Connection: close */
     bool keep_alive_10;                 /* Connection: keep-alive (an HTTP/1.0 client) */
+    bool chunked;                       /* Transfer-Encoding: chunked, no Content-Length */
+    bool until_close;                   /* no length at all: the body ends with the close */
 };
 
 /** The reason phrase for @p status ("Not Found"), or "Unknown". */

@@ -116,6 +116,12 @@ static int line_check(const unsigned char *p, size_t avail, bool complete, size_
                       size_t limit)
 {
     size_t upto = complete ? avail - 1 : avail; /* prefixes that may arrive without the LF */
+    size_t body = upto > 0 && p[upto - 1] == '\r' ? upto - 1 : upto;
+
+    /* The common case, decided without walking every prefix: no CR inside the line and the
+     * whole line within the limit gives the same verdict (none) at every prefix. */
+    if (used_before + body <= limit && !memchr(p, '\r', body))
+        return 0;
 
     for (size_t a = 1; a <= upto; a++) {
         if (a >= 2 && p[a - 2] == '\r')

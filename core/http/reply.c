@@ -24,8 +24,47 @@
 #include "http/head.h"
 #include "http/req.h"
 #include "http/request.h"
+#include "mod/gen.h"
+#include "mod/loader.h"
 
 #define COPY_LIMIT 16384 /* larger bodies are handed to the connection, not copied */
+
+/* --- Misuse of the SDK: a server error, blamed on the module --- */
+
+/*
+ * Records a module's misuse of a reply call: logged at once with module, handler, call and
+ * argument; the request is then answered 500 (mh_req_settle), whatever it had recorded, since
+ * a client must never get a 4xx for a server's bug, nor a reply the module did not mean.
+ */
+static void misuse(struct mh_req *req, const char *fmt, ...) MH_PRINTF(2, 3);
+static void misuse(struct mh_req *req, const char *fmt, ...)
+{
+    const struct mh_route_target *t = req->target;
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    mh_log_write(MH_LOG_ERROR, t ? t->module->name : "core",
+                 "SDK misuse in %s '%s': %s req=%" PRIu64,
+                 t && !t->handler ? "WebSocket endpoint" : "handler",
+                 t ? (t->handler ? t->handler->name : t->ws->path) : "-", msg, req->id);
+    if (!req->misuse)
+        req->misuse = mh_arena_strndup(&req->arena, msg, strlen(msg));
+}
+
+static const char *forbidden_field(const char *name)
+{
+    static const char *const names[] = {"Content-Length", "Transfer-Encoding", "Connection",
+                                        "Date"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcasecmp(name, names[i]) == 0)
+            return names[i];
+    }
+    return NULL;
+}
 
 /* --- SDK: the reply --- */
 
@@ -33,12 +72,26 @@ enum mh_status mh_resp_header_impl(struct mh_req *req, const char *name, const c
 {
     struct mh_resp_field *h;
 
-    if (req->replied)
+    if (req->replied) {
+        misuse(req, "mh_resp_header(\"%s\") after the reply", name ? name : "(null)");
         return MH_E_STATE;
-    if (!name || !value || !mh_is_token(name) || !mh_is_field_value(value) ||
-        strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
-        strcasecmp(name, "Connection") == 0 || strcasecmp(name, "Date") == 0)
+    }
+    if (!name || !value) {
+        misuse(req, "mh_resp_header(%s, %s): NULL", name ? "name" : "NULL",
+               value ? "value" : "NULL");
         return MH_E_INVAL;
+    }
+    if (!mh_is_token(name) || !mh_is_field_value(value)) {
+        misuse(req, "mh_resp_header(\"%.64s\"): %s", name,
+               !mh_is_token(name) ? "the name is not a token"
+                                  : "the value holds a line break or another control character");
+        return MH_E_INVAL;
+    }
+    if (forbidden_field(name)) {
+        misuse(req, "mh_resp_header(\"%s\"): the core writes %s itself", name,
+               forbidden_field(name));
+        return MH_E_INVAL;
+    }
     h = mh_arena_alloc(&req->arena, sizeof(*h));
     h->name = mh_arena_strndup(&req->arena, name, strlen(name));
     h->value = mh_arena_strndup(&req->arena, value, strlen(value));
@@ -50,13 +103,19 @@ enum mh_status mh_resp_header_impl(struct mh_req *req, const char *name, const c
 static enum mh_status reply_begin(struct mh_req *req, int status, const char *content_type)
 {
     if (atomic_load(&req->cancel))
-        return MH_E_CANCELLED;
-    if (req->replied)
+        return MH_E_CANCELLED; /* documented: a late reply after a cancel is dropped */
+    if (req->replied) {
+        misuse(req, "a second reply (status %d; the first was %d)", status, req->status);
         return MH_E_STATE;
-    if (status < 200 || status > 599)
+    }
+    if (status < 200 || status > 599) {
+        misuse(req, "reply with status %d (outside 200..599)", status);
         return MH_E_INVAL;
-    if (content_type && !mh_is_field_value(content_type))
+    }
+    if (content_type && !mh_is_field_value(content_type)) {
+        misuse(req, "reply with a content type holding a control character");
         return MH_E_INVAL;
+    }
     req->replied = true;
     req->status = status;
     req->content_type =

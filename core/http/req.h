@@ -88,6 +88,7 @@ struct mh_req {
     struct mh_buf out; /* the body; its memory is kept with the spare request */
     size_t body_sent;  /* the Content-Length of the answer, for the access log */
     bool close_after;  /* answer with Connection: close */
+    const char *misuse; /* the first SDK misuse of the module (reply.c), or NULL */
 
     struct mh_defer *defers;
 
@@ -100,6 +101,17 @@ struct mh_req {
     bool responded;            /* the answer was queued on the connection, or dropped */
     bool detached;             /* its data copied out of the connection's buffer */
     struct event *deadline_ev;
+
+    /* A streamed answer (stream.c). The phase and the byte counts are read by any thread
+     * that calls the stream calls; the rest belongs to the loop. */
+    atomic_int stream_phase;     /* 0: none, 1: begun, 2: ended (as the callers see it) */
+    atomic_size_t stream_posted; /* bytes handed to the loop and not yet queued */
+    atomic_size_t stream_unsent; /* bytes queued on the connection and not yet written */
+    bool streaming;              /* the loop wrote the head: the connection carries the body */
+    bool stream_chunked;
+    uint64_t stream_bytes;       /* body bytes written, for the access log */
+    void (*stream_drain_fn)(struct mh_req *req, void *arg);
+    void *stream_drain_arg;
 
     struct mh_arena arena;
     alignas(max_align_t) unsigned char inline_mem[1024];
@@ -129,6 +141,13 @@ void mh_req_respond_problem(struct mh_req *req, int status, const char *extra_na
                             const char *extra_value, const char *fmt, ...) MH_PRINTF(5, 6);
 /** The request's answer is out of our hands (queued or dropped). */
 void mh_req_mark_responded(struct mh_req *req);
+
+/* --- stream.c --- */
+
+/** The connection wrote some of the stream: @p unsent bytes are left. Thread: the loop. */
+void mh_req_stream_progress(struct mh_req *req, size_t unsent);
+/** The client went away during a stream: tell the module (its drain callback). */
+void mh_req_stream_gone(struct mh_req *req);
 
 /* --- exec.c --- */
 

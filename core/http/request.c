@@ -169,8 +169,8 @@ bool mh_req_read_head(struct mh_req *req, char *head, size_t len)
     *sp = '\0';
     req->http11 = eol[-1] == '1';
     /* Header fields: one per line up to the empty line. */
-    for (char *q = next; q < end; q++)
-        nlines += *q == '\n';
+    for (char *q = next; (q = memchr(q, '\n', (size_t)(end - q))); q++)
+        nlines++;
     req->fields = nlines ? mh_arena_alloc(&req->arena, nlines * sizeof(*req->fields)) : NULL;
     for (p = next; p < end; p = next) {
         char *colon, *v, *ve;

@@ -79,5 +79,10 @@ enum mh_status mh_req_task_impl(struct mh_req *req, mh_task_fn work, mh_req_done
                                 void *arg);
 void mh_req_log_impl(const struct mh_req *req, enum mh_log_level level, const char *fmt, ...)
     MH_PRINTF(3, 4);
+enum mh_status mh_stream_begin_impl(struct mh_req *req, int status, const char *content_type);
+enum mh_status mh_stream_write_impl(struct mh_req *req, const void *data, size_t len);
+enum mh_status mh_stream_on_drain_impl(struct mh_req *req,
+                                       void (*fn)(struct mh_req *req, void *arg), void *arg);
+enum mh_status mh_stream_end_impl(struct mh_req *req);
 
 #endif

@@ -151,4 +151,8 @@ const struct mh_api mh_core_api = {
     .req_is_cancelled = api_req_is_cancelled,
     .log_is_enabled = mh_host_log_is_enabled,
     .host_name = mh_host_name_impl,
+    .stream_begin = mh_stream_begin_impl,
+    .stream_write = mh_stream_write_impl,
+    .stream_on_drain = mh_stream_on_drain_impl,
+    .stream_end = mh_stream_end_impl,
 };

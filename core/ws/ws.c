@@ -15,14 +15,13 @@
 #include <time.h>
 
 #include <event2/event.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
+#include "base/sha1.h"
 #include "base/pool.h"
 #include "base/utf8.h"
 #include "conf/config.h"
@@ -565,24 +564,22 @@ size_t mh_ws_adopt_all(struct mh_loop *loop, struct mh_gen *old, struct mh_gen *
 
 static bool valid_key(const char *key)
 {
-    unsigned char raw[32];
+    unsigned char raw[18];
     size_t n = key ? strlen(key) : 0;
 
     /* base64 of 16 bytes: 24 characters ending in "==". */
-    if (n != 24 || key[22] != '=' || key[23] != '=')
-        return false;
-    return EVP_DecodeBlock(raw, (const unsigned char *)key, 24) == 18;
+    return n == 24 && mh_base64_decode(key, 24, raw) == 16;
 }
 
 static void accept_key(const char *key, char out[32])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    unsigned char sha[SHA_DIGEST_LENGTH];
+    unsigned char sha[20];
     char buf[64];
 
     snprintf(buf, sizeof(buf), "%s%s", key, guid);
-    SHA1((const unsigned char *)buf, strlen(buf), sha);
-    EVP_EncodeBlock((unsigned char *)out, sha, SHA_DIGEST_LENGTH);
+    mh_sha1(buf, strlen(buf), sha);
+    mh_base64_encode(sha, sizeof(sha), out);
 }
 
 struct proto_pick {

@@ -99,6 +99,7 @@ struct mh_req {
     size_t resp_len;
     struct json_object *resp_json;
     bool resp_json_parsed;
+    int stream; /* 0: none, 1: begun, 2: ended (mh_stream_*) */
 };
 
 struct message {

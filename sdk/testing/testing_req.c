@@ -17,20 +17,10 @@
 #include "base/err.h"
 #include "base/json.h"
 #include "base/mem.h"
+#include "base/chars.h"
 #include "base/utf8.h"
 
 /* --- Requests --- */
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Percent-decodes [s, s+n) into a new string; '+' is a space if @p plus. */
 static char *decode(const char *s, size_t n, bool plus)
@@ -38,8 +28,8 @@ static char *decode(const char *s, size_t n, bool plus)
     char *out = mh_xcalloc(1, n + 1), *o = out;
 
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        if (s[i] == '%' && i + 2 < n && mh_hex_value((unsigned char)s[i + 1]) >= 0 && mh_hex_value((unsigned char)s[i + 2]) >= 0) {
+            *o++ = (char)(mh_hex_value((unsigned char)s[i + 1]) * 16 + mh_hex_value((unsigned char)s[i + 2]));
             i += 2;
         } else {
             *o++ = plus && s[i] == '+' ? ' ' : s[i];
@@ -310,25 +300,6 @@ static uint64_t api_req_id(const struct mh_req *req)
 
 /* --- Replies --- */
 
-static bool is_token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        if (*s <= ' ' || *s >= 127 || strchr("\"(),/:;<=>?@[\\]{}", *s))
-            return false;
-    }
-    return true;
-}
-
-static bool is_field_value(const char *s)
-{
-    for (; *s; s++) {
-        if ((*s < ' ' && *s != '\t') || *s == 127)
-            return false;
-    }
-    return true;
-}
 
 static const char *reason(int status)
 {
@@ -368,7 +339,7 @@ static enum mh_status reply_check(struct mh_req *req, const char *call, int stat
         mh_th_misuse(req->t, "%s: status %d is outside 200..599", call, status);
         return MH_E_INVAL;
     }
-    if (content_type && !is_field_value(content_type)) {
+    if (content_type && !mh_is_field_value(content_type)) {
         mh_th_misuse(req->t, "%s: the content type holds a control character", call);
         return MH_E_INVAL;
     }
@@ -396,13 +367,13 @@ static enum mh_status api_resp_header(struct mh_req *req, const char *name, cons
         mh_th_misuse(req->t, "mh_resp_header(%s) after the reply", name ? name : "NULL");
         return MH_E_STATE;
     }
-    if (!name || !value || !is_token(name) || !is_field_value(value) ||
+    if (!name || !value || !mh_is_token(name) || !mh_is_field_value(value) ||
         strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
         strcasecmp(name, "Connection") == 0) {
         mh_th_misuse(req->t, "mh_resp_header(%s): %s", name ? name : "NULL",
                !name || !value            ? "NULL argument"
-               : !is_token(name)          ? "the name is not an HTTP token"
-               : !is_field_value(value)   ? "the value holds CR, LF or another control character"
+               : !mh_is_token(name)          ? "the name is not an HTTP token"
+               : !mh_is_field_value(value)   ? "the value holds CR, LF or another control character"
                                           : "the core sets this header");
         return MH_E_INVAL;
     }
@@ -610,6 +581,59 @@ static bool api_req_is_cancelled(const struct mh_req *req)
 }
 
 
+/* --- 1.2: streamed answers. The host writes every piece at once: the stream is always
+ * drained, its body is the reply body once it ended. --- */
+
+static enum mh_status api_stream_begin(struct mh_req *req, int status, const char *content_type)
+{
+    enum mh_status rc;
+
+    if (req->stream) {
+        mh_th_misuse(req->t, "mh_stream_begin: a stream was already begun");
+        return MH_E_STATE;
+    }
+    rc = reply_check(req, "mh_stream_begin", status, content_type);
+    if (rc != MH_OK)
+        return rc;
+    reply_set(req, status, content_type, NULL, 0);
+    req->stream = 1;
+    return MH_OK;
+}
+
+static enum mh_status api_stream_write(struct mh_req *req, const void *data, size_t len)
+{
+    char *body;
+
+    if (req->stream != 1 || (len && !data))
+        return MH_E_STATE;
+    if (atomic_load(&req->cancelled))
+        return MH_E_CANCELLED;
+    body = mh_xrealloc(req->resp_body, req->resp_len + len + 1);
+    memcpy(body + req->resp_len, data, len);
+    req->resp_len += len;
+    body[req->resp_len] = '\0';
+    req->resp_body = body;
+    return MH_OK;
+}
+
+static enum mh_status api_stream_on_drain(struct mh_req *req,
+                                          void (*fn)(struct mh_req *req, void *arg), void *arg)
+{
+    if (req->stream != 1)
+        return MH_E_STATE;
+    if (fn)
+        fn(req, arg); /* nothing is ever left unsent here */
+    return MH_OK;
+}
+
+static enum mh_status api_stream_end(struct mh_req *req)
+{
+    if (req->stream != 1)
+        return MH_E_STATE;
+    req->stream = 2;
+    return MH_OK;
+}
+
 void mh_th_api_req(struct mh_api *a)
 {
     a->req_method = api_req_method;
@@ -630,5 +654,9 @@ void mh_th_api_req(struct mh_api *a)
     a->req_cancelled = api_req_cancelled;
     a->reply_problemv = api_reply_problemv;
     a->req_json_body = api_req_json_body;
+    a->stream_begin = api_stream_begin;
+    a->stream_write = api_stream_write;
+    a->stream_on_drain = api_stream_on_drain;
+    a->stream_end = api_stream_end;
     a->req_is_cancelled = api_req_is_cancelled;
 }

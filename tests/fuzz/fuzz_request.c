@@ -453,14 +453,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(fcntl(c.fd, F_SETFL, O_NONBLOCK) == 0, "fcntl: errno %d", errno);
     run_until_idle(&c); /* the server accepts and sets the connection up */
 
-    /* Up to three pieces, at offsets taken from the input, with the loop run between. */
+    /* Up to three pieces, at offsets taken from the input, with the loop run between; or, for
+     * one short input in eight, a byte at a time (every boundary a split). */
     for (size_t i = 0; i < size; i++)
         h = (h ^ data[i]) * 1099511628211ULL;
-    for (int i = 0; i < 3 && size > 1; i++, h >>= 16) {
+    if ((h & 7) == 0 && size <= 512) {
+        for (size_t i = 0; i < size; i++) {
+            client_write(&c, data + i, 1);
+            run_until_idle(&c);
+        }
+        at = size;
+    }
+    for (int i = 0; i < 3 && size > 1 && at < size; i++, h >>= 16) {
         if (h & 0x8000)
             cuts[ncuts++] = (size_t)(h & 0x7fff) % size;
     }
-    for (size_t i = 0; i <= ncuts; i++) {
+    for (size_t i = 0; i <= ncuts && at < size; i++) {
         size_t next = i < ncuts && cuts[i] > at ? cuts[i] : (i < ncuts ? at : size);
 
         client_write(&c, data + at, next - at);

@@ -18,6 +18,8 @@
 MH_EXPORT extern int fx_req_late_header;  /* mh_resp_header after the reply */
 MH_EXPORT extern int fx_req_second_reply; /* a second mh_reply */
 MH_EXPORT extern char fx_req_defer_order[8];
+MH_EXPORT extern char fx_req_codes[1024]; /* the JSON of the return codes of /headers */
+MH_EXPORT char fx_req_codes[1024];
 MH_EXPORT int fx_req_late_header;
 MH_EXPORT int fx_req_second_reply;
 MH_EXPORT char fx_req_defer_order[8];
@@ -81,6 +83,11 @@ static enum mh_status fx_headers(struct mh_req *req, void *state)
     json_object_object_add(o, "ok", json_object_new_int(mh_resp_header(req, "X-Ok", "v1")));
     json_object_object_add(o, "ok2", json_object_new_int(mh_resp_header(req, "X-Ok", "v2")));
     json_object_object_add(o, "tab", json_object_new_int(mh_resp_header(req, "X-Tab", "a\tb")));
+    if (mh_req_query(req, "clean")) { /* only good calls: the reply goes out as recorded */
+        if (value)
+            mh_resp_header(req, "X-Query", value);
+        return mh_reply_json(req, 200, o);
+    }
     json_object_object_add(o, "space", json_object_new_int(mh_resp_header(req, "Bad Name", "v")));
     json_object_object_add(o, "colon", json_object_new_int(mh_resp_header(req, "X:Y", "v")));
     json_object_object_add(o, "empty", json_object_new_int(mh_resp_header(req, "", "v")));
@@ -98,6 +105,7 @@ static enum mh_status fx_headers(struct mh_req *req, void *state)
     json_object_object_add(o, "status600", json_object_new_int(mh_reply(req, 600, NULL, NULL, 0)));
     json_object_object_add(o, "ctype_crlf",
                            json_object_new_int(mh_reply(req, 200, "text/plain\r\nX: 1", "x", 1)));
+    snprintf(fx_req_codes, sizeof(fx_req_codes), "%s", json_object_to_json_string(o));
     rc = mh_reply_json(req, 200, o);
     fx_req_late_header = mh_resp_header(req, "X-Late", "v");
     fx_req_second_reply = reply_text(req, 200, "again");

@@ -95,7 +95,8 @@ static enum mh_status fx_json_twice(struct mh_req *req, void *state)
     json_object_object_add(o, "first", json_object_new_string(mh_strerror(first)));
     json_object_object_add(o, "second", json_object_new_string(mh_strerror(second)));
     mh_req_log(req, MH_LOG_DEBUG, "second=%d", (int)second);
-    /* The first call replied (bad JSON); this reply is refused and the first one stands. */
+    /* The first call replied (bad JSON); this reply is refused (MH_E_STATE) and, being a
+     * second reply, is a misuse: the server answers 500 and logs it. */
     return mh_reply_json(req, 200, o) == MH_E_STATE ? MH_OK : MH_E_IO;
 }
 

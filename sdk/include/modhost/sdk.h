@@ -23,6 +23,8 @@
  *        more than once under instance names (mh_host_name tells which instance runs).
  *        Store drivers may carry channels between instances: subscribe, unsubscribe and
  *        publish in struct mh_store_driver (MH_STORE_CAP_PUBSUB), chosen by server.channels.
+ *        Streamed responses (chunked or Server-Sent Events) with backpressure:
+ *        mh_stream_begin, mh_stream_write, mh_stream_on_drain, mh_stream_end.
  */
 #ifndef MODHOST_SDK_H
 #define MODHOST_SDK_H
@@ -95,6 +97,8 @@ enum mh_status {
     MH_E_UNAVAILABLE = -8, /* a dependency cannot serve now; retry later */
     MH_E_TIMEOUT = -9,     /* a deadline passed */
     MH_E_STATE = -10       /* the call is not allowed now (e.g. a second reply) */
+    /* A reply call refused with MH_E_INVAL or MH_E_STATE is a misuse: the server logs it with
+     * the module, handler and call, and answers the request 500 whatever was recorded. */
 };
 
 enum mh_log_level {
@@ -637,6 +641,45 @@ struct mh_api {
      */
     const char *(*host_name)(const struct mh_host *host);
 
+    /* --- 1.2: streamed responses --- */
+    /**
+     * Starts a streamed answer: the status line and headers go out now and the body follows
+     * in pieces (chunked transfer coding; to an HTTP/1.0 client the body ends with the close).
+     * A content type of "text/event-stream" makes a Server-Sent Events stream: write whole
+     * events ("data: ...\n\n"). Headers set before with mh_resp_header go out too. The handler
+     * returns MH_PENDING when it goes on writing later (from a timer, a task or another thread);
+     * the request lives until mh_stream_end. No route deadline applies once a stream began.
+     * @param content_type  Copied; NULL for none.
+     * @return MH_OK; MH_E_STATE if a reply or a stream was already made; MH_E_INVAL if
+     *         @p status is outside 200..599 (both are misuse: logged, the request answered
+     *         500); MH_E_CANCELLED if the client went away.
+     * Thread: any thread that may touch @p req (from a worker, the call is handed to the loop).
+     */
+    enum mh_status (*stream_begin)(struct mh_req *req, int status, const char *content_type);
+    /**
+     * Queues @p len bytes (copied) as the next piece of the body.
+     * @return MH_OK; MH_E_LIMIT if more than 1 MiB of the stream is queued and not yet sent
+     *         (nothing was queued: wait for the drain callback, mh_stream_on_drain);
+     *         MH_E_CANCELLED if the client went away (call mh_stream_end to let go);
+     *         MH_E_STATE if no stream was begun or it ended.
+     * Thread: any thread that may touch @p req; one thread's pieces keep their order.
+     */
+    enum mh_status (*stream_write)(struct mh_req *req, const void *data, size_t len);
+    /**
+     * Calls @p fn(req, arg) once, on the request's loop, when less than half of the 1 MiB
+     * window is queued: after MH_E_LIMIT, the time to write again. Also called when the
+     * client went away (mh_stream_write then answers MH_E_CANCELLED).
+     * @return MH_OK; MH_E_STATE if no stream is under way. Thread: the request's loop.
+     */
+    enum mh_status (*stream_on_drain)(struct mh_req *req, void (*fn)(struct mh_req *req, void *arg),
+                                      void *arg);
+    /**
+     * Ends the body. The request is finished once the end is written (and at once if the
+     * client is gone): @p req must not be used after this call.
+     * @return MH_OK; MH_E_STATE if no stream was begun. Thread: any thread that may touch @p req.
+     */
+    enum mh_status (*stream_end)(struct mh_req *req);
+
     /* --- 1.3: add below this line --- */
 };
 
@@ -728,6 +771,10 @@ extern MH_HIDDEN const struct mh_api *mh_api;
 #define mh_req_is_cancelled(r)        (mh_api->req_is_cancelled((r)))
 #define mh_log_is_enabled(lvl)        (mh_api->log_is_enabled((lvl)))
 #define mh_host_name(h)               (mh_api->host_name((h)))
+#define mh_stream_begin(r, s, t)      (mh_api->stream_begin((r), (s), (t)))
+#define mh_stream_write(r, d, l)      (mh_api->stream_write((r), (d), (l)))
+#define mh_stream_on_drain(r, f, a)   (mh_api->stream_on_drain((r), (f), (a)))
+#define mh_stream_end(r)              (mh_api->stream_end((r)))
 /* 1.2 names for 1.0/1.1 calls, kept beside the old ones: getters read "get", store values
  * belong to the store calls, and a request's log call matches mh_log. */
 #define mh_ws_get_data(w)             mh_ws_data(w)
