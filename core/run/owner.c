@@ -53,8 +53,7 @@ int mh_pidfile_lock(const char *path, struct mh_err *err)
                 mh_err_set(err, MH_E_CONFLICT, NULL, 0,
                            "pid file %s is locked by another modhost that is starting", path);
         } else {
-            mh_err_set(err, MH_E_IO, NULL, 0, "cannot lock pid file %s: %s", path,
-                       strerror(saved));
+            mh_err_set(err, MH_E_IO, NULL, 0, "cannot lock pid file %s: %s", path, strerror(saved));
         }
         close(fd);
         return -1;
@@ -96,8 +95,7 @@ static unsigned long listen_inode(const char *file, int port)
         if (sscanf(line, " %*s %127s %*s %x %*s %*s %*s %*s %*s %lu", local, &state, &ino) != 3)
             continue;
         colon = strrchr(local, ':');
-        if (colon && state == 0x0A && sscanf(colon + 1, "%x", &lport) == 1 &&
-            (int)lport == port)
+        if (colon && state == 0x0A && sscanf(colon + 1, "%x", &lport) == 1 && (int)lport == port)
             inode = ino;
     }
     fclose(f);
@@ -145,7 +143,8 @@ static long socket_owner(unsigned long inode)
 
 enum mh_status mh_addr_probe(const char *host, int port, struct mh_err *err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char portstr[16];

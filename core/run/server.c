@@ -1,9 +1,9 @@
 /*
- * Listeners, loop threads and lifecycle. Each loop owns an event_base and its own listening
- * socket on the shared port (SO_REUSEPORT); its connections are the HTTP engine's
- * (http/conn.c). Nothing on the request path is shared between loops.
- * The main thread waits for signals: it builds new generations on reload and hands them to
- * the loops, frees drained ones, and tells the loops to drain at the end.
+ * One worker process: loop threads and their lifecycle. Each loop owns an event_base and
+ * accepts on its own copy of one of the master's listening sockets (SO_REUSEPORT); its
+ * connections are the HTTP engine's (http/conn.c). Nothing on the request path is shared
+ * between loops. The main thread waits for signals: it builds new generations on reload and
+ * hands them to the loops, frees drained ones, and tells the loops to drain at the end.
  */
 #include "run/server.h"
 
@@ -38,7 +38,6 @@
 #include "http/conn.h"
 #include "http/request.h"
 #include "run/dispatch.h"
-#include "run/owner.h"
 #include "base/loop.h"
 #include "ws/ws.h"
 
@@ -60,54 +59,6 @@ static const struct mh_service http_service = {
 
 #define READ_SCRATCH 65536 /* per loop: requests are parsed where they were read */
 #define ACCEPT_BATCH 64
-
-/* --- Listening sockets --- */
-
-static int open_listener(const char *host, int port, int *bound_port, struct mh_err *err)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char portstr[16];
-    int fd = -1, rc, saved = 0;
-
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc != 0) {
-        mh_err_set(err, MH_E_INVAL, NULL, 0, "cannot resolve listen address %s: %s", host,
-                   gai_strerror(rc));
-        return -1;
-    }
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int one = 1;
-
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            saved = errno;
-            continue;
-        }
-        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
-            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0 &&
-            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0) {
-            struct sockaddr_storage ss;
-            socklen_t len = sizeof(ss);
-
-            if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-                *bound_port = ntohs(ss.ss_family == AF_INET6
-                                        ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                        : ((struct sockaddr_in *)&ss)->sin_port);
-            break;
-        }
-        saved = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        mh_err_set(err, MH_E_IO, NULL, 0, "cannot listen on %s:%d: %s", host, port,
-                   strerror(saved));
-    return fd;
-}
 
 /* --- Loop threads --- */
 
@@ -327,7 +278,7 @@ struct mh_server {
     struct mh_gen *retired;
     unsigned next_gen_id;
     unsigned reloads, reloads_failed;
-    int status_fd; /* the reload status file, opened before dropping privileges */
+    int ctl_fd; /* to the master: "ready", then one reload status per SIGHUP */
 };
 
 static size_t live_generations(const struct mh_server *s)
@@ -379,7 +330,7 @@ static void write_status(struct mh_server *s, bool ok, const struct mh_errlist *
     char buf[8192], line[2048];
     size_t n;
 
-    if (s->status_fd < 0)
+    if (s->ctl_fd < 0)
         return;
     n = (size_t)snprintf(buf, sizeof(buf), "%u %s %u\n", s->reloads + s->reloads_failed,
                          ok ? "ok" : "failed", s->current->id);
@@ -389,8 +340,8 @@ static void write_status(struct mh_server *s, bool ok, const struct mh_errlist *
     }
     if (n > sizeof(buf))
         n = sizeof(buf);
-    if (ftruncate(s->status_fd, 0) != 0 || pwrite(s->status_fd, buf, n, 0) != (ssize_t)n)
-        mh_warn("reload", "cannot write the reload status file: %s", strerror(errno));
+    if (send(s->ctl_fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n)
+        mh_warn("reload", "cannot tell the master how the reload went: %s", strerror(errno));
 }
 
 static bool same_str(const char *a, const char *b)
@@ -403,10 +354,10 @@ static void warn_fixed(const struct mh_server *s, const struct mh_server_conf *r
 {
     if (strcmp(run->host, next->host) != 0 || run->port != next->port ||
         run->threads != next->threads || run->workers != next->workers ||
-        run->worker_queue != next->worker_queue)
-        mh_warn("reload", "listen, threads, workers and worker_queue change only with a "
-                          "restart; keeping %s:%d, %d threads, %d workers",
-                run->host, s->port, run->threads, run->workers);
+        run->worker_queue != next->worker_queue || run->processes != next->processes)
+        mh_warn("reload", "listen, threads, workers, worker_queue and processes change only "
+                          "with a restart; keeping %s:%d, %d threads, %d workers, %d processes",
+                run->host, s->port, run->threads, run->workers, run->processes);
     if (!same_str(run->pid_file, next->pid_file) || !same_str(run->user, next->user) ||
         !same_str(run->group, next->group))
         mh_warn("reload", "pid_file, user and group change only with a restart; keeping "
@@ -473,16 +424,6 @@ static void reload(struct mh_server *s)
 
 /* --- Start and stop --- */
 
-static void write_port_file(const char *path, int port)
-{
-    char *tmp = mh_xasprintf("%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-
-    if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) != 0)
-        mh_error("server", "cannot write port file %s: %s", path, strerror(errno));
-    free(tmp);
-}
-
 static void log_start(const struct mh_gen *gen, int port, int nloops)
 {
     char mods[512];
@@ -501,66 +442,6 @@ static void log_start(const struct mh_gen *gen, int port, int nloops)
             n ? mods : "none");
 }
 
-/* Writes the locked pid file and opens the reload status file beside it (before dropping). */
-static enum mh_status write_pid_file(const char *path, int fd, struct mh_server *s)
-{
-    char *status = mh_xasprintf("%s.reload", path);
-    enum mh_status rc = MH_OK;
-
-    if (mh_pidfile_write(fd, getpid()) != MH_OK) {
-        mh_error("server", "cannot write pid file %s: %s", path, strerror(errno));
-        rc = MH_E_IO;
-    } else {
-        s->status_fd = open(status, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (s->status_fd < 0)
-            mh_warn("server", "cannot open %s: %s", status, strerror(errno));
-    }
-    free(status);
-    return rc;
-}
-
-static enum mh_status drop_privileges(const struct mh_server_conf *c, int status_fd)
-{
-    struct passwd *pw = NULL;
-    struct group *gr = NULL;
-    uid_t uid;
-    gid_t gid;
-
-    if (!c->user && !c->group)
-        return MH_OK;
-    if (c->user && !(pw = getpwnam(c->user))) {
-        mh_error("server", "server.user '%s' does not exist", c->user);
-        return MH_E_INVAL;
-    }
-    if (c->group && !(gr = getgrnam(c->group))) {
-        mh_error("server", "server.group '%s' does not exist", c->group);
-        return MH_E_INVAL;
-    }
-    uid = pw ? pw->pw_uid : getuid();
-    gid = gr ? gr->gr_gid : pw ? pw->pw_gid : getgid();
-    if (geteuid() != 0) {
-        if (uid == geteuid() && gid == getegid())
-            return MH_OK;
-        mh_error("server", "server.user/group need the server to start as root (it runs as "
-                           "uid %d)",
-                 (int)geteuid());
-        return MH_E_INVAL;
-    }
-    if (status_fd >= 0 && fchown(status_fd, uid, gid) != 0)
-        mh_warn("server", "cannot hand the reload status file to uid %d", (int)uid);
-    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
-        mh_error("server", "cannot drop privileges to uid %d gid %d: %s", (int)uid, (int)gid,
-                 strerror(errno));
-        return MH_E_IO;
-    }
-    if (setuid(0) == 0) { /* must not be possible any more */
-        mh_error("server", "privileges could be regained after dropping them; stopping");
-        return MH_E_IO;
-    }
-    mh_info("server", "running as uid %d gid %d", (int)uid, (int)gid);
-    return MH_OK;
-}
-
 static struct mh_gen *build_first(struct mh_config *config)
 {
     struct mh_errlist errs = {0};
@@ -576,79 +457,37 @@ static struct mh_gen *build_first(struct mh_config *config)
     return gen;
 }
 
-enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opts *opts)
+void mh_server_sigset(sigset_t *set)
 {
-    const struct mh_server_conf *c = &config->server;
-    struct mh_server s = {.opts = opts, .nloops = c->threads, .port = c->port, .status_fd = -1};
-    int started = 0, sig = 0, pid_fd = -1, *fds = mh_xcalloc((size_t)c->threads, sizeof(int));
-    bool privileged = c->user || c->group;
-    char *pid_file = c->pid_file ? mh_xstrdup(c->pid_file) : NULL;
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1); /* logrotate's "reopen your logs": never the default (exit) */
+}
+
+enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ctx *w)
+{
+    struct mh_server s = {.opts = w->opts, .nloops = w->nfds, .port = w->port,
+                          .ctl_fd = w->ctl_fd, .next_gen_id = w->first_gen_id};
+    const struct mh_server_conf *c;
+    int started = 0, sig = 0;
     enum mh_status rc = MH_OK;
     struct mh_err err = {0};
     sigset_t set;
 
     signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1); /* logrotate's "reopen your logs": never the default (exit) */
+    mh_server_sigset(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
     evthread_use_pthreads();
     s.loops = mh_xcalloc((size_t)s.nloops, sizeof(*s.loops));
-    for (int i = 0; i < s.nloops; i++) {
-        fds[i] = -1;
+    for (int i = 0; i < s.nloops; i++)
         s.loops[i].listen_fd = -1;
-    }
 
-    /* One server per pid file and per address, decided before anything is loaded or bound. */
-    if (pid_file && (pid_fd = mh_pidfile_lock(pid_file, &err)) < 0) {
-        mh_error("server", "%s", err.msg);
-        free(pid_file);
-        pid_file = NULL; /* another server's: never unlinked by this one */
-        rc = MH_E_CONFLICT;
+    s.current = build_first(config);
+    if (!s.current) {
+        rc = MH_E_INVAL;
         goto out;
-    }
-    if (mh_addr_probe(c->host, c->port, &err) != MH_OK) {
-        mh_error("server", "%s", err.msg);
-        rc = MH_E_CONFLICT;
-        goto out;
-    }
-    /* Without a user to drop to, load modules before binding, so a bad module never
-     * holds the port; with one, bind first and load modules unprivileged. */
-    if (!privileged) {
-        s.current = build_first(config);
-        config = NULL; /* consumed either way */
-        if (!s.current) {
-            rc = MH_E_INVAL;
-            goto out;
-        }
-    }
-    for (int i = 0; i < s.nloops; i++) {
-        fds[i] = open_listener(c->host, s.port, &s.port, &err);
-        if (fds[i] < 0) {
-            mh_error("server", "%s", err.msg);
-            rc = err.code ? err.code : MH_E_IO;
-            goto out;
-        }
-    }
-    if (pid_file && write_pid_file(pid_file, pid_fd, &s) != MH_OK) {
-        free(pid_file);
-        pid_file = NULL;
-        rc = MH_E_IO;
-        goto out;
-    }
-    if (privileged) {
-        if (drop_privileges(c, s.status_fd) != MH_OK) {
-            rc = MH_E_INVAL;
-            goto out;
-        }
-        s.current = build_first(config);
-        config = NULL; /* consumed either way */
-        if (!s.current) {
-            rc = MH_E_INVAL;
-            goto out;
-        }
     }
     c = &s.current->config->server;
     s.current->id = ++s.next_gen_id;
@@ -660,13 +499,12 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
     mh_pool_set_global(s.pool);
     for (int i = 0; i < s.nloops; i++) {
         s.loops[i].loop.index = (unsigned)i;
-        if (loop_setup(&s.loops[i], s.current, s.pool, fds[i], &err) != MH_OK) {
-            fds[i] = -1;
+        /* The loop owns this process's copy of the master's socket. */
+        if (loop_setup(&s.loops[i], s.current, s.pool, w->fds[i], &err) != MH_OK) {
             rc = err.code ? err.code : MH_E_IO;
             mh_error("server", "%s", err.msg);
             goto out;
         }
-        fds[i] = -1; /* the loop owns it */
     }
     {
         struct mh_loop **ds = mh_xcalloc((size_t)s.nloops, sizeof(*ds));
@@ -684,8 +522,8 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
         }
     }
     log_start(s.current, s.port, s.nloops);
-    if (opts->port_file)
-        write_port_file(opts->port_file, s.port);
+    if (s.ctl_fd >= 0 && send(s.ctl_fd, "ready", 5, MSG_NOSIGNAL) != 5)
+        mh_warn("server", "cannot tell the master this worker is ready: %s", strerror(errno));
 
     for (;;) {
         struct timespec tick = {0, 100 * 1000 * 1000};
@@ -726,11 +564,8 @@ out:
         free(ds);
     }
     mh_pool_set_global(NULL);
-    for (int i = 0; i < s.nloops; i++) {
-        if (fds[i] >= 0)
-            close(fds[i]);
+    for (int i = 0; i < s.nloops; i++)
         loop_cleanup(&s.loops[i]);
-    }
     mh_pool_free(s.pool);
     /* Nothing runs any more: every generation can be finalised, newest first. */
     if (s.current)
@@ -741,20 +576,6 @@ out:
         s.retired = g->next_retired;
         mh_gen_free(g);
     }
-    mh_config_free(config);
-    if (pid_file) {
-        char *status = mh_xasprintf("%s.reload", pid_file);
-
-        unlink(pid_file); /* may fail after dropping privileges: harmless, the pid is stale */
-        unlink(status);
-        free(status);
-        free(pid_file);
-    }
-    if (s.status_fd >= 0)
-        close(s.status_fd);
-    if (pid_fd >= 0)
-        close(pid_fd); /* the lock ends after the file is gone: a new server finds it free */
-    free(fds);
     free(s.loops);
     if (rc == MH_OK)
         mh_info("server", "stopped after %u reloads (%u failed)", s.reloads, s.reloads_failed);

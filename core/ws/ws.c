@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "base/buf.h"
+#include "base/crash.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/mailbox.h"
@@ -332,8 +333,14 @@ const char *mh_ws_param_impl(const struct mh_ws *ws, const char *name)
 
 static void deliver(struct mh_ws *ws, int opcode, const void *data, size_t len)
 {
-    if (ws->open && !atomic_load(&ws->closing))
-        ws->t->ws_message(ws, opcode == MH_WS_OP_BINARY, data, len, ws->t->module->state);
+    struct mh_crash_slot *slot;
+
+    if (!ws->open || atomic_load(&ws->closing))
+        return;
+    slot = mh_crash_enter(ws->t->module->name, ws->t->ws->on_message, ws->t->ws->path, "WS",
+                          ws->t->ws->path, strlen(ws->t->ws->path), true);
+    ws->t->ws_message(ws, opcode == MH_WS_OP_BINARY, data, len, ws->t->module->state);
+    mh_crash_leave(slot);
 }
 
 static void on_close_frame(struct mh_ws *ws, const unsigned char *p, size_t len)

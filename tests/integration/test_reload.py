@@ -453,7 +453,7 @@ class TestModuleRebuilt(ReloadCase):
         conf = self.make_conf(files={"30-ver.conf": ver_conf(so)})
         srv = self.start_custom(conf)
         self.assertEqual(self.get(srv.port, "/v").body, b"A")
-        self.assertEqual(len(mapped_module_files(srv.pid, [mods])), 1)
+        self.assertEqual(len(mapped_module_files(srv.worker_pid, [mods])), 1)
 
         install_module(VER_B, so)
         mapped = self.reload(srv)
@@ -461,7 +461,7 @@ class TestModuleRebuilt(ReloadCase):
         after_drain = self.drained(srv, 1)
         # ver_a does not declare MH_MODULE_UNLOAD_SAFE: its (now deleted) file stays mapped.
         self.assertEqual(after_drain, mapped)
-        self.assertEqual(len(mapped_module_files(srv.pid, [mods])), 2)
+        self.assertEqual(len(mapped_module_files(srv.worker_pid, [mods])), 2)
         log = srv.log()
         self.assertLess(log_index(log, r"ver: ver B init"), log_index(log, r"ver: ver A fini"))
 
@@ -469,7 +469,7 @@ class TestModuleRebuilt(ReloadCase):
         self.assertEqual(self.reload(srv), mapped)
         self.assertEqual(self.get(srv.port, "/v").body, b"B")
         self.assertEqual(self.drained(srv, 2), mapped)
-        self.assertEqual(len(mapped_module_files(srv.pid, [mods])), 2)
+        self.assertEqual(len(mapped_module_files(srv.worker_pid, [mods])), 2)
         self.assertEqual(srv.log().count("ver: ver B init"), 2)
 
         # ver_b is unload-safe: once its last generation is gone, its mapping goes too.
@@ -543,7 +543,7 @@ class TestModuleOverwritten(ReloadCase):
         self.assertEqual(self.get(srv.port, "/v").body, b"B")
         os.unlink(so)
         self.assertEqual(self.get(srv.port, "/v").body, b"B")
-        copies = memfd_rss_kib(srv.pid)
+        copies = memfd_rss_kib(srv.worker_pid)
         print("\n  private module copies, resident KiB by file: %r (file size %d KiB)"
               % (copies, os.path.getsize(VER_B) // 1024))
         self.assertIn(so, copies)
@@ -804,7 +804,7 @@ class TestRepeatedReloads(ReloadCase):
             self.assertEqual(keep.request("GET", "/v").body, b"A")
             if i == UNCHANGED_BASELINE_AT or i == UNCHANGED_RELOADS:
                 self.assertEqual(self.drained(srv, self.generation - 1), mapped)
-                sample = (vm_rss_kib(srv.pid), mapped, len(mapped_module_files(srv.pid, dirs)))
+                sample = (vm_rss_kib(srv.worker_pid), mapped, len(mapped_module_files(srv.worker_pid, dirs)))
                 samples.append((i, sample))
                 if baseline is None:
                     baseline = sample
@@ -816,7 +816,7 @@ class TestRepeatedReloads(ReloadCase):
         self.assertEqual(in_maps, 3)
         # A sanitizer's allocator keeps freed memory in quarantine and grows its caches for
         # hundreds of reloads: there, LeakSanitizer at exit is the check (see _finish_server).
-        if not has_sanitizer(srv.pid):
+        if not has_sanitizer(srv.worker_pid):
             self.assertLessEqual(rss, baseline[0] + RSS_TOLERANCE_KIB, "VmRSS grew")
         self.stop_server(srv)
 

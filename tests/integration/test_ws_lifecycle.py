@@ -71,7 +71,7 @@ class WSLifecycleCase(ServerTestCase):
         """The server's fd count before any client connected; then one WebSocket and one HTTP
         exchange, so a later count that differs cannot come from a first-use allocation
         alone being missed."""
-        base = fd_count(srv.pid)
+        base = fd_count(srv.worker_pid)
         c = WSConnection(srv.port)
         c.open()
         self.assertEqual(c.roundtrip("warm"), b"warm")
@@ -83,9 +83,9 @@ class WSLifecycleCase(ServerTestCase):
         return base
 
     def assert_fds_back(self, srv, base):
-        now = settle_fds(srv.pid, base)
+        now = settle_fds(srv.worker_pid, base)
         self.assertEqual(now, base, "server fds did not return to the baseline:\n"
-                         + "\n".join(fd_targets(srv.pid)))
+                         + "\n".join(fd_targets(srv.worker_pid)))
 
 
 # --- Ways a client session ends ------------------------------------------------------------
