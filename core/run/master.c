@@ -36,9 +36,19 @@
 #define RETRY_MS      1000 /* before replacing a worker that could not load its modules */
 #define CRASH_HISTORY 64   /* crashes remembered for the quarantine window */
 
+/* Bytes waiting in the master, for one direction of one worker's relay socket. */
+struct relay_buf {
+    unsigned char *data;
+    size_t len, cap;
+};
+
+#define RELAY_MAX_QUEUED (64u << 20) /* a worker this far behind loses channel messages */
+
 struct worker {
     pid_t pid;    /* 0: none running */
     int ctl;      /* our end of its socket pair */
+    int relay;    /* our end of its channel relay (stream); -1: none (one process) */
+    struct relay_buf in, out;
     bool ready;   /* it said so: its loops accept */
     bool awaited; /* a reload answer is due from it */
     bool watchdog_killed;
@@ -215,14 +225,25 @@ static void close_ctl(struct worker *w)
     w->ctl = -1;
 }
 
+static void close_relay(struct worker *w)
+{
+    if (w->relay >= 0)
+        close(w->relay);
+    w->relay = -1;
+    free(w->in.data);
+    free(w->out.data);
+    w->in = w->out = (struct relay_buf){0};
+}
+
 static void spawn(struct master *m, int i)
 {
     struct worker *w = &m->workers[i];
-    int sv[2];
+    int sv[2], rv[2] = {-1, -1};
     pid_t pid, master;
 
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-        mh_error("master", "cannot create a control socket for worker %d: %s", i, strerror(errno));
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
+        (m->nworkers > 1 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rv) != 0)) {
+        mh_error("master", "cannot create the sockets for worker %d: %s", i, strerror(errno));
         w->retry_at_ms = now_ms() + RETRY_MS;
         return;
     }
@@ -235,6 +256,7 @@ static void spawn(struct master *m, int i)
                                     .nfds = m->nfds,
                                     .port = m->port,
                                     .ctl_fd = sv[1],
+                                    .relay_fd = rv[1],
                                     .first_gen_id = m->gen_id - 1};
         enum mh_status rc;
 
@@ -243,26 +265,36 @@ static void spawn(struct master *m, int i)
         if (getppid() != master)
             exit(1);
         close(sv[0]);
+        if (rv[0] >= 0)
+            close(rv[0]);
         close(m->sigfd);
         if (m->pid_fd >= 0)
             close(m->pid_fd);
         if (m->status_fd >= 0)
             close(m->status_fd);
-        for (int k = 0; k < m->nworkers; k++)
+        for (int k = 0; k < m->nworkers; k++) {
             close_ctl(&m->workers[k]);
+            close_relay(&m->workers[k]);
+        }
         mh_crash_attach(m->crash, (unsigned)i);
         rc = mh_server_run(m->config, &ctx);
         /* Exit from here: the master's memory stays reachable for the leak checker. */
         exit(rc == MH_OK ? 0 : rc == MH_E_INVAL ? EXIT_CONFIG : 1);
     }
     close(sv[1]);
+    if (rv[1] >= 0)
+        close(rv[1]);
     if (pid < 0) {
         mh_error("master", "cannot fork worker %d: %s", i, strerror(errno));
         close(sv[0]);
+        if (rv[0] >= 0)
+            close(rv[0]);
         w->retry_at_ms = now_ms() + RETRY_MS;
         return;
     }
-    *w = (struct worker){.pid = pid, .ctl = sv[0], .died_ms = w->died_ms};
+    if (rv[0] >= 0)
+        fcntl(rv[0], F_SETFL, O_NONBLOCK);
+    *w = (struct worker){.pid = pid, .ctl = sv[0], .relay = rv[0], .died_ms = w->died_ms};
 }
 
 static int count_running(const struct master *m)
@@ -331,6 +363,7 @@ static void on_exit_status(struct master *m, pid_t pid, int status)
         if (w->pid != pid)
             continue;
         close_ctl(w);
+        close_relay(w);
         if (w->awaited) {
             w->awaited = false;
             m->reload_ok = false;
@@ -551,6 +584,74 @@ static void on_worker_message(struct master *m, int i)
     reload_done(m);
 }
 
+/* --- Channels between workers --- */
+
+static void relay_flush(struct worker *w)
+{
+    while (w->out.len) {
+        ssize_t n = send(w->relay, w->out.data, w->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n <= 0)
+            return; /* EAGAIN: POLLOUT tells us when; errors: its death follows */
+        memmove(w->out.data, w->out.data + n, w->out.len - (size_t)n);
+        w->out.len -= (size_t)n;
+    }
+}
+
+static void relay_append(struct worker *w, const unsigned char *p, size_t n)
+{
+    if (w->out.len + n > RELAY_MAX_QUEUED) {
+        mh_warn("channels", "worker pid %d reads its channel messages too slowly: one dropped",
+                (int)w->pid);
+        return;
+    }
+    if (w->out.cap < w->out.len + n) {
+        while (w->out.cap < w->out.len + n)
+            w->out.cap = w->out.cap ? w->out.cap * 2 : 65536;
+        w->out.data = mh_xrealloc(w->out.data, w->out.cap);
+    }
+    memcpy(w->out.data + w->out.len, p, n);
+    w->out.len += n;
+}
+
+/* Reads what worker @p i published and passes every whole frame to the other workers. */
+static void relay_read(struct master *m, int i)
+{
+    struct worker *w = &m->workers[i];
+    size_t off = 0;
+
+    for (;;) {
+        ssize_t r;
+
+        if (w->in.cap - w->in.len < 65536) {
+            w->in.cap = w->in.cap ? w->in.cap * 2 : 131072;
+            w->in.data = mh_xrealloc(w->in.data, w->in.cap);
+        }
+        r = recv(w->relay, w->in.data + w->in.len, w->in.cap - w->in.len, MSG_DONTWAIT);
+        if (r <= 0)
+            break;
+        w->in.len += (size_t)r;
+    }
+    while (w->in.len - off >= 4) {
+        uint32_t n;
+
+        memcpy(&n, w->in.data + off, 4);
+        if (w->in.len - off - 4 < n)
+            break;
+        for (int k = 0; k < m->nworkers; k++) {
+            struct worker *o = &m->workers[k];
+
+            if (k != i && o->pid > 0 && o->relay >= 0) {
+                relay_append(o, w->in.data + off, 4 + (size_t)n);
+                relay_flush(o);
+            }
+        }
+        off += 4 + (size_t)n;
+    }
+    memmove(w->in.data, w->in.data + off, w->in.len - off);
+    w->in.len -= off;
+}
+
 /* --- Start and stop --- */
 
 static bool all_ready(const struct master *m)
@@ -618,19 +719,33 @@ static int poll_timeout(const struct master *m)
 
 static void supervise(struct master *m)
 {
-    struct pollfd *pfd = mh_xcalloc((size_t)m->nworkers + 1, sizeof(*pfd));
+    int nw = m->nworkers;
+    struct pollfd *pfd = mh_xcalloc(2 * (size_t)nw + 1, sizeof(*pfd));
 
     while (!m->stopping || count_running(m) > 0) {
         int n;
 
         pfd[0] = (struct pollfd){.fd = m->sigfd, .events = POLLIN};
-        for (int i = 0; i < m->nworkers; i++)
-            pfd[i + 1] = (struct pollfd){.fd = m->workers[i].ctl, .events = POLLIN};
-        n = poll(pfd, (nfds_t)m->nworkers + 1, poll_timeout(m));
+        for (int i = 0; i < nw; i++) {
+            const struct worker *w = &m->workers[i];
+
+            pfd[i + 1] = (struct pollfd){.fd = w->ctl, .events = POLLIN};
+            pfd[nw + i + 1] = (struct pollfd){
+                .fd = w->relay, .events = (short)(POLLIN | (w->out.len ? POLLOUT : 0))};
+        }
+        n = poll(pfd, 2 * (nfds_t)nw + 1, poll_timeout(m));
         if (n < 0 && errno != EINTR)
             break;
-        for (int i = 0; n > 0 && i < m->nworkers; i++) {
-            if (pfd[i + 1].fd >= 0 && pfd[i + 1].revents && m->workers[i].ctl == pfd[i + 1].fd)
+        for (int i = 0; n > 0 && i < nw; i++) {
+            struct worker *w = &m->workers[i];
+
+            /* Channel messages first: a worker's relay never waits behind its control. */
+            if (pfd[nw + i + 1].fd >= 0 && pfd[nw + i + 1].revents && w->relay == pfd[nw + i + 1].fd) {
+                if (pfd[nw + i + 1].revents & POLLIN)
+                    relay_read(m, i);
+                relay_flush(w);
+            }
+            if (pfd[i + 1].fd >= 0 && pfd[i + 1].revents && w->ctl == pfd[i + 1].fd)
                 on_worker_message(m, i);
         }
         if (n > 0 && pfd[0].revents)
@@ -681,7 +796,7 @@ int mh_master_run(struct mh_config *config, const struct mh_serve_opts *opts)
     for (int i = 0; i < m.nfds; i++)
         m.fds[i] = -1;
     for (int i = 0; i < m.nworkers; i++)
-        m.workers[i].ctl = -1;
+        m.workers[i].ctl = m.workers[i].relay = -1;
 
     /* One server per pid file and per address, decided before anything is bound. */
     if (pid_file && (m.pid_fd = mh_pidfile_lock(pid_file, &err)) < 0) {
@@ -725,8 +840,10 @@ out:
         if (m.fds[i] >= 0)
             close(m.fds[i]);
     }
-    for (int i = 0; i < m.nworkers; i++)
+    for (int i = 0; i < m.nworkers; i++) {
         close_ctl(&m.workers[i]);
+        close_relay(&m.workers[i]);
+    }
     if (pid_file) {
         char *status = mh_xasprintf("%s.reload", pid_file);
 

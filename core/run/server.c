@@ -513,6 +513,8 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ct
             ds[i] = &s.loops[i].loop;
         mh_pubsub_set_loops(ds, (size_t)s.nloops);
         mh_pubsub_set_bus(s.current->channels);
+        if (w->relay_fd >= 0)
+            mh_pubsub_set_relay(&s.loops[0].loop, w->relay_fd);
     }
     for (; started < s.nloops; started++) {
         if (pthread_create(&s.loops[started].thread, NULL, loop_main, &s.loops[started]) != 0) {
@@ -559,6 +561,7 @@ out:
 
         /* No publish may reach a loop from here on. */
         mh_pubsub_set_bus(NULL);
+        mh_pubsub_set_relay(NULL, -1);
         mh_pubsub_get_loops(&ds, &n);
         mh_pubsub_set_loops(NULL, 0);
         free(ds);

@@ -27,6 +27,7 @@ struct mh_worker_ctx {
     int nfds;
     int port;
     int ctl_fd;            /* to the master; -1: none */
+    int relay_fd;          /* channels to and from the other workers; -1: none */
     unsigned first_gen_id; /* the worker's first generation gets this + 1 */
 };
 

@@ -254,6 +254,43 @@ class TestLoopWatchdog(WorkerCase):
         self.stop_server(srv)
 
 
+class TestChannelsAcrossWorkers(WorkerCase):
+    MEMBERS = 24
+    PER_SENDER = 100
+
+    def test_a_room_spans_the_workers_in_order_per_publisher(self):
+        from test_ws_lifecycle import CHAT_FILE, chat_events
+        conf = self.make_conf(server=server_text(processes=2),
+                              files={"10-hello.conf": HELLO_CONF, "30-chat.conf": CHAT_FILE})
+        srv = self.start_server(conf)
+        self.assertTrue(wait_until(lambda: len(srv.worker_pids()) == 2, IO_TIMEOUT_S))
+        pids = srv.worker_pids()
+        members = []
+        for i in range(self.MEMBERS):
+            c = WSConnection(srv.port)
+            self.addCleanup(c.close)
+            c.open("/ws/chat/span?name=u%d" % i)
+            members.append(c)
+        owners = [server_side_owner(srv.port, c.sock, pids) for c in members]
+        print("\n  chat members per worker: %r" % {p: owners.count(p) for p in pids})
+        if len(set(owners)) < 2:
+            self.skipTest("every member landed on one worker")
+        # One sender on each worker, their messages interleaved.
+        senders = [members[owners.index(pids[0])], members[owners.index(pids[1])]]
+        names = ["u%d" % members.index(c) for c in senders]
+        for k in range(self.PER_SENDER):
+            for s_i, c in enumerate(senders):
+                c.send_text('{"text": "s%d-%d"}' % (s_i, k))
+        for i, c in enumerate(members):
+            events = chat_events(c, 2 * self.PER_SENDER)
+            for s_i, name in enumerate(names):
+                texts = [e["text"] for e in events if e["user"] == name]
+                self.assertEqual(texts, ["s%d-%d" % (s_i, k) for k in range(self.PER_SENDER)],
+                                 "member u%d (worker %s): %s's messages lost or reordered"
+                                 % (i, owners[i], name))
+        self.stop_server(srv)
+
+
 class TestCheck(ServerTestCase):
     def test_check_warns_about_the_memory_store_with_several_processes(self):
         for processes, warned in ((1, False), (2, True)):

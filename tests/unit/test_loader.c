@@ -24,6 +24,7 @@ static int *fx_good_int(const char *symbol)
     return mh_loader_symbol(FIXTURE("fx_good"), symbol);
 }
 
+#ifndef MH_DLOPEN_NODELETE
 /* True if this process maps the private copy of @p path (named "/memfd:PATH"). */
 static bool copy_mapped(const char *path)
 {
@@ -38,6 +39,7 @@ static bool copy_mapped(const char *path)
         fclose(f);
     return found;
 }
+#endif
 
 static struct mh_conf *settings_from(config_t *cfg, const char *text)
 {
