@@ -137,10 +137,48 @@ static int private_copy(const char *path, int fd, off_t size)
     return mfd;
 }
 
+/*
+ * dlopen() of the copy @p mfd through a name the dynamic loader has never seen: a symbolic
+ * link to /proc/self/fd/N in a private directory, named with a sequence number. The fd's own
+ * name would not do: the dynamic loader matches names before files, and a number is reused
+ * once its copy is closed while the library stays loaded (RTLD_NODELETE, unique symbols).
+ */
+static void *dlopen_fd(int mfd, const char *path, const char **why)
+{
+    static unsigned seq;
+    char dir[64], alias[128], target[64];
+    const char *base = strrchr(path, '/'), *tmp = getenv("TMPDIR");
+    void *dl = NULL;
+
+    snprintf(dir, sizeof(dir), "%s/modhost-XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+    snprintf(target, sizeof(target), "/proc/self/fd/%d", mfd);
+    if (!mkdtemp(dir)) {
+        *why = strerror(errno);
+        return NULL;
+    }
+    snprintf(alias, sizeof(alias), "%s/%u-%.40s", dir, ++seq, base ? base + 1 : path);
+    if (symlink(target, alias) != 0) {
+        *why = strerror(errno);
+    } else {
+        dl = dlopen(alias, DLOPEN_FLAGS);
+        if (!dl) {
+            const char *msg = dlerror();
+            size_t n = strlen(alias);
+
+            /* The refusal names the file already; the alias would only confuse. */
+            *why = msg && strncmp(msg, alias, n) == 0 && strncmp(msg + n, ": ", 2) == 0
+                       ? msg + n + 2
+                       : msg;
+        }
+        unlink(alias);
+    }
+    rmdir(dir);
+    return dl;
+}
+
 /* Opens @p path, copies it and dlopens the copy; *mfd_out is the copy's descriptor. */
 static void *dlopen_copy(const char *path, struct stat *st, int *mfd_out, const char **why)
 {
-    char name[64];
     int fd = open(path, O_RDONLY | O_CLOEXEC), mfd;
     void *dl;
 
@@ -157,15 +195,8 @@ static void *dlopen_copy(const char *path, struct stat *st, int *mfd_out, const 
     close(fd);
     if (mfd < 0)
         return NULL;
-    snprintf(name, sizeof(name), "/proc/self/fd/%d", mfd);
-    dl = dlopen(name, DLOPEN_FLAGS);
+    dl = dlopen_fd(mfd, path, why);
     if (!dl) {
-        const char *msg = dlerror();
-        size_t n = strlen(name);
-
-        /* The refusal names the file already; the copy's name would only confuse. */
-        *why = msg && strncmp(msg, name, n) == 0 && strncmp(msg + n, ": ", 2) == 0 ? msg + n + 2
-                                                                                    : msg;
         close(mfd);
         return NULL;
     }
