@@ -67,6 +67,7 @@ struct master {
     struct mh_config *config;  /* what workers start with */
     struct mh_config *pending; /* a reload's, until every worker answered */
     bool reloading;
+    bool reload_again; /* SIGHUP arrived during a reload */
     int *fds;
     int nfds;
     int port;
@@ -482,7 +483,7 @@ static void reload(struct master *m)
     int asked = 0;
 
     if (m->reloading) {
-        mh_warn("master", "a reload is still in progress; SIGHUP ignored");
+        m->reload_again = true; /* after this one: the files may have changed since */
         return;
     }
     /* Read here for the replacements to come; the workers check it in full (module errors
@@ -545,6 +546,10 @@ static void reload_done(struct master *m)
     }
     m->pending = NULL;
     write_status(m, m->reload_text[0] ? m->reload_text : "0 failed 0\nno worker answered\n");
+    if (m->reload_again && !m->stopping) {
+        m->reload_again = false;
+        reload(m);
+    }
 }
 
 static void on_worker_message(struct master *m, int i)

@@ -31,14 +31,16 @@ ECHO_WS_CONF = ws_module_conf("echo", "echo.so",
 FILES = {"10-hello.conf": HELLO_CONF, "20-echo.conf": ECHO_WS_CONF, "30-fault.conf": FAULT_CONF}
 
 
-def server_text(processes=1, crash_limit=100, stall_ms=None, kill_ms=None, threads=2):
+def server_text(processes=1, crash_limit=100, stall_ms=None, kill_ms=None, threads=2,
+                extra=""):
     limits = {}
     if stall_ms is not None:
         limits["loop_stall_ms"] = stall_ms
     if kill_ms is not None:
         limits["loop_stall_kill_ms"] = kill_ms
     return server_conf(threads=threads, limits=limits or None,
-                       extra="  processes = %d;\n  crash_limit = %d;" % (processes, crash_limit))
+                       extra="  processes = %d;\n  crash_limit = %d;\n%s"
+                       % (processes, crash_limit, extra))
 
 
 def crash(port, target):
@@ -289,6 +291,31 @@ class TestChannelsAcrossWorkers(WorkerCase):
                                  "member u%d (worker %s): %s's messages lost or reordered"
                                  % (i, owners[i], name))
         self.stop_server(srv)
+
+
+class TestReloadAndStop(WorkerCase):
+    def test_reload_reaches_every_worker_and_stop_drains_them(self):
+        run = self.make_conf(files={}, server=False).path
+        pid_file = os.path.join(run, "modhost.pid")
+        conf = self.make_conf(server=server_text(processes=3, extra='  pid_file = "%s";'
+                                                 % pid_file), files=FILES)
+        srv = self.start_server(conf)
+        self.assertTrue(wait_until(lambda: len(srv.worker_pids()) == 3, IO_TIMEOUT_S))
+        conf.write("10-hello.conf", HELLO_CONF.replace("/hello/{name}", "/hi/{name}"))
+        r = run_cli("reload", "-c", conf.path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("now serving generation 2", r.stdout)
+        # New connections land on any worker: every one of them serves the new routes.
+        for i in range(30):
+            with RawConnection(srv.port) as c:
+                self.assertEqual(c.request("GET", "/hi/n%d" % i).status, 200)
+                self.assertEqual(c.request("GET", "/hello/n%d" % i).status, 404)
+        self.assertEqual(len(re.findall(r"reload: generation 2 serving", srv.log())), 3)
+        workers = srv.worker_pids()
+        self.stop_server(srv)
+        self.assertEqual(len(re.findall(r"info  server: stopped after 1 reloads", srv.log())), 3)
+        for pid in workers:
+            self.assertFalse(os.path.exists("/proc/%d/status" % pid))
 
 
 class TestCheck(ServerTestCase):
