@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "cli_enable.h"
+#include "cli_status.h"
 #include "cli_new_module.h"
 #include "conf/config.h"
 #include "base/err.h"
@@ -49,6 +50,7 @@ static const char usage_main[] =
     "  stop      stop the running server gracefully (SIGTERM) and wait for it to exit\n"
     "  enable    link a module's conf file from modules-available into conf.d, then check\n"
     "  disable   remove a module's link from conf.d, then check\n"
+    "  status    print what the running server's admin listener knows (modules, traffic)\n"
     "  version   print the core version and the SDK ABI it provides\n"
     "  new-module  write a module skeleton (code, conf, Makefile, tests) from the SDK template\n"
     "\n"
@@ -482,6 +484,8 @@ int main(int argc, char **argv)
         rc = mh_cli_enable(argc - 1, argv + 1);
     else if (strcmp(argv[1], "disable") == 0)
         rc = mh_cli_disable(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "status") == 0)
+        rc = mh_cli_status(argc - 1, argv + 1);
     else if (strcmp(argv[1], "new-module") == 0)
         rc = mh_cli_new_module(argc - 1, argv + 1);
     else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)

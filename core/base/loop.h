@@ -12,9 +12,12 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "base/metrics.h"
+
 struct event;
 struct event_base;
 struct mh_access_buf;
+struct mh_admin;
 struct mh_conn;
 struct mh_gen;
 struct mh_limits;
@@ -27,14 +30,22 @@ struct mh_ws;
 
 #define MH_LOOP_REFUSALS 16 /* >= MH_REFUSE_COUNT (http_scan.h) */
 
-/* What the loop counts (per loop; read by summing). */
+/* What the loop counts (per loop; written with mh_stat_add by the loop, read by summing).
+ * The admin listener's own traffic is not counted here. */
 struct mh_loop_stats {
-    uint64_t accepted;        /* connections accepted */
-    uint64_t refused_cap;     /* connections refused at a connection cap */
-    uint64_t requests;        /* requests dispatched */
-    uint64_t bytes_in, bytes_out;
-    uint64_t refused[MH_LOOP_REFUSALS]; /* requests refused, by enum mh_refusal */
+    _Atomic uint64_t accepted;    /* connections accepted */
+    _Atomic uint64_t closed;      /* connections closed (open = accepted - closed) */
+    _Atomic uint64_t refused_cap; /* connections refused at a connection cap */
+    _Atomic uint64_t requests;    /* requests dispatched */
+    _Atomic uint64_t answered;    /* requests answered or dropped (in flight = the difference) */
+    _Atomic uint64_t bytes_in, bytes_out;
+    _Atomic uint64_t refused[MH_LOOP_REFUSALS]; /* requests refused, by enum mh_refusal */
+    _Atomic uint64_t ws_opened, ws_closed;     /* WebSocket connections */
+    _Atomic uint64_t channel_joins, channel_leaves; /* channel members = the difference */
 };
+
+/* How access lines are written (log.access_format). */
+enum mh_access_format { MH_ACCESS_TEXT, MH_ACCESS_COMBINED, MH_ACCESS_JSON };
 
 struct mh_loop {
     unsigned index;
@@ -46,6 +57,7 @@ struct mh_loop {
     struct mh_gen *gen;
     const struct mh_limits *limits; /* gen's */
     bool access_log;
+    enum mh_access_format access_format;
     bool draining; /* answer with Connection: close, accept nothing new */
     bool stopped;  /* the loop has exited: drop answers instead of sending them */
 
@@ -79,6 +91,13 @@ struct mh_loop {
     void (*ws_leave_all)(struct mh_ws *ws);
 
     struct mh_loop_stats stats;
+    /* Per route and module (http/exec.c): the loop's entries, and the one for requests no
+     * route took (404, 405, refusals of the request path). */
+    _Atomic(struct mh_route_stats *) route_stats;
+    struct mh_route_stats *unrouted;
+
+    /* The admin listener (admin/admin.c): what its pages read; NULL when it is off. */
+    struct mh_admin *admin;
 };
 
 #endif

@@ -8,10 +8,13 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "base/log.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
+#include "base/metrics.h"
 
 struct mh_pool {
     pthread_mutex_t mu;
@@ -21,7 +24,18 @@ struct mh_pool {
     bool stopping;
     int nthreads;
     pthread_t *threads;
+    /* Metrics: written under mu, read without it. */
+    _Atomic uint64_t done, rejected;
+    struct mh_histogram wait; /* time from queued to started */
 };
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static _Atomic(struct mh_pool *) global_pool;
 
@@ -55,6 +69,11 @@ static void *worker_main(void *arg)
             p->tail = NULL;
         p->queued--;
         p->running++;
+        {
+            int64_t waited = now_ns() - t->queued_ns;
+
+            mh_histogram_add(&p->wait, waited > 0 ? (uint64_t)waited / 1000 : 0, false);
+        }
         pthread_mutex_unlock(&p->mu);
 
         t->next = NULL;
@@ -64,6 +83,7 @@ static void *worker_main(void *arg)
 
         pthread_mutex_lock(&p->mu);
         p->running--;
+        mh_stat_add(&p->done, 1);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -102,10 +122,12 @@ enum mh_status mh_pool_submit(struct mh_pool *p, struct mh_task *t)
 
     t->next = NULL;
     t->ran = false;
+    t->queued_ns = now_ns();
     pthread_mutex_lock(&p->mu);
     if (p->stopping) {
         rc = MH_E_CANCELLED;
     } else if (p->queued >= p->queue_max) {
+        mh_stat_add(&p->rejected, 1);
         rc = MH_E_UNAVAILABLE;
     } else {
         if (p->tail)
@@ -128,6 +150,20 @@ size_t mh_pool_backlog(struct mh_pool *p)
     n = p->queued + p->running;
     pthread_mutex_unlock(&p->mu);
     return n;
+}
+
+void mh_pool_stats(struct mh_pool *p, struct mh_pool_stats *out)
+{
+    pthread_mutex_lock(&p->mu);
+    out->queued = p->queued;
+    out->running = p->running;
+    out->workers = (size_t)p->nthreads;
+    out->queue_max = p->queue_max;
+    pthread_mutex_unlock(&p->mu);
+    out->done = mh_stat_get(&p->done);
+    out->rejected = mh_stat_get(&p->rejected);
+    memset(&out->wait, 0, sizeof(out->wait));
+    mh_histogram_merge(&out->wait, &p->wait);
 }
 
 void mh_pool_stop(struct mh_pool *p)

@@ -7,7 +7,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "base/metrics.h"
 #include "base/task.h"
 #include "modhost/sdk.h"
 
@@ -24,6 +26,15 @@ enum mh_status mh_pool_new(int workers, size_t queue_max, struct mh_pool **out);
 enum mh_status mh_pool_submit(struct mh_pool *p, struct mh_task *t);
 /** Tasks queued and running. Thread: any. */
 size_t mh_pool_backlog(struct mh_pool *p);
+struct mh_pool_stats {
+    size_t queued, running, workers, queue_max;
+    uint64_t done, rejected;   /* tasks run; refused with a full queue */
+    struct mh_histogram wait; /* time queued before a worker took it */
+};
+
+/** What the pool is doing now, for /metrics. Thread: any. */
+void mh_pool_stats(struct mh_pool *p, struct mh_pool_stats *out);
+
 /**
  * Stops the pool: running tasks finish, queued ones are posted home with ran = false, the
  * threads are joined. Thread: the main thread.

@@ -6,6 +6,7 @@
 #define MH_TASK_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct mh_mailbox;
 
@@ -15,6 +16,7 @@ struct mh_task {
     void (*run)(struct mh_task *t);          /* on a worker */
     void (*complete)(struct mh_task *t);     /* on the home loop, exactly once */
     bool ran;                                /* false if the pool stopped before running it */
+    int64_t queued_ns;                       /* when it was queued (pool.c, for metrics) */
 };
 
 #endif

@@ -55,6 +55,15 @@ static const struct mh_key limits_keys[] = {
 static const struct mh_key log_keys[] = {
     {"level", MH_K_STRING, NULL, 0, 0},
     {"access", MH_K_BOOL, NULL, 0, 0},
+    {"access_format", MH_K_STRING, NULL, 0, 0},
+    {"access_file", MH_K_STRING, NULL, 0, 0},
+    MH_KEY_END,
+};
+
+static const struct mh_key admin_keys[] = {
+    {"listen", MH_K_STRING, NULL, 0, 0},
+    {"max_connections", MH_K_INT, NULL, 1, 10000},
+    {"probe_timeout_ms", MH_K_INT, NULL, 1, 60000},
     MH_KEY_END,
 };
 
@@ -75,6 +84,7 @@ static const struct mh_key server_keys[] = {
     {"insecure_permissions", MH_K_BOOL, NULL, 0, 0},
     {"channels", MH_K_STRING, NULL, 0, 0},
     {"log", MH_K_GROUP, log_keys, 0, 0},
+    {"admin", MH_K_GROUP, admin_keys, 0, 0},
     {"limits", MH_K_GROUP, limits_keys, 0, 0},
     MH_KEY_END,
 };
@@ -129,7 +139,8 @@ static const struct mh_key top_keys[] = {
 /* The schema entry of an integer key (names are unique across the integer schemas). */
 static const struct mh_key *int_key(const char *name)
 {
-    static const struct mh_key *const tables[] = {server_keys, limits_keys, route_keys, ws_keys};
+    static const struct mh_key *const tables[] = {server_keys, limits_keys, admin_keys,
+                                                  route_keys, ws_keys};
 
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
         for (const struct mh_key *k = tables[t]; k->name; k++) {
@@ -182,6 +193,8 @@ void mh_config_defaults(struct mh_server_conf *s)
     s->reload_drain_ms = 30000;
     s->log_level = MH_LOG_INFO;
     s->access_log = true;
+    s->admin_max_connections = 16;
+    s->admin_probe_timeout_ms = 1000;
     s->limits = (struct mh_limits){
         .max_header_bytes = 16384,
         .max_body_bytes = 1 << 20,
@@ -325,6 +338,44 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
                         "'server.log.level' = \"%s\" is not one of error, warn, info, debug", v);
         }
         mh_schema_bool(sub, "access", &s->access_log);
+        if ((v = mh_schema_str(sub, "access_format"))) {
+            static const char *const names[] = {"text", "combined", "json"};
+            bool found = false;
+
+            for (int i = 0; i < 3; i++) {
+                if (strcmp(v, names[i]) == 0) {
+                    s->access_format = i;
+                    found = true;
+                }
+            }
+            if (!found)
+                MH_SCHEMA_ERR(errs, config_setting_get_member(sub, "access_format"),
+                        "'server.log.access_format' = \"%s\" is not one of text, combined, json",
+                        v);
+        }
+        if ((v = mh_schema_str(sub, "access_file"))) {
+            free(s->access_file);
+            s->access_file = resolve_path(v, file);
+        }
+    }
+    if ((sub = config_setting_get_member(g, "admin")) && config_setting_is_group(sub)) {
+        if ((v = mh_schema_str(sub, "listen"))) {
+            char *host = NULL;
+            int port;
+
+            if (mh_config_parse_listen(v, &host, &port) != MH_OK) {
+                MH_SCHEMA_ERR(errs, config_setting_get_member(sub, "listen"),
+                        "'server.admin.listen' = \"%s\" is not HOST:PORT (e.g. "
+                        "\"127.0.0.1:9090\")",
+                        v);
+            } else {
+                free(s->admin_host);
+                s->admin_host = host;
+                s->admin_port = port;
+            }
+        }
+        get_ll(sub, "max_connections", &s->admin_max_connections);
+        get_ll(sub, "probe_timeout_ms", &s->admin_probe_timeout_ms);
     }
     if ((sub = config_setting_get_member(g, "limits")) && config_setting_is_group(sub)) {
         struct mh_limits *l = &s->limits;
@@ -745,6 +796,8 @@ void mh_config_free(struct mh_config *c)
         free(c->files[i]);
     free(c->files);
     free(c->server.host);
+    free(c->server.admin_host);
+    free(c->server.access_file);
     free(c->server.module_dir);
     free(c->server.pid_file);
     free(c->server.channels);

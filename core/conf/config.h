@@ -53,6 +53,12 @@ struct mh_server_conf {
     int channels_line;
     int log_level; /* enum mh_log_level */
     bool access_log;
+    int access_format;  /* enum mh_access_format: 0 text, 1 combined, 2 json */
+    char *access_file;  /* NULL: stderr; absolute */
+    char *admin_host;   /* the admin listener; NULL: none */
+    int admin_port;
+    long long admin_max_connections;
+    long long admin_probe_timeout_ms; /* /readyz: how long a store may take to answer */
     struct mh_limits limits;
 };
 

@@ -1,7 +1,10 @@
 /* The buffered access log (see access.h). */
 #include "http/access.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +17,55 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/mem.h"
+#include "conf/config.h"
+#include "http/conn.h"
+#include "http/req.h"
+#include "mod/gen.h"
+#include "mod/loader.h"
 
 #define FLUSH_BYTES 32768
 
 struct mh_access_buf {
     struct mh_buf buf;
     struct event *timer;
-    time_t stamp_sec; /* the second `stamp` was made for */
+    time_t stamp_sec; /* the second the stamps were made for */
     char stamp[24];   /* "2026-12-02T14:08:38" */
+    char clf[32];     /* "02/Dec/2026:14:08:38 +0000" */
 };
+
+/* Where lines go: stderr, or a file whose descriptor number stays the same across reopens. */
+static atomic_int access_fd = STDERR_FILENO;
+
+enum mh_status mh_access_open(const char *path, struct mh_err *err)
+{
+    int fd, cur = atomic_load(&access_fd);
+
+    if (!path) {
+        if (cur != STDERR_FILENO) {
+            atomic_store(&access_fd, STDERR_FILENO);
+            close(cur); /* a loop still writing to it gets EBADF for one batch at most */
+        }
+        return MH_OK;
+    }
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return mh_err_set(err, MH_E_IO, NULL, 0, "cannot open access log %s: %s", path,
+                          strerror(errno));
+    if (cur == STDERR_FILENO) {
+        atomic_store(&access_fd, fd);
+        return MH_OK;
+    }
+    /* Atomically points the descriptor the loops use at the new file. */
+    if (dup3(fd, cur, O_CLOEXEC) < 0) {
+        int e = errno;
+
+        close(fd);
+        return mh_err_set(err, MH_E_IO, NULL, 0, "cannot reopen access log %s: %s", path,
+                          strerror(e));
+    }
+    close(fd);
+    return MH_OK;
+}
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -46,6 +89,7 @@ void mh_access_start(struct mh_loop *loop)
 void mh_access_flush(struct mh_loop *loop)
 {
     struct mh_access_buf *a = loop->access;
+    int fd = atomic_load(&access_fd);
     size_t off = 0;
 
     if (!a)
@@ -61,7 +105,7 @@ void mh_access_flush(struct mh_loop *loop)
 
             n = nl ? (size_t)(nl - (a->buf.data + off)) + 1 : 4096;
         }
-        w = write(STDERR_FILENO, a->buf.data + off, n);
+        w = write(fd, a->buf.data + off, n);
         if (w <= 0)
             break;
         off += (size_t)w;
@@ -82,38 +126,123 @@ void mh_access_stop(struct mh_loop *loop)
     loop->access = NULL;
 }
 
-/* Appends @p s with line breaks and other control characters replaced: one event, one line. */
-static void put_clean(struct mh_buf *b, const char *s)
+/* Appends @p s with control characters replaced, and @p quote escaped: one event, one line. */
+static void put_clean(struct mh_buf *b, const char *s, char quote)
 {
     for (; *s; s++) {
         char ch = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
 
+        if (quote && (ch == quote || ch == '\\'))
+            mh_buf_put(b, "\\", 1);
         mh_buf_put(b, &ch, 1);
     }
 }
 
-/* The line's start, `2026-12-02T14:08:38.123Z info  access: `, with room for @p more bytes. */
-static struct mh_buf *begin(struct mh_loop *loop, size_t more)
+/* Appends @p s as the inside of a JSON string (control bytes as \u00XX). */
+static void put_json(struct mh_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+
+        if (ch == '"' || ch == '\\') {
+            char e[2] = {'\\', (char)ch};
+
+            mh_buf_put(b, e, 2);
+        } else if (ch < 0x20 || ch == 0x7f) {
+            char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 0xf]};
+
+            mh_buf_put(b, e, 6);
+        } else {
+            mh_buf_put(b, s, 1);
+        }
+    }
+}
+
+static void put_str(struct mh_buf *b, const char *s)
+{
+    mh_buf_put(b, s, strlen(s));
+}
+
+static void put_json_field(struct mh_buf *b, const char *name, const char *value)
+{
+    put_str(b, ",\"");
+    put_str(b, name);
+    put_str(b, "\":");
+    if (!value) {
+        put_str(b, "null");
+        return;
+    }
+    mh_buf_put(b, "\"", 1);
+    put_json(b, value);
+    mh_buf_put(b, "\"", 1);
+}
+
+static void put_json_num(struct mh_buf *b, const char *name, unsigned long long v)
+{
+    put_str(b, ",\"");
+    put_str(b, name);
+    put_str(b, "\":");
+    mh_buf_put_u64(b, v);
+}
+
+static void make_stamps(struct mh_access_buf *a, const struct timeval *tv)
+{
+    struct tm tm;
+
+    if (tv->tv_sec == a->stamp_sec)
+        return;
+    gmtime_r(&tv->tv_sec, &tm);
+    strftime(a->stamp, sizeof(a->stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(a->clf, sizeof(a->clf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    a->stamp_sec = tv->tv_sec;
+}
+
+/* The buffer with room for @p more bytes, its stamps current; NULL if nothing is logged. */
+static struct mh_buf *begin(struct mh_loop *loop, size_t more, struct timeval *tv)
 {
     struct mh_access_buf *a = loop->access;
-    struct timeval tv;
+
+    if (!a || !mh_buf_reserve(&a->buf, 160 + more))
+        return NULL;
+    if (loop->access_format == MH_ACCESS_TEXT && !mh_log_enabled(MH_LOG_INFO))
+        return NULL;
+    gettimeofday(tv, NULL);
+    make_stamps(a, tv);
+    return &a->buf;
+}
+
+/* `2026-12-02T14:08:38.123Z info  access: ` */
+static void put_text_start(struct mh_buf *b, const struct mh_access_buf *a,
+                           const struct timeval *tv)
+{
     char ms[8];
 
-    if (!a || !mh_log_enabled(MH_LOG_INFO) || !mh_buf_reserve(&a->buf, 64 + more))
-        return NULL;
-    gettimeofday(&tv, NULL);
-    if (tv.tv_sec != a->stamp_sec) {
-        struct tm tm;
+    put_str(b, a->stamp);
+    snprintf(ms, sizeof(ms), ".%03d", (int)(tv->tv_usec / 1000));
+    mh_buf_put(b, ms, 4);
+    put_str(b, "Z info  access: ");
+}
 
-        gmtime_r(&tv.tv_sec, &tm);
-        strftime(a->stamp, sizeof(a->stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-        a->stamp_sec = tv.tv_sec;
-    }
-    mh_buf_put(&a->buf, a->stamp, strlen(a->stamp));
-    snprintf(ms, sizeof(ms), ".%03d", (int)(tv.tv_usec / 1000));
-    mh_buf_put(&a->buf, ms, 4);
-    mh_buf_put(&a->buf, "Z info  access: ", 16);
-    return &a->buf;
+static void put_iso_ms(struct mh_buf *b, const struct mh_access_buf *a, const struct timeval *tv)
+{
+    char ms[8];
+
+    put_str(b, a->stamp);
+    snprintf(ms, sizeof(ms), ".%03d", (int)(tv->tv_usec / 1000));
+    mh_buf_put(b, ms, 4);
+    mh_buf_put(b, "Z", 1);
+}
+
+/* `CLIENT - - [02/Dec/2026:14:08:38 +0000] ` */
+static void put_combined_start(struct mh_buf *b, const char *client,
+                               const struct mh_access_buf *a)
+{
+    put_str(b, client);
+    put_str(b, " - - [");
+    put_str(b, a->clf);
+    put_str(b, "] ");
 }
 
 static void end(struct mh_loop *loop)
@@ -125,52 +254,163 @@ static void end(struct mh_loop *loop)
         mh_access_flush(loop);
 }
 
-void mh_access_request(struct mh_loop *loop, const char *method, const char *path,
-                       const char *query, int status, size_t bytes, const struct timespec *start,
-                       uint64_t id)
+static const char *header(const struct mh_req *req, const char *name)
 {
-    size_t more = strlen(method) + strlen(path) + (query ? strlen(query) : 0) + 96;
-    struct mh_buf *b = begin(loop, more);
+    for (size_t i = 0; i < req->nfields; i++) {
+        if (strcasecmp(req->fields[i].name, name) == 0)
+            return req->fields[i].value;
+    }
+    return NULL;
+}
+
+void mh_access_request(struct mh_loop *loop, const struct mh_req *req, int status, size_t bytes)
+{
+    const struct mh_route_target *t = req->target;
+    const char *module = t ? t->module->name : NULL;
+    const char *route = t ? (t->ws ? t->ws->path : t->conf->path) : NULL;
+    const char *ua = header(req, "User-Agent"), *ref = header(req, "Referer");
+    const char *query = req->query_raw;
+    char peer[64];
+    const char *client = mh_conn_peer(req->conn, peer, sizeof(peer));
+    size_t more = (strlen(req->path) + (query ? strlen(query) : 0) + (ua ? strlen(ua) : 0) +
+                   (ref ? strlen(ref) : 0) + (module ? strlen(module) : 0) +
+                   (route ? strlen(route) : 0) + strlen(req->rid)) * 6 + 256;
+    struct timeval tv;
+    struct mh_buf *b = begin(loop, more, &tv);
     struct timespec now;
     long long us;
 
     if (!b)
         return;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    us = (long long)(now.tv_sec - start->tv_sec) * 1000000 + (now.tv_nsec - start->tv_nsec) / 1000;
-    put_clean(b, method);
-    mh_buf_put(b, " ", 1);
-    put_clean(b, path);
-    if (query) {
-        mh_buf_put(b, "?", 1);
-        put_clean(b, query);
+    us = (long long)(now.tv_sec - req->start.tv_sec) * 1000000 +
+         (now.tv_nsec - req->start.tv_nsec) / 1000;
+    if (us < 0)
+        us = 0;
+    switch (loop->access_format) {
+    case MH_ACCESS_TEXT:
+        put_text_start(b, loop->access, &tv);
+        put_clean(b, req->method_name, 0);
+        mh_buf_put(b, " ", 1);
+        put_clean(b, req->path, 0);
+        if (query) {
+            mh_buf_put(b, "?", 1);
+            put_clean(b, query, 0);
+        }
+        mh_buf_put(b, " ", 1);
+        mh_buf_put_u64(b, (unsigned)status);
+        mh_buf_put(b, " ", 1);
+        mh_buf_put_u64(b, bytes);
+        mh_buf_put(b, " ", 1);
+        mh_buf_put_u64(b, (unsigned long long)us);
+        put_str(b, "us req=");
+        put_str(b, req->rid);
+        put_str(b, " client=");
+        put_str(b, client);
+        if (module) {
+            put_str(b, " module=");
+            put_clean(b, module, 0);
+            put_str(b, " route=");
+            put_clean(b, route, 0);
+        }
+        break;
+    case MH_ACCESS_COMBINED:
+        /* host ident user [time] "request" status bytes "referer" "agent", then ours. */
+        put_combined_start(b, client, loop->access);
+        mh_buf_put(b, "\"", 1);
+        put_clean(b, req->method_name, '"');
+        mh_buf_put(b, " ", 1);
+        put_clean(b, req->path, '"');
+        if (query) {
+            mh_buf_put(b, "?", 1);
+            put_clean(b, query, '"');
+        }
+        put_str(b, req->http11 ? " HTTP/1.1\" " : " HTTP/1.0\" ");
+        mh_buf_put_u64(b, (unsigned)status);
+        mh_buf_put(b, " ", 1);
+        if (bytes)
+            mh_buf_put_u64(b, bytes);
+        else
+            mh_buf_put(b, "-", 1);
+        put_str(b, " \"");
+        put_clean(b, ref ? ref : "-", '"');
+        put_str(b, "\" \"");
+        put_clean(b, ua ? ua : "-", '"');
+        put_str(b, "\" module=");
+        put_clean(b, module ? module : "-", 0);
+        put_str(b, " route=");
+        put_clean(b, route ? route : "-", 0);
+        put_str(b, " req=");
+        put_str(b, req->rid);
+        put_str(b, " us=");
+        mh_buf_put_u64(b, (unsigned long long)us);
+        break;
+    case MH_ACCESS_JSON:
+        put_str(b, "{\"time\":\"");
+        put_iso_ms(b, loop->access, &tv);
+        mh_buf_put(b, "\"", 1);
+        put_json_field(b, "client", client);
+        put_json_field(b, "method", req->method_name);
+        put_json_field(b, "path", req->path);
+        put_json_field(b, "query", query);
+        put_json_num(b, "status", (unsigned)status);
+        put_json_num(b, "bytes", bytes);
+        put_json_num(b, "duration_us", (unsigned long long)us);
+        put_json_field(b, "request_id", req->rid);
+        put_json_field(b, "module", module);
+        put_json_field(b, "route", route);
+        put_json_field(b, "referer", ref);
+        put_json_field(b, "user_agent", ua);
+        mh_buf_put(b, "}", 1);
+        break;
     }
-    mh_buf_put(b, " ", 1);
-    mh_buf_put_u64(b, (unsigned)status);
-    mh_buf_put(b, " ", 1);
-    mh_buf_put_u64(b, bytes);
-    mh_buf_put(b, " ", 1);
-    mh_buf_put_u64(b, us > 0 ? (unsigned long long)us : 0);
-    mh_buf_put(b, "us req=", 7);
-    mh_buf_put_u64(b, id);
     end(loop);
 }
 
-void mh_access_refusal(struct mh_loop *loop, int status, size_t bytes, const char *reason,
-                       const char *why)
+void mh_access_refusal(struct mh_loop *loop, const struct mh_conn *c, int status, size_t bytes,
+                       const char *reason, const char *why)
 {
-    struct mh_buf *b = begin(loop, strlen(reason) + strlen(why) + 64);
+    char peer[64];
+    const char *client = mh_conn_peer(c, peer, sizeof(peer));
+    struct timeval tv;
+    struct mh_buf *b = begin(loop, (strlen(reason) + strlen(why)) * 6 + 64, &tv);
 
     if (!b)
         return;
-    mh_buf_put(b, "- - ", 4);
-    mh_buf_put_u64(b, (unsigned)status);
-    mh_buf_put(b, " ", 1);
-    mh_buf_put_u64(b, bytes);
-    mh_buf_put(b, " 0us refused=", 13);
-    put_clean(b, reason);
-    mh_buf_put(b, " (", 2);
-    put_clean(b, why);
-    mh_buf_put(b, ")", 1);
+    switch (loop->access_format) {
+    case MH_ACCESS_TEXT:
+        put_text_start(b, loop->access, &tv);
+        put_str(b, "- - ");
+        mh_buf_put_u64(b, (unsigned)status);
+        mh_buf_put(b, " ", 1);
+        mh_buf_put_u64(b, bytes);
+        put_str(b, " 0us refused=");
+        put_clean(b, reason, 0);
+        put_str(b, " (");
+        put_clean(b, why, 0);
+        put_str(b, ") client=");
+        put_str(b, client);
+        break;
+    case MH_ACCESS_COMBINED:
+        put_combined_start(b, client, loop->access);
+        put_str(b, "\"-\" ");
+        mh_buf_put_u64(b, (unsigned)status);
+        mh_buf_put(b, " ", 1);
+        mh_buf_put_u64(b, bytes);
+        put_str(b, " \"-\" \"-\" refused=");
+        put_clean(b, reason, 0);
+        break;
+    case MH_ACCESS_JSON:
+        put_str(b, "{\"time\":\"");
+        put_iso_ms(b, loop->access, &tv);
+        mh_buf_put(b, "\"", 1);
+        put_json_field(b, "client", client);
+        put_json_num(b, "status", (unsigned)status);
+        put_json_num(b, "bytes", bytes);
+        put_json_field(b, "refused", reason);
+        put_json_field(b, "detail", why);
+        mh_buf_put(b, "}", 1);
+        break;
+    }
     end(loop);
 }

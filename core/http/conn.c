@@ -8,6 +8,7 @@
  */
 #include "http/conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -305,7 +306,8 @@ static void flush(struct mh_conn *c)
             conn_close(c); /* the peer is gone */
             return;
         }
-        c->loop->stats.bytes_out += (uint64_t)w;
+        if (!c->svc->is_private)
+            mh_stat_add(&c->loop->stats.bytes_out, (uint64_t)w);
         mh_outq_consume(&c->out, c->loop, (size_t)w);
         progressed = true;
         if (c->write_armed)
@@ -372,8 +374,11 @@ static void conn_close(struct mh_conn *c)
     c->fd = -1;
     mh_outq_clear(&c->out, loop);
     free_input(c);
-    if (c->counted) {
+    if (c->counted && c->svc->is_private) {
+        atomic_fetch_sub(c->svc->open, 1);
+    } else if (c->counted) {
         atomic_fetch_sub(&open_connections, 1);
+        mh_stat_add(&loop->stats.closed, 1);
         if (c->has_ip)
             ip_add(c->ip, -1);
     }
@@ -442,15 +447,16 @@ static void refuse(struct mh_conn *c, int status, const char *reason, const char
     h.content_length = body.len;
     mh_conn_write_head(c, &h);
     mh_conn_send(c, body.data, body.len);
-    if (c->loop->access_log)
-        mh_access_refusal(c->loop, status, body.len, reason, why);
+    if (c->loop->access_log && !c->svc->is_private)
+        mh_access_refusal(c->loop, c, status, body.len, reason, why);
     mh_buf_cleanup(&body);
     c->close_after_flush = true;
 }
 
 static void refuse_scan(struct mh_conn *c)
 {
-    c->loop->stats.refused[c->scan.refusal]++;
+    if (!c->svc->is_private)
+        mh_stat_add(&c->loop->stats.refused[c->scan.refusal], 1);
     refuse(c, c->scan.status, mh_refusal_name(c->scan.refusal), c->scan.why);
 }
 
@@ -489,7 +495,9 @@ static void dispatch(struct mh_conn *c, size_t total)
     bool ok;
 
     c->active = req;
-    loop->stats.requests++;
+    req->is_private = c->svc->is_private;
+    if (!c->svc->is_private)
+        mh_stat_add(&loop->stats.requests, 1);
     req->raw_len = total;
     ok = mh_req_read_head(req, (char *)base, c->head_len);
     if (c->head_len < total) {
@@ -672,7 +680,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         goto out;
     }
     c->len += (size_t)n;
-    c->loop->stats.bytes_in += (uint64_t)n;
+    if (!c->svc->is_private)
+        mh_stat_add(&c->loop->stats.bytes_in, (uint64_t)n);
     if (c->mode == M_PROTO) {
         c->in_process = true;
         c->off += c->proto->on_data(c->proto_arg, c->in + c->off, c->len - c->off);
@@ -715,7 +724,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     c->armed_for = 0;
     hold(c);
     if (c->write_deadline && now >= c->write_deadline) {
-        conn_close(c); /* the client stopped reading */
+        /* The client stopped reading: reset the connection, so that the kernel drops what
+         * is queued for it now instead of holding it behind a zero window. */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        conn_close(c);
         goto out;
     }
     if (c->dkind != D_NONE && now >= c->deadline) {
@@ -727,7 +741,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         case D_BODY:
             if (c->active || c->mode != M_HTTP)
                 break;
-            c->loop->stats.refused[MH_REFUSE_TIMEOUT]++;
+            if (!c->svc->is_private)
+                mh_stat_add(&c->loop->stats.refused[MH_REFUSE_TIMEOUT], 1);
             refuse(c, 408, mh_refusal_name(MH_REFUSE_TIMEOUT),
                    k == D_HEAD ? "the request head did not arrive in time"
                                : "the request body did not arrive in time");
@@ -797,10 +812,29 @@ void mh_conn_accept(struct mh_loop *loop, const struct mh_service *svc, int fd,
         loop->conns->prev = c;
     loop->conns = c;
     loop->nconns++;
-    loop->stats.accepted++;
     now_ms(loop);
 
     c->counted = true;
+    if (svc->is_private) {
+        /* Its own small cap, outside the server's: an overloaded server still answers. */
+        total = atomic_fetch_add(svc->open, 1) + 1;
+        if (c->tp->open && c->tp->open(c, svc->transport_ctx) != 0) {
+            conn_close(c);
+            return;
+        }
+        event_add(&c->rev, NULL);
+        if (total > svc->max_connections) {
+            refuse(c, 503, mh_refusal_name(MH_REFUSE_CONNECTIONS),
+                   "too many connections to the admin listener");
+            hold(c);
+            flush(c);
+            release(c);
+            return;
+        }
+        set_deadline(c, D_HEAD, l->head_timeout_ms);
+        return;
+    }
+    mh_stat_add(&loop->stats.accepted, 1);
     total = atomic_fetch_add(&open_connections, 1) + 1;
     if (peer && peer->sa_family == AF_INET) {
         c->ip[10] = c->ip[11] = 0xff; /* as an IPv4-mapped IPv6 address */
@@ -818,8 +852,8 @@ void mh_conn_accept(struct mh_loop *loop, const struct mh_service *svc, int fd,
     }
     event_add(&c->rev, NULL);
     if (total > l->max_connections || mine > l->max_connections_per_client) {
-        loop->stats.refused_cap++;
-        loop->stats.refused[MH_REFUSE_CONNECTIONS]++;
+        mh_stat_add(&loop->stats.refused_cap, 1);
+        mh_stat_add(&loop->stats.refused[MH_REFUSE_CONNECTIONS], 1);
         refuse(c, 503, mh_refusal_name(MH_REFUSE_CONNECTIONS),
                total > l->max_connections ? "too many connections to the server"
                                           : "too many connections from this address");
@@ -830,6 +864,19 @@ void mh_conn_accept(struct mh_loop *loop, const struct mh_service *svc, int fd,
     }
     /* A new connection must send its first request head in time. */
     set_deadline(c, D_HEAD, l->head_timeout_ms);
+}
+
+const char *mh_conn_peer(const struct mh_conn *c, char *buf, size_t size)
+{
+    static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+    if (!c || !c->has_ip)
+        return "-";
+    if (memcmp(c->ip, v4mapped, 12) == 0)
+        inet_ntop(AF_INET, c->ip + 12, buf, (socklen_t)size);
+    else
+        inet_ntop(AF_INET6, c->ip, buf, (socklen_t)size);
+    return buf;
 }
 
 /* --- The request's side --- */

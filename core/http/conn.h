@@ -9,6 +9,7 @@
 #ifndef MH_CONN_H
 #define MH_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -45,6 +46,11 @@ struct mh_service {
     const struct mh_transport *transport;     /* NULL: plain TCP */
     void *transport_ctx;                      /* handed to transport->open */
     const char *name;                         /* for logs and counters ("http", "admin") */
+    /* A listener of its own (the admin one): its connections have their own cap instead of
+     * limits.max_connections, and its traffic stays out of the loop's counters. */
+    bool is_private;
+    long long max_connections; /* is_private: the cap on its open connections */
+    atomic_int *open;          /* is_private: its open connections (shared by the loops) */
 };
 
 /** The connection's socket. */
@@ -103,6 +109,9 @@ void mh_conn_drain_loop(struct mh_loop *loop);
 void mh_conn_close_all(struct mh_loop *loop);
 /** Frees the loop's connection resources (after close_all). */
 void mh_conn_loop_cleanup(struct mh_loop *loop);
+
+/** The client's address as text ("-" if unknown) into @p buf (>= 46 bytes). */
+const char *mh_conn_peer(const struct mh_conn *c, char *buf, size_t size);
 
 /** Connections open in the whole server. */
 int mh_conn_open_count(void);

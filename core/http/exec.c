@@ -13,6 +13,7 @@
 #include "base/crash.h"
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/metrics.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
 #include "base/pool.h"
@@ -112,13 +113,55 @@ struct mh_conn *mh_req_upgraded(struct mh_req *req)
 {
     struct mh_conn *c = req->conn;
 
+    mh_req_account(req, 101);
     if (req->loop->access_log)
-        mh_access_request(req->loop, req->method_name, req->path, req->query_raw, 101, 0,
-                          &req->start, req->id);
+        mh_access_request(req->loop, req, 101, 0);
     mh_req_mark_responded(req);
     req->conn = NULL;
     mh_req_finish_if_done(req);
     return c;
+}
+
+/* --- Metrics --- */
+
+struct mh_route_stats *mh_route_stats_of(struct mh_loop *loop, const struct mh_route_target *t)
+{
+    struct mh_route_stats *rs;
+
+    if (!t) {
+        if (!loop->unrouted)
+            loop->unrouted = mh_route_stats_get(&loop->route_stats, "", "", "", false);
+        return loop->unrouted;
+    }
+    if (loop->index < t->nstats && t->stats[loop->index])
+        return t->stats[loop->index];
+    rs = mh_route_stats_get(&loop->route_stats, t->module->name, t->ws ? "GET" : t->conf->method,
+                            t->ws ? t->ws->path : t->conf->path, t->ws != NULL);
+    if (loop->index < t->nstats)
+        t->stats[loop->index] = rs; /* only this loop writes its slot */
+    return rs;
+}
+
+void mh_req_account(struct mh_req *req, int status)
+{
+    struct mh_route_stats *rs;
+    struct timespec now;
+    long long us;
+    int cls = status / 100 - 1;
+
+    if (req->is_private)
+        return;
+    rs = mh_route_stats_of(req->loop, req->target);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    us = (long long)(now.tv_sec - req->start.tv_sec) * 1000000 +
+         (now.tv_nsec - req->start.tv_nsec) / 1000;
+    mh_stat_add(&rs->by_class[cls < 0 ? 0 : cls >= MH_CLASS_COUNT ? MH_CLASS_COUNT - 1 : cls], 1);
+    if (status == 504)
+        mh_stat_add(&rs->timeouts, 1);
+    else if (status == 499)
+        mh_stat_add(&rs->cancelled, 1);
+    if (status != 101)
+        mh_histogram_add(&rs->latency, us > 0 ? (uint64_t)us : 0, false);
 }
 
 /* --- Settling --- */
@@ -137,8 +180,8 @@ void mh_req_settle(struct mh_req *req, enum mh_status rc)
         if ((int)rc < 0 && atomic_load(&req->stream_phase) == 1) {
             mh_log_write(MH_LOG_ERROR, t->module->name,
                          "handler '%s' failed after starting a stream: %s; closing the "
-                         "connection req=%" PRIu64,
-                         t->handler ? t->handler->name : "-", mh_status_str(rc), req->id);
+                         "connection req=%s",
+                         t->handler ? t->handler->name : "-", mh_status_str(rc), req->rid);
             /* What was written goes out, without the last chunk: the client sees a body cut
              * short, never one that looks complete. */
             req->stream_chunked = false;
@@ -160,16 +203,19 @@ void mh_req_settle(struct mh_req *req, enum mh_status rc)
         if (rc == MH_PENDING && req->pending > 0)
             return; /* a request task will reply */
         if (rc == MH_OK || rc == MH_PENDING) {
+            mh_stat_add(&mh_route_stats_of(req->loop, t)->errors, 1);
             mh_log_write(MH_LOG_ERROR, t->module->name,
-                         "handler '%s' returned without a reply req=%" PRIu64,
-                         t->handler ? t->handler->name : t->ws->path, req->id);
+                         "handler '%s' returned without a reply req=%s",
+                         t->handler ? t->handler->name : t->ws->path, req->rid);
             mh_reply_problem_impl(req, 500, NULL, "the handler sent no reply");
         } else {
-            if (mh_status_http(rc) >= 500)
-                mh_log_write(MH_LOG_ERROR, t->module->name, "%s '%s' failed: %s req=%" PRIu64,
+            if (mh_status_http(rc) >= 500) {
+                mh_stat_add(&mh_route_stats_of(req->loop, t)->errors, 1);
+                mh_log_write(MH_LOG_ERROR, t->module->name, "%s '%s' failed: %s req=%s",
                              t->handler ? "handler" : "WebSocket endpoint",
                              t->handler ? t->handler->name : t->ws->path, mh_status_str(rc),
-                             req->id);
+                             req->rid);
+            }
             mh_reply_problem_impl(req, mh_status_http(rc), NULL, "%s", mh_status_str(rc));
         }
     }
@@ -210,9 +256,9 @@ void mh_req_client_gone(struct mh_req *req)
     if (req->responded)
         return;
     atomic_store(&req->cancel, MH_E_CANCELLED);
-    if (req->loop->access_log) /* nginx's code for "client closed request" */
-        mh_access_request(req->loop, req->method_name, req->path, req->query_raw, 499,
-                          (size_t)req->stream_bytes, &req->start, req->id);
+    mh_req_account(req, 499); /* nginx's code for "client closed request" */
+    if (req->loop->access_log)
+        mh_access_request(req->loop, req, 499, (size_t)req->stream_bytes);
     req->conn = NULL;
     mh_req_mark_responded(req);
     if (req->streaming) {
@@ -241,24 +287,43 @@ void mh_req_await(struct mh_req *req)
     }
 }
 
+void mh_req_wait(struct mh_req *req)
+{
+    mh_req_await(req);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void blocking_run(struct mh_task *t)
 {
     struct mh_req *req = (struct mh_req *)((char *)t - offsetof(struct mh_req, task));
     const struct mh_route_target *tg = req->target;
     struct mh_crash_slot *slot;
+    uint64_t t0;
 
     if (atomic_load(&req->cancel)) {
         req->handler_rc = MH_E_CANCELLED;
         return;
     }
     slot = mark(req, false);
+    t0 = now_ns();
     req->handler_rc = tg->handler->fn(req, tg->module->state);
+    req->pool_ns = now_ns() - t0; /* handed to the loop with the completion */
     mh_crash_leave(slot);
 }
 
 static void blocking_complete(struct mh_task *t)
 {
     struct mh_req *req = (struct mh_req *)((char *)t - offsetof(struct mh_req, task));
+
+    if (req->pool_ns && !req->is_private)
+        mh_stat_add(&mh_route_stats_of(req->loop, req->target)->pool_ns, req->pool_ns);
 
     req->pending--;
     if (!t->ran && !req->responded)
@@ -281,8 +346,8 @@ void mh_req_run_blocking(struct mh_req *req)
     if (rc != MH_OK) {
         req->pending--;
         if (rc == MH_E_UNAVAILABLE)
-            mh_warn("pool", "queue full: refusing %s %s req=%" PRIu64, req->method_name,
-                    req->path, req->id);
+            mh_warn(req->target->module->name, "worker pool queue full: refusing %s %s req=%s",
+                    req->method_name, req->path, req->rid);
         mh_req_respond_problem(req, 503, "Retry-After", "1", "%s",
                                rc == MH_E_UNAVAILABLE ? "all workers are busy and the queue is full"
                                                       : "the server is stopping");
@@ -303,7 +368,12 @@ void mh_req_run(struct mh_req *req)
     }
     req->pending++; /* the handler may end a stream: the request outlives the call */
     slot = mark(req, true);
-    req->handler_rc = t->handler->fn(req, t->module->state);
+    {
+        uint64_t t0 = now_ns();
+
+        req->handler_rc = t->handler->fn(req, t->module->state);
+        mh_stat_add(&mh_route_stats_of(req->loop, t)->loop_ns, now_ns() - t0);
+    }
     mh_crash_leave(slot);
     req->pending--;
     if (req->handler_rc == MH_PENDING && req->pending > 0 && !req->replied)

@@ -116,6 +116,8 @@ size_t mh_head_max(struct mh_loop *loop, const struct mh_reply_head *h)
         need += strlen(f->name) + strlen(f->value) + 4;
     if (h->extra_name)
         need += strlen(h->extra_name) + strlen(h->extra_value) + 4;
+    if (h->request_id)
+        need += strlen(h->request_id) + 16;
     return need;
 }
 
@@ -156,6 +158,11 @@ char *mh_head_put(char *p, const struct mh_loop *loop, const struct mh_reply_hea
         put_str(&p, h->extra_name, strlen(h->extra_name));
         put_str(&p, ": ", 2);
         put_str(&p, h->extra_value, strlen(h->extra_value));
+        put_str(&p, "\r\n", 2);
+    }
+    if (h->request_id) {
+        put_str(&p, "X-Request-Id: ", 14);
+        put_str(&p, h->request_id, strlen(h->request_id));
         put_str(&p, "\r\n", 2);
     }
     if (h->chunked) {

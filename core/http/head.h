@@ -17,6 +17,7 @@ struct mh_reply_head {
     const char *content_type;           /* NULL: none */
     const struct mh_resp_field *fields; /* a handler's headers (reverse order), or NULL */
     const char *extra_name, *extra_value; /* one more header, or NULL */
+    const char *request_id;             /* X-Request-Id, or NULL */
     uint64_t content_length;            /* sent unless 1xx, 204 or 304 */
     bool close;                         /* Connection: close */
     bool keep_alive_10;                 /* Connection: keep-alive (an HTTP/1.0 client) */

@@ -47,9 +47,9 @@ static void misuse(struct mh_req *req, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     mh_log_write(MH_LOG_ERROR, t ? t->module->name : "core",
-                 "SDK misuse in %s '%s': %s req=%" PRIu64,
+                 "SDK misuse in %s '%s': %s req=%s",
                  t && !t->handler ? "WebSocket endpoint" : "handler",
-                 t ? (t->handler ? t->handler->name : t->ws->path) : "-", msg, req->id);
+                 t ? (t->handler ? t->handler->name : t->ws->path) : "-", msg, req->rid);
     if (!req->misuse)
         req->misuse = mh_arena_strndup(&req->arena, msg, strlen(msg));
 }
@@ -185,6 +185,8 @@ enum mh_status mh_reply_problem_impl(struct mh_req *req, int status, const char 
 void mh_req_mark_responded(struct mh_req *req)
 {
     mh_req_stop_watchers(req);
+    if (!req->responded && !req->is_private)
+        mh_stat_add(&req->loop->stats.answered, 1);
     req->responded = true;
     if (req->async) {
         req->async = false;
@@ -201,10 +203,9 @@ static bool closes_after(const struct mh_req *req)
 
 static void access_line(const struct mh_req *req, int status, size_t bytes)
 {
-    if (!req->loop->access_log)
+    if (!req->loop->access_log || req->is_private)
         return;
-    mh_access_request(req->loop, req->method_name, req->path, req->query_raw, status, bytes,
-                      &req->start, req->id);
+    mh_access_request(req->loop, req, status, bytes);
     /* A request of a retired generation: its line goes out now, before the generation can
      * be finalised, so that the log keeps the order of events across a reload. */
     if (req->gen != req->loop->gen)
@@ -234,6 +235,7 @@ static void write_response(struct mh_req *req, const struct mh_reply_head *h, st
         }
     }
     req->body_sent = blen;
+    mh_req_account(req, h->status);
     access_line(req, h->status, blen);
     mh_req_mark_responded(req);
     req->conn = NULL;
@@ -247,6 +249,7 @@ void mh_req_respond(struct mh_req *req)
         .content_type = req->content_type,
         .fields = req->resp_fields,
         .content_length = req->out.len,
+        .request_id = req->rid,
     };
 
     if (req->is_connect) {
@@ -274,6 +277,7 @@ void mh_req_respond_problem(struct mh_req *req, int status, const char *extra_na
         .content_type = "application/problem+json",
         .extra_name = extra_name,
         .extra_value = extra_value,
+        .request_id = req->rid,
     };
     va_list ap;
 

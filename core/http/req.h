@@ -42,6 +42,8 @@ struct mh_defer {
     void *arg;
 };
 
+#define MH_REQ_ID_MAX 64 /* longest X-Request-Id taken from a client */
+
 struct mh_qpair {
     const char *name;
     const char *value;
@@ -61,6 +63,7 @@ struct mh_req {
     size_t path_len;
     const char *query_raw; /* NULL if none */
     bool http11, keep_alive, is_head, is_connect;
+    bool is_private; /* came on the admin listener: not counted in the metrics */
     struct mh_field *fields;
     size_t nfields;
     const unsigned char *body;
@@ -75,7 +78,9 @@ struct mh_req {
     size_t nquery;
     bool query_parsed;
     uint64_t id;
-    struct timespec start;
+    struct timespec start; /* when it was read: for the access log and the latency metrics */
+    char rid[MH_REQ_ID_MAX + 1]; /* the request id: the client's X-Request-Id or ours; "" until
+                                    first asked for (mh_req_request_id) */
 
     struct json_object *json; /* parsed body, owned (NULL for the document `null`) */
     bool json_parsed;
@@ -95,6 +100,7 @@ struct mh_req {
     /* Requests answered on the pool or by a task (the loop thread owns all but `cancel`). */
     struct mh_task task;       /* runs a blocking handler */
     enum mh_status handler_rc; /* its return, read by the loop after completion */
+    uint64_t pool_ns;          /* time the handler took on the worker (written there) */
     atomic_int cancel;         /* 0, MH_E_CANCELLED or MH_E_TIMEOUT */
     int pending;               /* tasks not yet completed */
     bool async;                /* waits for the pool: counted in loop->inflight */
@@ -142,6 +148,9 @@ void mh_req_respond_problem(struct mh_req *req, int status, const char *extra_na
 /** The request's answer is out of our hands (queued or dropped). */
 void mh_req_mark_responded(struct mh_req *req);
 
+/** The request id (see sdk.h, mh_req_request_id). Borrowed as @p req. */
+const char *mh_req_rid(const struct mh_req *req);
+
 /* --- stream.c --- */
 
 /** The connection wrote some of the stream: @p unsent bytes are left. Thread: the loop. */
@@ -160,5 +169,7 @@ void mh_req_await(struct mh_req *req);
 /** The client went away while the request waited: cancel it (499). */
 void mh_req_client_gone(struct mh_req *req);
 void mh_req_stop_watchers(struct mh_req *req);
+/** Counts the answer @p status in the metrics of the request's route (or of no route). */
+void mh_req_account(struct mh_req *req, int status);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -25,6 +26,59 @@
 #include "mod/loader.h"
 
 #define MAX_SPARES 256 /* per loop: requests in flight at once rarely exceed this */
+
+/* --- Request ids --- */
+
+static uint32_t rid_salt; /* per process, so ids of instances behind one balancer differ */
+
+void mh_request_ids_init(void)
+{
+    struct timespec ts;
+
+    if (getentropy(&rid_salt, sizeof(rid_salt)) != 0) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        rid_salt = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid();
+    }
+}
+
+/* A client's id is taken when it is 1..64 bytes of letters, digits and - _ . : + / = @. */
+static bool sane_request_id(const char *v)
+{
+    size_t n = 0;
+
+    for (; *v; v++, n++) {
+        unsigned char ch = (unsigned char)*v;
+
+        if (n >= MH_REQ_ID_MAX ||
+            !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              strchr("-_.:+/=@", ch)))
+            return false;
+    }
+    return n > 0;
+}
+
+const char *mh_req_rid(const struct mh_req *req)
+{
+    return req->rid;
+}
+
+static void make_rid(struct mh_req *req)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v = req->id;
+
+    /* 8 hex digits of the process's salt, 12 of the request's number. */
+    for (int i = 7; i >= 0; i--)
+        req->rid[7 - i] = hex[(rid_salt >> (i * 4)) & 0xf];
+    for (int i = 19; i >= 8; i--, v >>= 4)
+        req->rid[i] = hex[v & 0xf];
+    req->rid[20] = '\0';
+}
+
+const char *mh_req_request_id_impl(const struct mh_req *req)
+{
+    return req->rid;
+}
 
 /* --- Life --- */
 
@@ -49,10 +103,11 @@ struct mh_req *mh_req_new(struct mh_loop *loop, struct mh_conn *conn)
     req->gen = loop->gen;
     mh_gen_ref(req->gen);
     req->id = (++loop->next_seq << 8) | (loop->index & 0xff);
-    if (loop->access_log)
-        clock_gettime(CLOCK_MONOTONIC, &req->start);
+    make_rid(req); /* now, not on first use: a worker and the loop may both ask */
+    clock_gettime(CLOCK_MONOTONIC, &req->start);
     return req;
 }
+
 
 void mh_request_spares_free(struct mh_loop *loop)
 {
@@ -188,6 +243,8 @@ bool mh_req_read_head(struct mh_req *req, char *head, size_t len)
         req->fields[req->nfields].name = p;
         req->fields[req->nfields].value = v;
         req->nfields++;
+        if (colon - p == 12 && strcasecmp(p, "X-Request-Id") == 0 && sane_request_id(v))
+            memcpy(req->rid, v, (size_t)(ve - v) + 1);
     }
     ok = mh_target_split(target, &req->path, &req->path_len, &req->query_raw);
     if (!ok) {
@@ -438,5 +495,5 @@ void mh_req_log_impl(const struct mh_req *req, enum mh_log_level level, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    mh_log_write(level, name, "%s req=%" PRIu64, msg, req->id);
+    mh_log_write(level, name, "%s req=%s", msg, req->rid);
 }

@@ -43,6 +43,9 @@ bool mh_req_is_http11(const struct mh_req *req);
 bool mh_req_replied(const struct mh_req *req);
 /** Runs the route's handler (on the loop or the pool) and answers. */
 void mh_req_run(struct mh_req *req);
+/** The request waits for a task (mh_req_task_impl) from now on: its bytes are copied out of
+ *  the connection's buffer. */
+void mh_req_wait(struct mh_req *req);
 /** Answers with what the request recorded (a reply made without a handler). */
 void mh_req_answer(struct mh_req *req);
 /** Answers as after a handler that returned @p rc. */
@@ -52,6 +55,10 @@ void mh_req_settle_status(struct mh_req *req, enum mh_status rc);
  * belongs to another protocol now, the request is finished (logged as 101).
  */
 struct mh_conn *mh_req_upgraded(struct mh_req *req);
+
+/** The metrics entry of route @p t (NULL: requests no route took) on @p loop. Thread: the
+ *  loop's. */
+struct mh_route_stats *mh_route_stats_of(struct mh_loop *loop, const struct mh_route_target *t);
 
 /* The SDK calls implemented by the request path (see sdk.h for their contracts). */
 const char *mh_req_method_impl(const struct mh_req *req);
@@ -66,6 +73,9 @@ enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
 void *mh_req_alloc_impl(struct mh_req *req, size_t size);
 enum mh_status mh_req_defer_impl(struct mh_req *req, void (*fn)(void *), void *arg);
 uint64_t mh_req_id_impl(const struct mh_req *req);
+const char *mh_req_request_id_impl(const struct mh_req *req);
+/** Seeds the request ids of this process (once, before serving). */
+void mh_request_ids_init(void);
 enum mh_status mh_resp_header_impl(struct mh_req *req, const char *name, const char *value);
 enum mh_status mh_reply_impl(struct mh_req *req, int status, const char *content_type,
                              const void *body, size_t len);

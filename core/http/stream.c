@@ -46,8 +46,8 @@ static void misuse_log(const struct mh_req *req, const char *what)
 {
     const struct mh_route_target *t = req->target;
 
-    mh_log_write(MH_LOG_ERROR, t ? t->module->name : "core", "SDK misuse in handler '%s': %s req=%" PRIu64,
-                 t && t->handler ? t->handler->name : "-", what, req->id);
+    mh_log_write(MH_LOG_ERROR, t ? t->module->name : "core", "SDK misuse in handler '%s': %s req=%s",
+                 t && t->handler ? t->handler->name : "-", what, req->rid);
 }
 
 /* --- On the loop --- */
@@ -56,7 +56,7 @@ static void begin_local(struct mh_req *req, int status, const char *content_type
 {
     struct mh_conn *c = req->conn;
     struct mh_reply_head h = {.status = status, .content_type = content_type,
-                              .fields = req->resp_fields};
+                              .fields = req->resp_fields, .request_id = req->rid};
 
     mh_req_stop_watchers(req); /* a stream may run for long: no route deadline */
     req->pending++;            /* the stream holds the request until its end */
@@ -102,9 +102,9 @@ static void end_local(struct mh_req *req)
     if (req->streaming && c) {
         if (req->stream_chunked)
             mh_conn_send(c, "0\r\n\r\n", 5);
-        if (req->loop->access_log)
-            mh_access_request(req->loop, req->method_name, req->path, req->query_raw,
-                              req->status, (size_t)req->stream_bytes, &req->start, req->id);
+        mh_req_account(req, req->status);
+        if (req->loop->access_log && !req->is_private)
+            mh_access_request(req->loop, req, req->status, (size_t)req->stream_bytes);
         mh_req_mark_responded(req);
         req->conn = NULL;
         mh_conn_request_done(c, req->close_after);

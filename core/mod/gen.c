@@ -440,6 +440,10 @@ enum mh_status mh_gen_build_next(struct mh_config *config, const struct mh_gen *
         mh_gen_free(g);
         return MH_E_INVAL;
     }
+    for (size_t i = 0; i < g->ntargets; i++) {
+        g->targets[i].nstats = (size_t)(config->server.threads > 0 ? config->server.threads : 1);
+        g->targets[i].stats = mh_xcalloc(g->targets[i].nstats, sizeof(*g->targets[i].stats));
+    }
     *out = g;
     return MH_OK;
 }
@@ -460,6 +464,8 @@ void mh_gen_free(struct mh_gen *g)
     for (size_t i = g->nmodules; i-- > 0;)
         mh_module_free(g->modules[i]);
     free(g->modules);
+    for (size_t i = 0; i < g->ntargets; i++)
+        free(g->targets[i].stats);
     free(g->targets);
     mh_config_free(g->config);
     free(g);

@@ -14,6 +14,7 @@
 #include "base/err.h"
 
 struct mh_module;
+struct mh_route_stats;
 struct mh_router;
 struct mh_store;
 
@@ -27,6 +28,10 @@ struct mh_route_target {
     mh_ws_open_fn ws_open;
     mh_ws_message_fn ws_message;
     mh_ws_close_fn ws_close;
+    /* Each loop's metrics entry for this route, found on its first request (written only by
+     * loop i at stats[i]; a loop at or past nstats looks its entry up every time). */
+    struct mh_route_stats **stats;
+    size_t nstats;
 };
 
 struct mh_gen {

@@ -55,6 +55,11 @@ struct mh_dso {
 
 static struct mh_dso *dsos; /* every file version mapped, or unmapped after its last use */
 
+unsigned long long mh_module_inode(const struct mh_module *m)
+{
+    return m->dso ? (unsigned long long)m->dso->ino : 0;
+}
+
 size_t mh_loader_mapped_count(void)
 {
     size_t n = 0;

@@ -47,6 +47,8 @@ enum mh_status mh_module_init(struct mh_module *m, struct mh_conf *conf, struct 
 void mh_module_fini(struct mh_module *m);
 /** Releases the module; its code is unmapped only if it declared MH_MODULE_UNLOAD_SAFE. */
 void mh_module_free(struct mh_module *m);
+/** The inode of the module's file when it was loaded. Thread: any. */
+unsigned long long mh_module_inode(const struct mh_module *m);
 /** Mapped module files (all generations). Thread: main. */
 size_t mh_loader_mapped_count(void);
 /** Bytes held by the private copies of the mapped module files. Thread: main. */

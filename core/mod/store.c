@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mod/host.h"
 #include "mod/loader.h"
 #include "base/mem.h"
+#include "base/metrics.h"
 
 static _Thread_local char store_errmsg[512];
 
@@ -214,6 +216,31 @@ static enum mh_status check_key(const void *key, size_t klen)
     return MH_OK;
 }
 
+/* --- Metrics: store calls come from any thread (workers mostly), so the counters are
+ * shared; a store call costs far more than the add. --- */
+
+const char *const mh_store_op_names[MH_STORE_OPS] = {"get", "put", "delete", "scan"};
+
+static int64_t op_start(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static enum mh_status op_end(struct mh_store *st, enum mh_store_op op, int64_t t0,
+                             enum mh_status rc)
+{
+    int64_t ns = op_start() - t0;
+
+    mh_stat_add_shared(&st->calls[op], 1);
+    if (rc != MH_OK && rc != MH_E_NOTFOUND && rc != MH_E_CONFLICT)
+        mh_stat_add_shared(&st->errors[op], 1);
+    mh_histogram_add(&st->latency, ns > 0 ? (uint64_t)ns / 1000 : 0, true);
+    return rc;
+}
+
 enum mh_status mh_store_get_impl(struct mh_store *st, const void *key, size_t klen,
                                  struct mh_value *out)
 {
@@ -223,7 +250,7 @@ enum mh_status mh_store_get_impl(struct mh_store *st, const void *key, size_t kl
     rc = check_key(key, klen);
     if (rc != MH_OK)
         return rc;
-    return st->driver->get(st->db, key, klen, out);
+    return op_end(st, MH_STORE_OP_GET, op_start(), st->driver->get(st->db, key, klen, out));
 }
 
 enum mh_status mh_store_put_impl(struct mh_store *st, const void *key, size_t klen,
@@ -245,7 +272,8 @@ enum mh_status mh_store_put_impl(struct mh_store *st, const void *key, size_t kl
                                 st->name, st->driver->name);
         return MH_E_INVAL;
     }
-    rc = st->driver->put(st->db, key, klen, vlen ? val : "", vlen, expect, &v, &c);
+    rc = op_end(st, MH_STORE_OP_PUT, op_start(),
+                st->driver->put(st->db, key, klen, vlen ? val : "", vlen, expect, &v, &c));
     if (rc == MH_OK) {
         if (version)
             *version = v;
@@ -271,7 +299,7 @@ enum mh_status mh_store_delete_impl(struct mh_store *st, const void *key, size_t
                                 st->name, st->driver->name);
         return MH_E_INVAL;
     }
-    return st->driver->del(st->db, key, klen, expect);
+    return op_end(st, MH_STORE_OP_DELETE, op_start(), st->driver->del(st->db, key, klen, expect));
 }
 
 enum mh_status mh_store_scan_impl(struct mh_store *st, const void *prefix, size_t plen,
@@ -291,8 +319,9 @@ enum mh_status mh_store_scan_impl(struct mh_store *st, const void *prefix, size_
                                 plen, alen, limit);
         return MH_E_INVAL;
     }
-    return st->driver->scan(st->db, plen ? prefix : "", plen, alen ? after : "", alen, limit, fn,
-                            arg);
+    return op_end(st, MH_STORE_OP_SCAN, op_start(),
+                  st->driver->scan(st->db, plen ? prefix : "", plen, alen ? after : "", alen,
+                                   limit, fn, arg));
 }
 
 /* The SDK's store_find: a module finds the stores its conf.d entry lists. */

@@ -8,9 +8,14 @@
 #include <libconfig.h>
 
 #include "base/err.h"
+#include "base/metrics.h"
 #include "modhost/sdk.h"
 
 struct mh_module;
+
+enum mh_store_op { MH_STORE_OP_GET, MH_STORE_OP_PUT, MH_STORE_OP_DELETE, MH_STORE_OP_SCAN,
+                   MH_STORE_OPS };
+extern const char *const mh_store_op_names[MH_STORE_OPS];
 
 struct mh_store {
     char *name;
@@ -20,6 +25,10 @@ struct mh_store {
     struct mh_conf *conf;
     config_t *settings_copy; /* the settings, copied: the store may outlive its config */
     void *db;
+    /* Metrics (any thread adds, shared counters): calls and failures by operation (not
+     * found and conflicts are answers, not failures), and how long the driver took. */
+    _Atomic uint64_t calls[MH_STORE_OPS], errors[MH_STORE_OPS];
+    struct mh_histogram latency;
 };
 
 /** Opens store @p name with @p driver. @return MH_OK or the reason in err. */

@@ -155,4 +155,6 @@ const struct mh_api mh_core_api = {
     .stream_write = mh_stream_write_impl,
     .stream_on_drain = mh_stream_on_drain_impl,
     .stream_end = mh_stream_end_impl,
+    /* 1.3 */
+    .req_request_id = mh_req_request_id_impl,
 };

@@ -71,6 +71,8 @@ struct master {
     int *fds;
     int nfds;
     int port;
+    int *admin_fds; /* NULL: no admin listener */
+    int admin_port;
     struct worker *workers;
     int nworkers;
     struct mh_crash_table *crash;
@@ -256,6 +258,8 @@ static void spawn(struct master *m, int i)
                                     .fds = m->fds,
                                     .nfds = m->nfds,
                                     .port = m->port,
+                                    .admin_fds = m->admin_fds,
+                                    .admin_port = m->admin_port,
                                     .ctl_fd = sv[1],
                                     .relay_fd = rv[1],
                                     .first_gen_id = m->gen_id - 1};
@@ -683,7 +687,10 @@ static void on_signal(struct master *m)
             if (!m->stopping)
                 reload(m);
         } else if (si.ssi_signo == SIGUSR1) {
-            mh_info("master", "SIGUSR1: logs are written to stderr; nothing to reopen");
+            for (int i = 0; i < m->nworkers; i++) { /* they reopen their access logs */
+                if (m->workers[i].pid > 0)
+                    kill(m->workers[i].pid, SIGUSR1);
+            }
         } else if (!m->stopping) { /* SIGTERM, SIGINT */
             mh_info("master", "stopping %d worker%s (%s)", count_running(m),
                     count_running(m) == 1 ? "" : "s",
@@ -697,6 +704,10 @@ static void on_signal(struct master *m)
             for (int i = 0; i < m->nfds; i++) {
                 close(m->fds[i]);
                 m->fds[i] = -1;
+                if (m->admin_fds && m->admin_fds[i] >= 0)
+                    close(m->admin_fds[i]);
+                if (m->admin_fds)
+                    m->admin_fds[i] = -1;
             }
         }
     }
@@ -760,6 +771,12 @@ static void supervise(struct master *m)
             mh_info("master", "modhost %s master pid %d: %d worker process%s serving %s:%d",
                     MH_VERSION, (int)getpid(), m->nworkers, m->nworkers == 1 ? "" : "es",
                     m->config->server.host, m->port);
+            if (m->opts->port_file && m->admin_fds) {
+                char *admin_file = mh_xasprintf("%s.admin", m->opts->port_file);
+
+                write_port_file(admin_file, m->admin_port);
+                free(admin_file);
+            }
             if (m->opts->port_file)
                 write_port_file(m->opts->port_file, m->port);
         }
@@ -821,6 +838,19 @@ int mh_master_run(struct mh_config *config, const struct mh_serve_opts *opts)
             goto out;
         }
     }
+    if (c->admin_host) {
+        m.admin_port = c->admin_port;
+        m.admin_fds = mh_xcalloc((size_t)m.nfds, sizeof(int));
+        for (int i = 0; i < m.nfds; i++)
+            m.admin_fds[i] = -1;
+        for (int i = 0; i < m.nfds; i++) {
+            m.admin_fds[i] = open_listener(c->admin_host, m.admin_port, &m.admin_port, &err);
+            if (m.admin_fds[i] < 0) {
+                mh_error("server", "admin listener: %s", err.msg);
+                goto out;
+            }
+        }
+    }
     if (pid_file && write_pid_file(pid_file, m.pid_fd, &m) != MH_OK)
         goto out;
     if (drop_privileges(c, m.status_fd) != MH_OK)
@@ -844,7 +874,10 @@ out:
     for (int i = 0; i < m.nfds; i++) {
         if (m.fds[i] >= 0)
             close(m.fds[i]);
+        if (m.admin_fds && m.admin_fds[i] >= 0)
+            close(m.admin_fds[i]);
     }
+    free(m.admin_fds);
     for (int i = 0; i < m.nworkers; i++) {
         close_ctl(&m.workers[i]);
         close_relay(&m.workers[i]);

@@ -26,6 +26,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "admin/admin.h"
 #include "conf/config.h"
 #include "mod/gen.h"
 #include "mod/loader.h"
@@ -46,6 +47,8 @@ struct loop_thread {
     struct mh_loop loop;
     int listen_fd;
     struct event *listen_ev;
+    int admin_fd; /* -1: no admin listener */
+    struct event *admin_ev;
     struct event *drain_ev; /* activated from the main thread */
     struct event *drain_tick;
     struct timespec drain_deadline;
@@ -57,6 +60,16 @@ static const struct mh_service http_service = {
     .name = "http",
 };
 
+/* The admin listener: its own pages, its own cap (set from the configuration at start). */
+static atomic_int admin_open;
+static struct mh_service admin_service = {
+    .on_request = mh_admin_request,
+    .name = "admin",
+    .is_private = true,
+    .max_connections = 16,
+    .open = &admin_open,
+};
+
 #define READ_SCRATCH 65536 /* per loop: requests are parsed where they were read */
 #define ACCEPT_BATCH 64
 
@@ -66,6 +79,7 @@ static void apply_limits(struct mh_loop *loop, const struct mh_server_conf *c)
 {
     loop->limits = &c->limits;
     loop->access_log = c->access_log;
+    loop->access_format = (enum mh_access_format)c->access_format;
 }
 
 static void on_accept(evutil_socket_t fd, short what, void *arg)
@@ -84,6 +98,35 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
             return; /* EAGAIN: none left; others: the next readiness tries again */
         }
         mh_conn_accept(&lt->loop, &http_service, cfd, (struct sockaddr *)&ss, len);
+    }
+}
+
+static void on_admin_accept(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_thread *lt = arg;
+
+    (void)what;
+    /* Accepted while draining too: /readyz says so until the loop ends. */
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (cfd < 0)
+            return;
+        mh_conn_accept(&lt->loop, &admin_service, cfd, (struct sockaddr *)&ss, len);
+    }
+}
+
+static void stop_admin(struct loop_thread *lt)
+{
+    if (lt->admin_ev) {
+        event_free(lt->admin_ev);
+        lt->admin_ev = NULL;
+    }
+    if (lt->admin_fd >= 0) {
+        close(lt->admin_fd);
+        lt->admin_fd = -1;
     }
 }
 
@@ -125,6 +168,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         /* Close this loop's connections now: other loops may still be draining, and nobody
          * would answer these meanwhile. */
         loop->stopped = true;
+        stop_admin(lt); /* the other loops' admin sockets take new probes from now on */
         mh_conn_close_all(loop);
         mh_access_flush(loop);
         event_base_loopexit(loop->base, NULL);
@@ -192,6 +236,12 @@ static enum mh_status loop_setup(struct loop_thread *lt, struct mh_gen *gen, str
     lt->drain_ev = event_new(loop->base, -1, 0, on_drain, lt);
     if (!lt->listen_ev || !lt->drain_ev || event_add(lt->listen_ev, NULL) != 0)
         return mh_err_set(err, MH_E_IO, NULL, 0, "cannot accept on listening socket");
+    if (lt->admin_fd >= 0) {
+        lt->admin_ev = event_new(loop->base, lt->admin_fd, EV_READ | EV_PERSIST,
+                                 on_admin_accept, lt);
+        if (!lt->admin_ev || event_add(lt->admin_ev, NULL) != 0)
+            return mh_err_set(err, MH_E_IO, NULL, 0, "cannot accept on the admin socket");
+    }
     return MH_OK;
 }
 
@@ -204,6 +254,7 @@ static void loop_cleanup(struct loop_thread *lt)
     if (lt->drain_ev)
         event_free(lt->drain_ev);
     stop_listening(lt);
+    stop_admin(lt);
     loop->stopped = true;
     if (!loop->base)
         return;
@@ -214,6 +265,7 @@ static void loop_cleanup(struct loop_thread *lt)
     mh_request_spares_free(loop);
     mh_pubsub_local_free(loop->pubsub);
     mh_access_stop(loop);
+    mh_route_stats_free(&loop->route_stats);
     free(loop->rbuf);
     if (loop->gen)
         mh_gen_unref(loop->gen);
@@ -279,7 +331,45 @@ struct mh_server {
     unsigned next_gen_id;
     unsigned reloads, reloads_failed;
     int ctl_fd; /* to the master: "ready", then one reload status per SIGHUP */
+    struct mh_admin *admin;
+    int admin_port;
 };
+
+/* Tells the admin listener which generations are live. */
+static void publish_generations(struct mh_server *s)
+{
+    struct mh_admin_gen gens[64];
+    size_t n = 0;
+    struct timespec now;
+
+    if (!s->admin)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    for (const struct mh_gen *g = s->current; g && n < 64;
+         g = g == s->current ? s->retired : g->next_retired) {
+        long long left = (long long)(g->drain_deadline.tv_sec - now.tv_sec) * 1000 +
+                         (g->drain_deadline.tv_nsec - now.tv_nsec) / 1000000;
+
+        gens[n++] = (struct mh_admin_gen){
+            .id = g->id,
+            .current = g == s->current,
+            .refs = g == s->current ? -1 : mh_gen_refs((struct mh_gen *)(uintptr_t)g),
+            .nmodules = g->nmodules,
+            .nroutes = g->ntargets,
+            .drain_left_ms = left > 0 ? left : 0,
+        };
+    }
+    mh_admin_set_generations(s->admin, gens, n);
+}
+
+/* Sends access lines where the configuration says (again: reopens the file). */
+static void open_access_log(const struct mh_server_conf *c)
+{
+    struct mh_err err = {0};
+
+    if (mh_access_open(c->access_file, &err) != MH_OK)
+        mh_error("server", "%s; access lines go where they went before", err.msg);
+}
 
 static size_t live_generations(const struct mh_server *s)
 {
@@ -308,6 +398,7 @@ static void reap(struct mh_server *s)
                               "private copies)",
                     live_generations(s), mh_loader_mapped_count(),
                     mh_loader_copy_bytes() / 1024);
+            publish_generations(s);
             continue;
         }
         if (!g->ws_closed &&
@@ -323,6 +414,8 @@ static void reap(struct mh_server *s)
         }
         pp = &g->next_retired;
     }
+    if (s->retired)
+        publish_generations(s); /* their references, every tick while they drain */
 }
 
 static void write_status(struct mh_server *s, bool ok, const struct mh_errlist *errs)
@@ -358,6 +451,11 @@ static void warn_fixed(const struct mh_server *s, const struct mh_server_conf *r
         mh_warn("reload", "listen, threads, workers, worker_queue and processes change only "
                           "with a restart; keeping %s:%d, %d threads, %d workers, %d processes",
                 run->host, s->port, run->threads, run->workers, run->processes);
+    if (!same_str(run->admin_host, next->admin_host) || run->admin_port != next->admin_port ||
+        run->admin_max_connections != next->admin_max_connections)
+        mh_warn("reload", "admin.listen and admin.max_connections change only with a restart; "
+                          "keeping %s:%d",
+                run->admin_host ? run->admin_host : "(off)", s->admin_port);
     if (!same_str(run->pid_file, next->pid_file) || !same_str(run->user, next->user) ||
         !same_str(run->group, next->group))
         mh_warn("reload", "pid_file, user and group change only with a restart; keeping "
@@ -395,6 +493,7 @@ static void reload(struct mh_server *s)
             mh_error("reload", "%s", line);
         }
         s->reloads_failed++;
+        mh_admin_note_reload(s->admin, false);
         mh_error("reload",
                  "reload failed with %zu error%s (%u failed so far); still serving "
                  "generation %u",
@@ -414,6 +513,11 @@ static void reload(struct mh_server *s)
     s->retired = old;
     mh_gen_unref(old);
     s->reloads++;
+    mh_admin_note_reload(s->admin, true);
+    mh_admin_set_probe_timeout(s->admin, g->config->server.admin_probe_timeout_ms);
+    if (!same_str(old->config->server.access_file, g->config->server.access_file))
+        open_access_log(&g->config->server);
+    publish_generations(s);
     mh_info("reload", "generation %u serving: %zu modules, %zu routes, %zu stores; %zu "
                       "generations live, %zu module files mapped (%zu KiB of private copies)",
             g->id, g->nmodules, g->ntargets, g->nstores, live_generations(s),
@@ -469,7 +573,8 @@ void mh_server_sigset(sigset_t *set)
 enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ctx *w)
 {
     struct mh_server s = {.opts = w->opts, .nloops = w->nfds, .port = w->port,
-                          .ctl_fd = w->ctl_fd, .next_gen_id = w->first_gen_id};
+                          .ctl_fd = w->ctl_fd, .next_gen_id = w->first_gen_id,
+                          .admin_port = w->admin_port};
     const struct mh_server_conf *c;
     int started = 0, sig = 0;
     enum mh_status rc = MH_OK;
@@ -483,6 +588,9 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ct
     s.loops = mh_xcalloc((size_t)s.nloops, sizeof(*s.loops));
     for (int i = 0; i < s.nloops; i++)
         s.loops[i].listen_fd = -1;
+    for (int i = 0; i < s.nloops; i++)
+        s.loops[i].admin_fd = -1;
+    mh_request_ids_init();
 
     s.current = build_first(config);
     if (!s.current) {
@@ -497,9 +605,21 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ct
         goto out;
     }
     mh_pool_set_global(s.pool);
+    open_access_log(c);
+    if (c->admin_host && w->admin_fds) {
+        struct mh_loop **ls = mh_xcalloc((size_t)s.nloops, sizeof(*ls));
+
+        admin_service.max_connections = c->admin_max_connections;
+        for (int i = 0; i < s.nloops; i++)
+            ls[i] = &s.loops[i].loop;
+        s.admin = mh_admin_new(ls, (size_t)s.nloops, s.pool, c->admin_probe_timeout_ms);
+        publish_generations(&s);
+    }
     for (int i = 0; i < s.nloops; i++) {
         s.loops[i].loop.index = (unsigned)i;
-        /* The loop owns this process's copy of the master's socket. */
+        s.loops[i].loop.admin = s.admin;
+        /* The loop owns this process's copies of the master's sockets. */
+        s.loops[i].admin_fd = w->admin_fds ? w->admin_fds[i] : -1;
         if (loop_setup(&s.loops[i], s.current, s.pool, w->fds[i], &err) != MH_OK) {
             rc = err.code ? err.code : MH_E_IO;
             mh_error("server", "%s", err.msg);
@@ -524,6 +644,10 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ct
         }
     }
     log_start(s.current, s.port, s.nloops);
+    if (s.admin)
+        mh_info("server", "admin listener on %s:%d (/, /healthz, /readyz, /metrics, /modules, "
+                          "/routes, /generations)",
+                c->admin_host, s.admin_port);
     if (s.ctl_fd >= 0 && send(s.ctl_fd, "ready", 5, MSG_NOSIGNAL) != 5)
         mh_warn("server", "cannot tell the master this worker is ready: %s", strerror(errno));
 
@@ -532,9 +656,16 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ct
 
         sig = s.retired ? sigtimedwait(&set, NULL, &tick) : sigwaitinfo(&set, NULL);
         if (sig == SIGUSR1) {
-            /* Logs go to stderr, which the service manager owns: nothing to reopen here.
-             * Taking the signal keeps a rotation from stopping the server. */
-            mh_info("server", "SIGUSR1: logs are written to stderr; nothing to reopen");
+            /* logrotate moved the access log away: write to a new file of that name. The
+             * server's own log is stderr, which the service manager owns. */
+            const char *path = s.current->config->server.access_file;
+
+            if (path) {
+                open_access_log(&s.current->config->server);
+                mh_info("server", "SIGUSR1: access log %s reopened", path);
+            } else {
+                mh_info("server", "SIGUSR1: access lines go to stderr; nothing to reopen");
+            }
             continue;
         }
         if (sig == SIGHUP) {
@@ -545,6 +676,7 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ct
             break;
         reap(&s);
     }
+    mh_admin_set_draining(s.admin);
     mh_info("server", "%s received: stopping (draining for up to %lld ms)",
             sig == SIGINT ? "SIGINT" : "SIGTERM", s.current->config->server.shutdown_timeout_ms);
 
@@ -570,6 +702,14 @@ out:
     for (int i = 0; i < s.nloops; i++)
         loop_cleanup(&s.loops[i]);
     mh_pool_free(s.pool);
+    if (s.admin) {
+        struct mh_loop **ls;
+        size_t n;
+
+        ls = mh_admin_loops(s.admin, &n);
+        free(ls);
+        mh_admin_free(s.admin);
+    }
     /* Nothing runs any more: every generation can be finalised, newest first. */
     if (s.current)
         mh_gen_free(s.current);
@@ -579,6 +719,7 @@ out:
         s.retired = g->next_retired;
         mh_gen_free(g);
     }
+    mh_access_open(NULL, &err); /* back to stderr; closes the file */
     free(s.loops);
     if (rc == MH_OK)
         mh_info("server", "stopped after %u reloads (%u failed)", s.reloads, s.reloads_failed);

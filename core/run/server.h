@@ -26,6 +26,8 @@ struct mh_worker_ctx {
     const int *fds; /* the master's listening sockets, one per loop thread; borrowed */
     int nfds;
     int port;
+    const int *admin_fds; /* the admin listener's sockets, one per loop; NULL: none */
+    int admin_port;
     int ctl_fd;            /* to the master; -1: none */
     int relay_fd;          /* channels to and from the other workers; -1: none */
     unsigned first_gen_id; /* the worker's first generation gets this + 1 */

@@ -20,6 +20,7 @@
 #include "base/hash.h"
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/metrics.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
 #include "base/pool.h"
@@ -187,6 +188,7 @@ enum mh_status mh_ws_join_impl(struct mh_ws *ws, const char *channel)
         ch->members = mh_xrealloc(ch->members, ch->cap * sizeof(*ch->members));
     }
     ch->members[ch->n++] = ws;
+    mh_stat_add(&d->stats.channel_joins, 1);
     m = mh_xmalloc(sizeof(*m));
     m->ch = ch;
     m->next = *head;
@@ -209,6 +211,7 @@ enum mh_status mh_ws_leave_impl(struct mh_ws *ws, const char *channel)
         if (strcmp(m->ch->name, channel) == 0) {
             *pp = m->next;
             remove_member(m->ch, ws);
+            mh_stat_add(&d->stats.channel_leaves, 1);
             drop_if_empty(d->pubsub, m->ch);
             free(m);
             return MH_OK;
@@ -227,6 +230,7 @@ void mh_pubsub_leave_all(struct mh_ws *ws)
 
         *head = m->next;
         remove_member(m->ch, ws);
+        mh_stat_add(&d->stats.channel_leaves, 1);
         drop_if_empty(d->pubsub, m->ch);
         free(m);
     }
@@ -456,6 +460,14 @@ void mh_pubsub_set_relay(struct mh_loop *loop, int fd)
     }
 }
 
+/* Publishes from any thread: a shared counter, off the request path. */
+static _Atomic uint64_t publishes;
+
+uint64_t mh_pubsub_publishes(void)
+{
+    return mh_stat_get(&publishes);
+}
+
 enum mh_status mh_ws_publish_impl(struct mh_host *host, const char *channel, int is_binary,
                                   const void *data, size_t len)
 {
@@ -465,6 +477,7 @@ enum mh_status mh_ws_publish_impl(struct mh_host *host, const char *channel, int
         return MH_E_INVAL;
     if (!is_binary && !mh_utf8_valid(data, len))
         return MH_E_INVAL;
+    mh_stat_add_shared(&publishes, 1);
     pthread_rwlock_rdlock(&bus_lock);
     if (bus) {
         size_t clen = strlen(channel);

@@ -8,6 +8,7 @@
 #define MH_PUBSUB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "modhost/sdk.h"
 
@@ -24,6 +25,8 @@ void mh_pubsub_set_loops(struct mh_loop **loops, size_t n);
 void mh_pubsub_get_loops(struct mh_loop ***loops, size_t *n);
 
 void mh_pubsub_leave_all(struct mh_ws *ws);
+/** Messages published on channels so far (every mh_ws_publish that was accepted). */
+uint64_t mh_pubsub_publishes(void);
 
 struct mh_store;
 /** Carries channels through @p st (whose driver has MH_STORE_CAP_PUBSUB), or only within

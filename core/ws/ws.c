@@ -20,6 +20,7 @@
 #include "base/crash.h"
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/metrics.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
 #include "base/sha1.h"
@@ -46,6 +47,7 @@ struct mh_ws {
     uint64_t id;
     struct mh_loop *loop;
     const struct mh_route_target *t;
+    struct mh_route_stats *rs; /* the endpoint's metrics on this loop */
     struct mh_gen *gen; /* referenced while the connection is open: t points into it */
     struct mh_conn *conn;
     struct event *timer;
@@ -112,6 +114,8 @@ static void list_remove(struct mh_ws *ws)
         ws->next->prev = ws->prev;
     ws->prev = ws->next = NULL;
     loop->nws--;
+    mh_stat_add(&loop->stats.ws_closed, 1);
+    mh_stat_add(&ws->rs->ws_closed, 1);
 }
 
 /* The connection ends: the one place a WebSocket ends. */
@@ -216,6 +220,7 @@ static bool check_outbound(struct mh_ws *ws)
         mh_warn("ws", "connection %" PRIu64 ": %zu bytes unsent (limit %lld): closing a slow "
                       "consumer",
                 ws->id, queued, ws->t->ws->max_outbound_bytes);
+        mh_stat_add(&ws->rs->ws_slow_closes, 1);
         fail(ws, MH_WS_POLICY, "too much unsent data");
         return false;
     }
@@ -226,6 +231,8 @@ void mh_ws_write_local(struct mh_ws *ws, int opcode, const void *data, size_t le
 {
     if (ws->gone || atomic_load(&ws->closing) || !check_outbound(ws))
         return;
+    mh_stat_add(&ws->rs->ws_msgs_out, 1);
+    mh_stat_add(&ws->rs->ws_bytes_out, len);
     write_frame(ws, opcode, data, len);
 }
 
@@ -335,6 +342,8 @@ static void deliver(struct mh_ws *ws, int opcode, const void *data, size_t len)
 {
     struct mh_crash_slot *slot;
 
+    mh_stat_add(&ws->rs->ws_msgs_in, 1);
+    mh_stat_add(&ws->rs->ws_bytes_in, len);
     if (!ws->open || atomic_load(&ws->closing))
         return;
     slot = mh_crash_enter(ws->t->module->name, ws->t->ws->on_message, ws->t->ws->path, "WS",
@@ -729,6 +738,9 @@ enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_req *req, const struct mh_rout
         loop->ws_head->prev = ws;
     loop->ws_head = ws;
     loop->nws++;
+    ws->rs = mh_route_stats_of(loop, t);
+    mh_stat_add(&loop->stats.ws_opened, 1);
+    mh_stat_add(&ws->rs->ws_opened, 1);
     accept_key(key, acc); /* before the request (and the key's memory) is finished */
     ws->conn = mh_req_upgraded(req);
     start(ws, acc, pick.chosen);

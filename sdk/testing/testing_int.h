@@ -83,6 +83,7 @@ struct mh_req {
     struct mh_testing *t;
     struct mh_req *next; /* the host's list */
     uint64_t id;
+    char rid[80]; /* mh_req_request_id's answer */
     char *method, *path, *query;
     struct pairs params, headers;
     unsigned char *body;

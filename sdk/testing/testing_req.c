@@ -298,6 +298,21 @@ static uint64_t api_req_id(const struct mh_req *req)
     return req->id;
 }
 
+/* As the server: the X-Request-Id the test set (when sane), else a made-up one. */
+static const char *api_req_request_id(const struct mh_req *req)
+{
+    struct mh_req *r = (struct mh_req *)(uintptr_t)req;
+    const char *v = mh_th_pairs_get(&req->headers, "X-Request-Id", strcasecmp);
+    size_t n = v ? strlen(v) : 0;
+
+    if (v && n >= 1 && n <= 64 && strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789-_.:+/=@") == n)
+        snprintf(r->rid, sizeof(r->rid), "%s", v);
+    else
+        snprintf(r->rid, sizeof(r->rid), "test-%020llu", (unsigned long long)req->id);
+    return r->rid;
+}
+
 /* --- Replies --- */
 
 
@@ -647,6 +662,7 @@ void mh_th_api_req(struct mh_api *a)
     a->req_alloc = api_req_alloc;
     a->req_defer = api_req_defer;
     a->req_id = api_req_id;
+    a->req_request_id = api_req_request_id;
     a->resp_header = api_resp_header;
     a->reply = api_reply;
     a->reply_json = api_reply_json;

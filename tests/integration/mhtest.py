@@ -30,7 +30,7 @@ FIXTURE_DIR = os.path.abspath(
     or os.path.join(os.path.dirname(BIN), "tests", "modules"))
 PROBE_DIR = os.path.abspath(
     os.environ.get("MODHOST_PROBE_DIR")
-    or os.path.join(os.path.dirname(BIN), "tests", "integration", "modules"))
+    or os.path.join(os.path.dirname(BIN), "tests", "modules"))
 
 # Generous bounds: they only decide how long a broken server may hang a test.
 START_TIMEOUT_S = 30.0

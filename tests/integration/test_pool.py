@@ -148,7 +148,8 @@ class TestSaturation(PoolTestCase):
             self.assertEqual(r.header("Retry-After"), "1", r)
         for i, r in done:
             self.assert_digest(r, "p%d" % i, "s", n)
-        self.assertTrue(srv.wait_log(r"warn\s+pool: queue full: refusing POST /hash/slow"))
+        self.assertTrue(srv.wait_log(
+            r"warn\s+hash: worker pool queue full: refusing POST /hash/slow req=\S+"))
         self.assertEqual(len(srv.wait_log_count(r"access: POST /hash/slow 503 ", len(refused))),
                          len(refused))
 

@@ -4,7 +4,7 @@ a bad configuration is refused with every error and the old one keeps serving, W
 long requests finish on the generation they started on, repeated reloads do not grow the
 process, and the operator safety checks (file permissions, privilege drop, `modhost stop`).
 
-The fixture module `ver` (tests/reload) is built twice: ver_a.so answers "A", ver_b.so "B".
+The fixture module `ver` (tests/modules) is built twice: ver_a.so answers "A", ver_b.so "B".
 """
 
 import base64
@@ -26,7 +26,7 @@ from mhtest import (BIN, ECHO_CONF, IO_TIMEOUT_S, MODULE_DIR, STOP_TIMEOUT_S, Co
 
 RELOAD_FIXTURE_DIR = os.path.abspath(
     os.environ.get("MODHOST_RELOAD_FIXTURE_DIR")
-    or os.path.join(os.path.dirname(BIN), "tests", "reload"))
+    or os.path.join(os.path.dirname(BIN), "tests", "modules"))
 VER_A = os.path.join(RELOAD_FIXTURE_DIR, "ver_a.so")
 VER_B = os.path.join(RELOAD_FIXTURE_DIR, "ver_b.so")
 
@@ -319,7 +319,7 @@ class LoadClients:
 # --- Test cases ----------------------------------------------------------------------------
 
 @unittest.skipUnless(os.path.isfile(VER_A) and os.path.isfile(VER_B),
-                     "the reload fixtures (tests/reload) are not built")
+                     "the reload fixtures (tests/modules) are not built")
 class ReloadCase(ServerTestCase):
     def setUp(self):
         super().setUp()

@@ -285,8 +285,9 @@ class TestBroadcast(WSLifecycleCase):
         room = "cross"
         members = [self.ws(srv, "/ws/chat/%s?name=u%d" % (room, i)) for i in range(self.MEMBERS)]
         # The request id's low byte is the loop index: the room must span both loops.
-        loops = {int(m) & 0xFF for m in srv.wait_log_count(
-            r"access: GET /ws/chat/%s\?name=u\d+ 101 .* req=(\d+)" % room, self.MEMBERS)}
+        loops = {int(m, 16) & 0xFF for m in srv.wait_log_count(
+            r"access: GET /ws/chat/%s\?name=u\d+ 101 .* req=[0-9a-f]{8}([0-9a-f]{12})" % room,
+            self.MEMBERS)}
         self.assertEqual(loops, {0, 1}, "members all on one loop; the test needs both")
         senders = members[:2]
         # Interleave the two senders' messages; each sender's own order must be kept.

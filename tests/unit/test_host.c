@@ -167,6 +167,11 @@ static void test_host_table_has_every_1_2_member(void)
     CU_ASSERT_PTR_NOT_NULL(a->host_name);
 }
 
+static void test_host_table_has_every_1_3_member(void)
+{
+    CU_ASSERT_PTR_NOT_NULL(mh_core_api.req_request_id);
+}
+
 static void store_errorf(const char *fmt, ...) MH_PRINTF(1, 2);
 static void store_errorf(const char *fmt, ...)
 {
@@ -335,6 +340,7 @@ static const struct mh_test_case host_tests[] = {
     {"error keeps the last message", test_host_error_keeps_the_last_message},
     {"log enabled follows the level", test_host_log_enabled_follows_the_level},
     {"table has every 1.2 member", test_host_table_has_every_1_2_member},
+    {"table has every 1.3 member", test_host_table_has_every_1_3_member},
     {"va_list variants format", test_host_va_list_variants_format},
     {"bool answers", test_host_bool_answers},
     {"reply_problemv formats the detail", test_host_reply_problemv_formats_the_detail},

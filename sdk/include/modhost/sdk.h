@@ -25,6 +25,9 @@
  *        publish in struct mh_store_driver (MH_STORE_CAP_PUBSUB), chosen by server.channels.
  *        Streamed responses (chunked or Server-Sent Events) with backpressure:
  *        mh_stream_begin, mh_stream_write, mh_stream_on_drain, mh_stream_end.
+ *   1.3  the request id as text (mh_req_request_id): the client's X-Request-Id when it sent a
+ *        sane one, else one the server made; sent back in X-Request-Id, and in every access
+ *        and error log line about the request.
  */
 #ifndef MODHOST_SDK_H
 #define MODHOST_SDK_H
@@ -40,7 +43,7 @@ extern "C" {
 #endif
 
 #define MH_ABI_MAJOR 1
-#define MH_ABI_MINOR 2
+#define MH_ABI_MINOR 3
 
 /** First field of every module definition: "mhm1". */
 #define MH_MODULE_MAGIC 0x6d686d31u
@@ -680,7 +683,21 @@ struct mh_api {
      */
     enum mh_status (*stream_end)(struct mh_req *req);
 
-    /* --- 1.3: add below this line --- */
+
+    /* --- 1.3: the request id as the logs and the client see it --- */
+
+    /**
+     * The request id: the client's `X-Request-Id` when it is 1..64 bytes of letters, digits
+     * and `- _ . : + / = @`, otherwise one the server made (20 hex digits, unique across
+     * processes in practice). The answer carries it in `X-Request-Id`; the access log and
+     * every mh_req_log line about the request show it as `req=`. (mh_req_id is a number
+     * unique within the process, for keys and maps; this is the one to log or pass on to
+     * other services.) Borrowed: valid until the request finishes. Thread: any thread that
+     * may touch @p req.
+     */
+    const char *(*req_request_id)(const struct mh_req *req);
+
+    /* --- 1.4: add below this line --- */
 };
 
 /* --- What a module writes --- */
@@ -775,6 +792,8 @@ extern MH_HIDDEN const struct mh_api *mh_api;
 #define mh_stream_write(r, d, l)      (mh_api->stream_write((r), (d), (l)))
 #define mh_stream_on_drain(r, f, a)   (mh_api->stream_on_drain((r), (f), (a)))
 #define mh_stream_end(r)              (mh_api->stream_end((r)))
+/* 1.3 */
+#define mh_req_request_id(r)          (mh_api->req_request_id((r)))
 /* 1.2 names for 1.0/1.1 calls, kept beside the old ones: getters read "get", store values
  * belong to the store calls, and a request's log call matches mh_log. */
 #define mh_ws_get_data(w)             mh_ws_data(w)
