@@ -204,8 +204,17 @@ class TestCrashUnderLoad(WorkerCase):
 
 
 class TestQuarantine(WorkerCase):
+    def status_line(self, srv, admin):
+        r = run_cli("status", "--admin", "127.0.0.1:%d" % admin)
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        return [line for line in r.stdout.splitlines() if line.startswith("fx_fault ")][0]
+
     def test_quarantined_after_the_limit_and_back_after_a_reload(self):
-        srv = self.start(processes=1, crash_limit=2)
+        from test_admin import admin_port
+        srv = self.start(processes=1, crash_limit=2,
+                         extra='  admin: { listen = "127.0.0.1:0"; };')
+        admin = admin_port(srv)
+        self.assertNotIn("QUARANTINED", self.status_line(srv, admin))
         self.assertTrue(crash(srv.port, "/segv"))
         self.assert_report(srv, "segv_loop", "/segv", "Segmentation fault")
         with RawConnection(srv.port) as c:
@@ -220,10 +229,12 @@ class TestQuarantine(WorkerCase):
             self.assertIn("module 'fx_fault' is out of service", resp.json()["detail"])
             self.assertEqual(c.request("GET", "/segv").status, 503)  # it cannot crash now
             self.assertEqual(c.request("GET", "/hello/x").status, 200)  # other modules serve
+        self.assertIn("QUARANTINED", self.status_line(srv, admin))
         srv.send_signal(signal.SIGHUP)
         self.assertTrue(srv.wait_log(r"master: reload succeeded: quarantined modules are back"))
         with RawConnection(srv.port) as c:
             self.assertEqual(c.request("GET", "/ok").body, b"ok")
+        self.assertNotIn("QUARANTINED", self.status_line(srv, admin))
         self.stop_server(srv)
 
 
