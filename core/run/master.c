@@ -85,6 +85,7 @@ struct master {
     bool reload_ok;
     bool started; /* every first worker was ready once */
     bool stopping;
+    bool unclean; /* a worker did not exit 0 when stopped */
     struct crash_event crashes[CRASH_HISTORY];
     unsigned ncrashes;
 };
@@ -379,9 +380,11 @@ static void on_exit_status(struct master *m, pid_t pid, int status)
             reload_done(m);
         }
         if (m->stopping) {
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 mh_error("master", "worker %d pid %d ended with status %d while stopping", i,
                          (int)pid, status);
+                m->unclean = true;
+            }
             w->pid = 0;
             return;
         }
@@ -390,8 +393,13 @@ static void on_exit_status(struct master *m, pid_t pid, int status)
                      m->started ? "; trying again in a second" : "");
             w->pid = 0;
             w->retry_at_ms = now_ms() + RETRY_MS;
-            if (!m->started)
-                m->stopping = true; /* the first start failed: give up */
+            if (!m->started) { /* the first start failed: give up, with the others */
+                m->stopping = true;
+                for (int k = 0; k < m->nworkers; k++) {
+                    if (m->workers[k].pid > 0)
+                        kill(m->workers[k].pid, SIGTERM);
+                }
+            }
             return;
         }
         report_death(m, i, status);
@@ -864,7 +872,7 @@ int mh_master_run(struct mh_config *config, const struct mh_serve_opts *opts)
     for (int i = 0; i < m.nworkers; i++)
         spawn(&m, i);
     supervise(&m);
-    rc = m.started ? 0 : 1;
+    rc = m.started && !m.unclean ? 0 : 1;
     for (int i = 0; i < m.nworkers; i++) {
         if (m.workers[i].pid > 0)
             rc = 1;

@@ -186,9 +186,14 @@ static void start_close(struct mh_ws *ws, int code, const char *reason)
     payload[1] = (unsigned char)code;
     if (rlen)
         memcpy(payload + 2, reason, rlen);
+    /* Writing may find the peer gone and end the connection, which drops its reference:
+     * hold one until we are done with ws. */
+    mh_ws_ref_impl(ws);
     write_frame(ws, MH_WS_OP_CLOSE, payload, 2 + rlen);
-    if (ws->gone)
+    if (ws->gone) {
+        mh_ws_unref_impl(ws);
         return;
+    }
     if (ws->close_received) {
         end_when_flushed(ws);
     } else if (ws->timer) {
@@ -197,6 +202,7 @@ static void start_close(struct mh_ws *ws, int code, const char *reason)
         event_del(ws->timer);
         event_add(ws->timer, &tv); /* give the peer time to answer, then end anyway */
     }
+    mh_ws_unref_impl(ws);
 }
 
 /* Fails the connection (RFC 6455 7.1.7): send a close frame, stop reading, end. */

@@ -20,6 +20,12 @@ from mhtest import (HELLO_CONF, IO_TIMEOUT_S, ConnectionClosed, RawConnection, S
 from test_kv import kv_files
 from ws_client import WSConnection, ws_module_conf
 
+# Under AddressSanitizer the faults must reach the server's own handler and end the worker
+# with the signal, as in a production build: the sanitizer would report them and exit 1.
+os.environ["ASAN_OPTIONS"] = ":".join(
+    filter(None, [os.environ.get("ASAN_OPTIONS"),
+                  "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:handle_abort=0"]))
+
 FAULT_ROUTES = [("GET", "/ok", "ok"), ("GET", "/segv", "segv_loop"),
                 ("GET", "/segv_pool", "segv_pool"), ("GET", "/abort", "abort"),
                 ("GET", "/spin", "spin"), ("GET", "/sleep/{ms}", "sleep")]

@@ -27,6 +27,7 @@
 #include "base/mem.h"
 #include "mh_test.h"
 #include "base/loop.h"
+#include "base/metrics.h"
 #include "http/conn.h"
 #include "http/request.h"
 #include "run/dispatch.h"
@@ -122,6 +123,7 @@ void mh_test_server_free(struct mh_test_server *s)
     s->loop.stopped = true;
     mh_conn_loop_cleanup(&s->loop);
     mh_request_spares_free(&s->loop);
+    mh_route_stats_free(&s->loop.route_stats);
     free(s->loop.rbuf);
     event_base_free(s->loop.base);
     mh_gen_unref(s->loop.gen);
