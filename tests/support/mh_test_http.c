@@ -123,7 +123,7 @@ void mh_test_server_free(struct mh_test_server *s)
     s->loop.stopped = true;
     mh_conn_loop_cleanup(&s->loop);
     mh_request_spares_free(&s->loop);
-    mh_route_stats_free(&s->loop.route_stats);
+    mh_route_stats_free(&s->loop.route_stats); /* the loop's counters, made as requests came */
     free(s->loop.rbuf);
     event_base_free(s->loop.base);
     mh_gen_unref(s->loop.gen);
