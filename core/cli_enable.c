@@ -270,7 +270,7 @@ static void become_server_user(const char *conf_dir)
             (void)mh_group_find(c->server.group, &gid); /* else the user's primary group */
         if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
             (void)fprintf(stderr, "modhost: cannot run the check as %s: %s\n", c->server.user,
-                    MH_STRERROR(errno));
+                          MH_STRERROR(errno));
             _exit(1);
         }
     }
@@ -326,8 +326,8 @@ int mh_cli_enable(int argc, char **argv)
         if (avail_dir) {
             char *names = list_available(avail_dir);
 
-            (void)fprintf(stderr, "modhost: no module '%s' in %s (available: %s)\n", cli.name, avail_dir,
-                    names);
+            (void)fprintf(stderr, "modhost: no module '%s' in %s (available: %s)\n", cli.name,
+                          avail_dir, names);
             free(names);
         }
         goto out;
@@ -338,12 +338,12 @@ int mh_cli_enable(int argc, char **argv)
     if (found.count) {
         if (found.is_link[0])
             (void)fprintf(stderr, "modhost: module '%s' is already enabled: %s\n", cli.name,
-                    found.path[0]);
+                          found.path[0]);
         else
             (void)fprintf(stderr,
-                    "modhost: module '%s' is already configured by %s (a file of its "
-                    "own, not a link: edit it there)\n",
-                    cli.name, found.path[0]);
+                          "modhost: module '%s' is already configured by %s (a file of its "
+                          "own, not a link: edit it there)\n",
+                          cli.name, found.path[0]);
         goto out;
     }
     link_path = mh_xasprintf("%s/" LINK_PREFIX "%s.conf", cli.conf_dir, cli.name);
@@ -354,9 +354,9 @@ int mh_cli_enable(int argc, char **argv)
     if (run_check(cli.conf_dir, false) != 0) {
         unlink(link_path);
         (void)fprintf(stderr,
-                "modhost: module '%s' not enabled: the configuration with it does not "
-                "pass the check (above); %s is unchanged\n",
-                cli.name, cli.conf_dir);
+                      "modhost: module '%s' not enabled: the configuration with it does not "
+                      "pass the check (above); %s is unchanged\n",
+                      cli.name, cli.conf_dir);
         goto out;
     }
     printf("modhost: enabled %s: %s -> %s\n"
@@ -379,8 +379,8 @@ static bool restore_links(const struct found *found, char *const *targets)
 
     for (size_t i = 0; i < found->count; i++) {
         if (targets[i] && symlink(targets[i], found->path[i]) != 0) {
-            (void)fprintf(stderr, "modhost: cannot restore %s -> %s: %s\n", found->path[i], targets[i],
-                    MH_STRERROR(errno));
+            (void)fprintf(stderr, "modhost: cannot restore %s -> %s: %s\n", found->path[i],
+                          targets[i], MH_STRERROR(errno));
             ok = false;
         }
     }
@@ -404,15 +404,16 @@ int mh_cli_disable(int argc, char **argv)
     if (!find_entries(cli.conf_dir, cli.name, avail_file, &found))
         goto out;
     if (found.count == 0) {
-        (void)fprintf(stderr, "modhost: module '%s' is not enabled in %s\n", cli.name, cli.conf_dir);
+        (void)fprintf(stderr, "modhost: module '%s' is not enabled in %s\n", cli.name,
+                      cli.conf_dir);
         goto out;
     }
     for (size_t i = 0; i < found.count; i++) {
         if (!found.is_link[i]) {
             (void)fprintf(stderr,
-                    "modhost: %s configures '%s' but is a file, not a link 'modhost "
-                    "enable' made: remove or rename it by hand\n",
-                    found.path[i], cli.name);
+                          "modhost: %s configures '%s' but is a file, not a link 'modhost "
+                          "enable' made: remove or rename it by hand\n",
+                          found.path[i], cli.name);
             goto out;
         }
     }
@@ -422,7 +423,8 @@ int mh_cli_disable(int argc, char **argv)
 
         targets[i] = n >= 0 ? mh_xasprintf("%.*s", (int)n, buf) : NULL;
         if (unlink(found.path[i]) != 0) {
-            (void)fprintf(stderr, "modhost: cannot remove %s: %s\n", found.path[i], MH_STRERROR(errno));
+            (void)fprintf(stderr, "modhost: cannot remove %s: %s\n", found.path[i],
+                          MH_STRERROR(errno));
             free(targets[i]);
             targets[i] = NULL;
             restore_links(&found, targets);
@@ -433,17 +435,17 @@ int mh_cli_disable(int argc, char **argv)
         /* Refuse only if the module's removal is what breaks the configuration. */
         if (restore_links(&found, targets) && run_check(cli.conf_dir, true) == 0) {
             (void)fprintf(stderr,
-                    "modhost: module '%s' not disabled: the configuration without it "
-                    "does not pass the check (above); %s is unchanged\n",
-                    cli.name, cli.conf_dir);
+                          "modhost: module '%s' not disabled: the configuration without it "
+                          "does not pass the check (above); %s is unchanged\n",
+                          cli.name, cli.conf_dir);
             goto out;
         }
         for (size_t i = 0; i < found.count; i++)
             unlink(found.path[i]);
         (void)fprintf(stderr,
-                "modhost: disabled %s, but the configuration has errors without it "
-                "as with it (above)\n",
-                cli.name);
+                      "modhost: disabled %s, but the configuration has errors without it "
+                      "as with it (above)\n",
+                      cli.name);
         rc = 0;
         goto out;
     }

@@ -62,7 +62,7 @@ static void out_name(size_t i, const char *name, char *buf, size_t size)
 {
     /* Cannot truncate: valid_name() allows 64 bytes, the callers' buffers hold 128. */
     (void)snprintf(buf, size, "%s%s%s", files[i].prefix, files[i].suffix ? name : "",
-             files[i].suffix ? files[i].suffix : "");
+                   files[i].suffix ? files[i].suffix : "");
 }
 
 static bool valid_name(const char *s)
@@ -83,7 +83,8 @@ static bool has_template(const char *dir)
     char path[PATH_MAX];
     struct stat st;
 
-    return join_path(path, sizeof(path), dir, "module.c") && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    return join_path(path, sizeof(path), dir, "module.c") && stat(path, &st) == 0 &&
+           S_ISREG(st.st_mode);
 }
 
 /* The template directory to use, or NULL after saying why not. Caller frees. */
@@ -118,8 +119,9 @@ static char *find_template(const char *given)
     }
     if (has_template(MH_TEMPLATE_DIR))
         return mh_xstrdup(MH_TEMPLATE_DIR);
-    fprintf(stderr, "modhost: no module template found (looked beside this binary and in %s); "
-                    "install the SDK or pass --template DIR\n",
+    fprintf(stderr,
+            "modhost: no module template found (looked beside this binary and in %s); "
+            "install the SDK or pass --template DIR\n",
             MH_TEMPLATE_DIR);
     return NULL;
 }
@@ -272,8 +274,9 @@ int mh_cli_new_module(int argc, char **argv)
     name = argv[optind];
     dir = argc - optind == 2 ? argv[optind + 1] : name;
     if (!valid_name(name)) {
-        fprintf(stderr, "modhost: module name '%s' must match [a-z0-9_]+ (at most 64 "
-                        "characters): conf.d and the loader use it as is\n",
+        fprintf(stderr,
+                "modhost: module name '%s' must match [a-z0-9_]+ (at most 64 "
+                "characters): conf.d and the loader use it as is\n",
                 name);
         return 2;
     }

@@ -29,8 +29,8 @@ static const char usage[] =
     "\n"
     "Prints what the running server's admin listener knows: version, uptime, generation,\n"
     "readiness, requests, latency and WebSockets per module, and the worker pool.\n"
-    "  -c, --conf DIR      configuration directory, for server.admin.listen (default "
-    MH_DEFAULT_CONF_DIR ")\n"
+    "  -c, --conf DIR      configuration directory, for server.admin.listen "
+    "(default " MH_DEFAULT_CONF_DIR ")\n"
     "      --admin ADDR    ask this admin listener instead (HOST:PORT)\n"
     "Exit status: 0 ready, 1 serving but not ready, 2 bad usage, 3 no answer.\n";
 
@@ -61,8 +61,8 @@ static int http_get(const char *host, int port, const char *path, struct mh_buf 
     freeaddrinfo(res);
     if (fd < 0)
         return 0;
-    (void)snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
-             host);
+    (void)snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                   path, host);
     if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
         for (;;) {
             ssize_t n = read(fd, chunk, sizeof(chunk));
@@ -190,8 +190,9 @@ int mh_cli_status(int argc, char **argv)
         mh_errlist_cleanup(&errs);
         mh_config_free(config);
         if (!host) {
-            fprintf(stderr, "modhost status: %s sets no server.admin.listen (the admin "
-                            "listener is off); use --admin HOST:PORT\n",
+            fprintf(stderr,
+                    "modhost status: %s sets no server.admin.listen (the admin "
+                    "listener is off); use --admin HOST:PORT\n",
                     conf_dir);
             return 3;
         }

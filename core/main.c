@@ -14,17 +14,17 @@
 
 #include <event2/event.h>
 
-#include "cli_enable.h"
-#include "cli_status.h"
-#include "cli_new_module.h"
-#include "conf/config.h"
 #include "base/err.h"
-#include "mod/gen.h"
-#include "mod/loader.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/sys.h"
+#include "cli_enable.h"
+#include "cli_new_module.h"
+#include "cli_status.h"
+#include "conf/config.h"
 #include "http/tls.h"
+#include "mod/gen.h"
+#include "mod/loader.h"
 #include "mod/router.h"
 #include "run/server.h"
 
@@ -111,9 +111,12 @@ static const char usage_version[] = "usage: modhost version\n\nPrints the core v
 static int parse_opts(int argc, char **argv, const char *usage, int which, struct cli *cli)
 {
     static const struct option longopts[] = {
-        {"conf", required_argument, NULL, 'c'},      {"listen", required_argument, NULL, 'l'},
-        {"port-file", required_argument, NULL, 'p'}, {"pid-file", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+        {"conf", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"port-file", required_argument, NULL, 'p'},
+        {"pid-file", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int ch;
 
@@ -260,8 +263,9 @@ static long read_pid(const struct cli *cli, char **pid_path)
         mh_config_free(config);
         mh_errlist_cleanup(&errs);
         if (!*pid_path) {
-            fprintf(stderr, "modhost: no pid file: set server.pid_file in %s or pass "
-                            "--pid-file\n",
+            fprintf(stderr,
+                    "modhost: no pid file: set server.pid_file in %s or pass "
+                    "--pid-file\n",
                     cli->conf_dir);
             return -1;
         }
@@ -341,16 +345,18 @@ static int cmd_reload(int argc, char **argv)
                 printf("modhost: reloaded: now serving generation %s", strrchr(text, ' ') + 1);
                 rc = 0;
             } else {
-                fprintf(stderr, "modhost: the server refused the configuration; it keeps "
-                                "serving the previous one:\n%s",
+                fprintf(stderr,
+                        "modhost: the server refused the configuration; it keeps "
+                        "serving the previous one:\n%s",
                         nl ? nl + 1 : "");
             }
             goto out;
         }
         sleep_ms(50);
     }
-    fprintf(stderr, "modhost: signalled pid %ld, but it did not report a reload within 60 s "
-                    "(see its log)\n",
+    fprintf(stderr,
+            "modhost: signalled pid %ld, but it did not report a reload within 60 s "
+            "(see its log)\n",
             pid);
 out:
     free(status_path);

@@ -71,8 +71,8 @@ static int try_get(int port, const char *path)
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
         char req[512];
         int n = snprintf(req, sizeof req,
-                         "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
-                         path, port);
+                         "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path,
+                         port);
         if (write(fd, req, (size_t)n) == n) {
             char buf[16];
             size_t got = 0;
@@ -115,13 +115,26 @@ int main(int argc, char **argv)
     /* NOLINTNEXTLINE(concurrency-mt-unsafe): the command line is parsed before threads start */
     while ((opt = getopt(argc, argv, "+n:c:l:t:p:P:")) != -1) {
         switch (opt) {
-        case 'n': reps = atoi(optarg); break;
-        case 'c': cpu = atoi(optarg); break;
-        case 'l': load_cpu = atoi(optarg); break;
-        case 't': timeout_ms = atoi(optarg); break;
-        case 'p': path = optarg; break;
-        case 'P': port = atoi(optarg); break;
-        default: goto usage;
+        case 'n':
+            reps = atoi(optarg);
+            break;
+        case 'c':
+            cpu = atoi(optarg);
+            break;
+        case 'l':
+            load_cpu = atoi(optarg);
+            break;
+        case 't':
+            timeout_ms = atoi(optarg);
+            break;
+        case 'p':
+            path = optarg;
+            break;
+        case 'P':
+            port = atoi(optarg);
+            break;
+        default:
+            goto usage;
         }
     }
     if (optind >= argc || port <= 0 || reps <= 0 || reps > 100)
@@ -196,7 +209,9 @@ int main(int argc, char **argv)
     return 0;
 
 usage:
-    fprintf(stderr, "usage: %s [-n REPS] [-c CPU] [-l CPU] [-t TIMEOUT_MS] [-p PATH] -P PORT -- "
-                    "CMD ARG...\n", argv[0]);
+    fprintf(stderr,
+            "usage: %s [-n REPS] [-c CPU] [-l CPU] [-t TIMEOUT_MS] [-p PATH] -P PORT -- "
+            "CMD ARG...\n",
+            argv[0]);
     return 2;
 }

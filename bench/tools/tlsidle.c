@@ -79,7 +79,8 @@ int main(int argc, char **argv)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
     for (int i = 0; i < n; i++) {
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
         SSL *ssl = NULL;

@@ -124,20 +124,20 @@ int main(int argc, char **argv)
             window = atoi(argv[i + 1]);
     }
     if (nconns < 1 || nconns > MAX_CONNS || size > 65535 || !lat || window < 1 ||
-        window > MAX_WINDOW ||
-        sscanf(url, "ws://%63[^:/]:%d%511s", host, &port, path) != 3 ||
+        window > MAX_WINDOW || sscanf(url, "ws://%63[^:/]:%d%511s", host, &port, path) != 3 ||
         (strcmp(host, "127.0.0.1") && strcmp(host, "localhost"))) {
         (void)fprintf(stderr, "usage: wsload_c -url ws://127.0.0.1:PORT/PATH -c N -d SECONDS "
-                        "-size BYTES -type text|binary (loopback only)\n");
+                              "-size BYTES -type text|binary (loopback only)\n");
         return 2;
     }
     build_frame(size, binary);
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    (void)snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-             path, port);
+    (void)snprintf(
+        req, sizeof(req),
+        "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        path, port);
     conns = calloc((size_t)nconns, sizeof(*conns));
     ep = epoll_create1(0);
     for (int i = 0; i < nconns; i++) {
@@ -204,55 +204,56 @@ int main(int argc, char **argv)
                 continue;
             }
             {
-            unsigned echoed = 0;
+                unsigned echoed = 0;
 
-            for (;;) { /* whole echoed frames, unmasked */
-                size_t h = 2, len;
+                for (;;) { /* whole echoed frames, unmasked */
+                    size_t h = 2, len;
 
-                if (c->have < 2)
-                    break;
-                len = c->in[1] & 0x7f;
-                if (len == 126) {
-                    if (c->have < 4)
+                    if (c->have < 2)
                         break;
-                    len = ((size_t)c->in[2] << 8) | c->in[3];
-                    h = 4;
-                }
-                if (c->have < h + len)
-                    break;
-                if ((c->in[0] & 0x0f) == 0x1 || (c->in[0] & 0x0f) == 0x2) {
-                    uint64_t now = now_ns();
-                    unsigned slot = c->head;
+                    len = c->in[1] & 0x7f;
+                    if (len == 126) {
+                        if (c->have < 4)
+                            break;
+                        len = ((size_t)c->in[2] << 8) | c->in[3];
+                        h = 4;
+                    }
+                    if (c->have < h + len)
+                        break;
+                    if ((c->in[0] & 0x0f) == 0x1 || (c->in[0] & 0x0f) == 0x2) {
+                        uint64_t now = now_ns();
+                        unsigned slot = c->head;
 
-                    messages++;
-                    if (nlat < MAX_LAT)
-                        lat[nlat++] = (uint32_t)((now - c->sent_ns[slot]) / 1000);
-                    c->sent_ns[slot] = now; /* the next message takes its place */
-                    c->head = (c->head + 1) % (unsigned)window;
-                    echoed++;
-                } else if ((c->in[0] & 0x0f) == 0x8) {
-                    errors++;
+                        messages++;
+                        if (nlat < MAX_LAT)
+                            lat[nlat++] = (uint32_t)((now - c->sent_ns[slot]) / 1000);
+                        c->sent_ns[slot] = now; /* the next message takes its place */
+                        c->head = (c->head + 1) % (unsigned)window;
+                        echoed++;
+                    } else if ((c->in[0] & 0x0f) == 0x8) {
+                        errors++;
+                    }
+                    c->have -= h + len;
+                    memmove(c->in, c->in + h + len, c->have);
                 }
-                c->have -= h + len;
-                memmove(c->in, c->in + h + len, c->have);
-            }
-            if (echoed) { /* one write for every message the echoes make room for */
-                static unsigned char burst[MAX_WINDOW * sizeof(frame)];
+                if (echoed) { /* one write for every message the echoes make room for */
+                    static unsigned char burst[MAX_WINDOW * sizeof(frame)];
 
-                for (unsigned w = 0; w < echoed; w++)
-                    memcpy(burst + (size_t)w * frame_len, frame, frame_len);
-                send_all(c->fd, burst, (size_t)echoed * frame_len);
-            }
+                    for (unsigned w = 0; w < echoed; w++)
+                        memcpy(burst + (size_t)w * frame_len, frame, frame_len);
+                    send_all(c->fd, burst, (size_t)echoed * frame_len);
+                }
             }
         }
     }
     getrusage(RUSAGE_SELF, &ru1);
     {
         double secs = (double)(now_ns() - start) / 1e9;
-        double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec +
-                              ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-                     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec +
-                              ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+        double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
+                              ru0.ru_stime.tv_sec) +
+                     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
+                              ru0.ru_stime.tv_usec) /
+                         1e6;
         uint32_t p50 = 0, p99 = 0, p999 = 0, max = 0;
 
         if (nlat) {

@@ -99,8 +99,8 @@ void mh_admin_view(struct mh_admin *a, struct mh_admin_view *v)
     pthread_mutex_lock(&a->mu);
     v->ngens = a->ngens ? a->ngens : 1;
     pthread_mutex_unlock(&a->mu);
-    v->uptime_s = (double)(now.tv_sec - a->started.tv_sec) +
-                  (double)(now.tv_nsec - a->started.tv_nsec) / 1e9;
+    v->uptime_s =
+        (double)(now.tv_sec - a->started.tv_sec) + (double)(now.tv_nsec - a->started.tv_nsec) / 1e9;
 }
 
 struct mh_loop **mh_admin_loops(struct mh_admin *a, size_t *n)
@@ -155,7 +155,7 @@ static void modules(struct mh_req *req, const struct mh_gen *gen)
             }
         }
         (void)snprintf(abi, sizeof(abi), "%u.%u", (unsigned)m->def.abi_major,
-                 (unsigned)m->def.abi_minor);
+                       (unsigned)m->def.abi_minor);
         json_object_object_add(o, "name", jstr(m->name));
         json_object_object_add(o, "module", jstr(m->def.name));
         json_object_object_add(o, "version", jstr(m->def.version));
@@ -214,8 +214,8 @@ static void generations(struct mh_req *req, struct mh_admin *a, const struct mh_
         struct json_object *o = json_object_new_object();
 
         json_object_object_add(o, "id", json_object_new_int64(g->id));
-        json_object_object_add(o, "state", json_object_new_string(g->current ? "serving"
-                                                                               : "draining"));
+        json_object_object_add(o, "state",
+                               json_object_new_string(g->current ? "serving" : "draining"));
         if (!g->current)
             json_object_object_add(o, "references", json_object_new_int(g->refs));
         json_object_object_add(o, "modules", json_object_new_int64((int64_t)g->nmodules));
@@ -247,7 +247,7 @@ struct probe {
     const struct mh_gen *gen; /* the request holds a reference */
     long long timeout_ms;
     size_t n;
-    _Atomic int *rc;      /* per store: 1 while unanswered, else the store's status */
+    _Atomic int *rc; /* per store: 1 while unanswered, else the store's status */
     bool answered;
 };
 
@@ -257,8 +257,8 @@ static void probe_work(void *arg)
 
     for (size_t i = 0; i < p->n; i++) {
         struct mh_value v;
-        enum mh_status rc = mh_store_get_impl(p->gen->stores[i], PROBE_KEY,
-                                              sizeof(PROBE_KEY) - 1, &v);
+        enum mh_status rc =
+            mh_store_get_impl(p->gen->stores[i], PROBE_KEY, sizeof(PROBE_KEY) - 1, &v);
 
         mh_value_free_impl(&v);
         atomic_store(&p->rc[i], rc == MH_E_NOTFOUND ? MH_OK : (int)rc);
@@ -346,8 +346,9 @@ static void readyz(struct mh_req *req, struct mh_admin *a, struct mh_loop *loop)
         free(p->rc);
         free(p);
         mh_resp_header_impl(req, "Cache-Control", "no-store");
-        mh_reply_problem_impl(req, 503, NULL, "not ready: the worker pool cannot take the "
-                                              "store probe (%s)",
+        mh_reply_problem_impl(req, 503, NULL,
+                              "not ready: the worker pool cannot take the "
+                              "store probe (%s)",
                               mh_status_str(rc));
         mh_req_answer(req);
         return;

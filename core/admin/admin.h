@@ -22,7 +22,7 @@ struct mh_req;
 struct mh_admin_gen {
     unsigned id;
     bool current;
-    int refs;              /* retired ones: requests, WebSockets and tasks still on it */
+    int refs; /* retired ones: requests, WebSockets and tasks still on it */
     size_t nmodules, nroutes;
     long long drain_left_ms; /* retired ones: until its WebSockets are closed; 0 past it */
 };

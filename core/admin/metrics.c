@@ -2,7 +2,7 @@
  * /metrics and /status.json: the loops' counters summed at read time, the pool's, the stores'
  * and the server's, in the Prometheus text exposition format (version 0.0.4) or as JSON.
  */
-#include "admin/admin.h"
+#include "base/metrics.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "base/loop.h"
-#include "base/metrics.h"
 #include "base/pool.h"
 #include "http/http_scan.h"
 #include "mod/gen.h"
@@ -41,8 +41,8 @@ static void gather_routes(struct mh_admin *a, const struct mh_gen *gen,
         for (const struct mh_route_stats *e =
                  atomic_load_explicit(&loops[l]->route_stats, memory_order_acquire);
              e; e = e->next) {
-            struct mh_route_stats *s = mh_route_stats_get(out, e->module, e->method, e->path,
-                                                          e->is_ws);
+            struct mh_route_stats *s =
+                mh_route_stats_get(out, e->module, e->method, e->path, e->is_ws);
 
             for (int c = 0; c < MH_CLASS_COUNT; c++)
                 mh_stat_add(&s->by_class[c], mh_stat_get(&e->by_class[c]));
@@ -175,13 +175,13 @@ static void store_labels(struct mh_buf *b, const void *arg)
 }
 
 /* One counter line per route entry (HTTP ones when !ws, WebSocket endpoints when ws). */
-#define PER_ROUTE(b, list, ws, name, field)                                                        \
-    for (const struct mh_route_stats *e = (list); e; e = e->next) {                                \
-        if (e->is_ws != (ws))                                                                      \
-            continue;                                                                              \
-        mh_buf_printf((b), "%s{", (name));                                                        \
-        route_labels((b), e, (ws) ? "endpoint" : "route");                                         \
-        mh_buf_printf((b), "} %llu\n", (unsigned long long)(field));                              \
+#define PER_ROUTE(b, list, ws, name, field)                          \
+    for (const struct mh_route_stats *e = (list); e; e = e->next) {  \
+        if (e->is_ws != (ws))                                        \
+            continue;                                                \
+        mh_buf_printf((b), "%s{", (name));                           \
+        route_labels((b), e, (ws) ? "endpoint" : "route");           \
+        mh_buf_printf((b), "} %llu\n", (unsigned long long)(field)); \
     }
 
 void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b)
@@ -294,13 +294,13 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
             mh_buf_add(b, "modhost_websocket_messages_total{", 33);
             route_labels(b, e, "endpoint");
             label(b, "direction", d ? "out" : "in", false);
-            mh_buf_printf(b, "} %llu\n", (unsigned long long)mh_stat_get(d ? &e->ws_msgs_out
-                                                                            : &e->ws_msgs_in));
+            mh_buf_printf(b, "} %llu\n",
+                          (unsigned long long)mh_stat_get(d ? &e->ws_msgs_out : &e->ws_msgs_in));
             mh_buf_add(b, "modhost_websocket_bytes_total{", 30);
             route_labels(b, e, "endpoint");
             label(b, "direction", d ? "out" : "in", false);
-            mh_buf_printf(b, "} %llu\n", (unsigned long long)mh_stat_get(d ? &e->ws_bytes_out
-                                                                            : &e->ws_bytes_in));
+            mh_buf_printf(b, "} %llu\n",
+                          (unsigned long long)mh_stat_get(d ? &e->ws_bytes_out : &e->ws_bytes_in));
         }
     }
     family(b, "modhost_websocket_slow_consumer_closes_total", "counter",
@@ -313,7 +313,8 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
     mh_buf_printf(b, "modhost_channel_publishes_total %llu\n",
                   (unsigned long long)mh_pubsub_publishes());
 
-    family(b, "modhost_store_calls_total", "counter", "Store calls by store, driver and operation.");
+    family(b, "modhost_store_calls_total", "counter",
+           "Store calls by store, driver and operation.");
     family(b, "modhost_store_errors_total", "counter",
            "Store calls that failed (not found and conflicts are answers, not failures).");
     for (size_t i = 0; i < gen->nstores; i++) {
@@ -333,8 +334,8 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
     family(b, "modhost_store_call_duration_seconds", "histogram",
            "How long store calls took, by store and driver.");
     for (size_t i = 0; i < gen->nstores; i++)
-        histogram(b, "modhost_store_call_duration_seconds", &gen->stores[i]->latency,
-                  store_labels, gen->stores[i]);
+        histogram(b, "modhost_store_call_duration_seconds", &gen->stores[i]->latency, store_labels,
+                  gen->stores[i]);
 
     family(b, "modhost_reloads_total", "counter", "Reloads by result.");
     mh_buf_printf(b, "modhost_reloads_total{result=\"ok\"} %u\n", v.reloads_ok);
@@ -361,8 +362,7 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
                   (unsigned long long)diff(t.accepted, t.closed));
     family(b, "modhost_connections_refused_total", "counter",
            "Connections refused (503) at limits.max_connections or max_connections_per_client.");
-    mh_buf_printf(b, "modhost_connections_refused_total %llu\n",
-                  (unsigned long long)t.refused_cap);
+    mh_buf_printf(b, "modhost_connections_refused_total %llu\n", (unsigned long long)t.refused_cap);
     family(b, "modhost_websocket_connections_open_all", "gauge",
            "WebSocket connections open now, all endpoints.");
     mh_buf_printf(b, "modhost_websocket_connections_open_all %llu\n",
@@ -409,8 +409,9 @@ void mh_admin_status_json(struct mh_admin *a, struct mh_loop *here, struct mh_bu
     sum_loops(a, &t);
     mh_admin_view(a, &v);
     mh_pool_stats(mh_admin_pool(a), &ps);
-    mh_buf_printf(b, "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
-                     "\"generations_live\":%zu,\"reloads_ok\":%u,\"reloads_failed\":%u,",
+    mh_buf_printf(b,
+                  "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
+                  "\"generations_live\":%zu,\"reloads_ok\":%u,\"reloads_failed\":%u,",
                   MH_VERSION, (int)getpid(), v.uptime_s, gen->id, v.ngens, v.reloads_ok,
                   v.reloads_failed);
     mh_buf_add(b, "\"bounds_us\":[", 13);
@@ -438,9 +439,10 @@ void mh_admin_status_json(struct mh_admin *a, struct mh_loop *here, struct mh_bu
         json_str(b, m->name);
         mh_buf_add(b, ",\"version\":", 11);
         json_str(b, m->def.version ? m->def.version : "");
-        mh_buf_printf(b, ",\"routes\":%llu,\"requests\":%llu,\"errors\":%llu,\"client_errors\":%llu,"
-                         "\"ws_open\":%llu,\"ws_messages\":%llu,\"p50_us\":%.0f,\"p99_us\":%.0f,"
-                         "\"latency\":",
+        mh_buf_printf(b,
+                      ",\"routes\":%llu,\"requests\":%llu,\"errors\":%llu,\"client_errors\":%llu,"
+                      "\"ws_open\":%llu,\"ws_messages\":%llu,\"p50_us\":%.0f,\"p99_us\":%.0f,"
+                      "\"latency\":",
                       (unsigned long long)nroutes,
                       (unsigned long long)(cls[0] + cls[1] + cls[2] + cls[3] + cls[4]),
                       (unsigned long long)cls[4], (unsigned long long)cls[3],
@@ -460,10 +462,11 @@ void mh_admin_status_json(struct mh_admin *a, struct mh_loop *here, struct mh_bu
                 total_req += mh_stat_get(&e->by_class[c]);
             total_5xx += mh_stat_get(&e->by_class[MH_CLASS_5XX]);
         }
-        mh_buf_printf(b, "],\"totals\":{\"requests\":%llu,\"errors\":%llu,\"in_flight\":%llu,"
-                         "\"connections_open\":%llu,\"ws_open\":%llu,\"bytes_in\":%llu,"
-                         "\"bytes_out\":%llu,\"pool_busy\":%zu,\"pool_queued\":%zu,"
-                         "\"pool_workers\":%zu,\"p50_us\":%.0f,\"p99_us\":%.0f,\"latency\":",
+        mh_buf_printf(b,
+                      "],\"totals\":{\"requests\":%llu,\"errors\":%llu,\"in_flight\":%llu,"
+                      "\"connections_open\":%llu,\"ws_open\":%llu,\"bytes_in\":%llu,"
+                      "\"bytes_out\":%llu,\"pool_busy\":%zu,\"pool_queued\":%zu,"
+                      "\"pool_workers\":%zu,\"p50_us\":%.0f,\"p99_us\":%.0f,\"latency\":",
                       (unsigned long long)total_req, (unsigned long long)total_5xx,
                       (unsigned long long)diff(t.requests, t.answered),
                       (unsigned long long)diff(t.accepted, t.closed),

@@ -105,12 +105,26 @@ const unsigned char mh_char_class[256] = {
     ['|'] = T | F | U,
     ['}'] = F | U,
     ['~'] = T | F | U | H,
-    /* obs-text: allowed in field values */
-#define OBS8(b) [(b)] = F, [(b) + 1] = F, [(b) + 2] = F, [(b) + 3] = F, [(b) + 4] = F, \
-                [(b) + 5] = F, [(b) + 6] = F, [(b) + 7] = F
-    OBS8(0x80), OBS8(0x88), OBS8(0x90), OBS8(0x98), OBS8(0xa0), OBS8(0xa8), OBS8(0xb0),
-    OBS8(0xb8), OBS8(0xc0), OBS8(0xc8), OBS8(0xd0), OBS8(0xd8), OBS8(0xe0), OBS8(0xe8),
-    OBS8(0xf0), OBS8(0xf8),
+/* obs-text: allowed in field values */
+#define OBS8(b)                                                                           \
+    [(b)] = F, [(b) + 1] = F, [(b) + 2] = F, [(b) + 3] = F, [(b) + 4] = F, [(b) + 5] = F, \
+    [(b) + 6] = F, [(b) + 7] = F
+    OBS8(0x80),
+    OBS8(0x88),
+    OBS8(0x90),
+    OBS8(0x98),
+    OBS8(0xa0),
+    OBS8(0xa8),
+    OBS8(0xb0),
+    OBS8(0xb8),
+    OBS8(0xc0),
+    OBS8(0xc8),
+    OBS8(0xd0),
+    OBS8(0xd8),
+    OBS8(0xe0),
+    OBS8(0xe8),
+    OBS8(0xf0),
+    OBS8(0xf8),
 #undef OBS8
 };
 

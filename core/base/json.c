@@ -196,8 +196,12 @@ static bool value(struct scan *sc)
 enum mh_json_verdict mh_json_check(const char *s, size_t len, int max_depth, size_t *offset,
                                    const char **why)
 {
-    struct scan sc = {(const unsigned char *)s, (const unsigned char *)s + len, 0, max_depth,
-                      NULL, MH_JSON_VALID};
+    struct scan sc = {(const unsigned char *)s,
+                      (const unsigned char *)s + len,
+                      0,
+                      max_depth,
+                      NULL,
+                      MH_JSON_VALID};
 
     if (value(&sc)) {
         skip_ws(&sc);

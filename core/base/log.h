@@ -28,10 +28,10 @@ static inline bool mh_log_enabled(enum mh_log_level level)
     return (int)level <= atomic_load_explicit(&mh_log_max_level, memory_order_relaxed);
 }
 
-#define MH_LOG(level, component, ...)                                                              \
-    do {                                                                                           \
-        if (mh_log_enabled(level))                                                                 \
-            mh_log_write((level), (component), __VA_ARGS__);                                       \
+#define MH_LOG(level, component, ...)                        \
+    do {                                                     \
+        if (mh_log_enabled(level))                           \
+            mh_log_write((level), (component), __VA_ARGS__); \
     } while (0)
 
 #define mh_error(component, ...) MH_LOG(MH_LOG_ERROR, component, __VA_ARGS__)

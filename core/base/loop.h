@@ -39,8 +39,8 @@ struct mh_loop_stats {
     _Atomic uint64_t requests;    /* requests dispatched */
     _Atomic uint64_t answered;    /* requests answered or dropped (in flight = the difference) */
     _Atomic uint64_t bytes_in, bytes_out;
-    _Atomic uint64_t refused[MH_LOOP_REFUSALS]; /* requests refused, by enum mh_refusal */
-    _Atomic uint64_t ws_opened, ws_closed;     /* WebSocket connections */
+    _Atomic uint64_t refused[MH_LOOP_REFUSALS];     /* requests refused, by enum mh_refusal */
+    _Atomic uint64_t ws_opened, ws_closed;          /* WebSocket connections */
     _Atomic uint64_t channel_joins, channel_leaves; /* channel members = the difference */
 };
 
@@ -64,7 +64,7 @@ struct mh_loop {
     /* Connections (http/conn.c). */
     struct mh_conn *conns; /* every open connection, HTTP and WebSocket */
     size_t nconns;
-    uint64_t inflight; /* requests dispatched and not yet answered or dropped */
+    uint64_t inflight;   /* requests dispatched and not yet answered or dropped */
     unsigned char *rbuf; /* read scratch: bytes are parsed here, leftovers copied out */
     size_t rbuf_cap;
     struct mh_out_seg *spare_segs; /* drained output blocks kept for reuse */
@@ -75,8 +75,8 @@ struct mh_loop {
     struct mh_req *spare; /* finished requests kept for reuse */
     size_t nspare;
     uint64_t next_seq;
-    time_t date_sec;     /* the second date_line was made for */
-    char date_line[48];  /* "Date: Fri, 27 Nov 2026 21:00:00 GMT\r\n" */
+    time_t date_sec;    /* the second date_line was made for */
+    char date_line[48]; /* "Date: Fri, 27 Nov 2026 21:00:00 GMT\r\n" */
     size_t date_len;
 
     /* Access log (http/access.c): lines buffered, flushed once a second and at the end. */

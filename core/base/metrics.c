@@ -7,8 +7,8 @@
 #include "base/mem.h"
 
 const uint64_t mh_latency_bounds_us[MH_LATENCY_BUCKETS - 1] = {
-    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000, 2500000, 10000000,
+    100,   250,    500,    1000,   2500,    5000,    10000,    25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 10000000,
 };
 
 void mh_histogram_add(struct mh_histogram *h, uint64_t us, bool shared)
@@ -63,8 +63,8 @@ double mh_histogram_quantile(const struct mh_histogram *h, double q)
 }
 
 struct mh_route_stats *mh_route_stats_get(_Atomic(struct mh_route_stats *) *head,
-                                          const char *module, const char *method,
-                                          const char *path, bool is_ws)
+                                          const char *module, const char *method, const char *path,
+                                          bool is_ws)
 {
     struct mh_route_stats *first = atomic_load_explicit(head, memory_order_relaxed), *e;
 

@@ -49,8 +49,14 @@ void mh_histogram_merge(struct mh_histogram *into, const struct mh_histogram *h)
 double mh_histogram_quantile(const struct mh_histogram *h, double q);
 uint64_t mh_histogram_count(const struct mh_histogram *h);
 
-enum mh_status_class { MH_CLASS_1XX, MH_CLASS_2XX, MH_CLASS_3XX, MH_CLASS_4XX, MH_CLASS_5XX,
-                       MH_CLASS_COUNT };
+enum mh_status_class {
+    MH_CLASS_1XX,
+    MH_CLASS_2XX,
+    MH_CLASS_3XX,
+    MH_CLASS_4XX,
+    MH_CLASS_5XX,
+    MH_CLASS_COUNT
+};
 
 /*
  * One route (or WebSocket endpoint) of one module instance, as one loop saw it. Entries are
@@ -80,8 +86,8 @@ struct mh_route_stats {
 /** Finds or adds the entry (@p module, @p method, @p path) on list @p head. Thread: the list's
  *  owner. */
 struct mh_route_stats *mh_route_stats_get(_Atomic(struct mh_route_stats *) *head,
-                                          const char *module, const char *method,
-                                          const char *path, bool is_ws);
+                                          const char *module, const char *method, const char *path,
+                                          bool is_ws);
 /** Frees a list (its owner stopped). */
 void mh_route_stats_free(_Atomic(struct mh_route_stats *) *head);
 

@@ -15,7 +15,6 @@
 
 struct mh_mailbox;
 
-
 struct mh_pool;
 
 enum mh_status mh_pool_new(int workers, size_t queue_max, struct mh_pool **out);
@@ -28,7 +27,7 @@ enum mh_status mh_pool_submit(struct mh_pool *p, struct mh_task *t);
 size_t mh_pool_backlog(struct mh_pool *p);
 struct mh_pool_stats {
     size_t queued, running, workers, queue_max;
-    uint64_t done, rejected;   /* tasks run; refused with a full queue */
+    uint64_t done, rejected;  /* tasks run; refused with a full queue */
     struct mh_histogram wait; /* time queued before a worker took it */
 };
 

@@ -57,8 +57,7 @@ bool mh_problem_build(struct mh_buf *b, int status, const char *title, const cha
         !mh_buf_add(b, ",\"title\":", 9) || !mh_json_put_string(b, title) ||
         !mh_buf_printf(b, ",\"status\":%d", status))
         return false;
-    if (detail &&
-        (!mh_buf_add(b, ",\"detail\":", 10) || !mh_json_put_string(b, detail)))
+    if (detail && (!mh_buf_add(b, ",\"detail\":", 10) || !mh_json_put_string(b, detail)))
         return false;
     return mh_buf_add(b, "}", 1);
 }

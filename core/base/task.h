@@ -12,11 +12,11 @@ struct mh_mailbox;
 
 struct mh_task {
     struct mh_task *next;
-    struct mh_mailbox *home;                 /* where complete runs */
-    void (*run)(struct mh_task *t);          /* on a worker */
-    void (*complete)(struct mh_task *t);     /* on the home loop, exactly once */
-    bool ran;                                /* false if the pool stopped before running it */
-    int64_t queued_ns;                       /* when it was queued (pool.c, for metrics) */
+    struct mh_mailbox *home;             /* where complete runs */
+    void (*run)(struct mh_task *t);      /* on a worker */
+    void (*complete)(struct mh_task *t); /* on the home loop, exactly once */
+    bool ran;                            /* false if the pool stopped before running it */
+    int64_t queued_ns;                   /* when it was queued (pool.c, for metrics) */
 };
 
 #endif

@@ -18,10 +18,10 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "conf/files.h"
-#include "conf/schema.h"
 #include "base/mem.h"
 #include "base/sys.h"
+#include "conf/files.h"
+#include "conf/schema.h"
 #include "mod/router.h"
 
 #ifndef MH_DEFAULT_MODULE_DIR
@@ -30,7 +30,7 @@
 
 /* --- Schema --- */
 
-#define MS_MAX  (24LL * 3600 * 1000)
+#define MS_MAX (24LL * 3600 * 1000)
 
 static const struct mh_key limits_keys[] = {
     {"max_header_bytes", MH_K_INT, NULL, 256, 1 << 20},
@@ -114,12 +114,9 @@ static const struct mh_key server_keys[] = {
 };
 
 static const struct mh_key route_keys[] = {
-    {"method", MH_K_STRING, NULL, 0, 0},
-    {"path", MH_K_STRING, NULL, 0, 0},
-    {"handler", MH_K_STRING, NULL, 0, 0},
-    {"timeout_ms", MH_K_INT, NULL, 0, MS_MAX},
-    {"inline", MH_K_BOOL, NULL, 0, 0},
-    MH_KEY_END,
+    {"method", MH_K_STRING, NULL, 0, 0},  {"path", MH_K_STRING, NULL, 0, 0},
+    {"handler", MH_K_STRING, NULL, 0, 0}, {"timeout_ms", MH_K_INT, NULL, 0, MS_MAX},
+    {"inline", MH_K_BOOL, NULL, 0, 0},    MH_KEY_END,
 };
 
 static const struct mh_key ws_keys[] = {
@@ -136,14 +133,10 @@ static const struct mh_key ws_keys[] = {
 };
 
 static const struct mh_key module_keys[] = {
-    {"name", MH_K_STRING, NULL, 0, 0},
-    {"file", MH_K_STRING, NULL, 0, 0},
-    {"settings", MH_K_ANY_GROUP, NULL, 0, 0},
-    {"routes", MH_K_LIST, route_keys, 0, 0},
-    {"stores", MH_K_STRINGS, NULL, 0, 0},
-    {"websockets", MH_K_LIST, ws_keys, 0, 0},
-    {"instance", MH_K_STRING, NULL, 0, 0},
-    MH_KEY_END,
+    {"name", MH_K_STRING, NULL, 0, 0},        {"file", MH_K_STRING, NULL, 0, 0},
+    {"settings", MH_K_ANY_GROUP, NULL, 0, 0}, {"routes", MH_K_LIST, route_keys, 0, 0},
+    {"stores", MH_K_STRINGS, NULL, 0, 0},     {"websockets", MH_K_LIST, ws_keys, 0, 0},
+    {"instance", MH_K_STRING, NULL, 0, 0},    MH_KEY_END,
 };
 
 static const struct mh_key store_keys[] = {
@@ -164,7 +157,7 @@ static const struct mh_key top_keys[] = {
 static const struct mh_key *int_key(const char *name)
 {
     static const struct mh_key *const tables[] = {server_keys, limits_keys, admin_keys,
-                                                  route_keys, ws_keys, tls_keys};
+                                                  route_keys,  ws_keys,     tls_keys};
 
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
         for (const struct mh_key *k = tables[t]; k->name; k++) {
@@ -183,8 +176,8 @@ static void get_ll(const config_setting_t *g, const char *name, long long *out)
     const struct mh_key *k = int_key(name);
     long long v;
 
-    if (!s || (config_setting_type(s) != CONFIG_TYPE_INT &&
-               config_setting_type(s) != CONFIG_TYPE_INT64))
+    if (!s ||
+        (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64))
         return;
     v = config_setting_get_int64(s);
     if (!k || (v >= k->min && v <= k->max))
@@ -242,10 +235,11 @@ void mh_config_defaults(struct mh_server_conf *s)
 
 /* Mozilla's "intermediate" profile for TLS 1.2: forward secrecy and AEAD only. TLS 1.3
  * keeps OpenSSL's suites (all of them are modern). */
-#define MH_TLS_CIPHERS                                                                             \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+#define MH_TLS_CIPHERS                                                                         \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-#define MH_TLS_CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define MH_TLS_CIPHERSUITES \
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
 void mh_config_tls_defaults(struct mh_tls_conf *t)
 {
@@ -298,8 +292,9 @@ static bool read_cert(const config_setting_t *g, const char *where, const char *
 
     if (!cert || !key) {
         if (!config_setting_get_member(g, "certificate") || !config_setting_get_member(g, "key"))
-            MH_SCHEMA_ERR(errs, g, "'%s' needs a 'certificate' (PEM chain, leaf first) and a "
-                                   "'key' (PEM private key)",
+            MH_SCHEMA_ERR(errs, g,
+                          "'%s' needs a 'certificate' (PEM chain, leaf first) and a "
+                          "'key' (PEM private key)",
                           where);
         return false;
     }
@@ -326,8 +321,8 @@ static void tls_conf_free(struct mh_tls_conf *t)
     free(t);
 }
 
-static struct mh_tls_conf *read_tls(const config_setting_t *g, const char *where,
-                                    const char *file, struct mh_errlist *errs)
+static struct mh_tls_conf *read_tls(const config_setting_t *g, const char *where, const char *file,
+                                    struct mh_errlist *errs)
 {
     struct mh_tls_conf *t = mh_xcalloc(1, sizeof(*t));
     const config_setting_t *sni = config_setting_get_member(g, "sni");
@@ -382,8 +377,8 @@ static struct mh_tls_conf *read_tls(const config_setting_t *g, const char *where
     return t;
 }
 
-static void read_listeners(struct mh_server_conf *s, const config_setting_t *list,
-                           const char *file, struct mh_errlist *errs)
+static void read_listeners(struct mh_server_conf *s, const config_setting_t *list, const char *file,
+                           struct mh_errlist *errs)
 {
     int n = config_setting_length(list);
 
@@ -417,7 +412,8 @@ static void read_listeners(struct mh_server_conf *s, const config_setting_t *lis
             continue;
         }
         for (size_t j = 0; j < s->nlisteners; j++) {
-            if (port != 0 && s->listeners[j].port == port && strcmp(s->listeners[j].host, host) == 0)
+            if (port != 0 && s->listeners[j].port == port &&
+                strcmp(s->listeners[j].host, host) == 0)
                 MH_SCHEMA_ERR(errs, config_setting_get_member(g, "listen"),
                               "'%s.listen' = \"%s\" is already a listener at %s:%d", where, v,
                               s->listeners[j].file, s->listeners[j].line);
@@ -483,9 +479,9 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
 
         if (mh_config_parse_listen(v, &host, &port) != MH_OK) {
             MH_SCHEMA_ERR(errs, config_setting_get_member(g, "listen"),
-                    "'server.listen' = \"%s\" is not HOST:PORT (e.g. \"127.0.0.1:8080\", "
-                    "\"[::1]:8080\")",
-                    v);
+                          "'server.listen' = \"%s\" is not HOST:PORT (e.g. \"127.0.0.1:8080\", "
+                          "\"[::1]:8080\")",
+                          v);
         } else {
             free(s->host);
             s->host = host;
@@ -494,8 +490,9 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
     }
     if ((sub = config_setting_get_member(g, "listeners")) && config_setting_is_list(sub)) {
         if (config_setting_get_member(g, "listen"))
-            MH_SCHEMA_ERR(errs, sub, "give either 'server.listen' (one plain listener) or "
-                                     "'server.listeners', not both");
+            MH_SCHEMA_ERR(errs, sub,
+                          "give either 'server.listen' (one plain listener) or "
+                          "'server.listeners', not both");
         else
             read_listeners(s, sub, file, errs);
     }
@@ -536,14 +533,14 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
         s->user = mh_xstrdup(v);
         if (!mh_user_find(v, NULL, NULL))
             MH_SCHEMA_ERR(errs, config_setting_get_member(g, "user"),
-                    "'server.user' = \"%s\": no such user", v);
+                          "'server.user' = \"%s\": no such user", v);
     }
     if ((v = mh_schema_str(g, "group"))) {
         free(s->group);
         s->group = mh_xstrdup(v);
         if (!mh_group_find(v, NULL))
             MH_SCHEMA_ERR(errs, config_setting_get_member(g, "group"),
-                    "'server.group' = \"%s\": no such group", v);
+                          "'server.group' = \"%s\": no such group", v);
     }
     if ((sub = config_setting_get_member(g, "log")) && config_setting_is_group(sub)) {
         enum mh_log_level lvl;
@@ -553,7 +550,8 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
                 s->log_level = (int)lvl;
             else
                 MH_SCHEMA_ERR(errs, config_setting_get_member(sub, "level"),
-                        "'server.log.level' = \"%s\" is not one of error, warn, info, debug", v);
+                              "'server.log.level' = \"%s\" is not one of error, warn, info, debug",
+                              v);
         }
         mh_schema_bool(sub, "access", &s->access_log);
         if ((v = mh_schema_str(sub, "access_format"))) {
@@ -567,9 +565,9 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
                 }
             }
             if (!found)
-                MH_SCHEMA_ERR(errs, config_setting_get_member(sub, "access_format"),
-                        "'server.log.access_format' = \"%s\" is not one of text, combined, json",
-                        v);
+                MH_SCHEMA_ERR(
+                    errs, config_setting_get_member(sub, "access_format"),
+                    "'server.log.access_format' = \"%s\" is not one of text, combined, json", v);
         }
         if ((v = mh_schema_str(sub, "access_file"))) {
             free(s->access_file);
@@ -583,9 +581,9 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
 
             if (mh_config_parse_listen(v, &host, &port) != MH_OK) {
                 MH_SCHEMA_ERR(errs, config_setting_get_member(sub, "listen"),
-                        "'server.admin.listen' = \"%s\" is not HOST:PORT (e.g. "
-                        "\"127.0.0.1:9090\")",
-                        v);
+                              "'server.admin.listen' = \"%s\" is not HOST:PORT (e.g. "
+                              "\"127.0.0.1:9090\")",
+                              v);
             } else {
                 free(s->admin_host);
                 s->admin_host = host;
@@ -648,15 +646,16 @@ static void read_routes(struct mh_module_conf *m, const config_setting_t *list, 
         handler = mh_schema_str(r, "handler");
         for (size_t k = 0; k < sizeof(required) / sizeof(required[0]); k++) {
             if (!config_setting_get_member(r, required[k])) {
-                MH_SCHEMA_ERR(errs, r, "route in module '%s' has no '%s'", m->instance, required[k]);
+                MH_SCHEMA_ERR(errs, r, "route in module '%s' has no '%s'", m->instance,
+                              required[k]);
                 ok = false;
             }
         }
         if (method && mh_method_parse(method) == MH_METHOD_UNKNOWN) {
             MH_SCHEMA_ERR(errs, config_setting_get_member(r, "method"),
-                    "route method \"%s\" is not one of GET, HEAD, POST, PUT, DELETE, PATCH, "
-                    "OPTIONS",
-                    method);
+                          "route method \"%s\" is not one of GET, HEAD, POST, PUT, DELETE, PATCH, "
+                          "OPTIONS",
+                          method);
             ok = false;
         }
         if (path && mh_router_check_template(path, &e) != MH_OK) {
@@ -705,8 +704,9 @@ static void read_websockets(struct mh_module_conf *m, const config_setting_t *li
             continue; /* reported by the schema check */
         path = mh_schema_str(g, "path");
         if (!path || !mh_schema_str(g, "on_message")) {
-            MH_SCHEMA_ERR(errs, g, "WebSocket endpoint in module '%s' needs 'path' and 'on_message'",
-                    m->instance);
+            MH_SCHEMA_ERR(errs, g,
+                          "WebSocket endpoint in module '%s' needs 'path' and 'on_message'",
+                          m->instance);
             continue;
         }
         if (mh_router_check_template(path, &e) != MH_OK) {
@@ -761,14 +761,15 @@ static void read_module(struct mh_config *c, const config_setting_t *g, const ch
     }
     if (!valid_module_name(name)) {
         MH_SCHEMA_ERR(errs, config_setting_get_member(g, "name"),
-                "module name \"%s\" must match [a-z0-9_]+ (at most 64 characters)", name);
+                      "module name \"%s\" must match [a-z0-9_]+ (at most 64 characters)", name);
         return;
     }
     if (!instance) {
         instance = name;
     } else if (!valid_module_name(instance)) {
         MH_SCHEMA_ERR(errs, config_setting_get_member(g, "instance"),
-                "instance name \"%s\" must match [a-z0-9_]+ (at most 64 characters)", instance);
+                      "instance name \"%s\" must match [a-z0-9_]+ (at most 64 characters)",
+                      instance);
         return;
     }
     for (size_t i = 0; i < c->nmodules; i++) {
@@ -776,13 +777,14 @@ static void read_module(struct mh_config *c, const config_setting_t *g, const ch
             const config_setting_t *at = config_setting_get_member(g, "instance");
 
             if (strcmp(instance, name) == 0)
-                MH_SCHEMA_ERR(errs, at ? at : config_setting_get_member(g, "name"),
-                        "module '%s' is already enabled at %s:%d (to enable it again, give each "
-                        "entry its own 'instance' name)",
-                        name, c->modules[i].file, c->modules[i].line);
+                MH_SCHEMA_ERR(
+                    errs, at ? at : config_setting_get_member(g, "name"),
+                    "module '%s' is already enabled at %s:%d (to enable it again, give each "
+                    "entry its own 'instance' name)",
+                    name, c->modules[i].file, c->modules[i].line);
             else
                 MH_SCHEMA_ERR(errs, at, "instance '%s' is already enabled at %s:%d", instance,
-                        c->modules[i].file, c->modules[i].line);
+                              c->modules[i].file, c->modules[i].line);
             return;
         }
     }
@@ -833,14 +835,14 @@ static void read_stores(struct mh_config *c, const config_setting_t *list, const
         }
         if (!valid_module_name(name)) {
             MH_SCHEMA_ERR(errs, config_setting_get_member(g, "name"),
-                    "store name \"%s\" must match [a-z0-9_]+ (at most 64 characters)", name);
+                          "store name \"%s\" must match [a-z0-9_]+ (at most 64 characters)", name);
             continue;
         }
         for (size_t j = 0; j < c->nstores; j++) {
             if (strcmp(c->stores[j].name, name) == 0) {
                 MH_SCHEMA_ERR(errs, config_setting_get_member(g, "name"),
-                        "store '%s' is already declared at %s:%d", name, c->stores[j].file,
-                        c->stores[j].line);
+                              "store '%s' is already declared at %s:%d", name, c->stores[j].file,
+                              c->stores[j].line);
                 dup = true;
             }
         }
@@ -897,8 +899,7 @@ void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *
             else
                 mh_errlist_add(errs, MH_E_INVAL,
                                config_error_file(cfg) ? config_error_file(cfg) : file,
-                               config_error_line(cfg), "syntax error: %s",
-                               config_error_text(cfg));
+                               config_error_line(cfg), "syntax error: %s", config_error_text(cfg));
             continue;
         }
         root = config_root_setting(cfg);
@@ -906,7 +907,7 @@ void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *
         if ((s = config_setting_get_member(root, "server")) && config_setting_is_group(s)) {
             if (server_file) {
                 MH_SCHEMA_ERR(errs, s, "server settings are already given at %s:%d", server_file,
-                        server_line);
+                              server_line);
             } else {
                 server_file = file;
                 server_line = config_setting_source_line(s);

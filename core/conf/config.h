@@ -1,6 +1,7 @@
 /*
- * Configuration: reads the .conf files of a directory (libconfig) in name order into validated structs. Every
- * mistake is collected with its file and line; nothing here loads a module or binds a port.
+ * Configuration: reads the .conf files of a directory (libconfig) in name order into validated
+ * structs. Every mistake is collected with its file and line; nothing here loads a module or binds
+ * a port.
  */
 #ifndef MH_CONFIG_H
 #define MH_CONFIG_H
@@ -22,10 +23,10 @@ struct mh_limits {
     long long keepalive_timeout_ms; /* idle time between requests on a connection */
     long long handler_timeout_ms;   /* default deadline of requests handled on the pool */
     long long max_request_line_bytes;
-    long long max_headers;          /* header fields per request */
-    long long head_timeout_ms;      /* whole request head, from its first byte */
-    long long body_timeout_ms;      /* whole request body, from the end of the head */
-    long long max_connections;      /* open connections in the server */
+    long long max_headers;                /* header fields per request */
+    long long head_timeout_ms;            /* whole request head, from its first byte */
+    long long body_timeout_ms;            /* whole request body, from the end of the head */
+    long long max_connections;            /* open connections in the server */
     long long max_connections_per_client; /* from one client address */
     long long max_requests_per_connection;
 };
@@ -67,23 +68,23 @@ struct mh_server_conf {
      * (which --listen overrides). */
     struct mh_listener_conf *listeners;
     size_t nlisteners;
-    int threads;      /* loop threads, >= 1 after load (0 in the file means one per core) */
-    int workers;      /* worker pool threads, >= 1 after load (0: twice the cores) */
+    int threads;            /* loop threads, >= 1 after load (0 in the file means one per core) */
+    int workers;            /* worker pool threads, >= 1 after load (0: twice the cores) */
     long long worker_queue; /* tasks that may wait for a worker before 503 */
-    char *module_dir; /* absolute */
+    char *module_dir;       /* absolute */
     long long shutdown_timeout_ms;
     long long reload_drain_ms; /* how long an old generation may finish its work */
     char *pid_file;            /* NULL: none; absolute */
     char *user, *group;        /* drop to these after binding; NULL: stay */
     bool insecure_permissions; /* read files others can write (development only) */
-    char *channels;             /* store that carries channels between instances; NULL: none */
-    const char *channels_file;  /* where `channels` is set (borrowed from the file list) */
+    char *channels;            /* store that carries channels between instances; NULL: none */
+    const char *channels_file; /* where `channels` is set (borrowed from the file list) */
     int channels_line;
     int log_level; /* enum mh_log_level */
     bool access_log;
-    int access_format;  /* enum mh_access_format: 0 text, 1 combined, 2 json */
-    char *access_file;  /* NULL: stderr; absolute */
-    char *admin_host;   /* the admin listener; NULL: none */
+    int access_format; /* enum mh_access_format: 0 text, 1 combined, 2 json */
+    char *access_file; /* NULL: stderr; absolute */
+    char *admin_host;  /* the admin listener; NULL: none */
     int admin_port;
     long long admin_max_connections;
     long long admin_probe_timeout_ms; /* /readyz: how long a store may take to answer */
@@ -96,7 +97,7 @@ struct mh_route_conf {
     char *handler;
     long long timeout_ms; /* 0: the server's limits.handler_timeout_ms */
     bool run_inline;      /* run a blocking handler on the loop anyway */
-    const char *file; /* borrowed from the config's file list */
+    const char *file;     /* borrowed from the config's file list */
     int line;
 };
 
@@ -116,7 +117,7 @@ struct mh_ws_conf {
 struct mh_module_conf {
     char *name;     /* the module: its file's definition has this name */
     char *instance; /* the conf.d `instance` key, or the name: unique in the configuration */
-    char *path; /* absolute path of the .so */
+    char *path;     /* absolute path of the .so */
     const char *file;
     int line;
     const config_setting_t *settings; /* NULL if the file has none; owned by the config */

@@ -15,8 +15,7 @@
 #include "base/mem.h"
 #include "base/sys.h"
 
-static enum mh_status check_one(const char *path, const char *what, bool is_dir,
-                                struct mh_err *err)
+static enum mh_status check_one(const char *path, const char *what, bool is_dir, struct mh_err *err)
 {
     struct stat st;
 
@@ -31,13 +30,11 @@ static enum mh_status check_one(const char *path, const char *what, bool is_dir,
                           "(mode %04o): whoever can write it can run code in this server; "
                           "fix with 'chmod go-w %s' (or set server.insecure_permissions = "
                           "true for development)",
-                          what, is_dir ? "'s directory" : "", (unsigned)(st.st_mode & 07777),
-                          path);
+                          what, is_dir ? "'s directory" : "", (unsigned)(st.st_mode & 07777), path);
     return MH_OK;
 }
 
-enum mh_status mh_config_check_permissions(const char *path, const char *what,
-                                           struct mh_err *err)
+enum mh_status mh_config_check_permissions(const char *path, const char *what, struct mh_err *err)
 {
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
@@ -55,8 +52,7 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-bool mh_config_list_files(const char *dir, char ***files, size_t *nfiles,
-                          struct mh_errlist *errs)
+bool mh_config_list_files(const char *dir, char ***files, size_t *nfiles, struct mh_errlist *errs)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -93,4 +89,3 @@ bool mh_config_list_files(const char *dir, char ***files, size_t *nfiles,
     qsort(*files, *nfiles, sizeof(**files), name_cmp);
     return true;
 }
-

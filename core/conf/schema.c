@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 static size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -125,21 +124,22 @@ static bool kind_matches(enum mh_kind k, int type)
     return false;
 }
 
-
 static void check_value(const config_setting_t *s, const struct mh_key *k, const char *path,
                         struct mh_errlist *errs)
 {
     int type = config_setting_type(s);
 
     if (!kind_matches(k->kind, type)) {
-        MH_SCHEMA_ERR(errs, s, "'%s' must be %s, not %s", path, kind_name(k->kind), type_name(type));
+        MH_SCHEMA_ERR(errs, s, "'%s' must be %s, not %s", path, kind_name(k->kind),
+                      type_name(type));
         return;
     }
     if (k->kind == MH_K_INT) {
         long long v = config_setting_get_int64(s);
 
         if (v < k->min || v > k->max)
-            MH_SCHEMA_ERR(errs, s, "'%s' = %lld is out of range %lld..%lld", path, v, k->min, k->max);
+            MH_SCHEMA_ERR(errs, s, "'%s' = %lld is out of range %lld..%lld", path, v, k->min,
+                          k->max);
     } else if (k->kind == MH_K_GROUP) {
         mh_schema_check(s, k->children, path, errs);
     } else if (k->kind == MH_K_STRINGS) {
@@ -148,7 +148,7 @@ static void check_value(const config_setting_t *s, const struct mh_key *k, const
 
             if (config_setting_type(e) != CONFIG_TYPE_STRING)
                 MH_SCHEMA_ERR(errs, e, "'%s[%d]' must be a string, not %s", path, i,
-                        type_name(config_setting_type(e)));
+                              type_name(config_setting_type(e)));
         }
     } else if (k->kind == MH_K_LIST) {
         for (int i = 0; i < config_setting_length(s); i++) {
@@ -159,7 +159,7 @@ static void check_value(const config_setting_t *s, const struct mh_key *k, const
                 continue;
             if (config_setting_type(e) != CONFIG_TYPE_GROUP)
                 MH_SCHEMA_ERR(errs, e, "'%s' must be a group { ... }, not %s", sub,
-                        type_name(config_setting_type(e)));
+                              type_name(config_setting_type(e)));
             else
                 mh_schema_check(e, k->children, sub, errs);
         }
@@ -167,7 +167,7 @@ static void check_value(const config_setting_t *s, const struct mh_key *k, const
 }
 
 void mh_schema_check(const config_setting_t *g, const struct mh_key *schema, const char *where,
-                        struct mh_errlist *errs)
+                     struct mh_errlist *errs)
 {
     const char *names[32];
     size_t nnames = 0;
@@ -208,8 +208,7 @@ const char *mh_schema_str(const config_setting_t *g, const char *name)
 {
     const config_setting_t *s = config_setting_get_member(g, name);
 
-    return s && config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s)
-                                                             : NULL;
+    return s && config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
 }
 
 void mh_schema_bool(const config_setting_t *g, const char *name, bool *out)
@@ -219,4 +218,3 @@ void mh_schema_bool(const config_setting_t *g, const char *name, bool *out)
     if (s && config_setting_type(s) == CONFIG_TYPE_BOOL)
         *out = config_setting_get_bool(s) != 0;
 }
-

@@ -12,22 +12,36 @@
 
 #include "base/err.h"
 
-enum mh_kind { MH_K_STRING, MH_K_INT, MH_K_BOOL, MH_K_GROUP, MH_K_LIST, MH_K_ANY_GROUP, MH_K_STRINGS };
+enum mh_kind {
+    MH_K_STRING,
+    MH_K_INT,
+    MH_K_BOOL,
+    MH_K_GROUP,
+    MH_K_LIST,
+    MH_K_ANY_GROUP,
+    MH_K_STRINGS
+};
 
 struct mh_key {
     const char *name;
     enum mh_kind kind;
     const struct mh_key *children; /* MH_K_GROUP, MH_K_LIST (element schema) */
-    long long min, max;         /* MH_K_INT */
+    long long min, max;            /* MH_K_INT */
 };
 
 /* One error on setting @p s, with its file and line. */
-#define MH_SCHEMA_ERR(list, s, ...)                                                                \
-    mh_errlist_add((list), MH_E_INVAL, mh_config_setting_file(s), config_setting_source_line(s),  \
+#define MH_SCHEMA_ERR(list, s, ...)                                                              \
+    mh_errlist_add((list), MH_E_INVAL, mh_config_setting_file(s), config_setting_source_line(s), \
                    __VA_ARGS__)
 
-#define MH_KEY_END {NULL, MH_K_STRING, NULL, 0, 0}
-#define MH_KEY_END {NULL, MH_K_STRING, NULL, 0, 0}
+#define MH_KEY_END                    \
+    {                                 \
+        NULL, MH_K_STRING, NULL, 0, 0 \
+    }
+#define MH_KEY_END                    \
+    {                                 \
+        NULL, MH_K_STRING, NULL, 0, 0 \
+    }
 
 /** Checks every member of @p g against @p schema; problems go to @p errs with file:line.
  *  @p where names the group in messages ("" for the top level). */

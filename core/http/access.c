@@ -237,8 +237,7 @@ static void put_iso_ms(struct mh_buf *b, const struct mh_access_buf *a, const st
 }
 
 /* `CLIENT - - [02/Dec/2026:14:08:38 +0000] ` */
-static void put_combined_start(struct mh_buf *b, const char *client,
-                               const struct mh_access_buf *a)
+static void put_combined_start(struct mh_buf *b, const char *client, const struct mh_access_buf *a)
 {
     put_str(b, client);
     put_str(b, " - - [");
@@ -275,7 +274,9 @@ void mh_access_request(struct mh_loop *loop, const struct mh_req *req, int statu
     const char *client = mh_conn_peer(req->conn, peer, sizeof(peer));
     size_t more = (strlen(req->path) + (query ? strlen(query) : 0) + (ua ? strlen(ua) : 0) +
                    (ref ? strlen(ref) : 0) + (module ? strlen(module) : 0) +
-                   (route ? strlen(route) : 0) + strlen(req->rid)) * 6 + 256;
+                   (route ? strlen(route) : 0) + strlen(req->rid)) *
+                      6 +
+                  256;
     struct timeval tv;
     struct mh_buf *b = begin(loop, more, &tv);
     struct timespec now;

@@ -33,16 +33,15 @@
 #include "base/problem.h"
 #include "conf/config.h"
 #include "http/access.h"
+#include "http/head.h"
 #include "http/http_scan.h"
 #include "http/outq.h"
-#include "http/head.h"
 #include "http/req.h"
 #include "http/request.h"
 
-#define MAX_IOV       16
-#define LINGER_MS     2000  /* after a refusal: how long we read and drop before closing */
-#define HOLD_LIMIT    (256 * 1024) /* bytes read ahead while a request waits for the pool */
-
+#define MAX_IOV    16
+#define LINGER_MS  2000         /* after a refusal: how long we read and drop before closing */
+#define HOLD_LIMIT (256 * 1024) /* bytes read ahead while a request waits for the pool */
 
 enum conn_mode { M_HTTP, M_PROTO, M_LINGER };
 enum deadline { D_NONE, D_HEAD, D_BODY, D_IDLE, D_LINGER };
@@ -73,8 +72,8 @@ struct mh_conn {
     struct mh_req *active; /* the request being answered */
     unsigned requests;     /* answers queued */
     int depth;             /* event callbacks under way: the struct is freed when 0 */
-    bool in_process, close_after_flush, reading, paused, refused, counted, has_ip,
-        continue_sent, chunked;
+    bool in_process, close_after_flush, reading, paused, refused, counted, has_ip, continue_sent,
+        chunked;
     bool read_wants_write; /* the transport's read waits for EV_WRITE (mh_conn_want_write) */
     bool read_again;       /* the transport holds bytes: read without waiting for the socket */
     enum deadline dkind;
@@ -458,8 +457,8 @@ void mh_conn_stop_reading(struct mh_conn *c)
 static void refuse(struct mh_conn *c, int status, const char *reason, const char *why)
 {
     struct mh_buf body = {0};
-    struct mh_reply_head h = {.status = status, .content_type = "application/problem+json",
-                              .close = true};
+    struct mh_reply_head h = {
+        .status = status, .content_type = "application/problem+json", .close = true};
 
     c->refused = true;
     c->reading = false;
@@ -579,8 +578,8 @@ static void process(struct mh_conn *c)
             c->scan_requests = c->scan.requests;
             c->head_len = c->scanned;
             c->chunked = c->scan.te_chunked; /* the scanner forgets it at the request's end */
-            if (c->scan.expect_continue && c->scan.http11 && c->scan.completed == c->scan_completed &&
-                !c->continue_sent) {
+            if (c->scan.expect_continue && c->scan.http11 &&
+                c->scan.completed == c->scan_completed && !c->continue_sent) {
                 /* The client waits for our word before it sends the body. */
                 mh_conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
                 c->continue_sent = true;

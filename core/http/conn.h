@@ -45,10 +45,10 @@ extern const struct mh_transport mh_tcp_transport;
  * requests elsewhere and speak through another transport (TLS).
  */
 struct mh_service {
-    void (*on_request)(struct mh_req *req);   /* a complete request; thread: the loop's */
-    const struct mh_transport *transport;     /* NULL: plain TCP */
-    void *transport_ctx;                      /* handed to transport->open */
-    const char *name;                         /* for logs and counters ("http", "admin") */
+    void (*on_request)(struct mh_req *req); /* a complete request; thread: the loop's */
+    const struct mh_transport *transport;   /* NULL: plain TCP */
+    void *transport_ctx;                    /* handed to transport->open */
+    const char *name;                       /* for logs and counters ("http", "admin") */
     /* A listener of its own (the admin one): its connections have their own cap instead of
      * limits.max_connections, and its traffic stays out of the loop's counters. */
     bool is_private;

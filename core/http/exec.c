@@ -12,9 +12,9 @@
 
 #include "base/log.h"
 #include "base/loop.h"
-#include "base/metrics.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
+#include "base/metrics.h"
 #include "base/pool.h"
 #include "http/access.h"
 #include "http/conn.h"
@@ -396,8 +396,7 @@ static void req_task_complete(struct mh_task *t)
     mh_req_settle(req, req->replied ? MH_OK : (req->pending ? MH_PENDING : MH_OK));
 }
 
-enum mh_status mh_req_task_impl(struct mh_req *req, mh_task_fn work, mh_req_done_fn done,
-                                void *arg)
+enum mh_status mh_req_task_impl(struct mh_req *req, mh_task_fn work, mh_req_done_fn done, void *arg)
 {
     struct req_task *rt;
     enum mh_status rc;

@@ -14,15 +14,15 @@ struct mh_resp_field;
 
 struct mh_reply_head {
     int status;
-    const char *content_type;           /* NULL: none */
-    const struct mh_resp_field *fields; /* a handler's headers (reverse order), or NULL */
+    const char *content_type;             /* NULL: none */
+    const struct mh_resp_field *fields;   /* a handler's headers (reverse order), or NULL */
     const char *extra_name, *extra_value; /* one more header, or NULL */
-    const char *request_id;             /* X-Request-Id, or NULL */
-    uint64_t content_length;            /* sent unless 1xx, 204 or 304 */
-    bool close;                         /* Connection: close */
-    bool keep_alive_10;                 /* Connection: keep-alive (an HTTP/1.0 client) */
-    bool chunked;                       /* Transfer-Encoding: chunked, no Content-Length */
-    bool until_close;                   /* no length at all: the body ends with the close */
+    const char *request_id;               /* X-Request-Id, or NULL */
+    uint64_t content_length;              /* sent unless 1xx, 204 or 304 */
+    bool close;                           /* Connection: close */
+    bool keep_alive_10;                   /* Connection: keep-alive (an HTTP/1.0 client) */
+    bool chunked;                         /* Transfer-Encoding: chunked, no Content-Length */
+    bool until_close;                     /* no length at all: the body ends with the close */
 };
 
 /** The reason phrase for @p status ("Not Found"), or "Unknown". */

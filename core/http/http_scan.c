@@ -12,9 +12,9 @@
 #include "http/uri.h"
 
 static const char *const refusal_names[MH_REFUSE_COUNT] = {
-    "none",        "request_line", "line_too_long", "header_syntax", "headers_too_big",
-    "host",        "framing",      "coding",        "body_too_big",  "chunk",
-    "version",     "method",       "timeout",       "connections",
+    "none",    "request_line", "line_too_long", "header_syntax", "headers_too_big",
+    "host",    "framing",      "coding",        "body_too_big",  "chunk",
+    "version", "method",       "timeout",       "connections",
 };
 
 const char *mh_refusal_name(enum mh_refusal r)
@@ -134,7 +134,7 @@ static int line_check(const unsigned char *p, size_t avail, bool complete, size_
 
 /* --- The request line --- */
 
-static const char *const methods[] = {"GET",     "HEAD",  "POST",    "PUT", "DELETE",
+static const char *const methods[] = {"GET",     "HEAD",  "POST",    "PUT",  "DELETE",
                                       "OPTIONS", "TRACE", "CONNECT", "PATCH"};
 
 static void request_line(struct mh_http_scan *s, const unsigned char *p, size_t n)
@@ -150,8 +150,9 @@ static void request_line(struct mh_http_scan *s, const unsigned char *p, size_t 
         i++;
     m = i;
     if (m == 0 || i >= n || p[i] != ' ') {
-        refuse(s, MH_REFUSE_REQUEST_LINE, 400, "malformed request line (METHOD SP TARGET SP "
-                                               "HTTP/1.1)");
+        refuse(s, MH_REFUSE_REQUEST_LINE, 400,
+               "malformed request line (METHOD SP TARGET SP "
+               "HTTP/1.1)");
         return;
     }
     for (size_t k = 0; k < sizeof(methods) / sizeof(methods[0]); k++)
@@ -164,14 +165,15 @@ static void request_line(struct mh_http_scan *s, const unsigned char *p, size_t 
         refuse(s, MH_REFUSE_METHOD, 501, "CONNECT is not supported");
         return;
     }
-    s->body_allowed = !(m == 4 && memcmp(p, "HEAD", 4) == 0) &&
-                      !(m == 5 && memcmp(p, "TRACE", 5) == 0);
+    s->body_allowed =
+        !(m == 4 && memcmp(p, "HEAD", 4) == 0) && !(m == 5 && memcmp(p, "TRACE", 5) == 0);
     t = ++i;
     while (i < n && p[i] > 0x20 && p[i] < 0x7f)
         i++;
     if (i == t || i >= n || p[i] != ' ') {
-        refuse(s, MH_REFUSE_REQUEST_LINE, 400, "malformed request target (one space between "
-                                               "the parts, no spaces or control characters)");
+        refuse(s, MH_REFUSE_REQUEST_LINE, 400,
+               "malformed request target (one space between "
+               "the parts, no spaces or control characters)");
         return;
     }
     if (!mh_target_valid(p + t, i - t)) {
@@ -283,8 +285,9 @@ static void transfer_encoding(struct mh_http_scan *s, const unsigned char *v, si
         if (eq(v + start, end - start, "chunked")) {
             s->te_chunked = true;
         } else {
-            refuse(s, MH_REFUSE_CODING, 501, "transfer codings other than chunked are not "
-                                             "implemented");
+            refuse(s, MH_REFUSE_CODING, 501,
+                   "transfer codings other than chunked are not "
+                   "implemented");
             return;
         }
         i++; /* past the comma (or the end) */
@@ -520,23 +523,21 @@ static size_t scan(struct mh_http_scan *s, unsigned char *data, size_t len)
 
         switch (s->state) {
         case MH_SCAN_HEAD:
-        case MH_SCAN_TRAILER:
-            {
-                bool first = s->state == MH_SCAN_HEAD && s->head_bytes == 0;
-                size_t limit = first ? s->lim.max_request_line : s->lim.max_header_bytes;
-                bool complete = next_line(p, avail, &n, &total);
-                int verdict = line_check(p, complete ? total : avail, complete, s->head_bytes,
-                                         limit);
+        case MH_SCAN_TRAILER: {
+            bool first = s->state == MH_SCAN_HEAD && s->head_bytes == 0;
+            size_t limit = first ? s->lim.max_request_line : s->lim.max_header_bytes;
+            bool complete = next_line(p, avail, &n, &total);
+            int verdict = line_check(p, complete ? total : avail, complete, s->head_bytes, limit);
 
-                if (verdict == 400)
-                    refuse(s, MH_REFUSE_HEADER_SYNTAX, 400, "bare CR in the request head");
-                else if (verdict)
-                    refuse(s, first ? MH_REFUSE_LINE_TOO_LONG : MH_REFUSE_HEADERS_TOO_BIG,
-                           first ? 414 : 431,
-                           first ? "request line too long" : "request head larger than the limit");
-                if (verdict || !complete)
-                    return used;
-            }
+            if (verdict == 400)
+                refuse(s, MH_REFUSE_HEADER_SYNTAX, 400, "bare CR in the request head");
+            else if (verdict)
+                refuse(s, first ? MH_REFUSE_LINE_TOO_LONG : MH_REFUSE_HEADERS_TOO_BIG,
+                       first ? 414 : 431,
+                       first ? "request line too long" : "request head larger than the limit");
+            if (verdict || !complete)
+                return used;
+        }
             if (s->head_bytes + total > s->lim.max_header_bytes) {
                 refuse(s, MH_REFUSE_HEADERS_TOO_BIG, 431, "request head larger than the limit");
                 return used;
@@ -603,7 +604,8 @@ static size_t scan(struct mh_http_scan *s, unsigned char *data, size_t len)
 
             if (verdict)
                 refuse(s, MH_REFUSE_CHUNK, 400,
-                       verdict == 400 ? "bare CR in a chunk size line" : "chunk size line too long");
+                       verdict == 400 ? "bare CR in a chunk size line"
+                                      : "chunk size line too long");
             if (verdict || !complete)
                 return used;
         }

@@ -24,30 +24,30 @@ struct mh_scan_limits {
 /* Why a request was refused (also the index of its counter). */
 enum mh_refusal {
     MH_REFUSE_NONE,
-    MH_REFUSE_REQUEST_LINE,   /* malformed request line */
-    MH_REFUSE_LINE_TOO_LONG,  /* 414 */
-    MH_REFUSE_HEADER_SYNTAX,  /* malformed header field */
-    MH_REFUSE_HEADERS_TOO_BIG,/* 431: count or total size */
-    MH_REFUSE_HOST,           /* missing, repeated or invalid Host */
-    MH_REFUSE_FRAMING,        /* ambiguous or invalid Content-Length / Transfer-Encoding */
-    MH_REFUSE_CODING,         /* 501: a transfer coding we do not implement */
-    MH_REFUSE_BODY_TOO_BIG,   /* 413 */
-    MH_REFUSE_CHUNK,          /* malformed chunked body */
-    MH_REFUSE_VERSION,        /* 505 */
-    MH_REFUSE_METHOD,         /* 501: unknown method */
-    MH_REFUSE_TIMEOUT,        /* 408: head or body deadline */
-    MH_REFUSE_CONNECTIONS,    /* 503: connection cap */
+    MH_REFUSE_REQUEST_LINE,    /* malformed request line */
+    MH_REFUSE_LINE_TOO_LONG,   /* 414 */
+    MH_REFUSE_HEADER_SYNTAX,   /* malformed header field */
+    MH_REFUSE_HEADERS_TOO_BIG, /* 431: count or total size */
+    MH_REFUSE_HOST,            /* missing, repeated or invalid Host */
+    MH_REFUSE_FRAMING,         /* ambiguous or invalid Content-Length / Transfer-Encoding */
+    MH_REFUSE_CODING,          /* 501: a transfer coding we do not implement */
+    MH_REFUSE_BODY_TOO_BIG,    /* 413 */
+    MH_REFUSE_CHUNK,           /* malformed chunked body */
+    MH_REFUSE_VERSION,         /* 505 */
+    MH_REFUSE_METHOD,          /* 501: unknown method */
+    MH_REFUSE_TIMEOUT,         /* 408: head or body deadline */
+    MH_REFUSE_CONNECTIONS,     /* 503: connection cap */
     MH_REFUSE_COUNT
 };
 
 enum mh_scan_state {
     MH_SCAN_HEAD,
-    MH_SCAN_BODY,       /* Content-Length bytes */
+    MH_SCAN_BODY, /* Content-Length bytes */
     MH_SCAN_CHUNK_SIZE,
     MH_SCAN_CHUNK_DATA,
-    MH_SCAN_CHUNK_END,  /* the CRLF after chunk data */
+    MH_SCAN_CHUNK_END, /* the CRLF after chunk data */
     MH_SCAN_TRAILER,
-    MH_SCAN_HOLD,       /* an upgrade request: what follows is not HTTP until told so */
+    MH_SCAN_HOLD, /* an upgrade request: what follows is not HTTP until told so */
     MH_SCAN_FAILED
 };
 

@@ -46,8 +46,7 @@ static void misuse(struct mh_req *req, const char *fmt, ...)
     va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    mh_log_write(MH_LOG_ERROR, t ? t->module->name : "core",
-                 "SDK misuse in %s '%s': %s req=%s",
+    mh_log_write(MH_LOG_ERROR, t ? t->module->name : "core", "SDK misuse in %s '%s': %s req=%s",
                  t && !t->handler ? "WebSocket endpoint" : "handler",
                  t ? (t->handler ? t->handler->name : t->ws->path) : "-", msg, req->rid);
     if (!req->misuse)
@@ -198,7 +197,8 @@ void mh_req_mark_responded(struct mh_req *req)
 static bool closes_after(const struct mh_req *req)
 {
     return req->close_after || !req->keep_alive || req->loop->draining ||
-           mh_conn_requests(req->conn) + 1 >= (unsigned)req->loop->limits->max_requests_per_connection;
+           mh_conn_requests(req->conn) + 1 >=
+               (unsigned)req->loop->limits->max_requests_per_connection;
 }
 
 static void access_line(const struct mh_req *req, int status, size_t bytes)

@@ -78,7 +78,7 @@ struct mh_req {
     size_t nquery;
     bool query_parsed;
     uint64_t id;
-    struct timespec start; /* when it was read: for the access log and the latency metrics */
+    struct timespec start;       /* when it was read: for the access log and the latency metrics */
     char rid[MH_REQ_ID_MAX + 1]; /* the request id: the client's X-Request-Id or ours; "" until
                                     first asked for (mh_req_request_id) */
 
@@ -90,9 +90,9 @@ struct mh_req {
     int status;
     const char *content_type;
     struct mh_resp_field *resp_fields;
-    struct mh_buf out; /* the body; its memory is kept with the spare request */
-    size_t body_sent;  /* the Content-Length of the answer, for the access log */
-    bool close_after;  /* answer with Connection: close */
+    struct mh_buf out;  /* the body; its memory is kept with the spare request */
+    size_t body_sent;   /* the Content-Length of the answer, for the access log */
+    bool close_after;   /* answer with Connection: close */
     const char *misuse; /* the first SDK misuse of the module (reply.c), or NULL */
 
     struct mh_defer *defers;
@@ -115,7 +115,7 @@ struct mh_req {
     atomic_size_t stream_unsent; /* bytes queued on the connection and not yet written */
     bool streaming;              /* the loop wrote the head: the connection carries the body */
     bool stream_chunked;
-    uint64_t stream_bytes;       /* body bytes written, for the access log */
+    uint64_t stream_bytes; /* body bytes written, for the access log */
     void (*stream_drain_fn)(struct mh_req *req, void *arg);
     void *stream_drain_arg;
 

@@ -49,9 +49,8 @@ static bool sane_request_id(const char *v)
     for (; *v; v++, n++) {
         unsigned char ch = (unsigned char)*v;
 
-        if (n >= MH_REQ_ID_MAX ||
-            !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              strchr("-_.:+/=@", ch)))
+        if (n >= MH_REQ_ID_MAX || !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+                                    (ch >= 'A' && ch <= 'Z') || strchr("-_.:+/=@", ch)))
             return false;
     }
     return n > 0;
@@ -107,7 +106,6 @@ struct mh_req *mh_req_new(struct mh_loop *loop, struct mh_conn *conn)
     clock_gettime(CLOCK_MONOTONIC, &req->start);
     return req;
 }
-
 
 void mh_request_spares_free(struct mh_loop *loop)
 {
@@ -346,8 +344,7 @@ static void parse_query(struct mh_req *req)
             struct mh_qpair *pair = &req->query[req->nquery++];
 
             pair->name = mh_pct_decode(&req->arena, q, nlen, true, false);
-            pair->value =
-                eq ? mh_pct_decode(&req->arena, eq + 1, len - nlen - 1, true, false) : "";
+            pair->value = eq ? mh_pct_decode(&req->arena, eq + 1, len - nlen - 1, true, false) : "";
         }
         if (!end)
             break;
@@ -405,8 +402,7 @@ static const char *arena_printf(struct mh_arena *a, const char *fmt, ...)
     return mh_arena_strndup(a, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
 }
 
-enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
-                                const char **detail)
+enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out, const char **detail)
 {
     const struct mh_limits *lim = req->loop->limits;
     struct json_tokener *tok;

@@ -68,8 +68,7 @@ const char *mh_req_query_impl(struct mh_req *req, const char *name);
 const char *mh_req_header_impl(const struct mh_req *req, const char *name);
 enum mh_status mh_req_headers_impl(const struct mh_req *req, mh_header_fn fn, void *arg);
 const void *mh_req_body_impl(struct mh_req *req, size_t *len);
-enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out,
-                                const char **detail);
+enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out, const char **detail);
 void *mh_req_alloc_impl(struct mh_req *req, size_t size);
 enum mh_status mh_req_defer_impl(struct mh_req *req, void (*fn)(void *), void *arg);
 uint64_t mh_req_id_impl(const struct mh_req *req);

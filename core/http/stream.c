@@ -46,8 +46,9 @@ static void misuse_log(const struct mh_req *req, const char *what)
 {
     const struct mh_route_target *t = req->target;
 
-    mh_log_write(MH_LOG_ERROR, t ? t->module->name : "core", "SDK misuse in handler '%s': %s req=%s",
-                 t && t->handler ? t->handler->name : "-", what, req->rid);
+    mh_log_write(MH_LOG_ERROR, t ? t->module->name : "core",
+                 "SDK misuse in handler '%s': %s req=%s", t && t->handler ? t->handler->name : "-",
+                 what, req->rid);
 }
 
 /* --- On the loop --- */
@@ -55,8 +56,10 @@ static void misuse_log(const struct mh_req *req, const char *what)
 static void begin_local(struct mh_req *req, int status, const char *content_type)
 {
     struct mh_conn *c = req->conn;
-    struct mh_reply_head h = {.status = status, .content_type = content_type,
-                              .fields = req->resp_fields, .request_id = req->rid};
+    struct mh_reply_head h = {.status = status,
+                              .content_type = content_type,
+                              .fields = req->resp_fields,
+                              .request_id = req->rid};
 
     mh_req_stop_watchers(req); /* a stream may run for long: no route deadline */
     req->pending++;            /* the stream holds the request until its end */
@@ -192,7 +195,7 @@ enum mh_status mh_stream_begin_impl(struct mh_req *req, int status, const char *
     }
     if (status < 200 || status > 599 || (content_type && !mh_is_field_value(content_type))) {
         (void)snprintf(what, sizeof(what), "mh_stream_begin(status %d%s)", status,
-                 status >= 200 && status <= 599 ? ", a bad content type" : "");
+                       status >= 200 && status <= 599 ? ", a bad content type" : "");
         misuse_log(req, what);
         if (!req->misuse)
             req->misuse = "mh_stream_begin with a bad status or content type";

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "conf/files.h"
 #include "conf/schema.h"
 #include "mod/host.h"
 #include "mod/loader.h"
-#include "base/mem.h"
 #include "mod/router.h"
 #include "mod/store.h"
 
@@ -72,12 +72,12 @@ static size_t check_setting_list(const struct mh_setting_def *defs, const config
 
             known[0] = '\0';
             for (size_t j = 0; j < nnames && n < sizeof(known); j++)
-                n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", j ? ", " : "",
-                                      names[j]);
+                n +=
+                    (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", j ? ", " : "", names[j]);
             if (hint)
                 mh_errlist_add(errs, MH_E_INVAL, file, line,
-                               "unknown setting '%s' for %s '%s' (did you mean '%s'?)", name,
-                               kind, owner, hint);
+                               "unknown setting '%s' for %s '%s' (did you mean '%s'?)", name, kind,
+                               owner, hint);
             else
                 mh_errlist_add(errs, MH_E_INVAL, file, line,
                                "unknown setting '%s' for %s '%s' (its settings: %s)", name, kind,
@@ -206,7 +206,8 @@ static void bind_routes(struct mh_gen *g, struct mh_module *mod, const struct mh
         t->module = mod;
         t->handler = h;
         t->conf = rc;
-        t->timeout_ms = rc->timeout_ms ? rc->timeout_ms : g->config->server.limits.handler_timeout_ms;
+        t->timeout_ms =
+            rc->timeout_ms ? rc->timeout_ms : g->config->server.limits.handler_timeout_ms;
         add_target(g, t, rc->method, rc->path, rc->file, rc->line, errs);
     }
     bind_websockets(g, mod, mc, errs);
@@ -271,8 +272,8 @@ static void open_stores(struct mh_gen *g, const struct mh_gen *prev, struct mh_e
         }
         if (!provider->initialized)
             continue; /* the provider's failure is reported; its stores cannot open */
-        if (d->size >= offsetof(struct mh_store_driver, settings) + sizeof(void *) &&
-            d->settings && sc->settings &&
+        if (d->size >= offsetof(struct mh_store_driver, settings) + sizeof(void *) && d->settings &&
+            sc->settings &&
             check_setting_list(d->settings, sc->settings, "store", sc->name, errs) > 0)
             continue;
         {
@@ -345,8 +346,7 @@ static void init_module(struct mh_module *mod, const struct mh_module_conf *mc,
         mh_errlist_add(errs, e.code, mc->file, mc->line, "%s", e.msg);
 }
 
-enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out,
-                            struct mh_errlist *errs)
+enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out, struct mh_errlist *errs)
 {
     return mh_gen_build_next(config, NULL, out, errs);
 }

@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "conf/config.h"
 #include "base/err.h"
+#include "conf/config.h"
 
 struct mh_module;
 struct mh_route_stats;
@@ -59,8 +59,7 @@ struct mh_gen {
  * the other modules, binds routes to handlers. Every problem goes to @p errs.
  * @return MH_OK with *out set, or an error (and *out NULL) if errs got any entry.
  */
-enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out,
-                            struct mh_errlist *errs);
+enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out, struct mh_errlist *errs);
 /** As mh_gen_build, on reload: @p prev (may be NULL) is the running generation, and stores
  *  declared the same way (same name, driver and settings) are shared with it, not reopened. */
 enum mh_status mh_gen_build_next(struct mh_config *config, const struct mh_gen *prev,

@@ -48,7 +48,8 @@ void mh_conf_set_base(struct mh_conf *c, const char *file_or_dir, int is_file)
     if (!is_file)
         c->base_dir = mh_xstrdup(file_or_dir);
     else if (slash)
-        c->base_dir = mh_xstrndup(file_or_dir, slash == file_or_dir ? 1 : (size_t)(slash - file_or_dir));
+        c->base_dir =
+            mh_xstrndup(file_or_dir, slash == file_or_dir ? 1 : (size_t)(slash - file_or_dir));
     else
         c->base_dir = NULL;
 }
@@ -74,8 +75,7 @@ bool mh_host_log_is_enabled(enum mh_log_level level)
     return mh_log_enabled(level);
 }
 
-void mh_host_logv(const struct mh_host *host, enum mh_log_level level, const char *fmt,
-                  va_list ap)
+void mh_host_logv(const struct mh_host *host, enum mh_log_level level, const char *fmt, va_list ap)
 {
     if (mh_log_enabled(level))
         mh_log_vwrite(level, host ? host->name : "module", fmt, ap);
@@ -118,8 +118,7 @@ static const config_setting_t *conf_find(const struct mh_conf *conf, const char 
     return config_setting_lookup((config_setting_t *)(uintptr_t)conf->group, path);
 }
 
-enum mh_status mh_host_conf_string(const struct mh_conf *conf, const char *path,
-                                      const char **out)
+enum mh_status mh_host_conf_string(const struct mh_conf *conf, const char *path, const char **out)
 {
     const config_setting_t *s = conf_find(conf, path);
 
@@ -131,8 +130,7 @@ enum mh_status mh_host_conf_string(const struct mh_conf *conf, const char *path,
     return MH_OK;
 }
 
-enum mh_status mh_host_conf_path(const struct mh_conf *conf, const char *path,
-                                    const char **out)
+enum mh_status mh_host_conf_path(const struct mh_conf *conf, const char *path, const char **out)
 {
     struct mh_conf *c = (struct mh_conf *)(uintptr_t)conf;
     const char *v = NULL;
@@ -191,5 +189,3 @@ enum mh_status mh_host_conf_float(const struct mh_conf *conf, const char *path, 
         return MH_E_INVAL;
     return MH_OK;
 }
-
-

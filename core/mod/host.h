@@ -36,14 +36,12 @@ void mh_host_log(const struct mh_host *host, enum mh_log_level level, const char
     MH_PRINTF(3, 4);
 enum mh_status mh_host_error_impl(struct mh_host *host, const char *fmt, ...) MH_PRINTF(2, 3);
 bool mh_host_log_is_enabled(enum mh_log_level level);
-void mh_host_logv(const struct mh_host *host, enum mh_log_level level, const char *fmt,
-                  va_list ap) MH_VPRINTF(3);
+void mh_host_logv(const struct mh_host *host, enum mh_log_level level, const char *fmt, va_list ap)
+    MH_VPRINTF(3);
 enum mh_status mh_host_errorv_impl(struct mh_host *host, const char *fmt, va_list ap) MH_VPRINTF(2);
 const char *mh_host_name_impl(const struct mh_host *host);
-enum mh_status mh_host_conf_string(const struct mh_conf *conf, const char *path,
-                                   const char **out);
-enum mh_status mh_host_conf_path(const struct mh_conf *conf, const char *path,
-                                 const char **out);
+enum mh_status mh_host_conf_string(const struct mh_conf *conf, const char *path, const char **out);
+enum mh_status mh_host_conf_path(const struct mh_conf *conf, const char *path, const char **out);
 enum mh_status mh_host_conf_int(const struct mh_conf *conf, const char *path, long long *out);
 enum mh_status mh_host_conf_bool(const struct mh_conf *conf, const char *path, int *out);
 enum mh_status mh_host_conf_float(const struct mh_conf *conf, const char *path, double *out);

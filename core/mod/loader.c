@@ -6,18 +6,18 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mod/host.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/sys.h"
+#include "mod/host.h"
 
 /* The smallest definition a 1.x module can have: every 1.0 field. */
 #define DEF_SIZE_1_0 (offsetof(struct mh_module_def, settings) + sizeof(void *))
@@ -110,8 +110,8 @@ static void *dlopen_fresh(const char *path)
 
 #define REFUSE(err, code, ...) mh_err_set((err), (code), NULL, 0, __VA_ARGS__)
 
-static enum mh_status check_def(const char *name, const char *path,
-                                const struct mh_module_def *d, struct mh_err *err)
+static enum mh_status check_def(const char *name, const char *path, const struct mh_module_def *d,
+                                struct mh_err *err)
 {
     if (!d)
         return REFUSE(err, MH_E_INVAL, "module '%s' (%s): %s() returned NULL", name, path,
@@ -143,8 +143,7 @@ static enum mh_status check_def(const char *name, const char *path,
                       "core 0x%08x: pointer/size_t/time_t sizes or byte order differ)",
                       name, path, d->fingerprint, (unsigned)MH_BUILD_FINGERPRINT);
     if (!d->name)
-        return REFUSE(err, MH_E_INVAL, "module '%s' (%s): its definition has no name", name,
-                      path);
+        return REFUSE(err, MH_E_INVAL, "module '%s' (%s): its definition has no name", name, path);
     if (strcmp(d->name, name) != 0)
         return REFUSE(err, MH_E_INVAL, "module '%s' (%s): the file defines module '%s', not '%s'",
                       name, path, d->name, name);
@@ -155,8 +154,8 @@ static enum mh_status check_def(const char *name, const char *path,
                       name, path);
     for (const struct mh_handler_def *h = d->handlers; h && h->name; h++) {
         if (!h->fn)
-            return REFUSE(err, MH_E_INVAL, "module '%s' (%s): handler '%s' has no function",
-                          name, path, h->name);
+            return REFUSE(err, MH_E_INVAL, "module '%s' (%s): handler '%s' has no function", name,
+                          path, h->name);
     }
     if (d->size >= offsetof(struct mh_module_def, drivers) + sizeof(void *)) {
         for (const struct mh_store_driver *v = d->drivers; v && v->name; v++) {
@@ -184,11 +183,10 @@ enum mh_status mh_module_open(const char *expected_name, const char *path, struc
     void *dl;
 
     if (stat(path, &st) != 0)
-        return REFUSE(err, MH_E_NOTFOUND, "module '%s' (%s): cannot open file: %s",
-                      expected_name, path, MH_STRERROR(errno));
+        return REFUSE(err, MH_E_NOTFOUND, "module '%s' (%s): cannot open file: %s", expected_name,
+                      path, MH_STRERROR(errno));
     if (!S_ISREG(st.st_mode))
-        return REFUSE(err, MH_E_INVAL, "module '%s' (%s): not a regular file", expected_name,
-                      path);
+        return REFUSE(err, MH_E_INVAL, "module '%s' (%s): not a regular file", expected_name, path);
     for (dso = dsos; dso; dso = dso->next) {
         if (dso->dl && dso->dev == st.st_dev && dso->ino == st.st_ino)
             break;
@@ -200,8 +198,8 @@ enum mh_status mh_module_open(const char *expected_name, const char *path, struc
     } else {
         dl = seen_path ? dlopen_fresh(path) : dlopen(path, DLOPEN_FLAGS);
         if (!dl)
-            return REFUSE(err, MH_E_INVAL, "module '%s' (%s): cannot load: %s", expected_name,
-                          path, seen_path ? "cannot map the rebuilt file anew" : dlerror());
+            return REFUSE(err, MH_E_INVAL, "module '%s' (%s): cannot load: %s", expected_name, path,
+                          seen_path ? "cannot map the rebuilt file anew" : dlerror());
         *(void **)&entry = dlsym(dl, MH_MODULE_SYMBOL);
         if (!entry) {
             dlclose(dl);

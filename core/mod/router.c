@@ -93,8 +93,8 @@ static enum mh_status parse_template(const char *tmpl, struct tseg *segs, size_t
         size_t len = end ? (size_t)(end - p) : strlen(p);
 
         if (n == MH_ROUTE_MAX_SEGMENTS)
-            return mh_err_set(err, MH_E_INVAL, NULL, 0, "path '%s' has more than %d segments",
-                              tmpl, MH_ROUTE_MAX_SEGMENTS);
+            return mh_err_set(err, MH_E_INVAL, NULL, 0, "path '%s' has more than %d segments", tmpl,
+                              MH_ROUTE_MAX_SEGMENTS);
         if (len == 0 && end)
             return mh_err_set(err, MH_E_INVAL, NULL, 0, "path '%s' has an empty segment ('//')",
                               tmpl);
@@ -256,8 +256,7 @@ size_t mh_router_count(const struct mh_router *rt)
     return rt->count;
 }
 
-static const struct node *find_shape(const struct mh_router *rt, const struct tseg *segs,
-                                     size_t n)
+static const struct node *find_shape(const struct mh_router *rt, const struct tseg *segs, size_t n)
 {
     const struct node *node = &rt->root;
 

@@ -12,7 +12,7 @@
 
 #include "base/err.h"
 
-#define MH_ROUTE_MAX_PARAMS 16
+#define MH_ROUTE_MAX_PARAMS   16
 #define MH_ROUTE_MAX_SEGMENTS 64
 
 enum mh_method {
@@ -40,7 +40,7 @@ struct mh_route_match {
     const char *names[MH_ROUTE_MAX_PARAMS];  /* borrowed from the router */
     const char *values[MH_ROUTE_MAX_PARAMS]; /* raw, point into the matched path */
     size_t lens[MH_ROUTE_MAX_PARAMS];
-    uint32_t allow; /* on MH_ROUTE_BAD_METHOD / OPTIONS: bit (1 << method) per allowed method */
+    uint32_t allow;  /* on MH_ROUTE_BAD_METHOD / OPTIONS: bit (1 << method) per allowed method */
     int head_as_get; /* HEAD answered by the GET route */
 };
 

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "mod/host.h"
-#include "mod/loader.h"
 #include "base/mem.h"
 #include "base/metrics.h"
+#include "mod/host.h"
+#include "mod/loader.h"
 
 static _Thread_local char store_errmsg[512];
 
@@ -209,8 +209,7 @@ static enum mh_status check_key(const void *key, size_t klen)
         return MH_E_INVAL;
     }
     if (klen > MH_STORE_MAX_KEY) {
-        mh_store_set_error_impl("key of %zu bytes exceeds the limit of %d", klen,
-                                MH_STORE_MAX_KEY);
+        mh_store_set_error_impl("key of %zu bytes exceeds the limit of %d", klen, MH_STORE_MAX_KEY);
         return MH_E_INVAL;
     }
     return MH_OK;
@@ -253,9 +252,8 @@ enum mh_status mh_store_get_impl(struct mh_store *st, const void *key, size_t kl
     return op_end(st, MH_STORE_OP_GET, op_start(), st->driver->get(st->db, key, klen, out));
 }
 
-enum mh_status mh_store_put_impl(struct mh_store *st, const void *key, size_t klen,
-                                 const void *val, size_t vlen, uint64_t expect, uint64_t *version,
-                                 int *created)
+enum mh_status mh_store_put_impl(struct mh_store *st, const void *key, size_t klen, const void *val,
+                                 size_t vlen, uint64_t expect, uint64_t *version, int *created)
 {
     enum mh_status rc = check_key(key, klen);
     uint64_t v = 0;
@@ -320,8 +318,8 @@ enum mh_status mh_store_scan_impl(struct mh_store *st, const void *prefix, size_
         return MH_E_INVAL;
     }
     return op_end(st, MH_STORE_OP_SCAN, op_start(),
-                  st->driver->scan(st->db, plen ? prefix : "", plen, alen ? after : "", alen,
-                                   limit, fn, arg));
+                  st->driver->scan(st->db, plen ? prefix : "", plen, alen ? after : "", alen, limit,
+                                   fn, arg));
 }
 
 /* The SDK's store_find: a module finds the stores its conf.d entry lists. */

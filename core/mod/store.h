@@ -13,8 +13,13 @@
 
 struct mh_module;
 
-enum mh_store_op { MH_STORE_OP_GET, MH_STORE_OP_PUT, MH_STORE_OP_DELETE, MH_STORE_OP_SCAN,
-                   MH_STORE_OPS };
+enum mh_store_op {
+    MH_STORE_OP_GET,
+    MH_STORE_OP_PUT,
+    MH_STORE_OP_DELETE,
+    MH_STORE_OP_SCAN,
+    MH_STORE_OPS
+};
 extern const char *const mh_store_op_names[MH_STORE_OPS];
 
 struct mh_store {
@@ -44,9 +49,8 @@ char *mh_store_signature(const char *driver, const config_setting_t *settings);
 
 enum mh_status mh_store_get_impl(struct mh_store *st, const void *key, size_t klen,
                                  struct mh_value *out);
-enum mh_status mh_store_put_impl(struct mh_store *st, const void *key, size_t klen,
-                                 const void *val, size_t vlen, uint64_t expect, uint64_t *version,
-                                 int *created);
+enum mh_status mh_store_put_impl(struct mh_store *st, const void *key, size_t klen, const void *val,
+                                 size_t vlen, uint64_t expect, uint64_t *version, int *created);
 enum mh_status mh_store_delete_impl(struct mh_store *st, const void *key, size_t klen,
                                     uint64_t expect);
 enum mh_status mh_store_scan_impl(struct mh_store *st, const void *prefix, size_t plen,

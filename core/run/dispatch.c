@@ -25,8 +25,8 @@ static bool route(struct mh_req *req)
         mh_router_allow_str(m.allow, allow, sizeof(allow));
         if (m.allow)
             mh_resp_header_impl(req, "Allow", allow);
-        mh_reply_problem_impl(req, m.allow ? 405 : 501, NULL, "method %s is not supported%s",
-                              name, m.allow ? " on this path" : "");
+        mh_reply_problem_impl(req, m.allow ? 405 : 501, NULL, "method %s is not supported%s", name,
+                              m.allow ? " on this path" : "");
         return false;
     }
     switch (mh_router_match(gen->router, method, path, plen, &m)) {
@@ -40,8 +40,8 @@ static bool route(struct mh_req *req)
             mh_reply_impl(req, 204, NULL, NULL, 0);
             return false;
         }
-        mh_reply_problem_impl(req, 405, NULL, "method %s is not allowed on %s (allowed: %s)",
-                              name, path, allow);
+        mh_reply_problem_impl(req, 405, NULL, "method %s is not allowed on %s (allowed: %s)", name,
+                              path, allow);
         return false;
     case MH_ROUTE_FOUND:
         break;

@@ -10,10 +10,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,22 +27,22 @@
 #include <event2/thread.h>
 
 #include "admin/admin.h"
-#include "conf/config.h"
-#include "mod/gen.h"
-#include "mod/loader.h"
 #include "base/log.h"
+#include "base/loop.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
 #include "base/pool.h"
-#include "ws/pubsub.h"
+#include "base/sys.h"
+#include "conf/config.h"
 #include "http/access.h"
 #include "http/conn.h"
 #include "http/request.h"
 #include "http/tls.h"
+#include "mod/gen.h"
+#include "mod/loader.h"
 #include "run/dispatch.h"
 #include "run/listeners.h"
-#include "base/loop.h"
-#include "base/sys.h"
+#include "ws/pubsub.h"
 #include "ws/ws.h"
 
 struct loop_thread;
@@ -261,8 +261,8 @@ static enum mh_status loop_setup(struct loop_thread *lt, struct mh_gen *gen, str
             return mh_err_set(err, MH_E_IO, NULL, 0, "cannot accept on listening socket");
     }
     if (lt->admin_fd >= 0) {
-        lt->admin_ev = event_new(loop->base, lt->admin_fd, EV_READ | EV_PERSIST,
-                                 on_admin_accept, lt);
+        lt->admin_ev =
+            event_new(loop->base, lt->admin_fd, EV_READ | EV_PERSIST, on_admin_accept, lt);
         if (!lt->admin_ev || event_add(lt->admin_ev, NULL) != 0)
             return mh_err_set(err, MH_E_IO, NULL, 0, "cannot accept on the admin socket");
     }
@@ -416,14 +416,14 @@ static void reap(struct mh_server *s)
             mh_info("reload", "generation %u drained: finalising its %zu modules", g->id,
                     g->nmodules);
             mh_gen_free(g);
-            mh_info("reload", "%zu generations live, %zu module files mapped",
-                    live_generations(s), mh_loader_mapped_count());
+            mh_info("reload", "%zu generations live, %zu module files mapped", live_generations(s),
+                    mh_loader_mapped_count());
             publish_generations(s);
             continue;
         }
         if (!g->ws_closed &&
-            (now.tv_sec > g->drain_deadline.tv_sec ||
-             (now.tv_sec == g->drain_deadline.tv_sec && now.tv_nsec >= g->drain_deadline.tv_nsec))) {
+            (now.tv_sec > g->drain_deadline.tv_sec || (now.tv_sec == g->drain_deadline.tv_sec &&
+                                                       now.tv_nsec >= g->drain_deadline.tv_nsec))) {
             mh_warn("reload",
                     "generation %u: drain deadline passed with %d references; closing its "
                     "WebSockets (1001)",
@@ -468,18 +468,21 @@ static void warn_fixed(const struct mh_server *s, const struct mh_server_conf *r
     if (strcmp(run->host, next->host) != 0 || run->port != next->port ||
         run->threads != next->threads || run->workers != next->workers ||
         run->worker_queue != next->worker_queue)
-        mh_warn("reload", "listen, threads, workers and worker_queue change only with a "
-                          "restart; keeping %s:%d, %d threads, %d workers",
+        mh_warn("reload",
+                "listen, threads, workers and worker_queue change only with a "
+                "restart; keeping %s:%d, %d threads, %d workers",
                 run->host, s->port, run->threads, run->workers);
     if (!same_str(run->admin_host, next->admin_host) || run->admin_port != next->admin_port ||
         run->admin_max_connections != next->admin_max_connections)
-        mh_warn("reload", "admin.listen and admin.max_connections change only with a restart; "
-                          "keeping %s:%d",
+        mh_warn("reload",
+                "admin.listen and admin.max_connections change only with a restart; "
+                "keeping %s:%d",
                 run->admin_host ? run->admin_host : "(off)", s->admin_port);
     if (!same_str(run->pid_file, next->pid_file) || !same_str(run->user, next->user) ||
         !same_str(run->group, next->group))
-        mh_warn("reload", "pid_file, user and group change only with a restart; keeping "
-                          "pid_file %s, user %s, group %s",
+        mh_warn("reload",
+                "pid_file, user and group change only with a restart; keeping "
+                "pid_file %s, user %s, group %s",
                 run->pid_file ? run->pid_file : "(none)", run->user ? run->user : "(unchanged)",
                 run->group ? run->group : "(unchanged)");
 }
@@ -544,8 +547,9 @@ static void reload(struct mh_server *s)
     if (!same_str(old->config->server.access_file, g->config->server.access_file))
         open_access_log(&g->config->server);
     publish_generations(s);
-    mh_info("reload", "generation %u serving: %zu modules, %zu routes, %zu stores; %zu "
-                      "generations live, %zu module files mapped",
+    mh_info("reload",
+            "generation %u serving: %zu modules, %zu routes, %zu stores; %zu "
+            "generations live, %zu module files mapped",
             g->id, g->nmodules, g->ntargets, g->nstores, live_generations(s),
             mh_loader_mapped_count());
     write_status(s, true, NULL);
@@ -657,8 +661,9 @@ static enum mh_status drop_privileges(const struct mh_server_conf *c, int status
     if (geteuid() != 0) {
         if (uid == geteuid() && gid == getegid())
             return MH_OK;
-        mh_error("server", "server.user/group need the server to start as root (it runs as "
-                           "uid %d)",
+        mh_error("server",
+                 "server.user/group need the server to start as root (it runs as "
+                 "uid %d)",
                  (int)geteuid());
         return MH_E_INVAL;
     }
@@ -822,8 +827,9 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
     }
     log_start(s.current, s.listeners, s.nloops);
     if (s.admin)
-        mh_info("server", "admin listener on %s:%d (/, /healthz, /readyz, /metrics, /modules, "
-                          "/routes, /generations)",
+        mh_info("server",
+                "admin listener on %s:%d (/, /healthz, /readyz, /metrics, /modules, "
+                "/routes, /generations)",
                 c->admin_host, s.admin_port);
     if (opts->port_file) {
         if (s.admin) {

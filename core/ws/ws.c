@@ -19,11 +19,11 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/loop.h"
-#include "base/metrics.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
-#include "base/sha1.h"
+#include "base/metrics.h"
 #include "base/pool.h"
+#include "base/sha1.h"
 #include "base/utf8.h"
 #include "conf/config.h"
 #include "http/conn.h"
@@ -41,18 +41,18 @@ struct mh_ws {
     bool open;           /* on_open accepted and on_close not yet called */
     bool gone;           /* the connection ended */
     bool close_received;
-    bool failed; /* protocol failure: stop reading */
+    bool failed;    /* protocol failure: stop reading */
     int close_code; /* what on_close reports */
     uint64_t id;
     struct mh_loop *loop;
     const struct mh_route_target *t;
     struct mh_route_stats *rs; /* the endpoint's metrics on this loop */
-    struct mh_gen *gen; /* referenced while the connection is open: t points into it */
+    struct mh_gen *gen;        /* referenced while the connection is open: t points into it */
     struct mh_conn *conn;
     struct event *timer;
     struct timespec last_rx;
     void *data;
-    void *channels; /* pubsub.c's list */
+    void *channels;            /* pubsub.c's list */
     struct mh_ws *prev, *next; /* the loop's list */
     /* A message being assembled from fragments. */
     struct mh_buf msg;
@@ -218,8 +218,9 @@ static bool check_outbound(struct mh_ws *ws)
     size_t queued = mh_conn_unsent(ws->conn);
 
     if (queued > (size_t)ws->t->ws->max_outbound_bytes && !atomic_load(&ws->closing)) {
-        mh_warn("ws", "connection %" PRIu64 ": %zu bytes unsent (limit %lld): closing a slow "
-                      "consumer",
+        mh_warn("ws",
+                "connection %" PRIu64 ": %zu bytes unsent (limit %lld): closing a slow "
+                "consumer",
                 ws->id, queued, ws->t->ws->max_outbound_bytes);
         mh_stat_add(&ws->rs->ws_slow_closes, 1);
         fail(ws, MH_WS_POLICY, "too much unsent data");
@@ -591,8 +592,8 @@ static void start(struct mh_ws *ws, const char *acc, const char *protocol)
     mh_conn_send(ws->conn, head.data, head.len);
     mh_buf_cleanup(&head);
 
-    tick_ms = ws->t->ws->ping_interval_ms > 0 ? ws->t->ws->ping_interval_ms
-                                              : ws->t->ws->idle_timeout_ms;
+    tick_ms =
+        ws->t->ws->ping_interval_ms > 0 ? ws->t->ws->ping_interval_ms : ws->t->ws->idle_timeout_ms;
     ws->timer = event_new(ws->loop->base, -1, EV_PERSIST, on_timer, ws);
     if (!ws->timer)
         abort();

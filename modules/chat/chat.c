@@ -46,8 +46,7 @@ struct conn {
     char channel[72];
 };
 
-static enum mh_status chat_init(struct mh_host *host, const struct mh_conf *settings,
-                                void **state)
+static enum mh_status chat_init(struct mh_host *host, const struct mh_conf *settings, void **state)
 {
     struct chat_state *st = calloc(1, sizeof(*st));
     const char *store = NULL;
@@ -149,7 +148,6 @@ static void key_of(char *buf, size_t size, const char *room, const char *what)
 {
     (void)snprintf(buf, size, "chat/%s/%s", room, what);
 }
-
 
 static void append_one(struct append_job *j)
 {
@@ -361,8 +359,7 @@ static enum mh_status chat_open(struct mh_ws *ws, struct mh_req *req, void *stat
     return MH_OK;
 }
 
-static void chat_message(struct mh_ws *ws, int is_binary, const void *data, size_t len,
-                         void *state)
+static void chat_message(struct mh_ws *ws, int is_binary, const void *data, size_t len, void *state)
 {
     struct chat_state *st = state;
     struct conn *c = mh_ws_data(ws);

@@ -50,7 +50,7 @@ static const char *sent_member(const struct mh_ws *ws, size_t i, const char *key
     struct json_object *v = NULL;
 
     (void)snprintf(buf, size, "%s",
-             json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "(absent)");
+                   json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "(absent)");
     json_object_put(o);
     return buf;
 }

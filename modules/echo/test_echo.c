@@ -95,8 +95,8 @@ static void test_echo_json_over_the_limit_is_413(void)
     mh_testing_req_json(req, "[1, 2, 3]");
     mh_testing_call(req, "echo_json");
     CU_ASSERT_EQUAL(mh_testing_status(req), 413);
-    CU_ASSERT_PTR_NOT_NULL(strstr(mh_test_str(mh_testing_json_str(req, "detail")),
-                                  "exceeds the limit of 4"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(mh_test_str(mh_testing_json_str(req, "detail")), "exceeds the limit of 4"));
 
     mh_testing_json_limits(t, 1024, 2);
     req = mh_testing_req(t, "POST", "/echo/json");

@@ -18,8 +18,7 @@ struct hash_state {
     long long max_input_bytes;
 };
 
-static enum mh_status hash_init(struct mh_host *host, const struct mh_conf *settings,
-                                void **state)
+static enum mh_status hash_init(struct mh_host *host, const struct mh_conf *settings, void **state)
 {
     struct hash_state *st = calloc(1, sizeof(*st));
 
@@ -50,8 +49,8 @@ static void hash_fini(struct mh_host *host, void *state)
 }
 
 /* A string member of at most @p max bytes, or NULL with *why set. */
-static const char *get_string(struct json_object *doc, const char *name, long long max,
-                              size_t *len, const char **why)
+static const char *get_string(struct json_object *doc, const char *name, long long max, size_t *len,
+                              const char **why)
 {
     struct json_object *v;
 
@@ -139,6 +138,5 @@ static const struct mh_setting_def hash_settings[] = {
     {NULL, 0, NULL},
 };
 
-MH_MODULE(.name = "hash", .version = "1.0.0", .flags = MH_MODULE_UNLOAD_SAFE,
-          .init = hash_init, .fini = hash_fini, .handlers = hash_handlers,
-          .settings = hash_settings)
+MH_MODULE(.name = "hash", .version = "1.0.0", .flags = MH_MODULE_UNLOAD_SAFE, .init = hash_init,
+          .fini = hash_fini, .handlers = hash_handlers, .settings = hash_settings)

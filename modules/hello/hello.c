@@ -13,8 +13,7 @@ struct hello_state {
     char greeting[64];
 };
 
-static enum mh_status hello_init(struct mh_host *host, const struct mh_conf *settings,
-                                 void **state)
+static enum mh_status hello_init(struct mh_host *host, const struct mh_conf *settings, void **state)
 {
     struct hello_state *st = calloc(1, sizeof(*st));
     const char *greeting = "Hello";
@@ -67,6 +66,5 @@ static const struct mh_setting_def hello_settings[] = {
     {NULL, 0, NULL},
 };
 
-MH_MODULE(.name = "hello", .version = "1.0.0", .flags = MH_MODULE_UNLOAD_SAFE,
-          .init = hello_init, .fini = hello_fini, .handlers = hello_handlers,
-          .settings = hello_settings)
+MH_MODULE(.name = "hello", .version = "1.0.0", .flags = MH_MODULE_UNLOAD_SAFE, .init = hello_init,
+          .fini = hello_fini, .handlers = hello_handlers, .settings = hello_settings)

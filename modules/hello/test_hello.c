@@ -29,8 +29,7 @@ static void test_hello_greets_the_name_from_the_route(void)
     CU_ASSERT_EQUAL(mh_testing_req_route(req, "/hello/{name}"), MH_OK);
     CU_ASSERT_EQUAL(mh_testing_call(req, "hello"), MH_OK);
     CU_ASSERT_EQUAL(mh_testing_status(req), 200);
-    CU_ASSERT_STRING_EQUAL(mh_test_str(mh_testing_header(req, "Content-Type")),
-                           "application/json");
+    CU_ASSERT_STRING_EQUAL(mh_test_str(mh_testing_header(req, "Content-Type")), "application/json");
     CU_ASSERT_STRING_EQUAL(message_of(req), "Hello, caf\xc3\xa9!");
     CU_ASSERT_EQUAL(mh_testing_misuses(t), 0);
     mh_testing_free(t);

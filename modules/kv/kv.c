@@ -39,16 +39,18 @@ static enum mh_status kv_init(struct mh_host *host, const struct mh_conf *settin
     mh_conf_int(settings, "default_page", &st->default_page);
     st->store = mh_store_find(host, store);
     if (!st->store) {
-        mh_host_error(host, store ? "store '%s' is not in this module's `stores` list"
-                                  : "no store: list one in the module's `stores`",
+        mh_host_error(host,
+                      store ? "store '%s' is not in this module's `stores` list"
+                            : "no store: list one in the module's `stores`",
                       store);
         free(st);
         return MH_E_INVAL;
     }
     if (st->max_key_bytes < 1 || st->max_key_bytes > MH_STORE_MAX_KEY || st->max_value_bytes < 0 ||
         st->max_page < 1 || st->default_page < 1 || st->default_page > st->max_page) {
-        mh_host_error(host, "limits out of range: max_key_bytes 1..%d, max_value_bytes >= 0, "
-                            "1 <= default_page <= max_page",
+        mh_host_error(host,
+                      "limits out of range: max_key_bytes 1..%d, max_value_bytes >= 0, "
+                      "1 <= default_page <= max_page",
                       MH_STORE_MAX_KEY);
         free(st);
         return MH_E_INVAL;
@@ -350,8 +352,9 @@ static enum mh_status store_failed(struct mh_req *req, enum mh_status rc)
     case MH_E_NOTFOUND:
         return mh_reply_problem(req, 404, NULL, "no such key");
     case MH_E_CONFLICT:
-        return mh_reply_problem(req, 412, NULL, "the key's version does not match the request's "
-                                                "precondition");
+        return mh_reply_problem(req, 412, NULL,
+                                "the key's version does not match the request's "
+                                "precondition");
     case MH_E_INVAL:
         return mh_reply_problem(req, 400, NULL, "%s", mh_store_error());
     case MH_E_LIMIT:
@@ -360,8 +363,7 @@ static enum mh_status store_failed(struct mh_req *req, enum mh_status rc)
         mh_resp_header(req, "Retry-After", "1");
         return mh_reply_problem(req, 503, NULL, "the store is unavailable: %s", mh_store_error());
     default:
-        mh_req_logf(req, MH_LOG_ERROR, "store failure: %s: %s", mh_strerror(rc),
-                    mh_store_error());
+        mh_req_logf(req, MH_LOG_ERROR, "store failure: %s: %s", mh_strerror(rc), mh_store_error());
         return mh_reply_problem(req, 500, NULL, "the store failed");
     }
 }
@@ -568,8 +570,7 @@ static enum mh_status kv_list(struct mh_req *req, void *state)
     enum mh_status rc;
 
     if (limit_s && !parse_limit(limit_s, st->max_page, &limit))
-        return mh_reply_problem(req, 400, NULL, "limit must be an integer 1..%lld",
-                                st->max_page);
+        return mh_reply_problem(req, 400, NULL, "limit must be an integer 1..%lld", st->max_page);
     if (!prefix)
         prefix = "";
     if (!cursor)
@@ -582,8 +583,8 @@ static enum mh_status kv_list(struct mh_req *req, void *state)
     p.limit = (size_t)limit;
     if (!p.keys)
         return MH_E_NOMEM;
-    rc = mh_store_scan(st->store, prefix, strlen(prefix), cursor, strlen(cursor),
-                       (size_t)limit + 1, collect, &p);
+    rc = mh_store_scan(st->store, prefix, strlen(prefix), cursor, strlen(cursor), (size_t)limit + 1,
+                       collect, &p);
     if (rc != MH_OK) {
         json_object_put(p.keys);
         free(p.last);

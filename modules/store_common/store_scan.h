@@ -53,10 +53,9 @@ typedef enum mh_status (*scan_collect_fn)(void *db, const void *prefix, size_t p
                                           size_t want, struct batch *b);
 
 /* The driver's scan: pages through batches from @p collect and hands each record to @p fn. */
-static inline enum mh_status store_scan_pages(void *db, scan_collect_fn collect,
-                                              const void *prefix, size_t plen, const void *after,
-                                              size_t alen, size_t limit, mh_scan_fn fn,
-                                              void *fn_arg)
+static inline enum mh_status store_scan_pages(void *db, scan_collect_fn collect, const void *prefix,
+                                              size_t plen, const void *after, size_t alen,
+                                              size_t limit, mh_scan_fn fn, void *fn_arg)
 {
     unsigned char cursor[MH_STORE_MAX_KEY];
     struct batch *b = malloc(sizeof(*b));

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "modhost/sdk.h"
 #include "../store_common/store_scan.h"
+#include "modhost/sdk.h"
 
 /* 1/4 of the nodes reach each next level; 24 levels index ~2^48 records in O(log n). */
 #define MAX_LEVEL 24

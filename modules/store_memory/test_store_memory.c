@@ -19,8 +19,8 @@ static struct mh_testing *with_store(const char *settings)
     return t;
 }
 
-static int count_keys(const void *key, size_t klen, const void *val, size_t vlen,
-                      uint64_t version, void *arg)
+static int count_keys(const void *key, size_t klen, const void *val, size_t vlen, uint64_t version,
+                      void *arg)
 {
     size_t *n = arg;
 

@@ -194,7 +194,7 @@ static enum mh_status link_lost(struct pg_store *s, struct conn *c, const char *
     const char *err = c->pg ? PQerrorMessage(c->pg) : "";
 
     (void)snprintf(msg, sizeof(msg), "%s: %s", what,
-             timed_out ? "no answer within timeout_ms" : (err[0] ? err : "connection lost"));
+                   timed_out ? "no answer within timeout_ms" : (err[0] ? err : "connection lost"));
     msg[strcspn(msg, "\n")] = '\0';
     PQfinish(c->pg);
     c->pg = NULL;
@@ -626,8 +626,8 @@ static enum mh_status build_params(struct pg_store *s, const struct options *o)
         char opts[128];
 
         (void)snprintf(opts, sizeof(opts),
-                 "-c client_connection_check_interval=1000 -c statement_timeout=%lld",
-                 o->timeout_ms);
+                       "-c client_connection_check_interval=1000 -c statement_timeout=%lld",
+                       o->timeout_ms);
         rc = add_param(s, "options", opts);
     }
     /* Keepalives find a peer that vanished without a word between calls. */
@@ -701,7 +701,8 @@ static enum mh_status pg_open(struct mh_host *host, const struct mh_conf *settin
         return MH_E_NOMEM;
     }
     pthread_mutex_init(&s->mu, NULL);
-    (void)snprintf(s->what, sizeof(s->what), "postgres store '%s' at %s:%lld", o.table, o.host, o.port);
+    (void)snprintf(s->what, sizeof(s->what), "postgres store '%s' at %s:%lld", o.table, o.host,
+                   o.port);
     link_init(&s->link, s->what);
     s->timeout_ms = (int)o.timeout_ms;
     rc = build_params(s, &o);

@@ -495,7 +495,8 @@ static enum mh_status rs_open(struct mh_host *host, const struct mh_conf *settin
     if (o.socket)
         (void)snprintf(s->what, sizeof(s->what), "redis store '%s' at %s", o.prefix, o.socket);
     else
-        (void)snprintf(s->what, sizeof(s->what), "redis store '%s' at %s:%lld", o.prefix, o.host, o.port);
+        (void)snprintf(s->what, sizeof(s->what), "redis store '%s' at %s:%lld", o.prefix, o.host,
+                       o.port);
     link_init(&s->link, s->what);
     s->plen = (size_t)snprintf(s->prefix, sizeof(s->prefix), "%sr:", o.prefix);
     (void)snprintf(s->idx_key, sizeof(s->idx_key), "%sidx", o.prefix);

@@ -17,9 +17,9 @@
 
 #include <sqlite3.h>
 
-#include "modhost/sdk.h"
 #include "../store_common/store_expect.h"
 #include "../store_common/store_scan.h"
+#include "modhost/sdk.h"
 
 #define POOL_MAX 64
 

@@ -18,8 +18,7 @@ struct state {
 };
 
 /* Runs once per load, on the main thread, before any request. */
-static enum mh_status module_init(struct mh_host *host, const struct mh_conf *settings,
-                                  void **out)
+static enum mh_status module_init(struct mh_host *host, const struct mh_conf *settings, void **out)
 {
     struct state *st = calloc(1, sizeof(*st));
     const char *greeting = "Hello";
@@ -128,6 +127,5 @@ static const struct mh_setting_def settings[] = {
     {NULL, 0, NULL},
 };
 
-MH_MODULE(.name = "@NAME@", .version = "0.1.0", .flags = MH_MODULE_UNLOAD_SAFE,
-          .init = module_init, .fini = module_fini, .handlers = handlers, .ws_hooks = ws_hooks,
-          .settings = settings)
+MH_MODULE(.name = "@NAME@", .version = "0.1.0", .flags = MH_MODULE_UNLOAD_SAFE, .init = module_init,
+          .fini = module_fini, .handlers = handlers, .ws_hooks = ws_hooks, .settings = settings)

@@ -4,8 +4,6 @@
  * are in testing_req.c, testing_store.c and testing_ws.c. The strict JSON check, UTF-8
  * validation, status texts and allocation helpers are the core's own (core/base/).
  */
-#include "testing_int.h"
-
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -20,13 +18,14 @@
 #include "base/json.h"
 #include "base/mem.h"
 #include "base/utf8.h"
+#include "testing_int.h"
 
 static atomic_uint_fast64_t clock_now = 1000000000u;
 _Thread_local char mh_th_store_err[512];
 
 /* --- Small helpers --- */
 
-void  mh_th_pairs_add(struct pairs *ps, const char *name, const char *value)
+void mh_th_pairs_add(struct pairs *ps, const char *name, const char *value)
 {
     ps->items = mh_xrealloc(ps->items, (ps->n + 1) * sizeof(*ps->items));
     ps->items[ps->n].name = mh_xstrdup(name);
@@ -36,7 +35,7 @@ void  mh_th_pairs_add(struct pairs *ps, const char *name, const char *value)
 
 /* The first value of @p name, compared with @p cmp (strcmp or strcasecmp), or NULL. */
 const char *mh_th_pairs_get(const struct pairs *ps, const char *name,
-                             int (*cmp)(const char *, const char *))
+                            int (*cmp)(const char *, const char *))
 {
     for (size_t i = 0; i < ps->n; i++) {
         if (cmp(ps->items[i].name, name) == 0)
@@ -45,7 +44,7 @@ const char *mh_th_pairs_get(const struct pairs *ps, const char *name,
     return NULL;
 }
 
-void  mh_th_pairs_set(struct pairs *ps, const char *name, const char *value)
+void mh_th_pairs_set(struct pairs *ps, const char *name, const char *value)
 {
     for (size_t i = 0; i < ps->n; i++) {
         if (strcmp(ps->items[i].name, name) == 0) {
@@ -57,7 +56,7 @@ void  mh_th_pairs_set(struct pairs *ps, const char *name, const char *value)
     mh_th_pairs_add(ps, name, value);
 }
 
-void  mh_th_pairs_free(struct pairs *ps)
+void mh_th_pairs_free(struct pairs *ps)
 {
     for (size_t i = 0; i < ps->n; i++) {
         free(ps->items[i].name);
@@ -68,8 +67,8 @@ void  mh_th_pairs_free(struct pairs *ps)
     ps->n = 0;
 }
 
-void  mh_th_messages_add(struct messages *ms, const char *channel, bool is_binary,
-                         const void *data, size_t len)
+void mh_th_messages_add(struct messages *ms, const char *channel, bool is_binary, const void *data,
+                        size_t len)
 {
     struct message *m;
 
@@ -81,7 +80,7 @@ void  mh_th_messages_add(struct messages *ms, const char *channel, bool is_binar
     m->is_binary = is_binary;
 }
 
-void  mh_th_messages_free(struct messages *ms)
+void mh_th_messages_free(struct messages *ms)
 {
     for (size_t i = 0; i < ms->n; i++) {
         free(ms->items[i].channel);
@@ -105,7 +104,7 @@ const char *mh_th_error_set(struct mh_testing *t, const char *fmt, ...)
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-void  mh_th_log_line(struct mh_testing *t, enum mh_log_level level, const char *text)
+void mh_th_log_line(struct mh_testing *t, enum mh_log_level level, const char *text)
 {
     const char *lv = (unsigned)level < 4 ? level_names[level] : "?";
     size_t need = strlen(lv) + strlen(text) + 3;
@@ -115,8 +114,8 @@ void  mh_th_log_line(struct mh_testing *t, enum mh_log_level level, const char *
         t->log_cap = (t->log_len + need) * 2;
         t->log = mh_xrealloc(t->log, t->log_cap);
     }
-    t->log_len += (size_t)snprintf(t->log + t->log_len, t->log_cap - t->log_len, "%s %s\n", lv,
-                                   text);
+    t->log_len +=
+        (size_t)snprintf(t->log + t->log_len, t->log_cap - t->log_len, "%s %s\n", lv, text);
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -131,8 +130,8 @@ static void log_vline(struct mh_testing *t, enum mh_log_level level, const char 
 }
 
 /* Records a call that broke an SDK rule; the server answers those with a 500. */
-void  mh_th_misuse(struct mh_testing *t, const char *fmt, ...) MH_PRINTF(2, 3);
-void  mh_th_misuse(struct mh_testing *t, const char *fmt, ...)
+void mh_th_misuse(struct mh_testing *t, const char *fmt, ...) MH_PRINTF(2, 3);
+void mh_th_misuse(struct mh_testing *t, const char *fmt, ...)
 {
     char *what, *line;
     va_list ap;
@@ -160,7 +159,7 @@ static struct mh_conf *conf_new(void)
     return c;
 }
 
-void  mh_th_conf_free(struct mh_conf *c)
+void mh_th_conf_free(struct mh_conf *c)
 {
     if (!c)
         return;
@@ -179,7 +178,7 @@ static enum mh_status conf_parse(struct mh_testing *t, const char *text, struct 
 
     if (text && config_read_string(&c->cfg, text) != CONFIG_TRUE) {
         mh_th_error_set(t, "settings, line %d: %s", config_error_line(&c->cfg),
-                  config_error_text(&c->cfg));
+                        config_error_text(&c->cfg));
         mh_th_conf_free(c);
         return MH_E_INVAL;
     }
@@ -260,8 +259,7 @@ static enum mh_status api_conf_float(const struct mh_conf *conf, const char *pat
     return rc;
 }
 
-static enum mh_status api_conf_path(const struct mh_conf *conf, const char *path,
-                                    const char **out)
+static enum mh_status api_conf_path(const struct mh_conf *conf, const char *path, const char **out)
 {
     struct mh_conf *c = (struct mh_conf *)(uintptr_t)conf;
     const char *v = NULL;
@@ -329,12 +327,13 @@ static enum mh_status check_settings(struct mh_testing *t, const struct mh_setti
         while (d->name && strcmp(d->name, config_setting_name(s)) != 0)
             d++;
         if (!d->name) {
-            mh_th_error_set(t, "unknown setting '%s' for %s '%s'", config_setting_name(s), kind, owner);
+            mh_th_error_set(t, "unknown setting '%s' for %s '%s'", config_setting_name(s), kind,
+                            owner);
             return MH_E_INVAL;
         }
         if (conf_typed(conf, d->name, setting_types(d->type), &typed) != MH_OK) {
             mh_th_error_set(t, "setting '%s' of %s '%s' must be %s", d->name, kind, owner,
-                      setting_type_name(d->type));
+                            setting_type_name(d->type));
             return MH_E_INVAL;
         }
     }
@@ -349,9 +348,10 @@ struct mh_testing *mh_testing_new(const struct mh_module_def *def)
 
     if (!def || def->magic != MH_MODULE_MAGIC || def->abi_major != MH_ABI_MAJOR ||
         def->abi_minor > MH_ABI_MINOR || !def->api || !def->name) {
-        (void)fprintf(stderr, "modhost testing: not a module definition of SDK %d.x (up to %d.%d); "
-                        "pass what the module's mh_module_v1() returns\n",
-                MH_ABI_MAJOR, MH_ABI_MAJOR, MH_ABI_MINOR);
+        (void)fprintf(stderr,
+                      "modhost testing: not a module definition of SDK %d.x (up to %d.%d); "
+                      "pass what the module's mh_module_v1() returns\n",
+                      MH_ABI_MAJOR, MH_ABI_MAJOR, MH_ABI_MINOR);
         return NULL;
     }
     t = mh_xcalloc(1, sizeof(*t));
@@ -368,9 +368,9 @@ struct mh_testing *mh_testing_new(const struct mh_module_def *def)
     return t;
 }
 
-void  mh_th_store_free(struct mh_store *s);
-void  mh_th_req_destroy(struct mh_req *req);
-void  mh_th_ws_destroy(struct mh_ws *ws);
+void mh_th_store_free(struct mh_store *s);
+void mh_th_req_destroy(struct mh_req *req);
+void mh_th_ws_destroy(struct mh_ws *ws);
 
 void mh_testing_free(struct mh_testing *t)
 {
@@ -564,8 +564,8 @@ enum mh_status mh_testing_start(struct mh_testing *t)
     for (size_t i = 0; i < t->nstores; i++) {
         struct mh_store *s = t->stores[i];
         const struct mh_setting_def *defs =
-            s->driver && s->driver->size >= offsetof(struct mh_store_driver, settings) +
-                                                sizeof(void *)
+            s->driver &&
+                    s->driver->size >= offsetof(struct mh_store_driver, settings) + sizeof(void *)
                 ? s->driver->settings
                 : NULL;
 
@@ -577,8 +577,9 @@ enum mh_status mh_testing_start(struct mh_testing *t)
         mh_th_store_err[0] = '\0';
         rc = s->driver->open(&t->host, s->conf, &s->db);
         if (rc != MH_OK) {
-            mh_th_error_set(t, "store '%s': driver '%s' cannot open it: %s", s->name, s->driver->name,
-                      mh_th_store_err[0] ? mh_th_store_err : mh_status_str(rc));
+            mh_th_error_set(t, "store '%s': driver '%s' cannot open it: %s", s->name,
+                            s->driver->name,
+                            mh_th_store_err[0] ? mh_th_store_err : mh_status_str(rc));
             s->driver = NULL; /* nothing to close */
             return rc;
         }
@@ -588,7 +589,7 @@ enum mh_status mh_testing_start(struct mh_testing *t)
         mh_testing_run_tasks(t);
         if (rc != MH_OK) {
             mh_th_error_set(t, "init failed: %s",
-                      t->host.error[0] ? t->host.error : mh_status_str(rc));
+                            t->host.error[0] ? t->host.error : mh_status_str(rc));
             return rc;
         }
     }
@@ -732,7 +733,8 @@ static enum mh_status api_req_task(struct mh_req *req, mh_task_fn work, mh_req_d
     if (!work || !done)
         return MH_E_INVAL;
     if (req->replied || req->t->on_worker) {
-        mh_th_misuse(req->t, "mh_req_task %s", req->replied ? "after a reply" : "from a worker thread");
+        mh_th_misuse(req->t, "mh_req_task %s",
+                     req->replied ? "after a reply" : "from a worker thread");
         return MH_E_STATE;
     }
     k = mh_xcalloc(1, sizeof(*k));
@@ -830,7 +832,6 @@ static uint64_t api_clock_ns(void)
 {
     return (uint64_t)atomic_load(&clock_now);
 }
-
 
 /* --- The table --- */
 

@@ -157,7 +157,6 @@ struct mh_testing {
     char error[1024];
 };
 
-
 /** This thread's last store error (mh_store_error). */
 extern _Thread_local char mh_th_store_err[512];
 
@@ -167,8 +166,8 @@ const char *mh_th_pairs_get(const struct pairs *ps, const char *name,
                             int (*cmp)(const char *, const char *));
 void mh_th_pairs_set(struct pairs *ps, const char *name, const char *value);
 void mh_th_pairs_free(struct pairs *ps);
-void mh_th_messages_add(struct messages *ms, const char *channel, bool is_binary,
-                        const void *data, size_t len);
+void mh_th_messages_add(struct messages *ms, const char *channel, bool is_binary, const void *data,
+                        size_t len);
 void mh_th_messages_free(struct messages *ms);
 /** Sets the text mh_testing_error answers. @return it. */
 const char *mh_th_error_set(struct mh_testing *t, const char *fmt, ...) MH_PRINTF(2, 3);

@@ -2,8 +2,6 @@
  * The testing host's fake requests: building them, the mh_req_* calls, the replies with the
  * server's rules (one reply, valid status and headers, problem+json), and calling handlers.
  */
-#include "testing_int.h"
-
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -14,11 +12,12 @@
 
 #include <json-c/json.h>
 
+#include "base/chars.h"
 #include "base/err.h"
 #include "base/json.h"
 #include "base/mem.h"
-#include "base/chars.h"
 #include "base/utf8.h"
+#include "testing_int.h"
 
 /* --- Requests --- */
 
@@ -28,8 +27,10 @@ static char *decode(const char *s, size_t n, bool plus)
     char *out = mh_xcalloc(1, n + 1), *o = out;
 
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && mh_hex_value((unsigned char)s[i + 1]) >= 0 && mh_hex_value((unsigned char)s[i + 2]) >= 0) {
-            *o++ = (char)(mh_hex_value((unsigned char)s[i + 1]) * 16 + mh_hex_value((unsigned char)s[i + 2]));
+        if (s[i] == '%' && i + 2 < n && mh_hex_value((unsigned char)s[i + 1]) >= 0 &&
+            mh_hex_value((unsigned char)s[i + 2]) >= 0) {
+            *o++ = (char)(mh_hex_value((unsigned char)s[i + 1]) * 16 +
+                          mh_hex_value((unsigned char)s[i + 2]));
             i += 2;
         } else {
             *o++ = plus && s[i] == '+' ? ' ' : s[i];
@@ -126,7 +127,7 @@ static void run_defers(struct mh_req *req)
     }
 }
 
-void  mh_th_req_destroy(struct mh_req *req)
+void mh_th_req_destroy(struct mh_req *req)
 {
     run_defers(req);
     while (req->chunks) {
@@ -250,8 +251,8 @@ static enum mh_status api_req_json(struct mh_req *req, struct json_object **out,
     if (req->body_len > t->max_json_bytes) {
         if (detail) {
             msg = api_req_alloc(req, 128);
-            (void)snprintf(msg, 128, "JSON body of %zu bytes exceeds the limit of %zu", req->body_len,
-                     t->max_json_bytes);
+            (void)snprintf(msg, 128, "JSON body of %zu bytes exceeds the limit of %zu",
+                           req->body_len, t->max_json_bytes);
             *detail = msg;
         }
         return MH_E_LIMIT;
@@ -305,8 +306,9 @@ static const char *api_req_request_id(const struct mh_req *req)
     const char *v = mh_th_pairs_get(&req->headers, "X-Request-Id", strcasecmp);
     size_t n = v ? strlen(v) : 0;
 
-    if (v && n >= 1 && n <= 64 && strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                             "0123456789-_.:+/=@") == n)
+    if (v && n >= 1 && n <= 64 &&
+        strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789-_.:+/=@") == n)
         (void)snprintf(r->rid, sizeof(r->rid), "%s", v);
     else
         (void)snprintf(r->rid, sizeof(r->rid), "test-%020llu", (unsigned long long)req->id);
@@ -315,19 +317,29 @@ static const char *api_req_request_id(const struct mh_req *req)
 
 /* --- Replies --- */
 
-
 static const char *reason(int status)
 {
     static const struct {
         int status;
         const char *text;
     } table[] = {
-        {200, "OK"},         {201, "Created"},      {202, "Accepted"},
-        {204, "No Content"}, {400, "Bad Request"},  {401, "Unauthorized"},
-        {403, "Forbidden"},  {404, "Not Found"},    {405, "Method Not Allowed"},
-        {409, "Conflict"},   {412, "Precondition Failed"}, {413, "Content Too Large"},
-        {422, "Unprocessable Content"}, {429, "Too Many Requests"},
-        {500, "Internal Server Error"}, {503, "Service Unavailable"}, {504, "Gateway Timeout"},
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {204, "No Content"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {409, "Conflict"},
+        {412, "Precondition Failed"},
+        {413, "Content Too Large"},
+        {422, "Unprocessable Content"},
+        {429, "Too Many Requests"},
+        {500, "Internal Server Error"},
+        {503, "Service Unavailable"},
+        {504, "Gateway Timeout"},
     };
 
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
@@ -342,12 +354,13 @@ static enum mh_status reply_check(struct mh_req *req, const char *call, int stat
                                   const char *content_type)
 {
     if (atomic_load(&req->cancelled)) {
-        mh_th_misuse(req->t, "%s after the request was cancelled (check mh_req_is_cancelled)", call);
+        mh_th_misuse(req->t, "%s after the request was cancelled (check mh_req_is_cancelled)",
+                     call);
         return MH_E_CANCELLED;
     }
     if (req->replied) {
         mh_th_misuse(req->t, "%s(status %d): a second reply (the first was %d)", call, status,
-               req->status);
+                     req->status);
         return MH_E_STATE;
     }
     if (status < 200 || status > 599) {
@@ -386,10 +399,11 @@ static enum mh_status api_resp_header(struct mh_req *req, const char *name, cons
         strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
         strcasecmp(name, "Connection") == 0) {
         mh_th_misuse(req->t, "mh_resp_header(%s): %s", name ? name : "NULL",
-               !name || !value            ? "NULL argument"
-               : !mh_is_token(name)          ? "the name is not an HTTP token"
-               : !mh_is_field_value(value)   ? "the value holds CR, LF or another control character"
-                                          : "the core sets this header");
+                     !name || !value      ? "NULL argument"
+                     : !mh_is_token(name) ? "the name is not an HTTP token"
+                     : !mh_is_field_value(value)
+                         ? "the value holds CR, LF or another control character"
+                         : "the core sets this header");
         return MH_E_INVAL;
     }
     mh_th_pairs_add(&req->resp_headers, name, value);
@@ -422,8 +436,7 @@ static enum mh_status api_reply_json(struct mh_req *req, int status, struct json
 }
 
 /* A problem+json body; @p detail may be NULL. */
-static void reply_problem_set(struct mh_req *req, int status, const char *type,
-                              const char *detail)
+static void reply_problem_set(struct mh_req *req, int status, const char *type, const char *detail)
 {
     struct json_object *o = json_object_new_object();
     size_t len = 0;
@@ -504,13 +517,13 @@ static int status_http(enum mh_status rc)
 }
 
 /* After the handler and its tasks: answer for it as the server does. */
-void  mh_th_settle(struct mh_req *req, const char *handler, enum mh_status rc)
+void mh_th_settle(struct mh_req *req, const char *handler, enum mh_status rc)
 {
     if (req->replied || (rc == MH_PENDING && req->pending > 0))
         return;
     if (rc == MH_OK || rc == MH_PENDING) {
         mh_th_misuse(req->t, "handler '%s' returned %s without a reply", handler,
-               rc == MH_OK ? "MH_OK" : "MH_PENDING");
+                     rc == MH_OK ? "MH_OK" : "MH_PENDING");
         reply_problem_set(req, 500, NULL, "the handler sent no reply");
     } else {
         if (status_http(rc) >= 500)
@@ -532,7 +545,8 @@ enum mh_status mh_testing_call(struct mh_req *req, const char *handler)
         return MH_E_NOTFOUND;
     }
     if (!t->initialized || req->called) {
-        mh_th_error_set(t, "%s", !t->initialized ? "the module is not started" : "request already used");
+        mh_th_error_set(t, "%s",
+                        !t->initialized ? "the module is not started" : "request already used");
         return MH_E_STATE;
     }
     req->called = true;
@@ -594,7 +608,6 @@ static bool api_req_is_cancelled(const struct mh_req *req)
 {
     return api_req_cancelled(req) != 0;
 }
-
 
 /* --- 1.2: streamed answers. The host writes every piece at once: the stream is always
  * drained, its body is the reply body once it ended. --- */

@@ -2,8 +2,6 @@
  * The testing host's stores: an in-memory store with versions and compare-and-set (a sorted
  * array under a mutex), or a driver store that checks keys and delegates to the module's driver.
  */
-#include "testing_int.h"
-
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,6 +16,7 @@
 #include "base/json.h"
 #include "base/mem.h"
 #include "base/utf8.h"
+#include "testing_int.h"
 
 /* --- Stores --- */
 
@@ -52,7 +51,7 @@ static void api_value_free(struct mh_value *v)
     v->version = 0;
 }
 
-void  mh_th_store_free(struct mh_store *s)
+void mh_th_store_free(struct mh_store *s)
 {
     if (s->driver && s->driver->close && s->db)
         s->driver->close(s->db);
@@ -276,7 +275,6 @@ static struct mh_store *api_store_find(struct mh_host *host, const char *name)
 {
     return mh_testing_store(host->t, name);
 }
-
 
 void mh_th_api_store(struct mh_api *a)
 {

@@ -2,8 +2,6 @@
  * The testing host's fake WebSocket connections: hooks run on the test's thread; what the
  * module sends, joins, publishes and closes is recorded for the test to read.
  */
-#include "testing_int.h"
-
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,6 +16,7 @@
 #include "base/json.h"
 #include "base/mem.h"
 #include "base/utf8.h"
+#include "testing_int.h"
 
 /* --- WebSocket --- */
 
@@ -48,8 +47,10 @@ struct mh_ws *mh_testing_ws(struct mh_testing *t, const char *on_open, const cha
         hooks[k] = find_hook(t, names[k], k);
         if (!hooks[k] && (names[k] || k == 1)) {
             mh_th_error_set(t, "module '%s' has no %s hook '%s'", t->def.name,
-                      k == 0 ? "on_open" : k == 1 ? "on_message" : "on_close",
-                      names[k] ? names[k] : "(none)");
+                            k == 0   ? "on_open"
+                            : k == 1 ? "on_message"
+                                     : "on_close",
+                            names[k] ? names[k] : "(none)");
             return NULL;
         }
     }
@@ -122,8 +123,7 @@ bool mh_testing_ws_is_open(const struct mh_ws *ws)
     return ws->open && !ws->closing;
 }
 
-enum mh_status mh_testing_ws_receive(struct mh_ws *ws, bool is_binary, const void *data,
-                                     size_t len)
+enum mh_status mh_testing_ws_receive(struct mh_ws *ws, bool is_binary, const void *data, size_t len)
 {
     if (!mh_testing_ws_is_open(ws))
         return MH_E_STATE;
@@ -174,13 +174,14 @@ const char *mh_testing_ws_close_reason(const struct mh_ws *ws)
     return ws->close_reason;
 }
 
-void  mh_th_ws_destroy(struct mh_ws *ws)
+void mh_th_ws_destroy(struct mh_ws *ws)
 {
     ws_end(ws, MH_WS_GOING_AWAY);
     if (atomic_load(&ws->refs) > 0)
-        mh_th_misuse(ws->t, "WebSocket %llu freed while the module holds %d reference(s) (mh_ws_ref "
-                      "without mh_ws_unref)",
-               (unsigned long long)ws->id, atomic_load(&ws->refs));
+        mh_th_misuse(ws->t,
+                     "WebSocket %llu freed while the module holds %d reference(s) (mh_ws_ref "
+                     "without mh_ws_unref)",
+                     (unsigned long long)ws->id, atomic_load(&ws->refs));
     mh_th_pairs_free(&ws->params);
     mh_th_messages_free(&ws->sent);
     free(ws);
@@ -231,9 +232,10 @@ static enum mh_status api_ws_close(struct mh_ws *ws, int code, const char *why)
     if (!mh_testing_ws_is_open(ws))
         return MH_E_CANCELLED;
     if (code < 1000 || code > 4999 || (why && strlen(why) > 123)) {
-        mh_th_misuse(ws->t, "mh_ws_close(%d): the code must be 1000..4999 and the reason at most 123 "
-                      "bytes",
-               code);
+        mh_th_misuse(ws->t,
+                     "mh_ws_close(%d): the code must be 1000..4999 and the reason at most 123 "
+                     "bytes",
+                     code);
         return MH_E_INVAL;
     }
     ws->closing = true;
@@ -327,7 +329,6 @@ static enum mh_status api_ws_publish(struct mh_host *host, const char *channel, 
     pthread_mutex_unlock(&t->mu);
     return MH_OK;
 }
-
 
 void mh_th_api_ws(struct mh_api *a)
 {

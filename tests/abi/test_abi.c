@@ -12,13 +12,13 @@
 #include <json-c/json.h>
 #include <libconfig.h>
 
+#include "base/log.h"
 #include "conf/config.h"
+#include "mh_test.h"
+#include "mh_test_http.h"
 #include "mod/gen.h"
 #include "mod/host.h"
 #include "mod/loader.h"
-#include "base/log.h"
-#include "mh_test.h"
-#include "mh_test_http.h"
 
 #define ABI10_PATH ABI_DIR "/abi10.so"
 

@@ -10,10 +10,10 @@
 #include <CUnit/CUnit.h>
 #include <json-c/json.h>
 
-#include "mod/gen.h"
-#include "mod/loader.h"
 #include "mh_test.h"
 #include "mh_test_http.h"
+#include "mod/gen.h"
+#include "mod/loader.h"
 
 #define ABI11_PATH ABI_DIR "/abi11.so"
 

@@ -19,10 +19,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "conf/config.h"
 #include "base/err.h"
-#include "mod/gen.h"
 #include "base/log.h"
+#include "conf/config.h"
+#include "mod/gen.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__lsan_default_suppressions(void);

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/http_scan.h"
 #include "base/mem.h"
+#include "http/http_scan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -66,8 +66,7 @@ static void check_refusal(const struct mh_http_scan *s)
     CHECK(s->refusal != MH_REFUSE_TIMEOUT && s->refusal != MH_REFUSE_CONNECTIONS);
     CHECK(s->why != NULL && s->why[0] != '\0');
     CHECK(s->status == 400 || s->status == 413 || s->status == 414 || s->status == 417 ||
-          s->status == 431 ||
-          s->status == 501 || s->status == 505);
+          s->status == 431 || s->status == 501 || s->status == 505);
     CHECK(strcmp(mh_refusal_name(s->refusal), "?") != 0);
 }
 

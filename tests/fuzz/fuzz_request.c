@@ -17,9 +17,9 @@
  *   never passed.
  */
 #include <errno.h>
-#include <poll.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -35,18 +35,18 @@
 
 #include <event2/event.h>
 
-#include "conf/config.h"
 #include "base/err.h"
-#include "mod/gen.h"
-#include "base/loop.h"
-#include "http/conn.h"
-#include "run/dispatch.h"
-#include "http/http_scan.h"
 #include "base/log.h"
+#include "base/loop.h"
 #include "base/mailbox.h"
 #include "base/mem.h"
-#include "ws/pubsub.h"
+#include "conf/config.h"
+#include "http/conn.h"
+#include "http/http_scan.h"
 #include "http/request.h"
+#include "mod/gen.h"
+#include "run/dispatch.h"
+#include "ws/pubsub.h"
 
 /* connect(), finishing it when libFuzzer's timer signal interrupts it (EINTR): the connection
  * then completes in the background, and poll + SO_ERROR tell how it ended. */
@@ -215,8 +215,8 @@ static void setup(void)
               listen(srv->listen_fd, 128) == 0 &&
               getsockname(srv->listen_fd, (struct sockaddr *)&srv->addr, &alen) == 0,
           "cannot listen on 127.0.0.1: errno %d", errno);
-    srv->listen_ev = event_new(srv->loop.base, srv->listen_fd, EV_READ | EV_PERSIST, on_accept,
-                               NULL);
+    srv->listen_ev =
+        event_new(srv->loop.base, srv->listen_fd, EV_READ | EV_PERSIST, on_accept, NULL);
     event_add(srv->listen_ev, NULL);
     srv->loop.gen = gen;
     srv->loop.limits = l;

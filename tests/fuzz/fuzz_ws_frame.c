@@ -13,12 +13,12 @@
 
 #include "ws/frame.h"
 
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_ws_frame: %s (%s)\n", what, #cond);                             \
-            abort();                                                                               \
-        }                                                                                          \
+#define CHECK(cond, what)                                             \
+    do {                                                              \
+        if (!(cond)) {                                                \
+            fprintf(stderr, "fuzz_ws_frame: %s (%s)\n", what, #cond); \
+            abort();                                                  \
+        }                                                             \
     } while (0)
 
 static void check_roundtrip(const struct mh_ws_frame *f)
@@ -59,8 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(r == MH_WS_FRAME_MORE || why != NULL, "a refusal without a reason");
             break;
         }
-        CHECK(f.header_len >= 6 && f.header_len <= MH_WS_HEADER_MAX &&
-                  f.header_len <= size - at,
+        CHECK(f.header_len >= 6 && f.header_len <= MH_WS_HEADER_MAX && f.header_len <= size - at,
               "header length out of range");
         CHECK((data[at] & 0x70) == 0 && (data[at + 1] & 0x80), "reserved bits or no mask");
         CHECK(f.len < (1ULL << 63), "length with the top bit set");

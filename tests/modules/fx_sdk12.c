@@ -118,11 +118,8 @@ static enum mh_status fx_facts(struct mh_req *req, void *state)
 }
 
 static const struct mh_handler_def fx_handlers[] = {
-    {"problemv", fx_problemv, 0},
-    {"json", fx_json, 0},
-    {"json_twice", fx_json_twice, 0},
-    {"facts", fx_facts, 0},
-    {NULL, NULL, 0},
+    {"problemv", fx_problemv, 0}, {"json", fx_json, 0}, {"json_twice", fx_json_twice, 0},
+    {"facts", fx_facts, 0},       {NULL, NULL, 0},
 };
 
 MH_MODULE(.name = "fx_sdk12", .version = "1.2.0", .init = fx_init, .fini = fx_fini,

@@ -12,7 +12,6 @@
 
 #include "modhost/sdk.h"
 
-
 #define PIECE 16384
 
 struct big {
@@ -108,10 +107,8 @@ static enum mh_status fail(struct mh_req *req, void *state)
 }
 
 static const struct mh_handler_def handlers[] = {
-    {"big", big, 0},
-    {"worker", worker, MH_HANDLER_BLOCKING},
-    {"events", events, 0},
-    {"fail", fail, 0},
+    {"big", big, 0},       {"worker", worker, MH_HANDLER_BLOCKING},
+    {"events", events, 0}, {"fail", fail, 0},
     {NULL, NULL, 0},
 };
 

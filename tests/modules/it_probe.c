@@ -12,8 +12,7 @@ struct probe_state {
     atomic_long requests; /* handlers run on every loop thread */
 };
 
-static enum mh_status probe_init(struct mh_host *host, const struct mh_conf *settings,
-                                 void **state)
+static enum mh_status probe_init(struct mh_host *host, const struct mh_conf *settings, void **state)
 {
     struct probe_state *st = calloc(1, sizeof(*st));
 

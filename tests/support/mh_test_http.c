@@ -16,20 +16,20 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <json-c/json.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <json-c/json.h>
 
-#include "conf/config.h"
 #include "base/err.h"
-#include "mod/gen.h"
-#include "base/mem.h"
-#include "mh_test.h"
 #include "base/loop.h"
+#include "base/mem.h"
 #include "base/metrics.h"
+#include "conf/config.h"
 #include "http/conn.h"
 #include "http/request.h"
+#include "mh_test.h"
+#include "mod/gen.h"
 #include "run/dispatch.h"
 
 struct mh_test_server {

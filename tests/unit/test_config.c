@@ -752,12 +752,13 @@ static void test_config_free_null(void)
 static void test_config_listeners_plain_and_tls(void)
 {
     static const struct mh_test_file files[] = {
-        {"s.conf", "server: {\n  insecure_permissions = true;\n  listeners = (\n"
-                   "    { listen = \"127.0.0.1:8080\"; },\n"
-                   "    { listen = \"[::]:8443\"; tls: { certificate = \"c.pem\"; key = \"/k.pem\";\n"
-                   "      min_protocol = \"TLSv1.3\"; session_tickets = false;\n"
-                   "      sni = ( { certificate = \"/o.pem\"; key = \"/o.key\"; } ); }; }\n"
-                   "  );\n};\n"},
+        {"s.conf",
+         "server: {\n  insecure_permissions = true;\n  listeners = (\n"
+         "    { listen = \"127.0.0.1:8080\"; },\n"
+         "    { listen = \"[::]:8443\"; tls: { certificate = \"c.pem\"; key = \"/k.pem\";\n"
+         "      min_protocol = \"TLSv1.3\"; session_tickets = false;\n"
+         "      sni = ( { certificate = \"/o.pem\"; key = \"/o.key\"; } ); }; }\n"
+         "  );\n};\n"},
         {NULL, NULL},
     };
     struct loaded l;

@@ -6,8 +6,7 @@
 #include "mh_test.h"
 #include "ws/frame.h"
 
-static enum mh_ws_parse parse(const char *bytes, size_t n, struct mh_ws_frame *f,
-                              const char **why)
+static enum mh_ws_parse parse(const char *bytes, size_t n, struct mh_ws_frame *f, const char **why)
 {
     *why = NULL;
     return mh_ws_frame_parse((const unsigned char *)bytes, n, f, why);

@@ -11,9 +11,9 @@
 #include <CUnit/CUnit.h>
 
 #include "conf/config.h"
+#include "mh_test.h"
 #include "mod/gen.h"
 #include "mod/loader.h"
-#include "mh_test.h"
 #include "mod/router.h"
 
 #define FIXTURE(name) FIXTURE_DIR "/" name ".so"

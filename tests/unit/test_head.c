@@ -27,8 +27,8 @@ static char *head(const struct mh_reply_head *h)
 
 static void test_head_ok_with_type_and_length(void)
 {
-    struct mh_reply_head h = {.status = 200, .content_type = "application/json",
-                              .content_length = 27};
+    struct mh_reply_head h = {
+        .status = 200, .content_type = "application/json", .content_length = 27};
 
     CU_ASSERT_STRING_EQUAL(head(&h), "HTTP/1.1 200 OK\r\nDate: DDDDDDDDDDDDDDDDDDDDDDDDDDDDD\r\n"
                                      "Content-Type: application/json\r\n"
@@ -58,8 +58,8 @@ static void test_head_bodyless_statuses_have_no_length(void)
 
 static void test_head_keep_alive_for_http_10(void)
 {
-    struct mh_reply_head h = {.status = 503, .keep_alive_10 = true, .extra_name = "Retry-After",
-                              .extra_value = "1"};
+    struct mh_reply_head h = {
+        .status = 503, .keep_alive_10 = true, .extra_name = "Retry-After", .extra_value = "1"};
     const char *s = head(&h);
 
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "HTTP/1.1 503 Service Unavailable\r\n"));

@@ -9,11 +9,11 @@
 #include <json-c/json.h>
 #include <libconfig.h>
 
-#include "mod/gen.h"
-#include "mod/host.h"
 #include "base/log.h"
 #include "mh_test.h"
 #include "mh_test_http.h"
+#include "mod/gen.h"
+#include "mod/host.h"
 
 static void test_host_table_has_every_1_0_member(void)
 {
@@ -199,7 +199,7 @@ static void test_host_bool_answers(void)
     CU_ASSERT_FALSE(mh_core_api.log_is_enabled(MH_LOG_INFO));
     mh_log_set_level(MH_LOG_INFO);
     CU_ASSERT_TRUE(mh_core_api.is_utf8("\xe2\x82\xac", 3));
-    CU_ASSERT_FALSE(mh_core_api.is_utf8("\xe2\x82", 2)); /* cut short */
+    CU_ASSERT_FALSE(mh_core_api.is_utf8("\xe2\x82", 2));     /* cut short */
     CU_ASSERT_FALSE(mh_core_api.is_utf8("\xed\xa0\x80", 3)); /* a surrogate */
     CU_ASSERT_TRUE(mh_core_api.is_utf8("", 0));
 }

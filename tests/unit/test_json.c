@@ -17,8 +17,16 @@ static void test_json_accepts_valid_documents(void)
 {
     static const char *const ok[] = {
         "\"\\ud800\"", /* a lone surrogate escape: the grammar allows it (RFC 8259 8.2) */
-        "{}", "[]", "0", "-0.5e+10", "\"\\u00e9\\ud83d\\ude00\"", "true", "null",
-        " {\"a\": [1, 2, {\"b\": null}], \"c\": \"caf\xc3\xa9\"} ", "1E3", "\"\\/\"",
+        "{}",
+        "[]",
+        "0",
+        "-0.5e+10",
+        "\"\\u00e9\\ud83d\\ude00\"",
+        "true",
+        "null",
+        " {\"a\": [1, 2, {\"b\": null}], \"c\": \"caf\xc3\xa9\"} ",
+        "1E3",
+        "\"\\/\"",
     };
     size_t at;
     const char *why;
@@ -30,8 +38,9 @@ static void test_json_accepts_valid_documents(void)
 static void test_json_refuses_what_json_c_would_accept(void)
 {
     static const char *const bad[] = {
-        "{'a': 1}", "[1, 2,]", "{\"a\": 1,}", "NaN", "Infinity", "01", "1.", ".5", "+1",
-        "\"tab\there\"", "\"\\x41\"", "[1] [2]", "", "   ", "{\"a\" 1}", "tru", "\"\xff\"",
+        "{'a': 1}", "[1, 2,]", "{\"a\": 1,}", "NaN",           "Infinity",  "01",
+        "1.",       ".5",      "+1",          "\"tab\there\"", "\"\\x41\"", "[1] [2]",
+        "",         "   ",     "{\"a\" 1}",   "tru",           "\"\xff\"",
     };
     size_t at;
     const char *why;

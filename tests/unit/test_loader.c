@@ -11,9 +11,9 @@
 #include <CUnit/CUnit.h>
 #include <libconfig.h>
 
+#include "mh_test.h"
 #include "mod/host.h"
 #include "mod/loader.h"
-#include "mh_test.h"
 
 #define FIXTURE(name) FIXTURE_DIR "/" name ".so"
 #define INITFAIL_PATH FIXTURE("fx_initfail")

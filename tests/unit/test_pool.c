@@ -19,9 +19,9 @@
 struct job {
     struct mh_task base; /* first */
     int id;
-    atomic_bool *gate;   /* the job waits here until it opens (NULL: never waits) */
+    atomic_bool *gate; /* the job waits here until it opens (NULL: never waits) */
     atomic_int *started;
-    int *order;          /* completions record their id here, on the home thread */
+    int *order; /* completions record their id here, on the home thread */
     int *norder;
 };
 

@@ -13,11 +13,11 @@
 #include <json-c/json.h>
 
 #include "base/err.h"
-#include "mod/gen.h"
-#include "mh_test.h"
-#include "mh_test_http.h"
 #include "http/head.h"
 #include "http/request.h"
+#include "mh_test.h"
+#include "mh_test_http.h"
+#include "mod/gen.h"
 
 #define FX_REQ FIXTURE_DIR "/fx_req.so"
 

@@ -87,8 +87,8 @@ static void test_sha1_websocket_accept_key(void)
 
 static void test_base64_rfc4648(void)
 {
-    static const char *const enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
-                                      "Zm9vYmFy"};
+    static const char *const enc[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                      "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     const char *plain = "foobar";
     char out[16];
     unsigned char dec[16];

@@ -14,18 +14,18 @@ static const struct {
     {"", 0, true},
     {"plain ascii", 11, true},
     {"caf\xc3\xa9", 5, true},
-    {"\xe2\x82\xac", 3, true},             /* U+20AC */
-    {"\xf0\x9f\x98\x80", 4, true},         /* U+1F600 */
-    {"\xf4\x8f\xbf\xbf", 4, true},         /* U+10FFFF, the last code point */
-    {"\xc3", 1, false},                    /* truncated */
-    {"\xc0\xaf", 2, false},                /* overlong '/' */
-    {"\xe0\x80\xaf", 3, false},            /* overlong */
-    {"\xed\xa0\x80", 3, false},            /* a surrogate, U+D800 */
-    {"\xf4\x90\x80\x80", 4, false},        /* beyond U+10FFFF */
-    {"\xf8\x88\x80\x80\x80", 5, false},    /* five-byte form */
-    {"\x80", 1, false},                    /* a lone continuation byte */
+    {"\xe2\x82\xac", 3, true},          /* U+20AC */
+    {"\xf0\x9f\x98\x80", 4, true},      /* U+1F600 */
+    {"\xf4\x8f\xbf\xbf", 4, true},      /* U+10FFFF, the last code point */
+    {"\xc3", 1, false},                 /* truncated */
+    {"\xc0\xaf", 2, false},             /* overlong '/' */
+    {"\xe0\x80\xaf", 3, false},         /* overlong */
+    {"\xed\xa0\x80", 3, false},         /* a surrogate, U+D800 */
+    {"\xf4\x90\x80\x80", 4, false},     /* beyond U+10FFFF */
+    {"\xf8\x88\x80\x80\x80", 5, false}, /* five-byte form */
+    {"\x80", 1, false},                 /* a lone continuation byte */
     {"a\xffz", 3, false},
-    {"nul\0inside", 10, true},             /* NUL is a valid code point */
+    {"nul\0inside", 10, true}, /* NUL is a valid code point */
 };
 
 static void test_utf8_whole(void)

@@ -52,13 +52,13 @@ extern "C" {
  * What the module was compiled for: pointer, size_t and time_t sizes and byte order, one byte
  * each. The core refuses a module whose fingerprint differs from its own.
  */
-#define MH_BUILD_FINGERPRINT                                                                       \
-    ((uint32_t)sizeof(void *) | ((uint32_t)sizeof(size_t) << 8) |                                  \
-     ((uint32_t)sizeof(time_t) << 16) |                                                         \
+#define MH_BUILD_FINGERPRINT                                      \
+    ((uint32_t)sizeof(void *) | ((uint32_t)sizeof(size_t) << 8) | \
+     ((uint32_t)sizeof(time_t) << 16) |                           \
      ((uint32_t)(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 1u : 2u) << 24))
 
-#define MH_EXPORT __attribute__((visibility("default")))
-#define MH_HIDDEN __attribute__((visibility("hidden")))
+#define MH_EXPORT            __attribute__((visibility("default")))
+#define MH_HIDDEN            __attribute__((visibility("hidden")))
 #define MH_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 /* For the va_list variants (1.2): the format is checked, the arguments are not. */
 #define MH_VPRINTF(fmt) __attribute__((format(printf, fmt, 0)))
@@ -104,12 +104,7 @@ enum mh_status {
      * the module, handler and call, and answers the request 500 whatever was recorded. */
 };
 
-enum mh_log_level {
-    MH_LOG_ERROR = 0,
-    MH_LOG_WARN = 1,
-    MH_LOG_INFO = 2,
-    MH_LOG_DEBUG = 3
-};
+enum mh_log_level { MH_LOG_ERROR = 0, MH_LOG_WARN = 1, MH_LOG_INFO = 2, MH_LOG_DEBUG = 3 };
 
 /* --- Module definition --- */
 
@@ -189,17 +184,17 @@ struct mh_module_def {
     uint32_t size;        /* sizeof(struct mh_module_def) the module was built with */
     uint32_t fingerprint; /* MH_BUILD_FINGERPRINT */
     /* --- 1.0 --- */
-    const struct mh_api **api;               /* where the core stores its table before init */
-    const char *name;                        /* [a-z0-9_]+, the name conf.d uses */
-    const char *version;                     /* the module's own version, free text */
-    uint32_t flags;                          /* MH_MODULE_* */
-    mh_init_fn init;                         /* may be NULL */
-    mh_fini_fn fini;                         /* may be NULL */
-    const struct mh_handler_def *handlers;   /* may be NULL: no handlers */
-    const struct mh_setting_def *settings;   /* NULL: settings are not checked by the core */
+    const struct mh_api **api;             /* where the core stores its table before init */
+    const char *name;                      /* [a-z0-9_]+, the name conf.d uses */
+    const char *version;                   /* the module's own version, free text */
+    uint32_t flags;                        /* MH_MODULE_* */
+    mh_init_fn init;                       /* may be NULL */
+    mh_fini_fn fini;                       /* may be NULL */
+    const struct mh_handler_def *handlers; /* may be NULL: no handlers */
+    const struct mh_setting_def *settings; /* NULL: settings are not checked by the core */
     /* --- 1.1 --- */
     const struct mh_store_driver *drivers; /* store drivers this module provides, or NULL */
-    const struct mh_ws_hook_def *ws_hooks;  /* WebSocket hooks conf.d can name, or NULL */
+    const struct mh_ws_hook_def *ws_hooks; /* WebSocket hooks conf.d can name, or NULL */
     /* --- 1.3: add below this line (1.2 added no field) --- */
 };
 
@@ -330,13 +325,13 @@ struct mh_store_driver {
 /* --- 1.1: WebSocket --- */
 
 /** Close codes (RFC 6455, section 7.4.1). */
-#define MH_WS_NORMAL        1000
-#define MH_WS_GOING_AWAY    1001
-#define MH_WS_PROTOCOL      1002
-#define MH_WS_BAD_DATA      1007
-#define MH_WS_POLICY        1008
-#define MH_WS_TOO_BIG       1009
-#define MH_WS_SERVER_ERROR  1011
+#define MH_WS_NORMAL       1000
+#define MH_WS_GOING_AWAY   1001
+#define MH_WS_PROTOCOL     1002
+#define MH_WS_BAD_DATA     1007
+#define MH_WS_POLICY       1008
+#define MH_WS_TOO_BIG      1009
+#define MH_WS_SERVER_ERROR 1011
 
 /**
  * A client asks to open a WebSocket on an endpoint. The handshake is already valid.
@@ -495,8 +490,7 @@ struct mh_api {
      *         returning the status); MH_E_STATE if a reply was already made.
      * Thread: the request's loop thread.
      */
-    enum mh_status (*req_task)(struct mh_req *req, mh_task_fn work, mh_req_done_fn done,
-                               void *arg);
+    enum mh_status (*req_task)(struct mh_req *req, mh_task_fn work, mh_req_done_fn done, void *arg);
 
     /* --- 1.1: stores --- */
 
@@ -514,13 +508,12 @@ struct mh_api {
     enum mh_status (*store_get)(struct mh_store *st, const void *key, size_t klen,
                                 struct mh_value *out);
     /** Writes @p key if @p expect holds (MH_STORE_ANY, MH_STORE_ABSENT, MH_STORE_EXISTS or a
-     *  version; a version on a missing key is a conflict). @param version  Out (may be NULL): the new
-     *  version. @param created  Out (may be NULL).
+     *  version; a version on a missing key is a conflict). @param version  Out (may be NULL): the
+     * new version. @param created  Out (may be NULL).
      *  @return MH_OK; MH_E_CONFLICT (expectation failed); MH_E_INVAL; MH_E_LIMIT;
      *          MH_E_UNAVAILABLE; MH_E_IO. Thread: any; may block. */
-    enum mh_status (*store_put)(struct mh_store *st, const void *key, size_t klen,
-                                const void *val, size_t vlen, uint64_t expect, uint64_t *version,
-                                int *created);
+    enum mh_status (*store_put)(struct mh_store *st, const void *key, size_t klen, const void *val,
+                                size_t vlen, uint64_t expect, uint64_t *version, int *created);
     /** Deletes @p key if @p expect (MH_STORE_ANY, MH_STORE_EXISTS or a version) holds.
      *  @return MH_OK; MH_E_NOTFOUND; MH_E_CONFLICT; MH_E_INVAL; MH_E_UNAVAILABLE; MH_E_IO.
      *  Thread: any; may block. */
@@ -600,14 +593,13 @@ struct mh_api {
     enum mh_status (*reply_problemv)(struct mh_req *req, int status, const char *type,
                                      const char *fmt, va_list ap) MH_VPRINTF(4);
     /** As log, with the arguments in @p ap. Thread: any. */
-    void (*logv)(const struct mh_host *host, enum mh_log_level level, const char *fmt,
-                 va_list ap) MH_VPRINTF(3);
+    void (*logv)(const struct mh_host *host, enum mh_log_level level, const char *fmt, va_list ap)
+        MH_VPRINTF(3);
     /** As req_log, with the arguments in @p ap. Thread: as req. */
-    void (*req_logv)(const struct mh_req *req, enum mh_log_level level, const char *fmt,
-                     va_list ap) MH_VPRINTF(3);
+    void (*req_logv)(const struct mh_req *req, enum mh_log_level level, const char *fmt, va_list ap)
+        MH_VPRINTF(3);
     /** As host_error, with the arguments in @p ap. @return MH_OK. Thread: init's. */
-    enum mh_status (*host_errorv)(struct mh_host *host, const char *fmt, va_list ap)
-        MH_VPRINTF(2);
+    enum mh_status (*host_errorv)(struct mh_host *host, const char *fmt, va_list ap) MH_VPRINTF(2);
     /** As store_set_error, with the arguments in @p ap. Thread: any. */
     void (*store_set_errorv)(const char *fmt, va_list ap) MH_VPRINTF(1);
     /**
@@ -683,7 +675,6 @@ struct mh_api {
      */
     enum mh_status (*stream_end)(struct mh_req *req);
 
-
     /* --- 1.3: the request id as the logs and the client see it --- */
 
     /**
@@ -710,107 +701,106 @@ extern MH_HIDDEN const struct mh_api *mh_api;
  * once per module, at file scope, with designated initializers for the 1.0 fields:
  *     MH_MODULE(.name = "hello", .version = "1.0.0", .handlers = hello_handlers);
  */
-#define MH_MODULE(...)                                                                             \
-    MH_HIDDEN const struct mh_api *mh_api;                                                        \
-    static const struct mh_module_def mh_module_def_ = {                                           \
-        .magic = MH_MODULE_MAGIC,                                                                  \
-        .abi_major = MH_ABI_MAJOR,                                                                 \
-        .abi_minor = MH_ABI_MINOR,                                                                 \
-        .size = sizeof(struct mh_module_def),                                                      \
-        .fingerprint = MH_BUILD_FINGERPRINT,                                                       \
-        .api = &mh_api,                                                                            \
-        __VA_ARGS__};                                                                              \
-    MH_EXPORT const struct mh_module_def *mh_module_v1(void);                                      \
-    MH_EXPORT const struct mh_module_def *mh_module_v1(void)                                       \
-    {                                                                                              \
-        return &mh_module_def_;                                                                    \
+#define MH_MODULE(...)                                                                        \
+    MH_HIDDEN const struct mh_api *mh_api;                                                    \
+    static const struct mh_module_def mh_module_def_ = {.magic = MH_MODULE_MAGIC,             \
+                                                        .abi_major = MH_ABI_MAJOR,            \
+                                                        .abi_minor = MH_ABI_MINOR,            \
+                                                        .size = sizeof(struct mh_module_def), \
+                                                        .fingerprint = MH_BUILD_FINGERPRINT,  \
+                                                        .api = &mh_api,                       \
+                                                        __VA_ARGS__};                         \
+    MH_EXPORT const struct mh_module_def *mh_module_v1(void);                                 \
+    MH_EXPORT const struct mh_module_def *mh_module_v1(void)                                  \
+    {                                                                                         \
+        return &mh_module_def_;                                                               \
     }
 
 /** The entry symbol's name, as the loader looks it up. */
 #define MH_MODULE_SYMBOL "mh_module_v1"
 
 /* Call-site macros: mh_reply_json(req, 200, obj) reads better than mh_api->reply_json(...). */
-#define mh_req_method(r)              (mh_api->req_method((r)))
-#define mh_req_path(r)                (mh_api->req_path((r)))
-#define mh_req_param(r, n)            (mh_api->req_param((r), (n)))
-#define mh_req_query(r, n)            (mh_api->req_query((r), (n)))
-#define mh_req_header(r, n)           (mh_api->req_header((r), (n)))
-#define mh_req_headers(r, f, a)       (mh_api->req_headers((r), (f), (a)))
-#define mh_req_body(r, l)             (mh_api->req_body((r), (l)))
-#define mh_req_json(r, o, d)          (mh_api->req_json((r), (o), (d)))
-#define mh_req_alloc(r, s)            (mh_api->req_alloc((r), (s)))
-#define mh_req_defer(r, f, a)         (mh_api->req_defer((r), (f), (a)))
-#define mh_req_id(r)                  (mh_api->req_id((r)))
-#define mh_resp_header(r, n, v)       (mh_api->resp_header((r), (n), (v)))
-#define mh_reply(r, s, ct, b, l)      (mh_api->reply((r), (s), (ct), (b), (l)))
-#define mh_reply_json(r, s, o)        (mh_api->reply_json((r), (s), (o)))
+#define mh_req_method(r)               (mh_api->req_method((r)))
+#define mh_req_path(r)                 (mh_api->req_path((r)))
+#define mh_req_param(r, n)             (mh_api->req_param((r), (n)))
+#define mh_req_query(r, n)             (mh_api->req_query((r), (n)))
+#define mh_req_header(r, n)            (mh_api->req_header((r), (n)))
+#define mh_req_headers(r, f, a)        (mh_api->req_headers((r), (f), (a)))
+#define mh_req_body(r, l)              (mh_api->req_body((r), (l)))
+#define mh_req_json(r, o, d)           (mh_api->req_json((r), (o), (d)))
+#define mh_req_alloc(r, s)             (mh_api->req_alloc((r), (s)))
+#define mh_req_defer(r, f, a)          (mh_api->req_defer((r), (f), (a)))
+#define mh_req_id(r)                   (mh_api->req_id((r)))
+#define mh_resp_header(r, n, v)        (mh_api->resp_header((r), (n), (v)))
+#define mh_reply(r, s, ct, b, l)       (mh_api->reply((r), (s), (ct), (b), (l)))
+#define mh_reply_json(r, s, o)         (mh_api->reply_json((r), (s), (o)))
 #define mh_reply_problem(r, s, t, ...) (mh_api->reply_problem((r), (s), (t), __VA_ARGS__))
-#define mh_host_error(h, ...)         (mh_api->host_error((h), __VA_ARGS__))
-#define mh_conf_string(c, p, o)       (mh_api->conf_string((c), (p), (o)))
-#define mh_conf_int(c, p, o)          (mh_api->conf_int((c), (p), (o)))
-#define mh_conf_bool(c, p, o)         (mh_api->conf_bool((c), (p), (o)))
-#define mh_conf_float(c, p, o)        (mh_api->conf_float((c), (p), (o)))
-#define mh_conf_path(c, p, o)         (mh_api->conf_path((c), (p), (o)))
-#define mh_strerror(s)                (mh_api->strerror((s)))
-#define mh_req_cancelled(r)           (mh_api->req_cancelled((r)))
-#define mh_task_submit(h, w, d, a)    (mh_api->task_submit((h), (w), (d), (a)))
-#define mh_req_task(r, w, d, a)       (mh_api->req_task((r), (w), (d), (a)))
-#define mh_store_find(h, n)           (mh_api->store_find((h), (n)))
-#define mh_store_get(s, k, kl, o)     (mh_api->store_get((s), (k), (kl), (o)))
-#define mh_store_put(s, k, kl, v, vl, e, ver, c)                                                   \
+#define mh_host_error(h, ...)          (mh_api->host_error((h), __VA_ARGS__))
+#define mh_conf_string(c, p, o)        (mh_api->conf_string((c), (p), (o)))
+#define mh_conf_int(c, p, o)           (mh_api->conf_int((c), (p), (o)))
+#define mh_conf_bool(c, p, o)          (mh_api->conf_bool((c), (p), (o)))
+#define mh_conf_float(c, p, o)         (mh_api->conf_float((c), (p), (o)))
+#define mh_conf_path(c, p, o)          (mh_api->conf_path((c), (p), (o)))
+#define mh_strerror(s)                 (mh_api->strerror((s)))
+#define mh_req_cancelled(r)            (mh_api->req_cancelled((r)))
+#define mh_task_submit(h, w, d, a)     (mh_api->task_submit((h), (w), (d), (a)))
+#define mh_req_task(r, w, d, a)        (mh_api->req_task((r), (w), (d), (a)))
+#define mh_store_find(h, n)            (mh_api->store_find((h), (n)))
+#define mh_store_get(s, k, kl, o)      (mh_api->store_get((s), (k), (kl), (o)))
+#define mh_store_put(s, k, kl, v, vl, e, ver, c) \
     (mh_api->store_put((s), (k), (kl), (v), (vl), (e), (ver), (c)))
-#define mh_store_delete(s, k, kl, e)  (mh_api->store_delete((s), (k), (kl), (e)))
-#define mh_store_scan(s, p, pl, a, al, lim, f, arg)                                                \
+#define mh_store_delete(s, k, kl, e) (mh_api->store_delete((s), (k), (kl), (e)))
+#define mh_store_scan(s, p, pl, a, al, lim, f, arg) \
     (mh_api->store_scan((s), (p), (pl), (a), (al), (lim), (f), (arg)))
-#define mh_store_error()              (mh_api->store_error())
-#define mh_store_set_error(...)       (mh_api->store_set_error(__VA_ARGS__))
-#define mh_value_free(v)              (mh_api->value_free((v)))
-#define mh_ws_send(w, b, d, l)        (mh_api->ws_send((w), (b), (d), (l)))
-#define mh_ws_close(w, c, r)          (mh_api->ws_close((w), (c), (r)))
-#define mh_ws_ref(w)                  (mh_api->ws_ref((w)))
-#define mh_ws_unref(w)                (mh_api->ws_unref((w)))
-#define mh_ws_set_data(w, d)          (mh_api->ws_set_data((w), (d)))
-#define mh_ws_data(w)                 (mh_api->ws_data((w)))
-#define mh_ws_id(w)                   (mh_api->ws_id((w)))
-#define mh_ws_param(w, n)             (mh_api->ws_param((w), (n)))
-#define mh_ws_join(w, c)              (mh_api->ws_join((w), (c)))
-#define mh_ws_leave(w, c)             (mh_api->ws_leave((w), (c)))
-#define mh_ws_publish(h, c, b, d, l)  (mh_api->ws_publish((h), (c), (b), (d), (l)))
+#define mh_store_error()             (mh_api->store_error())
+#define mh_store_set_error(...)      (mh_api->store_set_error(__VA_ARGS__))
+#define mh_value_free(v)             (mh_api->value_free((v)))
+#define mh_ws_send(w, b, d, l)       (mh_api->ws_send((w), (b), (d), (l)))
+#define mh_ws_close(w, c, r)         (mh_api->ws_close((w), (c), (r)))
+#define mh_ws_ref(w)                 (mh_api->ws_ref((w)))
+#define mh_ws_unref(w)               (mh_api->ws_unref((w)))
+#define mh_ws_set_data(w, d)         (mh_api->ws_set_data((w), (d)))
+#define mh_ws_data(w)                (mh_api->ws_data((w)))
+#define mh_ws_id(w)                  (mh_api->ws_id((w)))
+#define mh_ws_param(w, n)            (mh_api->ws_param((w), (n)))
+#define mh_ws_join(w, c)             (mh_api->ws_join((w), (c)))
+#define mh_ws_leave(w, c)            (mh_api->ws_leave((w), (c)))
+#define mh_ws_publish(h, c, b, d, l) (mh_api->ws_publish((h), (c), (b), (d), (l)))
 /* 1.2 */
 #define mh_reply_problemv(r, s, t, f, ap) (mh_api->reply_problemv((r), (s), (t), (f), (ap)))
-#define mh_logv(h, lvl, f, ap)        (mh_api->logv((h), (lvl), (f), (ap)))
-#define mh_req_logv(r, lvl, f, ap)    (mh_api->req_logv((r), (lvl), (f), (ap)))
-#define mh_host_errorv(h, f, ap)      (mh_api->host_errorv((h), (f), (ap)))
-#define mh_store_set_errorv(f, ap)    (mh_api->store_set_errorv((f), (ap)))
-#define mh_is_utf8(d, l)              (mh_api->is_utf8((d), (l)))
-#define mh_clock_ns()                 (mh_api->clock_ns())
-#define mh_req_json_body(r, o)        (mh_api->req_json_body((r), (o)))
-#define mh_req_is_cancelled(r)        (mh_api->req_is_cancelled((r)))
-#define mh_log_is_enabled(lvl)        (mh_api->log_is_enabled((lvl)))
-#define mh_host_name(h)               (mh_api->host_name((h)))
-#define mh_stream_begin(r, s, t)      (mh_api->stream_begin((r), (s), (t)))
-#define mh_stream_write(r, d, l)      (mh_api->stream_write((r), (d), (l)))
-#define mh_stream_on_drain(r, f, a)   (mh_api->stream_on_drain((r), (f), (a)))
-#define mh_stream_end(r)              (mh_api->stream_end((r)))
+#define mh_logv(h, lvl, f, ap)            (mh_api->logv((h), (lvl), (f), (ap)))
+#define mh_req_logv(r, lvl, f, ap)        (mh_api->req_logv((r), (lvl), (f), (ap)))
+#define mh_host_errorv(h, f, ap)          (mh_api->host_errorv((h), (f), (ap)))
+#define mh_store_set_errorv(f, ap)        (mh_api->store_set_errorv((f), (ap)))
+#define mh_is_utf8(d, l)                  (mh_api->is_utf8((d), (l)))
+#define mh_clock_ns()                     (mh_api->clock_ns())
+#define mh_req_json_body(r, o)            (mh_api->req_json_body((r), (o)))
+#define mh_req_is_cancelled(r)            (mh_api->req_is_cancelled((r)))
+#define mh_log_is_enabled(lvl)            (mh_api->log_is_enabled((lvl)))
+#define mh_host_name(h)                   (mh_api->host_name((h)))
+#define mh_stream_begin(r, s, t)          (mh_api->stream_begin((r), (s), (t)))
+#define mh_stream_write(r, d, l)          (mh_api->stream_write((r), (d), (l)))
+#define mh_stream_on_drain(r, f, a)       (mh_api->stream_on_drain((r), (f), (a)))
+#define mh_stream_end(r)                  (mh_api->stream_end((r)))
 /* 1.3 */
-#define mh_req_request_id(r)          (mh_api->req_request_id((r)))
+#define mh_req_request_id(r) (mh_api->req_request_id((r)))
 /* 1.2 names for 1.0/1.1 calls, kept beside the old ones: getters read "get", store values
  * belong to the store calls, and a request's log call matches mh_log. */
-#define mh_ws_get_data(w)             mh_ws_data(w)
-#define mh_store_value_free(v)        mh_value_free(v)
+#define mh_ws_get_data(w)      mh_ws_data(w)
+#define mh_store_value_free(v) mh_value_free(v)
 
 /** Logs through the core; the arguments are evaluated only if the level is enabled. */
-#define mh_log(host, level, ...)                                                                   \
-    do {                                                                                           \
-        if (mh_api->log_enabled(level))                                                            \
-            mh_api->log((host), (level), __VA_ARGS__);                                             \
+#define mh_log(host, level, ...)                       \
+    do {                                               \
+        if (mh_api->log_enabled(level))                \
+            mh_api->log((host), (level), __VA_ARGS__); \
     } while (0)
 
 /** As mh_log, for a request: adds the request id. */
-#define mh_req_logf(req, level, ...)                                                               \
-    do {                                                                                           \
-        if (mh_api->log_enabled(level))                                                            \
-            mh_api->req_log((req), (level), __VA_ARGS__);                                          \
+#define mh_req_logf(req, level, ...)                      \
+    do {                                                  \
+        if (mh_api->log_enabled(level))                   \
+            mh_api->req_log((req), (level), __VA_ARGS__); \
     } while (0)
 /** 1.2 name of mh_req_logf, matching mh_log. */
 #define mh_req_log(req, level, ...) mh_req_logf(req, level, __VA_ARGS__)
