@@ -39,7 +39,7 @@ struct mh_tls_cert_conf {
     int line;
 };
 
-/* TLS on a listener (http/tls.c builds the contexts from this). */
+/* TLS on a listener (http/tls_openssl.c builds the contexts from this). */
 struct mh_tls_conf {
     struct mh_tls_cert_conf cert; /* the default certificate */
     struct mh_tls_cert_conf *sni; /* picked when the client's server name matches them */

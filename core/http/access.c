@@ -19,7 +19,6 @@
 #include "base/mem.h"
 #include "base/sys.h"
 #include "conf/config.h"
-#include "http/conn.h"
 #include "http/req.h"
 #include "mod/gen.h"
 #include "mod/loader.h"
@@ -263,15 +262,14 @@ static const char *header(const struct mh_req *req, const char *name)
     return NULL;
 }
 
-void mh_access_request(struct mh_loop *loop, const struct mh_req *req, int status, size_t bytes)
+void mh_access_request(struct mh_loop *loop, const struct mh_req *req, const char *client,
+                       int status, size_t bytes)
 {
     const struct mh_route_target *t = req->target;
     const char *module = t ? t->module->name : NULL;
     const char *route = t ? (t->ws ? t->ws->path : t->conf->path) : NULL;
     const char *ua = header(req, "User-Agent"), *ref = header(req, "Referer");
     const char *query = req->query_raw;
-    char peer[64];
-    const char *client = mh_conn_peer(req->conn, peer, sizeof(peer));
     size_t more = (strlen(req->path) + (query ? strlen(query) : 0) + (ua ? strlen(ua) : 0) +
                    (ref ? strlen(ref) : 0) + (module ? strlen(module) : 0) +
                    (route ? strlen(route) : 0) + strlen(req->rid)) *
@@ -369,11 +367,9 @@ void mh_access_request(struct mh_loop *loop, const struct mh_req *req, int statu
     end(loop);
 }
 
-void mh_access_refusal(struct mh_loop *loop, const struct mh_conn *c, int status, size_t bytes,
+void mh_access_refusal(struct mh_loop *loop, const char *client, int status, size_t bytes,
                        const char *reason, const char *why)
 {
-    char peer[64];
-    const char *client = mh_conn_peer(c, peer, sizeof(peer));
     struct timeval tv;
     struct mh_buf *b = begin(loop, (strlen(reason) + strlen(why)) * 6 + 64, &tv);
 

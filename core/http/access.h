@@ -34,9 +34,10 @@ void mh_access_flush(struct mh_loop *loop);
 enum mh_status mh_access_open(const char *path, struct mh_err *err);
 
 /** One answered (or dropped) request: @p status, @p bytes of body sent. */
-void mh_access_request(struct mh_loop *loop, const struct mh_req *req, int status, size_t bytes);
+void mh_access_request(struct mh_loop *loop, const struct mh_req *req, const char *client,
+                       int status, size_t bytes);
 /** A request refused before it was read whole (`refused=REASON (WHY)`). */
-void mh_access_refusal(struct mh_loop *loop, const struct mh_conn *c, int status, size_t bytes,
+void mh_access_refusal(struct mh_loop *loop, const char *client, int status, size_t bytes,
                        const char *reason, const char *why);
 
 #endif

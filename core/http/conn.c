@@ -468,8 +468,12 @@ static void refuse(struct mh_conn *c, int status, const char *reason, const char
     h.content_length = body.len;
     mh_conn_write_head(c, &h);
     mh_conn_send(c, body.data, body.len);
-    if (c->loop->access_log && !c->svc->is_private)
-        mh_access_refusal(c->loop, c, status, body.len, reason, why);
+    if (c->loop->access_log && !c->svc->is_private) {
+        char peer[64];
+
+        mh_access_refusal(c->loop, mh_conn_peer(c, peer, sizeof(peer)), status, body.len, reason,
+                          why);
+    }
     mh_buf_cleanup(&body);
     c->close_after_flush = true;
 }

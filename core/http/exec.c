@@ -104,8 +104,11 @@ struct mh_conn *mh_req_upgraded(struct mh_req *req)
     struct mh_conn *c = req->conn;
 
     mh_req_account(req, 101);
-    if (req->loop->access_log)
-        mh_access_request(req->loop, req, 101, 0);
+    if (req->loop->access_log) {
+        char peer[64];
+
+        mh_access_request(req->loop, req, mh_conn_peer(c, peer, sizeof(peer)), 101, 0);
+    }
     mh_req_mark_responded(req);
     req->conn = NULL;
     mh_req_finish_if_done(req);
@@ -247,8 +250,12 @@ void mh_req_client_gone(struct mh_req *req)
         return;
     atomic_store(&req->cancel, MH_E_CANCELLED);
     mh_req_account(req, 499); /* nginx's code for "client closed request" */
-    if (req->loop->access_log)
-        mh_access_request(req->loop, req, 499, (size_t)req->stream_bytes);
+    if (req->loop->access_log) {
+        char peer[64];
+
+        mh_access_request(req->loop, req, mh_conn_peer(req->conn, peer, sizeof(peer)), 499,
+                          (size_t)req->stream_bytes);
+    }
     req->conn = NULL;
     mh_req_mark_responded(req);
     if (req->streaming) {

@@ -205,7 +205,9 @@ static void access_line(const struct mh_req *req, int status, size_t bytes)
 {
     if (!req->loop->access_log || req->is_private)
         return;
-    mh_access_request(req->loop, req, status, bytes);
+    char peer[64];
+
+    mh_access_request(req->loop, req, mh_conn_peer(req->conn, peer, sizeof(peer)), status, bytes);
     /* A request of a retired generation: its line goes out now, before the generation can
      * be finalised, so that the log keeps the order of events across a reload. */
     if (req->gen != req->loop->gen)

@@ -106,8 +106,12 @@ static void end_local(struct mh_req *req)
         if (req->stream_chunked)
             mh_conn_send(c, "0\r\n\r\n", 5);
         mh_req_account(req, req->status);
-        if (req->loop->access_log && !req->is_private)
-            mh_access_request(req->loop, req, req->status, (size_t)req->stream_bytes);
+        if (req->loop->access_log && !req->is_private) {
+            char peer[64];
+
+            mh_access_request(req->loop, req, mh_conn_peer(c, peer, sizeof(peer)), req->status,
+                              (size_t)req->stream_bytes);
+        }
         mh_req_mark_responded(req);
         req->conn = NULL;
         mh_conn_request_done(c, req->close_after);

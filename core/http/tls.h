@@ -3,7 +3,7 @@
  * its loop and carries its bytes through SSL_read/SSL_write over the socket, and the contexts
  * a listener's settings build (certificates, SNI, protocol floor, ciphers, ALPN, tickets).
  * Contexts are swapped on reload; connections keep the ones they started with. The code that
- * links OpenSSL is modhost_tls.so (tls.c), loaded by tls_load.c the first time contexts are
+ * links OpenSSL is modhost_tls.so (tls_openssl.c), loaded by tls_load.c the first time contexts are
  * built: a server without a TLS listener maps no crypto library.
  */
 #ifndef MH_TLS_H

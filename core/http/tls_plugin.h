@@ -1,7 +1,7 @@
 /*
- * The contract between the core and modhost_tls.so (tls.c), the TLS code that links OpenSSL.
- * The core loads it (tls_load.c) only when a listener uses TLS, so a server without TLS maps
- * no crypto library. The core binary exports nothing: what the plugin needs from the core it
+ * The contract between the core and modhost_tls.so (tls_openssl.c), the TLS code that links
+ * OpenSSL. The core loads it (tls_load.c) only when a listener uses TLS, so a server without TLS
+ * maps no crypto library. The core binary exports nothing: what the plugin needs from the core it
  * gets in struct mh_tls_host; what it offers comes back in struct mh_tls_ops. Both are built
  * from the same tree: the entry point checks the version string and the sizes.
  */

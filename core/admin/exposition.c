@@ -2,8 +2,6 @@
  * /metrics and /status.json: the loops' counters summed at read time, the pool's, the stores'
  * and the server's, in the Prometheus text exposition format (version 0.0.4) or as JSON.
  */
-#include "base/metrics.h"
-
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +10,7 @@
 
 #include "admin/admin.h"
 #include "base/loop.h"
+#include "base/metrics.h"
 #include "base/pool.h"
 #include "http/http_scan.h"
 #include "mod/gen.h"
