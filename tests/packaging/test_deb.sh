@@ -154,8 +154,14 @@ check "modhost-dev has the pkg-config file" \
 check "a module builds out of tree with the installed SDK" \
   cc -std=c11 $(pkg-config --cflags modhost-sdk) -o "$work/hello.so" "$src/modules/hello/hello.c" \
     $(pkg-config --libs modhost-sdk) -ljson-c
+# The .pc file is relocatable (paths follow its own location): compare the directory it names.
 check "pkg-config names the package's module directory" \
-  test "$(pkg-config --variable=moduledir modhost-sdk)" = /usr/lib/modhost/modules
+  test "$(realpath -m "$(pkg-config --variable=moduledir modhost-sdk)")" = /usr/lib/modhost/modules
+# The module author's whole path from the packages alone: scaffold, make, make test, make
+# install, the CMake build, modhost check, and a request served (scripts/sdk-smoke).
+check "a scaffolded module builds, tests, installs, checks and serves from modhost-dev" \
+  "$src/scripts/sdk-smoke" /usr
+rm -f /usr/lib/modhost/modules/notes.so
 
 # --- The unit --------------------------------------------------------------------------------
 check "systemd-analyze verify passes on the unit" systemd-analyze verify "$unit"
