@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,13 +25,13 @@
 
 #include "base/buf.h"
 #include "base/chars.h"
-#include "base/hash.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/mem.h"
 #include "base/problem.h"
 #include "conf/config.h"
 #include "http/access.h"
+#include "http/caps.h"
 #include "http/head.h"
 #include "http/http_scan.h"
 #include "http/outq.h"
@@ -81,83 +80,10 @@ struct mh_conn {
     unsigned char ip[16];
 };
 
-static atomic_int open_connections;
-
 int mh_conn_open_count(void)
 {
-    return atomic_load(&open_connections);
+    return mh_caps_open_count();
 }
-
-/* --- Connections per client address (all loops) --- */
-
-#define IP_BUCKETS 4096
-
-struct ip_count {
-    struct ip_count *next;
-    unsigned char ip[16];
-    int n;
-};
-
-static pthread_mutex_t ip_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ip_count *ip_buckets[IP_BUCKETS];
-
-/* Adds @p delta for @p ip; @return the new count. */
-static int ip_add(const unsigned char ip[16], int delta)
-{
-    struct ip_count **pp, *e;
-    int n = 0;
-
-    pthread_mutex_lock(&ip_lock);
-    for (pp = &ip_buckets[mh_hash(ip, 16) % IP_BUCKETS]; (e = *pp); pp = &e->next) {
-        if (memcmp(e->ip, ip, 16) == 0)
-            break;
-    }
-    if (!e && delta > 0) {
-        e = mh_xcalloc(1, sizeof(*e));
-        memcpy(e->ip, ip, 16);
-        *pp = e;
-    }
-    if (e) {
-        e->n += delta;
-        n = e->n;
-        if (e->n <= 0) {
-            *pp = e->next;
-            free(e);
-        }
-    }
-    pthread_mutex_unlock(&ip_lock);
-    return n;
-}
-
-/* --- Plain TCP --- */
-
-static ssize_t tcp_read(struct mh_conn *c, void *buf, size_t len)
-{
-    return read(c->fd, buf, len);
-}
-
-static ssize_t tcp_writev(struct mh_conn *c, const struct iovec *iov, int n)
-{
-    return writev(c->fd, iov, n);
-}
-
-static void tcp_shutdown(struct mh_conn *c)
-{
-    shutdown(c->fd, SHUT_WR);
-}
-
-static void tcp_close(struct mh_conn *c)
-{
-    (void)c;
-}
-
-const struct mh_transport mh_tcp_transport = {
-    .open = NULL,
-    .read = tcp_read,
-    .writev = tcp_writev,
-    .shutdown = tcp_shutdown,
-    .close = tcp_close,
-};
 
 /* --- Time and the deadline timer --- */
 
@@ -398,10 +324,10 @@ static void conn_close(struct mh_conn *c)
     if (c->counted && c->svc->is_private) {
         atomic_fetch_sub(c->svc->open, 1);
     } else if (c->counted) {
-        atomic_fetch_sub(&open_connections, 1);
+        mh_caps_server_add(-1);
         mh_stat_add(&loop->stats.closed, 1);
         if (c->has_ip)
-            ip_add(c->ip, -1);
+            mh_caps_client_add(c->ip, -1);
     }
     if (c->prev)
         c->prev->next = c->next;
@@ -495,31 +421,6 @@ static void refuse_scan(struct mh_conn *c)
 
 /* --- Reading requests --- */
 
-/* Decodes the chunked body at [p, p + n) (validated by the scanner) in place.
- * @return its decoded length. */
-static size_t dechunk(unsigned char *p, size_t n)
-{
-    unsigned char *r = p, *end = p + n, *w = p;
-
-    while (r < end) {
-        uint64_t size = 0;
-
-        while (r < end && mh_hex_value(*r) >= 0)
-            size = size * 16 + (uint64_t)mh_hex_value(*r++);
-        r = memchr(r, '\n', (size_t)(end - r));
-        if (!r)
-            break;
-        r++;
-        if (size == 0)
-            break; /* the trailers follow; they are not part of the body */
-        memmove(w, r, size);
-        w += size;
-        r += size;
-        r += *r == '\r' ? 2 : 1;
-    }
-    return (size_t)(w - p);
-}
-
 static void dispatch(struct mh_conn *c, size_t total)
 {
     struct mh_loop *loop = c->loop;
@@ -535,7 +436,7 @@ static void dispatch(struct mh_conn *c, size_t total)
     ok = mh_req_read_head(req, (char *)base, c->head_len);
     if (c->head_len < total) {
         if (c->chunked) {
-            req->body_len = dechunk(base + c->head_len, total - c->head_len);
+            req->body_len = mh_http_dechunk(base + c->head_len, total - c->head_len);
         } else {
             req->body_len = total - c->head_len;
         }
@@ -880,7 +781,7 @@ void mh_conn_accept(struct mh_loop *loop, const struct mh_service *svc, int fd,
         return;
     }
     mh_stat_add(&loop->stats.accepted, 1);
-    total = atomic_fetch_add(&open_connections, 1) + 1;
+    total = mh_caps_server_add(1);
     if (peer && peer->sa_family == AF_INET) {
         c->ip[10] = c->ip[11] = 0xff; /* as an IPv4-mapped IPv6 address */
         memcpy(c->ip + 12, &((const struct sockaddr_in *)(const void *)peer)->sin_addr, 4);
@@ -890,7 +791,7 @@ void mh_conn_accept(struct mh_loop *loop, const struct mh_service *svc, int fd,
         c->has_ip = true;
     }
     if (c->has_ip)
-        mine = ip_add(c->ip, 1);
+        mine = mh_caps_client_add(c->ip, 1);
     if (c->tp->open && c->tp->open(c, svc->transport_ctx) != 0) {
         conn_close(c);
         return;

@@ -622,3 +622,28 @@ static size_t scan(struct mh_http_scan *s, unsigned char *data, size_t len)
     mark(s, before, used);
     return used;
 }
+
+/* --- Decoding what was accepted --- */
+
+size_t mh_http_dechunk(unsigned char *p, size_t n)
+{
+    unsigned char *r = p, *end = p + n, *w = p;
+
+    while (r < end) {
+        uint64_t size = 0;
+
+        while (r < end && is_hex(*r))
+            size = size * 16 + (uint64_t)mh_hex_value(*r++);
+        r = memchr(r, '\n', (size_t)(end - r));
+        if (!r)
+            break;
+        r++;
+        if (size == 0)
+            break; /* the trailers follow; they are not part of the body */
+        memmove(w, r, size);
+        w += size;
+        r += size;
+        r += r < end && *r == '\r' ? 2 : 1;
+    }
+    return (size_t)(w - p);
+}

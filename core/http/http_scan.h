@@ -99,4 +99,11 @@ bool mh_http_scan_in_body(const struct mh_http_scan *s);
 
 const char *mh_refusal_name(enum mh_refusal r);
 
+/**
+ * Decodes in place the chunked body at [@p p, @p p + @p n) that this scanner accepted (sizes,
+ * extensions, chunk data and trailers): the data of its chunks moves to the front.
+ * @return the decoded length. Trailers are not part of the body.
+ */
+size_t mh_http_dechunk(unsigned char *p, size_t n);
+
 #endif

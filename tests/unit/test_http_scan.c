@@ -176,7 +176,30 @@ static void test_scan_expect_continue_is_noted(void)
     CU_ASSERT_EQUAL(s.state, MH_SCAN_BODY);
 }
 
+static void test_scan_dechunk(void)
+{
+    /* As the scanner accepts it: an extension, a size in upper case, LF-only line ends,
+     * trailers. */
+    char head[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    char body[] = "5;x=1\r\nhello\r\nA\n, world!!!\n0\r\nT: 1\r\n\r\n";
+    char whole[sizeof(head) + sizeof(body)];
+    size_t n;
+
+    snprintf(whole, sizeof(whole), "%s%s", head, body);
+    CU_ASSERT_EQUAL(scan_all(whole, 0).completed, 1); /* valid input, as dechunk expects */
+    CU_ASSERT_EQUAL(scan_all(whole, 0).status, 0);
+    n = mh_http_dechunk((unsigned char *)body, sizeof(body) - 1);
+    CU_ASSERT_EQUAL(n, 15);
+    CU_ASSERT_EQUAL(memcmp(body, "hello, world!!!", 15), 0);
+    {
+        char empty[] = "0\r\n\r\n";
+
+        CU_ASSERT_EQUAL(mh_http_dechunk((unsigned char *)empty, sizeof(empty) - 1), 0);
+    }
+}
+
 static const struct mh_test_case scan_tests[] = {
+    {"dechunk", test_scan_dechunk},
     {"verdicts", test_scan_verdicts},
     {"same verdict byte by byte", test_scan_same_verdict_byte_by_byte},
     {"stops at head and request end", test_scan_stops_at_head_and_request_end},
