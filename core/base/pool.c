@@ -79,11 +79,15 @@ static void *worker_main(void *arg)
         t->next = NULL;
         t->run(t);
         t->ran = true;
-        mh_mailbox_post(t->home, t);
 
+        /* The worker counts as free before its completion can be seen: a client that has
+         * the answer and sends again at once finds the room it left. */
         pthread_mutex_lock(&p->mu);
         p->running--;
         mh_stat_add(&p->done, 1);
+        pthread_mutex_unlock(&p->mu);
+        mh_mailbox_post(t->home, t);
+        pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
