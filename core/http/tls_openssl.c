@@ -232,6 +232,10 @@ static enum mh_tls_failure classify(char *detail, size_t size)
         case SSL_R_HTTPS_PROXY_REQUEST:
             f = MH_TLS_FAIL_PLAIN_HTTP;
             break;
+        case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+            /* OpenSSL 3 reports a peer that closed mid-handshake as an error, not as EOF */
+            f = MH_TLS_FAIL_CLOSED;
+            break;
         default:
             break;
         }
