@@ -13,6 +13,7 @@
 #include "base/metrics.h"
 #include "base/pool.h"
 #include "http/http_scan.h"
+#include "http/tls.h"
 #include "mod/gen.h"
 #include "mod/loader.h"
 #include "mod/store.h"
@@ -353,6 +354,20 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
         mh_buf_add(b, "modhost_refusals_total{", 23);
         label(b, "reason", mh_refusal_name((enum mh_refusal)r), true);
         mh_buf_printf(b, "} %llu\n", (unsigned long long)t.refused[r]);
+    }
+    {
+        uint64_t fails[MH_TLS_FAIL_COUNT];
+
+        /* Every reason, zeros too (and on a server without a TLS listener), so that a rate over
+         * the series never starts from a missing sample. */
+        mh_tls_failure_counts(fails);
+        family(b, "modhost_tls_handshake_failures_total", "counter",
+               "TLS handshakes that failed or were refused on a TLS listener, by reason.");
+        for (int f = 0; f < MH_TLS_FAIL_COUNT; f++) {
+            mh_buf_add(b, "modhost_tls_handshake_failures_total{", 37);
+            label(b, "reason", mh_tls_failure_name((enum mh_tls_failure)f), true);
+            mh_buf_printf(b, "} %llu\n", (unsigned long long)fails[f]);
+        }
     }
     family(b, "modhost_connections_accepted_total", "counter", "Client connections accepted.");
     mh_buf_printf(b, "modhost_connections_accepted_total %llu\n", (unsigned long long)t.accepted);

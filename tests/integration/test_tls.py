@@ -2,7 +2,8 @@
 Python's ssl, refusals proven with `openssl s_client` (old protocols, weak ciphers), SNI,
 resumption, plain HTTP on the TLS port, handshakes split at every byte, a stalled handshake,
 1,000 concurrent handshakes, wss:// with python3-websockets, certificates replaced by a reload
-under load, and `modhost check` on bad certificates and keys."""
+under load, `modhost check` on bad certificates and keys, and every failure reason a client can
+cause counted in the admin listener's /metrics (checked with promtool)."""
 
 import asyncio
 import http.client
@@ -20,7 +21,8 @@ import threading
 import unittest
 
 from mhtest import (ECHO_CONF, HELLO_CONF, IO_TIMEOUT_S, RawConnection, ServerTestCase,
-                    build_request, run_cli, server_conf)
+                    build_request, run_cli, server_conf, wait_until)
+from test_admin import admin_extra, admin_port, get, parse_metrics
 from ws_client import ws_module_conf
 
 try:
@@ -407,6 +409,115 @@ class TestHandshakeShapes(TlsCase):
 
         got = asyncio.run(run_all())
         self.assertEqual(got, ["Hello, c%d!" % i for i in range(n)])
+
+
+FAILURE_REASONS = ("protocol", "cipher", "certificate", "plain_http", "not_tls", "closed",
+                   "unfinished", "other")
+
+
+class TestFailureMetrics(TlsCase):
+    """Each way a client can fail a handshake moves modhost_tls_handshake_failures_total for its
+    reason by one and no other reason; promtool accepts the exposition before and after."""
+
+    def scrape(self):
+        resp = get(self.admin, "/metrics")
+        self.assertEqual(resp.status, 200, resp)
+        return resp.body.decode("utf-8")
+
+    def failures(self):
+        samples, types = parse_metrics(self.scrape())
+        self.assertEqual(types.get("modhost_tls_handshake_failures_total"), "counter")
+        return {r: samples.get(("modhost_tls_handshake_failures_total", (("reason", r),)))
+                for r in FAILURE_REASONS}
+
+    def promtool_accepts(self):
+        out = subprocess.run([self.promtool, "check", "metrics"], input=self.scrape(),
+                             encoding="utf-8", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=IO_TIMEOUT_S)
+        self.assertEqual(out.returncode, 0, out.stdout)
+
+    def assert_counts(self, reason, provoke):
+        """Runs @provoke, then polls /metrics until @reason moved; every other reason stays."""
+        before = self.failures()
+        provoke()
+
+        def moved():
+            now = self.failures()
+            return now if now[reason] != before[reason] else None
+
+        self.assertEqual(wait_until(moved, IO_TIMEOUT_S),
+                         dict(before, **{reason: before[reason] + 1}), reason)
+
+    def test_every_reason_a_client_can_cause_moves_its_counter(self):
+        self.promtool = shutil.which("promtool")
+        if not self.promtool:
+            self.skipTest("promtool is not installed (Debian package `prometheus`)")
+        # The stalled client below waits for this deadline; the other clients finish their
+        # handshakes (or fail them) long before it.
+        srv = self.start_tls(limits={"head_timeout_ms": 2000}, extra=admin_extra())
+        self.admin = admin_port(srv)
+        self.assertEqual(self.failures(), {r: 0 for r in FAILURE_REASONS})
+        self.promtool_accepts()
+
+        def old_protocol():
+            self.assertIn("alert protocol version",
+                          self.s_client(srv, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"))
+
+        def weak_cipher():
+            out = self.s_client(srv, "-tls1_2", "-cipher", "AES128-SHA@SECLEVEL=0")
+            self.assertNotRegex(out, r"Cipher is (?!\(NONE\))")
+
+        def untrusted_certificate():  # a client without the test CA refuses the certificate
+            raw = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=IO_TIMEOUT_S)
+            with self.assertRaises(ssl.SSLCertVerificationError):
+                ssl.create_default_context().wrap_socket(raw, server_hostname="localhost")
+            raw.close()
+
+        def plain_http():
+            with RawConnection(srv.tls_port) as c:
+                self.assertEqual(c.request("GET", "/hello/x").status, 400)
+
+        def not_tls():
+            with RawConnection(srv.tls_port) as c:
+                c.send(b"\x00\x01\x02garbage")
+                self.assertTrue(c.is_closed())
+
+        def closed_mid_handshake():  # half a ClientHello, then the client goes
+            c = MemoryClient(self.client_context(), srv.tls_port)
+            hello = c.first_flight()
+            c.sock.sendall(hello[:len(hello) // 2])
+            c.close()
+
+        def stalled():  # half a ClientHello and nothing more: closed at the head deadline
+            c = MemoryClient(self.client_context(), srv.tls_port)
+            try:
+                hello = c.first_flight()
+                c.sock.sendall(hello[:len(hello) // 2])
+                try:
+                    self.assertEqual(c.sock.recv(100), b"")  # until the server closes it
+                except ConnectionResetError:
+                    pass
+            finally:
+                c.close()
+
+        for reason, provoke in (("protocol", old_protocol), ("cipher", weak_cipher),
+                                ("certificate", untrusted_certificate),
+                                ("plain_http", plain_http), ("not_tls", not_tls),
+                                ("closed", closed_mid_handshake), ("unfinished", stalled)):
+            self.assert_counts(reason, provoke)
+        self.promtool_accepts()
+        # A handshake that works is no failure.
+        conn = self.https(srv)
+        try:
+            conn.request("GET", "/hello/ok")
+            self.assertEqual(conn.getresponse().status, 200)
+        finally:
+            conn.close()
+        after = self.failures()
+        self.assertEqual(after, {"protocol": 1, "cipher": 1, "certificate": 1, "plain_http": 1,
+                                 "not_tls": 1, "closed": 1, "unfinished": 1, "other": 0})
+        # The totals logged at the stop are the same counts.
+        self.assertEqual(self.stop_and_failures(srv), {r: 1 for r in FAILURE_REASONS[:-1]})
 
 
 @unittest.skipUnless(websockets, "python3-websockets is not installed")
