@@ -174,6 +174,22 @@ static void store_labels(struct mh_buf *b, const void *arg)
     label(b, "driver", st->driver->name, false);
 }
 
+/* Every reason, zeros too (and on a server without a TLS listener), so that a rate over the
+ * series never starts from a missing sample. */
+static void tls_failures(struct mh_buf *b)
+{
+    uint64_t n[MH_TLS_FAIL_COUNT];
+
+    mh_tls_failure_counts(n);
+    family(b, "modhost_tls_handshake_failures_total", "counter",
+           "TLS handshakes that failed or were refused on a TLS listener, by reason.");
+    for (int f = 0; f < MH_TLS_FAIL_COUNT; f++) {
+        mh_buf_add(b, "modhost_tls_handshake_failures_total{", 37);
+        label(b, "reason", mh_tls_failure_name((enum mh_tls_failure)f), true);
+        mh_buf_printf(b, "} %llu\n", (unsigned long long)n[f]);
+    }
+}
+
 /* One counter line per route entry (HTTP ones when !ws, WebSocket endpoints when ws). */
 #define PER_ROUTE(b, list, ws, name, field)                          \
     for (const struct mh_route_stats *e = (list); e; e = e->next) {  \
@@ -355,20 +371,7 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
         label(b, "reason", mh_refusal_name((enum mh_refusal)r), true);
         mh_buf_printf(b, "} %llu\n", (unsigned long long)t.refused[r]);
     }
-    {
-        uint64_t fails[MH_TLS_FAIL_COUNT];
-
-        /* Every reason, zeros too (and on a server without a TLS listener), so that a rate over
-         * the series never starts from a missing sample. */
-        mh_tls_failure_counts(fails);
-        family(b, "modhost_tls_handshake_failures_total", "counter",
-               "TLS handshakes that failed or were refused on a TLS listener, by reason.");
-        for (int f = 0; f < MH_TLS_FAIL_COUNT; f++) {
-            mh_buf_add(b, "modhost_tls_handshake_failures_total{", 37);
-            label(b, "reason", mh_tls_failure_name((enum mh_tls_failure)f), true);
-            mh_buf_printf(b, "} %llu\n", (unsigned long long)fails[f]);
-        }
-    }
+    tls_failures(b);
     family(b, "modhost_connections_accepted_total", "counter", "Client connections accepted.");
     mh_buf_printf(b, "modhost_connections_accepted_total %llu\n", (unsigned long long)t.accepted);
     family(b, "modhost_connections_open", "gauge", "Client connections open now.");
