@@ -364,7 +364,6 @@ static void parse_head(const char *p, const char *end, struct response *r)
 {
     const char *hend = find_crlfcrlf(p, (size_t)(end - p)), *v;
     size_t vlen;
-    char num[24];
 
     MH_FUZZ_CHECK(hend != NULL, "a response head without its end: %.*s", (int)(end - p), p);
     MH_FUZZ_CHECK(hend - p > 13 &&
@@ -378,6 +377,8 @@ static void parse_head(const char *p, const char *end, struct response *r)
     r->has_length = v != NULL;
     r->length = 0;
     if (v) {
+        char num[24];
+
         MH_FUZZ_CHECK(vlen > 0 && vlen < sizeof(num), "Content-Length %.*s", (int)vlen, v);
         memcpy(num, v, vlen);
         num[vlen] = '\0';
