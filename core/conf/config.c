@@ -48,6 +48,8 @@ static const struct mh_key limits_keys[] = {
     {"max_connections", MH_K_INT, NULL, 1, 10000000},
     {"max_connections_per_client", MH_K_INT, NULL, 1, 10000000},
     {"max_requests_per_connection", MH_K_INT, NULL, 1, 100000000},
+    {"loop_stall_ms", MH_K_INT, NULL, 0, MS_MAX},
+    {"loop_stall_kill_ms", MH_K_INT, NULL, 0, MS_MAX},
     MH_KEY_END,
 };
 
@@ -97,6 +99,9 @@ static const struct mh_key server_keys[] = {
     {"listen", MH_K_STRING, NULL, 0, 0},
     {"threads", MH_K_INT, NULL, 0, 256},
     {"workers", MH_K_INT, NULL, 0, 1024},
+    {"processes", MH_K_INT, NULL, 1, 256},
+    {"crash_limit", MH_K_INT, NULL, 0, 1000000},
+    {"crash_window_ms", MH_K_INT, NULL, 1, MS_MAX},
     {"worker_queue", MH_K_INT, NULL, 1, 1000000},
     {"module_dir", MH_K_STRING, NULL, 0, 0},
     {"shutdown_timeout_ms", MH_K_INT, NULL, 0, MS_MAX},
@@ -228,7 +233,12 @@ void mh_config_defaults(struct mh_server_conf *s)
         .max_connections = 20000,
         .max_connections_per_client = 2000,
         .max_requests_per_connection = 10000,
+        .loop_stall_ms = 1000,
+        .loop_stall_kill_ms = 0,
     };
+    s->processes = 1;
+    s->crash_limit = 3;
+    s->crash_window_ms = 60000;
     s->workers = 0;
     s->worker_queue = 1024;
 }
@@ -511,6 +521,14 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
             s->workers = (int)workers; /* 0 keeps twice the cores */
     }
     get_ll(g, "worker_queue", &s->worker_queue);
+    {
+        long long processes = s->processes;
+
+        get_ll(g, "processes", &processes);
+        s->processes = (int)processes;
+    }
+    get_ll(g, "crash_limit", &s->crash_limit);
+    get_ll(g, "crash_window_ms", &s->crash_window_ms);
     if ((v = mh_schema_str(g, "module_dir"))) {
         free(s->module_dir);
         s->module_dir = resolve_path(v, file);
@@ -611,6 +629,8 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
         get_ll(sub, "max_connections", &l->max_connections);
         get_ll(sub, "max_connections_per_client", &l->max_connections_per_client);
         get_ll(sub, "max_requests_per_connection", &l->max_requests_per_connection);
+        get_ll(sub, "loop_stall_ms", &l->loop_stall_ms);
+        get_ll(sub, "loop_stall_kill_ms", &l->loop_stall_kill_ms);
     }
 }
 

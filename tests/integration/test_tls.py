@@ -20,7 +20,7 @@ import threading
 import unittest
 
 from mhtest import (ECHO_CONF, HELLO_CONF, IO_TIMEOUT_S, RawConnection, ServerTestCase,
-                    build_request, run_cli, server_conf)
+                    build_request, run_cli, server_conf, wait_until)
 from ws_client import ws_module_conf
 
 try:
@@ -522,6 +522,34 @@ class TestReloadAndCheck(TlsCase):
         self.assertEqual(errors, [])
         self.assertGreater(counts[0], 0)
         self.assertGreater(counts[1], 0)
+
+    def test_several_processes_share_the_listener_and_a_replacement_has_the_new_certificate(self):
+        """The master builds the TLS contexts and every worker inherits them; a reload gives
+        the workers and the master the new certificate, so a worker that replaces a dead one
+        serves it too."""
+        conf = self.make_conf(server=False, files={})
+        self.write_pair(conf, self.cert, self.key)
+        conf.write("00-server.conf", tls_server_conf(
+            conf.file("server.pem"), conf.file("server.key"),
+            extra='  processes = 2;\n  pid_file = "%s";' % conf.file("modhost.pid")))
+        conf.write("10-hello.conf", HELLO_CONF)
+        srv = self.start_server(conf, listen=None)
+        srv.tls_port = srv.ports[1]
+        pids = srv.worker_pids()
+        self.assertEqual(len(pids), 2, pids)
+        for _ in range(8):
+            self.assertEqual(self.peer_cn(srv), "localhost")
+        self.write_pair(conf, self.other_cert, self.other_key)
+        r = run_cli("reload", "-c", conf.path)  # returns once the master decided
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("now serving generation 2", r.stdout)
+        os.kill(pids[0], signal.SIGKILL)
+        self.assertTrue(srv.wait_log(r"worker \d+ replaced by pid \d+"))
+        self.assertTrue(wait_until(lambda: len(srv.worker_pids()) == 2 and
+                                   pids[0] not in srv.worker_pids(), IO_TIMEOUT_S))
+        # New connections go to either worker (SO_REUSEPORT spreads them): all get the new one.
+        for _ in range(16):
+            self.assertEqual(self.peer_cn(srv, "other.test"), "other.test")
 
     def test_check_names_bad_certificates_and_keys(self):
         conf = self.make_conf(server=tls_server_conf(self.cert, self.other_key))
