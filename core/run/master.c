@@ -34,26 +34,18 @@
 #include "run/dispatch.h"
 #include "run/listeners.h"
 #include "run/owner.h"
+#include "run/relay.h"
 
 #define EXIT_CONFIG   78   /* a worker whose modules failed to load (sysexits' EX_CONFIG) */
 #define RETRY_MS      1000 /* before replacing a worker that could not load its modules */
 #define CRASH_HISTORY 64   /* crashes remembered for the quarantine window */
 
-/* Bytes waiting in the master, for one direction of one worker's relay socket. */
-struct relay_buf {
-    unsigned char *data;
-    size_t len, cap;
-};
-
-#define RELAY_MAX_QUEUED (64u << 20) /* a worker this far behind loses channel messages */
-
 struct worker {
-    pid_t pid; /* 0: none running */
-    int ctl;   /* our end of its socket pair */
-    int relay; /* our end of its channel relay (stream); -1: none (one process) */
-    struct relay_buf in, out;
-    bool ready;   /* it said so: its loops accept */
-    bool awaited; /* a reload answer is due from it */
+    pid_t pid;                 /* 0: none running */
+    int ctl;                   /* our end of its socket pair */
+    struct mh_relay_end relay; /* its channel relay (fd -1: none, one process) */
+    bool ready;                /* it said so: its loops accept */
+    bool awaited;              /* a reload answer is due from it */
     bool watchdog_killed;
     char blamed[MH_CRASH_NAME]; /* the watchdog's, for the crash report */
     int64_t retry_at_ms;        /* a respawn waits until then (0: now) */
@@ -197,12 +189,7 @@ static void close_ctl(struct worker *w)
 
 static void close_relay(struct worker *w)
 {
-    if (w->relay >= 0)
-        close(w->relay);
-    w->relay = -1;
-    free(w->in.data);
-    free(w->out.data);
-    w->in = w->out = (struct relay_buf){0};
+    mh_relay_close(&w->relay);
 }
 
 static void spawn(struct master *m, int i)
@@ -265,7 +252,8 @@ static void spawn(struct master *m, int i)
     }
     if (rv[0] >= 0)
         fcntl(rv[0], F_SETFL, O_NONBLOCK);
-    *w = (struct worker){.pid = pid, .ctl = sv[0], .relay = rv[0], .died_ms = w->died_ms};
+    *w = (struct worker){
+        .pid = pid, .ctl = sv[0], .relay = {.fd = rv[0], .pid = pid}, .died_ms = w->died_ms};
 }
 
 static int count_running(const struct master *m)
@@ -582,70 +570,20 @@ static void on_worker_message(struct master *m, int i)
 
 /* --- Channels between workers --- */
 
-static void relay_flush(struct worker *w)
-{
-    while (w->out.len) {
-        ssize_t n = send(w->relay, w->out.data, w->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-        if (n <= 0)
-            return; /* EAGAIN: POLLOUT tells us when; errors: its death follows */
-        memmove(w->out.data, w->out.data + n, w->out.len - (size_t)n);
-        w->out.len -= (size_t)n;
-    }
-}
-
-static void relay_append(struct worker *w, const unsigned char *p, size_t n)
-{
-    if (w->out.len + n > RELAY_MAX_QUEUED) {
-        mh_warn("channels", "worker pid %d reads its channel messages too slowly: one dropped",
-                (int)w->pid);
-        return;
-    }
-    if (w->out.cap < w->out.len + n) {
-        while (w->out.cap < w->out.len + n)
-            w->out.cap = w->out.cap ? w->out.cap * 2 : 65536;
-        w->out.data = mh_xrealloc(w->out.data, w->out.cap);
-    }
-    memcpy(w->out.data + w->out.len, p, n);
-    w->out.len += n;
-}
-
-/* Reads what worker @p i published and passes every whole frame to the other workers. */
+/* Passes what worker @p i published to every other running worker. */
 static void relay_read(struct master *m, int i)
 {
-    struct worker *w = &m->workers[i];
-    size_t off = 0;
+    struct mh_relay_end **to = mh_xcalloc((size_t)m->nworkers, sizeof(*to));
+    size_t n = 0;
 
-    for (;;) {
-        ssize_t r;
+    for (int k = 0; k < m->nworkers; k++) {
+        struct worker *o = &m->workers[k];
 
-        if (w->in.cap - w->in.len < 65536) {
-            w->in.cap = w->in.cap ? w->in.cap * 2 : 131072;
-            w->in.data = mh_xrealloc(w->in.data, w->in.cap);
-        }
-        r = recv(w->relay, w->in.data + w->in.len, w->in.cap - w->in.len, MSG_DONTWAIT);
-        if (r <= 0)
-            break;
-        w->in.len += (size_t)r;
+        if (k != i && o->pid > 0 && o->relay.fd >= 0)
+            to[n++] = &o->relay;
     }
-    while (w->in.len - off >= 4) {
-        uint32_t n;
-
-        memcpy(&n, w->in.data + off, 4);
-        if (w->in.len - off - 4 < n)
-            break;
-        for (int k = 0; k < m->nworkers; k++) {
-            struct worker *o = &m->workers[k];
-
-            if (k != i && o->pid > 0 && o->relay >= 0) {
-                relay_append(o, w->in.data + off, 4 + (size_t)n);
-                relay_flush(o);
-            }
-        }
-        off += 4 + (size_t)n;
-    }
-    memmove(w->in.data, w->in.data + off, w->in.len - off);
-    w->in.len -= off;
+    mh_relay_forward(&m->workers[i].relay, to, n);
+    free(to);
 }
 
 /* --- Start and stop --- */
@@ -735,7 +673,7 @@ static void supervise(struct master *m)
 
             pfd[i + 1] = (struct pollfd){.fd = w->ctl, .events = POLLIN};
             pfd[nw + i + 1] = (struct pollfd){
-                .fd = w->relay, .events = (short)(POLLIN | (w->out.len ? POLLOUT : 0))};
+                .fd = w->relay.fd, .events = (short)(POLLIN | (w->relay.out.len ? POLLOUT : 0))};
         }
         n = poll(pfd, 2 * (nfds_t)nw + 1, poll_timeout(m));
         if (n < 0 && errno != EINTR)
@@ -745,10 +683,10 @@ static void supervise(struct master *m)
 
             /* Channel messages first: a worker's relay never waits behind its control. */
             if (pfd[nw + i + 1].fd >= 0 && pfd[nw + i + 1].revents &&
-                w->relay == pfd[nw + i + 1].fd) {
+                w->relay.fd == pfd[nw + i + 1].fd) {
                 if (pfd[nw + i + 1].revents & POLLIN)
                     relay_read(m, i);
-                relay_flush(w);
+                mh_relay_flush(&w->relay);
             }
             if (pfd[i + 1].fd >= 0 && pfd[i + 1].revents && w->ctl == pfd[i + 1].fd)
                 on_worker_message(m, i);
@@ -805,7 +743,7 @@ int mh_master_run(struct mh_config *config, const struct mh_serve_opts *opts)
     sigprocmask(SIG_BLOCK, &set, NULL);
     m.workers = mh_xcalloc((size_t)m.nworkers, sizeof(*m.workers));
     for (int i = 0; i < m.nworkers; i++)
-        m.workers[i].ctl = m.workers[i].relay = -1;
+        m.workers[i].ctl = m.workers[i].relay.fd = -1;
 
     /* One server per pid file and per address, decided before anything is bound. */
     if (pid_file && (m.pid_fd = mh_pidfile_lock(pid_file, &err)) < 0) {
