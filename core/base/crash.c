@@ -121,6 +121,9 @@ struct mh_crash_slot *mh_crash_enter(const char *module, const char *handler, co
         atomic_store(&self->slots[i].tid, (int)gettid());
     }
     s = &self->slots[my_slot];
+    if (atomic_load_explicit(&s->seq, memory_order_relaxed) & 1u)
+        return NULL; /* a callback inside another (a close while a message is handled): the
+                        outer one stays marked, and its leave ends the mark */
     copy_text(s->module, sizeof(s->module), module, module ? strlen(module) : 0);
     copy_text(s->handler, sizeof(s->handler), handler, handler ? strlen(handler) : 0);
     copy_text(s->route, sizeof(s->route), route, route ? strlen(route) : 0);

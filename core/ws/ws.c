@@ -119,6 +119,14 @@ static void list_remove(struct mh_ws *ws)
 }
 
 /* The connection ends: the one place a WebSocket ends. */
+/* Marks the loop thread as inside one of the endpoint's callbacks @p fn (for crash reports
+ * and the loop watchdog) until mh_crash_leave. */
+static struct mh_crash_slot *enter(const struct mh_route_target *t, const char *fn)
+{
+    return mh_crash_enter(t->module->name, fn, t->ws->path, "WS", t->ws->path, strlen(t->ws->path),
+                          true);
+}
+
 static void on_conn_close(void *arg)
 {
     struct mh_ws *ws = arg;
@@ -135,8 +143,12 @@ static void on_conn_close(void *arg)
     list_remove(ws);
     if (ws->open) {
         ws->open = false;
-        if (ws->t->ws_close)
+        if (ws->t->ws_close) {
+            struct mh_crash_slot *slot = enter(ws->t, ws->t->ws->on_close);
+
             ws->t->ws_close(ws, ws->close_code ? ws->close_code : 1006, ws->t->module->state);
+            mh_crash_leave(slot);
+        }
     }
     if (ws->gen) {
         mh_gen_unref(ws->gen);
@@ -349,8 +361,7 @@ static void deliver(struct mh_ws *ws, int opcode, const void *data, size_t len)
     mh_stat_add(&ws->rs->ws_bytes_in, len);
     if (!ws->open || atomic_load(&ws->closing))
         return;
-    slot = mh_crash_enter(ws->t->module->name, ws->t->ws->on_message, ws->t->ws->path, "WS",
-                          ws->t->ws->path, strlen(ws->t->ws->path), true);
+    slot = enter(ws->t, ws->t->ws->on_message);
     ws->t->ws_message(ws, opcode == MH_WS_OP_BINARY, data, len, ws->t->module->state);
     mh_crash_leave(slot);
 }
@@ -727,7 +738,10 @@ enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_req *req, const struct mh_rout
         ws->param_values[i] = mh_xstrdup(v);
     }
     if (t->ws_open) {
+        struct mh_crash_slot *slot = enter(t, t->ws->on_open);
+
         *rc = t->ws_open(ws, req, t->module->state);
+        mh_crash_leave(slot);
         if (*rc != MH_OK || mh_req_replied(req)) {
             mh_ws_unref_impl(ws); /* refused: never opened, no on_close */
             return MH_WS_REPLY;

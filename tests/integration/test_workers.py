@@ -18,7 +18,7 @@ import unittest
 from mhtest import (HELLO_CONF, IO_TIMEOUT_S, ConnectionClosed, RawConnection, ServerTestCase,
                     fixture_path, have_fixture, module_conf, run_cli, server_conf, wait_until)
 from test_kv import kv_files
-from ws_client import WSConnection, ws_module_conf
+from ws_client import OP_TEXT, WSConnection, ws_module_conf
 
 # Under AddressSanitizer the faults must reach the server's own handler and end the worker
 # with the signal, as in a production build: the sanitizer would report them and exit 1.
@@ -29,7 +29,11 @@ os.environ["ASAN_OPTIONS"] = ":".join(
 FAULT_ROUTES = [("GET", "/ok", "ok"), ("GET", "/segv", "segv_loop"),
                 ("GET", "/segv_pool", "segv_pool"), ("GET", "/abort", "abort"),
                 ("GET", "/spin", "spin"), ("GET", "/sleep/{ms}", "sleep")]
-FAULT_CONF = module_conf("fx_fault", fixture_path("fx_fault.so"), FAULT_ROUTES)
+FAULT_CONF = ws_module_conf(
+    "fx_fault", fixture_path("fx_fault.so"),
+    [dict(path="/ws/segv_open", on_open="ws_segv_open", on_message="ws_echo"),
+     dict(path="/ws/segv_close", on_message="ws_echo", on_close="ws_segv_close")],
+    routes=FAULT_ROUTES)
 ECHO_WS_CONF = ws_module_conf("echo", "echo.so",
                               [dict(path="/ws/echo", on_message="ws_echo", ping_interval_ms=0,
                                     idle_timeout_ms=0)],
@@ -168,6 +172,29 @@ class TestCrashUnderLoad(WorkerCase):
         self.assert_report(srv, "abort", "/abort", "Aborted")
         log = srv.log()
         self.assertRegex(log, r"pool thread \d+: module fx_fault handler segv_pool")
+        with RawConnection(srv.port) as c:
+            self.assertEqual(c.request("GET", "/ok").body, b"ok")
+        self.stop_server(srv)
+
+    def test_websocket_hooks_that_crash_are_reported(self):
+        srv = self.start(processes=1)
+        # on_open: the upgrade never gets its 101.
+        with WSConnection(srv.port) as c:
+            with self.assertRaises((ConnectionClosed, ConnectionResetError)):
+                c.handshake("/ws/segv_open")
+        self.assert_report(srv, "ws_segv_open", "/ws/segv_open", "Segmentation fault")
+        self.assertRegex(srv.log(), r"loop thread \d+: module fx_fault handler ws_segv_open "
+                                    r"route \"/ws/segv_open\" request WS /ws/segv_open")
+        # on_close: the connection works until the client closes it.
+        before = srv.worker_pid
+        with WSConnection(srv.port) as c:
+            c.open("/ws/segv_close")
+            c.send_text("hi")
+            self.assertEqual(c.recv_message(), (OP_TEXT, b"hi"))
+            c.send_close(1000)
+        self.assert_report(srv, "ws_segv_close", "/ws/segv_close", "Segmentation fault")
+        self.assertTrue(wait_until(lambda: srv.worker_pids() and srv.worker_pid != before,
+                                   IO_TIMEOUT_S))
         with RawConnection(srv.port) as c:
             self.assertEqual(c.request("GET", "/ok").body, b"ok")
         self.stop_server(srv)

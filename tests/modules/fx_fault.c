@@ -1,7 +1,9 @@
 /*
  * fx_fault: fault injection for the master/worker tests. Each handler fails one way a third
  * party's handler can: a NULL dereference on a loop and on the worker pool, abort(), a loop
- * that never ends, and a sleep on the loop ({ms} milliseconds). "ok" answers normally.
+ * that never ends, and a sleep on the loop ({ms} milliseconds). "ok" answers normally. The
+ * WebSocket hooks crash in on_open ("ws_segv_open") or in on_close ("ws_segv_close", which
+ * echoes messages until then).
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -55,10 +57,40 @@ static enum mh_status fx_sleep(struct mh_req *req, void *state)
     return mh_reply(req, 200, "text/plain", "slept", 5);
 }
 
+static enum mh_status ws_segv_open(struct mh_ws *ws, struct mh_req *req, void *state)
+{
+    (void)ws;
+    (void)req;
+    (void)state;
+    *nowhere = 1;
+    return MH_OK;
+}
+
+static void ws_echo(struct mh_ws *ws, int is_binary, const void *data, size_t len, void *state)
+{
+    (void)state;
+    mh_ws_send(ws, is_binary, data, len);
+}
+
+static void ws_segv_close(struct mh_ws *ws, int code, void *state)
+{
+    (void)ws;
+    (void)code;
+    (void)state;
+    *nowhere = 1;
+}
+
+static const struct mh_ws_hook_def fx_ws_hooks[] = {
+    {"ws_segv_open", ws_segv_open, NULL, NULL},
+    {"ws_echo", NULL, ws_echo, NULL},
+    {"ws_segv_close", NULL, NULL, ws_segv_close},
+    {NULL, NULL, NULL, NULL},
+};
+
 static const struct mh_handler_def fx_handlers[] = {
     {"ok", fx_ok, 0},       {"segv_loop", fx_segv, 0}, {"segv_pool", fx_segv, MH_HANDLER_BLOCKING},
     {"abort", fx_abort, 0}, {"spin", fx_spin, 0},      {"sleep", fx_sleep, 0},
     {NULL, NULL, 0},
 };
 
-MH_MODULE(.name = "fx_fault", .version = "0.0.1", .handlers = fx_handlers)
+MH_MODULE(.name = "fx_fault", .version = "0.0.1", .handlers = fx_handlers, .ws_hooks = fx_ws_hooks)

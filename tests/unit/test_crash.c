@@ -35,6 +35,17 @@ static void test_crash_marks_entry_and_exit(void)
                                         "request GET /items/7"));
     CU_ASSERT_PTR_NULL(strstr(text, "?x=1")); /* only path_len bytes were taken */
     CU_ASSERT_STRING_EQUAL(blamed, "fx");
+    {
+        /* A callback inside another (a WebSocket closed while a message is handled): the
+         * outer mark stays whole, and only the outer leave ends it. */
+        struct mh_crash_slot *inner =
+            mh_crash_enter("other", "on_close", "/ws", "WS", "/ws", 3, true);
+
+        CU_ASSERT_PTR_NULL(inner);
+        mh_crash_leave(inner);
+        CU_ASSERT_EQUAL(mh_crash_describe(table, 1, text, sizeof(text), &blamed), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, "module fx handler boom"));
+    }
     mh_crash_leave(s);
     CU_ASSERT_EQUAL(mh_crash_describe(table, 1, text, sizeof(text), &blamed), 0);
     CU_ASSERT_EQUAL(mh_crash_describe(table, 0, text, sizeof(text), &blamed), 0);
