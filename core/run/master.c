@@ -33,60 +33,11 @@
 #include "conf/config.h"
 #include "run/dispatch.h"
 #include "run/listeners.h"
+#include "run/master_int.h"
 #include "run/owner.h"
 #include "run/relay.h"
 
-#define EXIT_CONFIG   78   /* a worker whose modules failed to load (sysexits' EX_CONFIG) */
-#define RETRY_MS      1000 /* before replacing a worker that could not load its modules */
-#define CRASH_HISTORY 64   /* crashes remembered for the quarantine window */
-
-struct worker {
-    pid_t pid;                 /* 0: none running */
-    int ctl;                   /* our end of its socket pair */
-    struct mh_relay_end relay; /* its channel relay (fd -1: none, one process) */
-    bool ready;                /* it said so: its loops accept */
-    bool awaited;              /* a reload answer is due from it */
-    bool watchdog_killed;
-    char blamed[MH_CRASH_NAME]; /* the watchdog's, for the crash report */
-    int64_t retry_at_ms;        /* a respawn waits until then (0: now) */
-    int64_t died_ms;
-};
-
-struct crash_event {
-    char module[MH_CRASH_NAME];
-    int64_t at_ms;
-};
-
-struct master {
-    const struct mh_serve_opts *opts;
-    struct mh_config *config;  /* what workers start with */
-    struct mh_config *pending; /* a reload's, until every worker answered */
-    bool reloading;
-    bool reload_again;               /* SIGHUP arrived during a reload */
-    struct mh_listeners *listeners;  /* bound; NULL once stopping (new connections refused) */
-    struct mh_tls_contexts **staged; /* a reload's new certificates, until it is decided */
-    bool staged_failed;              /* ... which the master could not load */
-    int nloops;
-    int *admin_fds; /* one per loop; NULL: no admin listener */
-    int admin_port;
-    struct worker *workers;
-    int nworkers;
-    struct mh_crash_table *crash;
-    int sigfd;
-    int status_fd;
-    int pid_fd;      /* the locked pid file */
-    unsigned gen_id; /* the generation the workers serve */
-    unsigned reloads, reloads_failed;
-    char reload_text[8192]; /* the first failure reported for the pending reload */
-    bool reload_ok;
-    bool started; /* every first worker was ready once */
-    bool stopping;
-    bool unclean; /* a worker did not exit 0 when stopped */
-    struct crash_event crashes[CRASH_HISTORY];
-    unsigned ncrashes;
-};
-
-static int64_t now_ms(void)
+int64_t mh_master_now_ms(void)
 {
     struct timespec ts;
 
@@ -176,11 +127,9 @@ static enum mh_status drop_privileges(const struct mh_server_conf *c, int status
     return MH_OK;
 }
 
-static void reload_done(struct master *m);
-
 /* --- Workers --- */
 
-static void close_ctl(struct worker *w)
+void mh_master_close_ctl(struct worker *w)
 {
     if (w->ctl >= 0)
         close(w->ctl);
@@ -192,6 +141,22 @@ static void close_relay(struct worker *w)
     mh_relay_close(&w->relay);
 }
 
+/* In a child of the master: the descriptors only the master may hold. */
+void mh_master_close_fds(struct master *m)
+{
+    close(m->sigfd);
+    if (m->pid_fd >= 0)
+        close(m->pid_fd);
+    if (m->status_fd >= 0)
+        close(m->status_fd);
+    if (m->check_fd >= 0)
+        close(m->check_fd);
+    for (int k = 0; k < m->nworkers; k++) {
+        mh_master_close_ctl(&m->workers[k]);
+        close_relay(&m->workers[k]);
+    }
+}
+
 static void spawn(struct master *m, int i)
 {
     struct worker *w = &m->workers[i];
@@ -201,7 +166,7 @@ static void spawn(struct master *m, int i)
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
         (m->nworkers > 1 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rv) != 0)) {
         mh_error("master", "cannot create the sockets for worker %d: %s", i, MH_STRERROR(errno));
-        w->retry_at_ms = now_ms() + RETRY_MS;
+        w->retry_at_ms = mh_master_now_ms() + RETRY_MS;
         return;
     }
     mh_crash_proc_reset(m->crash, (unsigned)i);
@@ -225,15 +190,7 @@ static void spawn(struct master *m, int i)
         close(sv[0]);
         if (rv[0] >= 0)
             close(rv[0]);
-        close(m->sigfd);
-        if (m->pid_fd >= 0)
-            close(m->pid_fd);
-        if (m->status_fd >= 0)
-            close(m->status_fd);
-        for (int k = 0; k < m->nworkers; k++) {
-            close_ctl(&m->workers[k]);
-            close_relay(&m->workers[k]);
-        }
+        mh_master_close_fds(m);
         mh_crash_attach(m->crash, (unsigned)i);
         rc = mh_server_run(m->config, &ctx);
         /* Exit from here: the master's memory stays reachable for the leak checker. */
@@ -247,7 +204,7 @@ static void spawn(struct master *m, int i)
         close(sv[0]);
         if (rv[0] >= 0)
             close(rv[0]);
-        w->retry_at_ms = now_ms() + RETRY_MS;
+        w->retry_at_ms = mh_master_now_ms() + RETRY_MS;
         return;
     }
     if (rv[0] >= 0)
@@ -269,7 +226,7 @@ static int count_running(const struct master *m)
 
 static void record_crash(struct master *m, const char *module)
 {
-    int64_t now = now_ms(), since = now - m->config->server.crash_window_ms;
+    int64_t now = mh_master_now_ms(), since = now - m->config->server.crash_window_ms;
     long long limit = m->config->server.crash_limit;
     unsigned n = 0;
 
@@ -316,12 +273,18 @@ static void report_death(struct master *m, int i, int status)
 /* A child ended: report it and replace it (unless stopping). */
 static void on_exit_status(struct master *m, pid_t pid, int status)
 {
+    if (pid == m->check_pid) {
+        m->check_exited = true;
+        m->check_status = status;
+        mh_master_check_done(m);
+        return;
+    }
     for (int i = 0; i < m->nworkers; i++) {
         struct worker *w = &m->workers[i];
 
         if (w->pid != pid)
             continue;
-        close_ctl(w);
+        mh_master_close_ctl(w);
         close_relay(w);
         if (w->awaited) {
             w->awaited = false;
@@ -330,7 +293,7 @@ static void on_exit_status(struct master *m, pid_t pid, int status)
                      "0 failed %u\nworker pid %d "
                      "died during the reload\n",
                      m->gen_id, (int)pid);
-            reload_done(m);
+            mh_master_reload_done(m);
         }
         if (m->stopping) {
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -345,7 +308,7 @@ static void on_exit_status(struct master *m, pid_t pid, int status)
             mh_error("master", "worker %d pid %d could not load its modules%s", i, (int)pid,
                      m->started ? "; trying again in a second" : "");
             w->pid = 0;
-            w->retry_at_ms = now_ms() + RETRY_MS;
+            w->retry_at_ms = mh_master_now_ms() + RETRY_MS;
             if (!m->started) { /* the first start failed: give up, with the others */
                 m->stopping = true;
                 for (int k = 0; k < m->nworkers; k++) {
@@ -357,7 +320,7 @@ static void on_exit_status(struct master *m, pid_t pid, int status)
         }
         report_death(m, i, status);
         w->pid = 0;
-        w->died_ms = now_ms();
+        w->died_ms = mh_master_now_ms();
         spawn(m, i); /* at once: the sockets kept the new connections waiting */
         if (m->workers[i].pid > 0)
             mh_info("master", "worker %d replaced by pid %d", i, (int)m->workers[i].pid);
@@ -370,7 +333,7 @@ static void on_exit_status(struct master *m, pid_t pid, int status)
 static void watch_loops(struct master *m)
 {
     const struct mh_limits *l = &m->config->server.limits;
-    int64_t now = now_ms();
+    int64_t now = mh_master_now_ms();
 
     if (l->loop_stall_ms <= 0)
         return;
@@ -420,154 +383,6 @@ static void watch_loops(struct master *m)
     }
 }
 
-/* --- Reload --- */
-
-static void write_status(struct master *m, const char *text)
-{
-    char buf[8300];
-    const char *rest = strchr(text, ' ');
-    int n;
-
-    if (m->status_fd < 0)
-        return;
-    /* The worker's text with the master's sequence number. */
-    n = snprintf(buf, sizeof(buf), "%u%s", m->reloads + m->reloads_failed, rest ? rest : "\n");
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof(buf))
-        n = (int)sizeof(buf) - 1;
-    if (ftruncate(m->status_fd, 0) != 0 || pwrite(m->status_fd, buf, (size_t)n, 0) != n)
-        mh_warn("reload", "cannot write the reload status file: %s", MH_STRERROR(errno));
-}
-
-static void reload(struct master *m)
-{
-    const struct mh_serve_opts *o = m->opts;
-    struct mh_errlist errs = {0};
-    struct mh_config *config = NULL;
-    int asked = 0;
-
-    if (m->reloading) {
-        m->reload_again = true; /* after this one: the files may have changed since */
-        return;
-    }
-    /* Read here for the replacements to come; the workers check it in full (module errors
-     * beside configuration errors) and report, and each keeps its generation on any error. */
-    mh_config_load(o->conf_dir, &config, &errs);
-    if (errs.count) {
-        mh_config_free(config);
-        config = NULL;
-    } else if (o->listen_host) {
-        free(config->server.host);
-        config->server.host = mh_xstrdup(o->listen_host);
-        config->server.port = o->listen_port;
-    }
-    if (config && m->listeners) {
-        /* New certificates for the replacements to come, committed with the reload. The
-         * workers read them too and report a bad one (and count the failure). */
-        m->staged = mh_listeners_reload_prepare(m->listeners, &config->server, &errs);
-        m->staged_failed = errs.count != 0;
-    }
-    mh_errlist_cleanup(&errs);
-    m->pending = config;
-    m->reloading = true;
-    m->reload_ok = true;
-    m->reload_text[0] = '\0';
-    for (int i = 0; i < m->nworkers; i++) {
-        struct worker *w = &m->workers[i];
-
-        if (w->pid > 0 && w->ready && kill(w->pid, SIGHUP) == 0) {
-            w->awaited = true;
-            asked++;
-        }
-    }
-    if (!asked) {
-        m->reload_ok = false;
-        snprintf(m->reload_text, sizeof(m->reload_text),
-                 "0 failed %u\nno worker process is running to load it\n", m->gen_id);
-        mh_error("master", "reload refused: no worker process is running");
-    }
-    reload_done(m);
-}
-
-/* Every worker asked has answered: the reload is decided. */
-static void reload_done(struct master *m)
-{
-    for (int i = 0; i < m->nworkers; i++) {
-        if (m->workers[i].awaited)
-            return;
-    }
-    if (!m->reloading)
-        return;
-    m->reloading = false;
-    if (m->reload_ok) {
-        if (m->pending) {
-            mh_config_free(m->config);
-            m->config = m->pending; /* replacements start with it from now on */
-        }
-        if (m->staged_failed)
-            mh_warn("reload", "the workers loaded the new certificates but the master could "
-                              "not (the files changed meanwhile?): a replaced worker starts "
-                              "with the previous ones until the next reload");
-        mh_listeners_reload_commit(m->listeners, m->staged);
-        m->reloads++;
-        if (atomic_load(&m->crash->nquarantined)) {
-            mh_crash_quarantine_clear(m->crash);
-            mh_info("master", "reload succeeded: quarantined modules are back in service");
-        }
-        m->ncrashes = 0;
-    } else {
-        mh_config_free(m->pending);
-        mh_listeners_reload_abort(m->listeners, m->staged);
-        m->reloads_failed++;
-    }
-    m->staged = NULL;
-    m->staged_failed = false;
-    m->pending = NULL;
-    write_status(m, m->reload_text[0] ? m->reload_text : "0 failed 0\nno worker answered\n");
-    if (m->reload_again && !m->stopping) {
-        m->reload_again = false;
-        reload(m);
-    }
-}
-
-static void on_worker_message(struct master *m, int i)
-{
-    struct worker *w = &m->workers[i];
-    char buf[8192];
-    ssize_t n = recv(w->ctl, buf, sizeof(buf) - 1, 0);
-
-    if (n <= 0) {
-        close_ctl(w); /* it is exiting: its SIGCHLD follows */
-        return;
-    }
-    buf[n] = '\0';
-    if (strcmp(buf, "ready") == 0) {
-        w->ready = true;
-        if (w->died_ms)
-            mh_info("master", "worker %d pid %d serving %lld ms after its predecessor died", i,
-                    (int)w->pid, (long long)(now_ms() - w->died_ms));
-        return;
-    }
-    if (!w->awaited)
-        return;
-    w->awaited = false;
-    {
-        const char *sp = strchr(buf, ' ');
-        bool ok = sp && strncmp(sp, " ok ", 4) == 0;
-
-        if (ok) {
-            m->gen_id = (unsigned)strtoul(sp + 4, NULL, 10);
-            if (!m->reload_text[0])
-                snprintf(m->reload_text, sizeof(m->reload_text), "%s", buf);
-        } else if (m->reload_ok) {
-            m->reload_ok = false;
-            snprintf(m->reload_text, sizeof(m->reload_text), "%s", buf);
-        }
-    }
-    reload_done(m);
-}
-
 /* --- Channels between workers --- */
 
 /* Passes what worker @p i published to every other running worker. */
@@ -610,7 +425,7 @@ static void on_signal(struct master *m)
                 on_exit_status(m, pid, status);
         } else if (si.ssi_signo == SIGHUP) {
             if (!m->stopping)
-                reload(m);
+                mh_master_reload(m);
         } else if (si.ssi_signo == SIGUSR1) {
             for (int i = 0; i < m->nworkers; i++) { /* they reopen their access logs */
                 if (m->workers[i].pid > 0)
@@ -625,6 +440,8 @@ static void on_signal(struct master *m)
                 if (m->workers[i].pid > 0)
                     kill(m->workers[i].pid, (int)si.ssi_signo);
             }
+            if (m->check_pid > 0)
+                kill(m->check_pid, SIGKILL); /* a reload under way ends here */
             /* New connections are refused from now on, as the workers drain. */
             mh_listeners_reload_abort(m->listeners, m->staged);
             m->staged = NULL;
@@ -642,7 +459,7 @@ static void on_signal(struct master *m)
 static int poll_timeout(const struct master *m)
 {
     long long stall = m->config->server.limits.loop_stall_ms;
-    int64_t now = now_ms();
+    int64_t now = mh_master_now_ms();
     int t = -1;
 
     if (stall > 0 && !m->stopping)
@@ -662,7 +479,7 @@ static int poll_timeout(const struct master *m)
 static void supervise(struct master *m)
 {
     int nw = m->nworkers;
-    struct pollfd *pfd = mh_xcalloc(2 * (size_t)nw + 1, sizeof(*pfd));
+    struct pollfd *pfd = mh_xcalloc(2 * (size_t)nw + 2, sizeof(*pfd));
 
     while (!m->stopping || count_running(m) > 0) {
         int n;
@@ -675,7 +492,8 @@ static void supervise(struct master *m)
             pfd[nw + i + 1] = (struct pollfd){
                 .fd = w->relay.fd, .events = (short)(POLLIN | (w->relay.out.len ? POLLOUT : 0))};
         }
-        n = poll(pfd, 2 * (nfds_t)nw + 1, poll_timeout(m));
+        pfd[2 * nw + 1] = (struct pollfd){.fd = m->check_fd, .events = POLLIN};
+        n = poll(pfd, 2 * (nfds_t)nw + 2, poll_timeout(m));
         if (n < 0 && errno != EINTR)
             break;
         for (int i = 0; n > 0 && i < nw; i++) {
@@ -689,8 +507,11 @@ static void supervise(struct master *m)
                 mh_relay_flush(&w->relay);
             }
             if (pfd[i + 1].fd >= 0 && pfd[i + 1].revents && w->ctl == pfd[i + 1].fd)
-                on_worker_message(m, i);
+                mh_master_on_worker_message(m, i);
         }
+        if (n > 0 && pfd[2 * nw + 1].fd >= 0 && pfd[2 * nw + 1].revents &&
+            pfd[2 * nw + 1].fd == m->check_fd)
+            mh_master_check_read(m);
         if (n > 0 && pfd[0].revents)
             on_signal(m);
         if (!m->started && !m->stopping && all_ready(m)) {
@@ -712,7 +533,7 @@ static void supervise(struct master *m)
         for (int i = 0; i < m->nworkers && !m->stopping; i++) {
             struct worker *w = &m->workers[i];
 
-            if (w->pid <= 0 && w->retry_at_ms && now_ms() >= w->retry_at_ms)
+            if (w->pid <= 0 && w->retry_at_ms && mh_master_now_ms() >= w->retry_at_ms)
                 spawn(m, i);
         }
         if (!m->stopping)
@@ -731,6 +552,7 @@ int mh_master_run(struct mh_config *config, const struct mh_serve_opts *opts)
                        .sigfd = -1,
                        .status_fd = -1,
                        .pid_fd = -1,
+                       .check_fd = -1,
                        .gen_id = 1};
     char *pid_file = c->pid_file ? mh_xstrdup(c->pid_file) : NULL;
     int rc = 1;
@@ -824,7 +646,7 @@ out:
     }
     free(m.admin_fds);
     for (int i = 0; i < m.nworkers; i++) {
-        close_ctl(&m.workers[i]);
+        mh_master_close_ctl(&m.workers[i]);
         close_relay(&m.workers[i]);
     }
     if (pid_file) {
@@ -841,6 +663,8 @@ out:
         close(m.pid_fd); /* the lock ends after the file is gone: a new server finds it free */
     if (m.sigfd >= 0)
         close(m.sigfd);
+    if (m.check_fd >= 0)
+        close(m.check_fd);
     mh_crash_table_free(m.crash);
     mh_config_free(m.pending);
     mh_config_free(m.config);

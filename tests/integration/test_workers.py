@@ -362,6 +362,38 @@ class TestReloadAndStop(WorkerCase):
             self.assertFalse(os.path.exists("/proc/%d/status" % pid))
 
 
+class TestReloadCheckedFirst(WorkerCase):
+    def test_a_bad_reload_never_reaches_the_workers(self):
+        """With several workers the master checks the new configuration in a child process
+        first: a bad one fails the reload before any worker is asked, so no two workers can
+        end up on different generations."""
+        run = self.make_conf(files={}, server=False).path
+        pid_file = os.path.join(run, "modhost.pid")
+        conf = self.make_conf(server=server_text(processes=2, extra='  pid_file = "%s";'
+                                                 % pid_file), files=FILES)
+        srv = self.start_server(conf)
+        self.assertTrue(wait_until(lambda: len(srv.worker_pids()) == 2, IO_TIMEOUT_S))
+        conf.write("10-hello.conf", HELLO_CONF.replace('handler = "hello"', 'handler = "helo"'))
+        # SIGHUP itself: `modhost reload` would refuse to signal a configuration its own
+        # check fails.
+        srv.send_signal(signal.SIGHUP)
+        self.assertTrue(srv.wait_log(r"reload: checking the new configuration in pid \d+"))
+        self.assertTrue(srv.wait_log(r"error reload: [^\n]*10-hello\.conf:\d+: [^\n]*module "
+                                     r"'hello' has no handler 'helo'"))
+        self.assertTrue(srv.wait_log(r"reload failed with 1 error \(1 failed so far\); the "
+                                     r"workers were not asked and still serve generation 1"))
+        self.assertNotIn("reload: reading", srv.log())  # no worker read it
+        with RawConnection(srv.port) as c:
+            self.assertEqual(c.request("GET", "/hello/still").status, 200)
+        # Fixed: the check passes and both workers switch.
+        conf.write("10-hello.conf", HELLO_CONF.replace("/hello/{name}", "/hi/{name}"))
+        r = run_cli("reload", "-c", conf.path)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("now serving generation 2", r.stdout)
+        self.assertEqual(len(re.findall(r"reload: generation 2 serving", srv.log())), 2)
+        self.stop_server(srv)
+
+
 class TestCheck(ServerTestCase):
     def test_check_warns_about_the_memory_store_with_several_processes(self):
         for processes, warned in ((1, False), (2, True)):
