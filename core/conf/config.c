@@ -85,7 +85,7 @@ static const struct mh_key tls_keys[] = {
     {"ciphers", MH_K_STRING, NULL, 0, 0},
     {"ciphersuites", MH_K_STRING, NULL, 0, 0},
     {"session_tickets", MH_K_BOOL, NULL, 0, 0},
-    {"ticket_key_rotate_s", MH_K_INT, NULL, 60, 7 * DAY_S},
+    {"ticket_key_rotate_s", MH_K_INT, NULL, 1, 7 * DAY_S},
     {"session_timeout_s", MH_K_INT, NULL, 1, 7 * DAY_S},
     MH_KEY_END,
 };
