@@ -170,6 +170,7 @@ static void spawn(struct master *m, int i)
         return;
     }
     mh_crash_proc_reset(m->crash, (unsigned)i);
+    mh_board_reset(m->board, (unsigned)i);
     master = getpid();
     pid = fork();
     if (pid == 0) {
@@ -192,6 +193,7 @@ static void spawn(struct master *m, int i)
             close(rv[0]);
         mh_master_close_fds(m);
         mh_crash_attach(m->crash, (unsigned)i);
+        mh_board_attach(m->board, (unsigned)i);
         rc = mh_server_run(m->config, &ctx);
         /* Exit from here: the master's memory stays reachable for the leak checker. */
         exit(rc == MH_OK ? 0 : rc == MH_E_INVAL ? EXIT_CONFIG : 1);
@@ -623,6 +625,8 @@ int mh_master_run(struct mh_config *config, const struct mh_serve_opts *opts)
         goto out;
     m.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     m.crash = mh_crash_table_new((unsigned)m.nworkers);
+    if (m.nworkers > 1 && c->admin_host)
+        m.board = mh_board_new((unsigned)m.nworkers); /* NULL: each worker's own numbers */
     if (m.sigfd < 0 || !m.crash) {
         mh_error("master", "cannot set up supervision: %s", MH_STRERROR(errno));
         goto out;
@@ -666,6 +670,7 @@ out:
     if (m.check_fd >= 0)
         close(m.check_fd);
     mh_crash_table_free(m.crash);
+    mh_board_free(m.board);
     mh_config_free(m.pending);
     mh_config_free(m.config);
     free(m.workers);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/board.h"
 #include "base/crash.h"
 #include "run/relay.h"
 
@@ -54,6 +55,7 @@ struct master {
     struct worker *workers;
     int nworkers;
     struct mh_crash_table *crash;
+    struct mh_board *board; /* the workers' metric snapshots (several workers only) */
     int sigfd;
     int status_fd;
     int pid_fd;      /* the locked pid file */

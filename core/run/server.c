@@ -27,6 +27,7 @@
 #include <event2/thread.h>
 
 #include "admin/admin.h"
+#include "base/board.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/mailbox.h"
@@ -65,6 +66,7 @@ struct loop_thread {
     struct event *drain_ev; /* activated from the main thread */
     struct event *drain_tick;
     struct timespec drain_deadline;
+    struct event *publish_ev; /* loop 0, several workers: metrics pinned for the others */
 };
 
 /* The admin listener: its own pages, its own cap (set from the configuration at start). */
@@ -198,6 +200,23 @@ static void timespec_after_ms(struct timespec *t, long long ms)
     }
 }
 
+static void on_publish(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_thread *lt = arg;
+
+    (void)fd;
+    (void)what;
+    mh_admin_publish(lt->loop.admin, &lt->loop);
+}
+
+static void stop_publishing(struct loop_thread *lt)
+{
+    if (lt->publish_ev) {
+        event_free(lt->publish_ev);
+        lt->publish_ev = NULL;
+    }
+}
+
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
     struct loop_thread *lt = arg;
@@ -205,6 +224,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    stop_publishing(lt); /* the loop ends once drained: no timer may keep it */
     stop_listening(lt);
     lt->loop.draining = true;
     mh_ws_close_all(&lt->loop, NULL);
@@ -266,6 +286,14 @@ static enum mh_status loop_setup(struct loop_thread *lt, struct mh_gen *gen, str
         if (!lt->admin_ev || event_add(lt->admin_ev, NULL) != 0)
             return mh_err_set(err, MH_E_IO, NULL, 0, "cannot accept on the admin socket");
     }
+    if (loop->index == 0 && loop->admin && mh_board_active()) {
+        struct timeval second = {1, 0};
+
+        lt->publish_ev = event_new(loop->base, -1, EV_PERSIST, on_publish, lt);
+        if (!lt->publish_ev || event_add(lt->publish_ev, &second) != 0)
+            return mh_err_set(err, MH_E_IO, NULL, 0, "cannot start the metrics publisher");
+        event_active(lt->publish_ev, 0, 0); /* the first snapshot as soon as the loop runs */
+    }
     return MH_OK;
 }
 
@@ -273,6 +301,7 @@ static void loop_cleanup(struct loop_thread *lt)
 {
     struct mh_loop *loop = &lt->loop;
 
+    stop_publishing(lt);
     if (lt->drain_tick)
         event_free(lt->drain_tick);
     if (lt->drain_ev)

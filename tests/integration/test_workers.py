@@ -9,7 +9,9 @@ reload, and the loop watchdog reports a stalled loop and replaces a stuck worker
 
 import os
 import re
+import shutil
 import signal
+import subprocess
 import socket
 import threading
 import time
@@ -391,6 +393,51 @@ class TestReloadCheckedFirst(WorkerCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("now serving generation 2", r.stdout)
         self.assertEqual(len(re.findall(r"reload: generation 2 serving", srv.log())), 2)
+        self.stop_server(srv)
+
+
+class TestMetricsOfEveryWorker(WorkerCase):
+    def test_metrics_sum_every_worker(self):
+        """With several workers, whichever one answers a scrape merges every worker's numbers
+        (each pins a snapshot about once a second): the request count is the whole count."""
+        from test_admin import admin_extra, admin_port, gauge, get, parse_metrics
+        conf = self.make_conf(server=server_text(
+            processes=2, threads=1, extra=admin_extra(more="  workers = 3;\n")), files=FILES)
+        srv = self.start_server(conf)
+        admin = admin_port(srv)
+        self.assertTrue(wait_until(lambda: len(srv.worker_pids()) == 2, IO_TIMEOUT_S))
+        pids = srv.worker_pids()
+        owners = {}
+        total = 40
+        for i in range(total):
+            with RawConnection(srv.port) as c:
+                self.assertEqual(c.request("GET", "/hello/n%d" % i).status, 200)
+                owner = server_side_owner(srv.port, c.sock, pids)
+                owners[owner] = owners.get(owner, 0) + 1
+        print("\n  requests per worker: %r" % owners)
+
+        def hello_total(text):
+            samples, _ = parse_metrics(text)
+            return gauge(samples, "modhost_requests_total", route="/hello/{name}")
+
+        # Every scrape sees all of them, whichever worker answers it, once the other
+        # worker's snapshot is newer than the requests (poll until then).
+        self.assertTrue(wait_until(
+            lambda: all(hello_total(get(admin, "/metrics").body.decode()) == total
+                        for _ in range(6)), IO_TIMEOUT_S), "the scrapes never added up")
+        text = get(admin, "/metrics").body.decode()
+        samples, types = parse_metrics(text)
+        self.assertEqual(gauge(samples, "modhost_build_info"), 1)  # not one per worker
+        self.assertEqual(gauge(samples, "modhost_generation"), 1)
+        self.assertEqual(gauge(samples, "modhost_pool_workers"), 2 * 3)  # both pools
+        self.assertEqual(types["modhost_requests_total"], "counter")
+        promtool = shutil.which("promtool")
+        if promtool:
+            out = subprocess.run([promtool, "check", "metrics"], input=text, encoding="utf-8",
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self.assertEqual(out.returncode, 0, out.stdout)
+        if len([o for o in owners if o]) < 2:
+            self.skipTest("every request landed on one worker")
         self.stop_server(srv)
 
 
