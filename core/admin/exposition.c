@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "base/crash.h"
 #include "base/loop.h"
 #include "base/metrics.h"
 #include "base/pool.h"
@@ -456,6 +457,7 @@ void mh_admin_status_json(struct mh_admin *a, struct mh_loop *here, struct mh_bu
         json_str(b, m->name);
         mh_buf_add(b, ",\"version\":", 11);
         json_str(b, m->def.version ? m->def.version : "");
+        mh_buf_printf(b, ",\"quarantined\":%s", mh_crash_quarantined(m->name) ? "true" : "false");
         mh_buf_printf(b,
                       ",\"routes\":%llu,\"requests\":%llu,\"errors\":%llu,\"client_errors\":%llu,"
                       "\"ws_open\":%llu,\"ws_messages\":%llu,\"p50_us\":%.0f,\"p99_us\":%.0f,"

@@ -634,6 +634,70 @@ class TestReloadAndCheck(TlsCase):
         self.assertGreater(counts[0], 0)
         self.assertGreater(counts[1], 0)
 
+    def test_several_processes_share_the_listener_and_a_replacement_has_the_new_certificate(self):
+        """The master builds the TLS contexts and every worker inherits them; a reload gives
+        the workers and the master the new certificate, so a worker that replaces a dead one
+        serves it too."""
+        conf = self.make_conf(server=False, files={})
+        self.write_pair(conf, self.cert, self.key)
+        conf.write("00-server.conf", tls_server_conf(
+            conf.file("server.pem"), conf.file("server.key"),
+            extra='  processes = 2;\n  pid_file = "%s";' % conf.file("modhost.pid")))
+        conf.write("10-hello.conf", HELLO_CONF)
+        srv = self.start_server(conf, listen=None)
+        srv.tls_port = srv.ports[1]
+        pids = srv.worker_pids()
+        self.assertEqual(len(pids), 2, pids)
+        for _ in range(8):
+            self.assertEqual(self.peer_cn(srv), "localhost")
+        self.write_pair(conf, self.other_cert, self.other_key)
+        r = run_cli("reload", "-c", conf.path)  # returns once the master decided
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("now serving generation 2", r.stdout)
+        os.kill(pids[0], signal.SIGKILL)
+        self.assertTrue(srv.wait_log(r"worker \d+ replaced by pid \d+"))
+        self.assertTrue(wait_until(lambda: len(srv.worker_pids()) == 2 and
+                                   pids[0] not in srv.worker_pids(), IO_TIMEOUT_S))
+        # New connections go to either worker (SO_REUSEPORT spreads them): all get the new one.
+        for _ in range(16):
+            self.assertEqual(self.peer_cn(srv, "other.test"), "other.test")
+
+    def test_tickets_resume_on_every_worker_across_key_rotations(self):
+        """Every worker process derives the same ticket keys, period by period, from a seed
+        the master made: a ticket one worker issued after a rotation resumes on the other."""
+        from test_workers import server_side_owner
+        conf = self.make_conf(server=tls_server_conf(
+            self.cert, self.key, extra="  processes = 2;",
+            tls_extra=" ticket_key_rotate_s = 2;"), files={"10-hello.conf": HELLO_CONF})
+        srv = self.start_server(conf, listen=None)
+        srv.tls_port = srv.ports[1]
+        self.assertTrue(wait_until(lambda: len(srv.worker_pids()) == 2, IO_TIMEOUT_S))
+        pids = srv.worker_pids()
+        # Pace past the first rotation period, so that no key is the one made at start.
+        pace = threading.Event()
+        pace.wait(2.5)
+        ctx = self.client_context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # one ticket, reusable
+        first = self.https(srv, ctx)
+        first.request("GET", "/hello/one")
+        self.assertEqual(first.getresponse().read(), b'{"message":"Hello, one!"}')
+        session = first.sock.session
+        first.close()
+        owners = set()
+        for i in range(16):
+            raw = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=IO_TIMEOUT_S)
+            again = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+            try:
+                again.sendall(build_request("GET", "/hello/two"))
+                self.assertIn(b"Hello, two!", read_response(again))
+                owners.add(server_side_owner(srv.tls_port, again, pids))
+                self.assertTrue(again.session_reused, "resumption %d failed" % i)
+            finally:
+                again.close()
+        print("\n  resumed on workers %r" % sorted(p for p in owners if p))
+        if len(owners - {None}) < 2:
+            self.skipTest("every connection landed on one worker")
+
     def test_check_names_bad_certificates_and_keys(self):
         conf = self.make_conf(server=tls_server_conf(self.cert, self.other_key))
         r = run_cli("check", "-c", conf.path)
