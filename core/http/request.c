@@ -404,7 +404,9 @@ static const char *arena_printf(struct mh_arena *a, const char *fmt, ...)
 
 enum mh_status mh_req_json_impl(struct mh_req *req, struct json_object **out, const char **detail)
 {
-    const struct mh_limits *lim = req->loop->limits;
+    /* The request's own generation, not the loop's: a blocking handler parses on a pool
+     * thread while the loop may switch generations (and limits) under it. */
+    const struct mh_limits *lim = &req->gen->config->server.limits;
     struct json_tokener *tok;
     enum json_tokener_error jerr;
     struct json_object *obj;
