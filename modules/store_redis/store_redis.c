@@ -373,7 +373,6 @@ static enum mh_status conn_take(struct rs_store *s, struct pconn **out)
     struct timespec until;
     struct pconn *c;
     bool must_make;
-    enum mh_status rc;
 
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += s->timeout_ms / 1000;
@@ -401,7 +400,8 @@ static enum mh_status conn_take(struct rs_store *s, struct pconn **out)
     c->is_exclusive = must_make;
     pthread_mutex_unlock(&s->pool_mu);
     if (must_make) {
-        rc = conn_remake(s, c);
+        enum mh_status rc = conn_remake(s, c);
+
         if (rc != MH_OK)
             return rc;
     }
@@ -433,7 +433,7 @@ static void conn_break(struct rs_store *s, struct pconn *c, const char *what, co
  * (mu held; released while the read blocks, for at most timeout_ms: SO_RCVTIMEO). */
 static void conn_read(struct rs_store *s, struct pconn *c, const char *what)
 {
-    char buf[16 * 1024], text[128];
+    char buf[16 * 1024];
     int fd = c->io.rc->fd, err;
     void *reply = NULL;
     ssize_t n;
@@ -450,6 +450,8 @@ static void conn_read(struct rs_store *s, struct pconn *c, const char *what)
     if (c->is_broken)
         return;
     if (n <= 0) {
+        char text[128];
+
         conn_break(s, c, what,
                    n == 0                              ? "the server closed the connection"
                    : err == EAGAIN || err == ETIMEDOUT ? "no answer within timeout_ms"
@@ -479,6 +481,17 @@ static void conn_read(struct rs_store *s, struct pconn *c, const char *what)
         conn_break(s, c, what, c->io.rc->errstr); /* a protocol error */
 }
 
+/* Queues @p w for the next reply not yet claimed (mu held). It leaves the list, done, before
+ * its caller returns: by conn_read or conn_break. */
+static void waiter_append(struct pconn *c, struct waiter *w)
+{
+    if (c->tail)
+        c->tail->next = w;
+    else
+        c->head = w;
+    c->tail = w;
+}
+
 /*
  * Sends one command (binary-safe arguments) on @p c, which the caller is attached to, and
  * waits for its reply. @return MH_OK with *out (caller frees), which may be an error reply;
@@ -497,13 +510,8 @@ static enum mh_status conn_call(struct rs_store *s, struct pconn *c, int argc, c
         if (redisBufferWrite(c->io.rc, &done) != REDIS_OK)
             conn_break(s, c, what, io_error(c->io.rc, errno));
     }
-    if (!c->is_broken) {
-        if (c->tail)
-            c->tail->next = &w;
-        else
-            c->head = &w;
-        c->tail = &w;
-    }
+    if (!c->is_broken)
+        waiter_append(c, &w);
     while (!w.is_done && !c->is_broken) {
         if (c->is_reading)
             pthread_cond_wait(&c->cv, &c->mu);
