@@ -81,12 +81,14 @@ struct waiter {
     struct waiter *next;
     redisReply *reply; /* with is_done: the reply, or NULL when the connection broke */
     bool is_done;
+    pthread_cond_t cv; /* signalled when done, or when it is first and should read */
 };
 
 /*
  * A pooled connection, shared by up to `pipeline` callers: each appends its command and waits
  * for its reply; Redis answers a connection's commands in the order they came. A waiter that
- * finds nobody reading reads for all and hands each reply to the waiter it belongs to, so a
+ * finds nobody reading reads for all and hands each reply to the waiter it belongs to, waking
+ * only that one; once it has its own, it wakes the first still waiting to read next. So a
  * lone caller reads its own reply with no hand-off. Several commands in flight let Redis
  * answer them from one pass of its event loop (one fsync of the append-only file for all
  * their writes) when there are more callers than connections.
@@ -99,7 +101,6 @@ struct pconn {
     bool is_failed;    /* it broke: nobody attaches; the last user drops it */
     /* Guarded by mu. */
     pthread_mutex_t mu;
-    pthread_cond_t cv;          /* a reply was handed out, the reader stopped, or it broke */
     bool is_reading;            /* a waiter reads for all (without mu, in read) */
     bool is_broken;             /* as is_failed, for the callers already attached */
     char why[256];              /* what broke it */
@@ -419,10 +420,11 @@ static void conn_break(struct rs_store *s, struct pconn *c, const char *what, co
     c->is_broken = true;
     if (c->io.rc->fd >= 0)
         (void)shutdown(c->io.rc->fd, SHUT_RDWR); /* wakes a reader in read */
-    for (struct waiter *w = c->head; w; w = w->next)
+    for (struct waiter *w = c->head; w; w = w->next) {
         w->is_done = true;
+        pthread_cond_signal(&w->cv);
+    }
     c->head = c->tail = NULL;
-    pthread_cond_broadcast(&c->cv);
     pthread_mutex_lock(&s->pool_mu);
     c->is_failed = true;
     pthread_mutex_unlock(&s->pool_mu);
@@ -446,7 +448,6 @@ static void conn_read(struct rs_store *s, struct pconn *c, const char *what)
     err = errno;
     pthread_mutex_lock(&c->mu);
     c->is_reading = false;
-    pthread_cond_broadcast(&c->cv); /* someone else may read next */
     if (c->is_broken)
         return;
     if (n <= 0) {
@@ -475,6 +476,7 @@ static void conn_read(struct rs_store *s, struct pconn *c, const char *what)
             c->tail = NULL;
         w->reply = reply;
         w->is_done = true;
+        pthread_cond_signal(&w->cv);
         reply = NULL;
     }
     if (c->io.rc->err)
@@ -503,6 +505,7 @@ static enum mh_status conn_call(struct rs_store *s, struct pconn *c, int argc, c
     struct waiter w = {0};
     int done = 0;
 
+    pthread_cond_init(&w.cv, NULL);
     pthread_mutex_lock(&c->mu);
     if (!c->is_broken && redisAppendCommandArgv(c->io.rc, argc, argv, argvlen) != REDIS_OK)
         conn_break(s, c, what, "out of memory");
@@ -514,13 +517,17 @@ static enum mh_status conn_call(struct rs_store *s, struct pconn *c, int argc, c
         waiter_append(c, &w);
     while (!w.is_done && !c->is_broken) {
         if (c->is_reading)
-            pthread_cond_wait(&c->cv, &c->mu);
+            pthread_cond_wait(&w.cv, &c->mu);
         else
             conn_read(s, c, what);
     }
+    /* Whoever still waits: the first reads next, if nobody does (one wake-up, not all). */
+    if (c->head && !c->is_reading)
+        pthread_cond_signal(&c->head->cv);
     if (!w.reply)
         mh_store_set_error("%s is unavailable: %s", s->what, c->why);
     pthread_mutex_unlock(&c->mu);
+    pthread_cond_destroy(&w.cv);
     if (!w.reply)
         return MH_E_UNAVAILABLE;
     *out = w.reply;
@@ -678,7 +685,6 @@ static void rs_close(void *arg)
         assert(!c->users);
         if (c->io.rc)
             redisFree(c->io.rc);
-        pthread_cond_destroy(&c->cv);
         pthread_mutex_destroy(&c->mu);
     }
     free(s->conns);
@@ -777,7 +783,6 @@ static enum mh_status rs_open(struct mh_host *host, const struct mh_conf *settin
     }
     for (; s->nconns < (size_t)o.pool_size; s->nconns++) {
         pthread_mutex_init(&s->conns[s->nconns].mu, NULL);
-        pthread_cond_init(&s->conns[s->nconns].cv, NULL);
     }
     s->pipeline = (unsigned)o.pipeline;
     /* A server that refuses (wrong password, no such database) refuses the store; one that
