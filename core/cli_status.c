@@ -131,9 +131,14 @@ static void print_status(struct json_object *st, int ready, const char *why)
     for (size_t i = 0; i < json_object_array_length(mods); i++) {
         struct json_object *m = json_object_array_get_idx(mods, i);
 
-        printf("%-20s %-10s %6lld %10lld %8lld %9.2f %9.2f %6lld\n", jstr(m, "name"),
+        struct json_object *q = NULL;
+
+        printf("%-20s %-10s %6lld %10lld %8lld %9.2f %9.2f %6lld%s\n", jstr(m, "name"),
                jstr(m, "version"), jint(m, "routes"), jint(m, "requests"), jint(m, "errors"),
-               jdouble(m, "p50_us") / 1000, jdouble(m, "p99_us") / 1000, jint(m, "ws_open"));
+               jdouble(m, "p50_us") / 1000, jdouble(m, "p99_us") / 1000, jint(m, "ws_open"),
+               json_object_object_get_ex(m, "quarantined", &q) && json_object_get_boolean(q)
+                   ? "  QUARANTINED (crashed workers; 503 until the next reload)"
+                   : "");
     }
 }
 

@@ -26,7 +26,7 @@
 #include "mod/gen.h"
 #include "mod/loader.h"
 #include "mod/router.h"
-#include "run/server.h"
+#include "run/master.h"
 
 #ifndef MH_DEFAULT_CONF_DIR
 #define MH_DEFAULT_CONF_DIR "/etc/modhost/conf.d"
@@ -241,7 +241,7 @@ static int cmd_serve(int argc, char **argv)
     mh_log_set_level((enum mh_log_level)config->server.log_level);
     opts.conf_dir = cli.conf_dir;
     opts.port_file = cli.port_file;
-    rc = mh_server_run(config, &opts) == MH_OK ? 0 : 1;
+    rc = mh_master_run(config, &opts);
     free(host);
     return rc;
 }
@@ -392,6 +392,23 @@ static int cmd_stop(int argc, char **argv)
     return 1;
 }
 
+/* What a configuration with several worker processes does not share between them. */
+static void warn_per_process(const struct mh_config *c)
+{
+    int n = c->server.processes;
+
+    if (n <= 1)
+        return;
+    for (size_t i = 0; i < c->nstores; i++) {
+        if (strcmp(c->stores[i].driver, "memory") == 0)
+            fprintf(stderr,
+                    "%s:%d: warning: store '%s' uses the memory driver, which is per process: "
+                    "with server.processes = %d each worker process has its own copy (use "
+                    "sqlite, postgres or redis to share it)\n",
+                    c->stores[i].file, c->stores[i].line, c->stores[i].name, n);
+    }
+}
+
 static int cmd_check(int argc, char **argv)
 {
     struct cli cli = {0};
@@ -403,6 +420,7 @@ static int cmd_check(int argc, char **argv)
     gen = load(&cli, true);
     if (!gen)
         return 1;
+    warn_per_process(gen->config);
     printf("%s: OK: %zu file%s, %zu module%s, %zu route%s\n", cli.conf_dir, gen->config->nfiles,
            gen->config->nfiles == 1 ? "" : "s", gen->nmodules, gen->nmodules == 1 ? "" : "s",
            gen->ntargets, gen->ntargets == 1 ? "" : "s");

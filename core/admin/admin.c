@@ -11,6 +11,8 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
+#include "admin/merge.h"
+#include "base/board.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/mem.h"
@@ -364,6 +366,51 @@ static void readyz(struct mh_req *req, struct mh_admin *a, struct mh_loop *loop)
 
 /* --- Dispatch --- */
 
+/* /metrics: this worker's numbers, merged with the other workers' latest snapshots when
+ * several worker processes serve (they pin one on the board about once a second). */
+static void metrics(struct mh_admin *a, struct mh_loop *loop, struct mh_buf *b)
+{
+    unsigned n = mh_board_nprocs(), self = mh_board_self(), k = 0;
+    struct mh_buf *texts;
+    struct mh_prom_text *views;
+
+    if (!mh_board_active()) {
+        mh_admin_metrics(a, loop, b);
+        return;
+    }
+    texts = mh_xcalloc(n, sizeof(*texts));
+    views = mh_xcalloc(n, sizeof(*views));
+    mh_admin_metrics(a, loop, &texts[0]);
+    views[k++] = (struct mh_prom_text){texts[0].data, texts[0].len};
+    for (unsigned p = 0; p < n; p++) {
+        if (p != self && mh_board_read(p, &texts[k])) {
+            views[k] = (struct mh_prom_text){texts[k].data, texts[k].len};
+            k++;
+        }
+    }
+    mh_prom_merge(views, k, b);
+    for (unsigned i = 0; i < n; i++)
+        mh_buf_cleanup(&texts[i]);
+    free(texts);
+    free(views);
+}
+
+void mh_admin_publish(struct mh_admin *a, struct mh_loop *here)
+{
+    struct mh_buf b = {0};
+    static atomic_bool warned;
+
+    if (!a || !mh_board_active())
+        return;
+    mh_admin_metrics(a, here, &b);
+    if (!mh_board_publish(b.data, b.len) && !atomic_exchange(&warned, true))
+        mh_warn("admin",
+                "this worker's metrics (%zu bytes) do not fit its board slot (%u bytes): the "
+                "other workers' /metrics leave them out",
+                b.len, (unsigned)MH_BOARD_SLOT);
+    mh_buf_cleanup(&b);
+}
+
 void mh_admin_request(struct mh_req *req)
 {
     struct mh_loop *loop = mh_req_loop(req);
@@ -384,7 +431,7 @@ void mh_admin_request(struct mh_req *req)
     } else if (strcmp(path, "/readyz") == 0) {
         readyz(req, a, loop);
     } else if (strcmp(path, "/metrics") == 0) {
-        mh_admin_metrics(a, loop, &b);
+        metrics(a, loop, &b);
         reply_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
     } else if (strcmp(path, "/status.json") == 0) {
         mh_admin_status_json(a, loop, &b);

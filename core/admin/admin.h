@@ -49,6 +49,9 @@ void mh_admin_request(struct mh_req *req);
 
 /** Appends the Prometheus text exposition of everything the server counts to @p b. */
 void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b);
+/** With several worker processes: pins this worker's /metrics text on the board for the
+ *  others to merge (called about once a second on one loop). Otherwise does nothing. */
+void mh_admin_publish(struct mh_admin *a, struct mh_loop *here);
 /** Appends the status page's JSON (totals, per module, latency buckets) to @p b. */
 void mh_admin_status_json(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b);
 

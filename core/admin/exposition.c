@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "base/crash.h"
 #include "base/loop.h"
 #include "base/metrics.h"
 #include "base/pool.h"
 #include "http/http_scan.h"
+#include "http/tls.h"
 #include "mod/gen.h"
 #include "mod/loader.h"
 #include "mod/store.h"
@@ -171,6 +173,22 @@ static void store_labels(struct mh_buf *b, const void *arg)
 
     label(b, "store", st->name, true);
     label(b, "driver", st->driver->name, false);
+}
+
+/* Every reason, zeros too (and on a server without a TLS listener), so that a rate over the
+ * series never starts from a missing sample. */
+static void tls_failures(struct mh_buf *b)
+{
+    uint64_t n[MH_TLS_FAIL_COUNT];
+
+    mh_tls_failure_counts(n);
+    family(b, "modhost_tls_handshake_failures_total", "counter",
+           "TLS handshakes that failed or were refused on a TLS listener, by reason.");
+    for (int f = 0; f < MH_TLS_FAIL_COUNT; f++) {
+        mh_buf_add(b, "modhost_tls_handshake_failures_total{", 37);
+        label(b, "reason", mh_tls_failure_name((enum mh_tls_failure)f), true);
+        mh_buf_printf(b, "} %llu\n", (unsigned long long)n[f]);
+    }
 }
 
 /* One counter line per route entry (HTTP ones when !ws, WebSocket endpoints when ws). */
@@ -354,6 +372,7 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
         label(b, "reason", mh_refusal_name((enum mh_refusal)r), true);
         mh_buf_printf(b, "} %llu\n", (unsigned long long)t.refused[r]);
     }
+    tls_failures(b);
     family(b, "modhost_connections_accepted_total", "counter", "Client connections accepted.");
     mh_buf_printf(b, "modhost_connections_accepted_total %llu\n", (unsigned long long)t.accepted);
     family(b, "modhost_connections_open", "gauge", "Client connections open now.");
@@ -438,6 +457,7 @@ void mh_admin_status_json(struct mh_admin *a, struct mh_loop *here, struct mh_bu
         json_str(b, m->name);
         mh_buf_add(b, ",\"version\":", 11);
         json_str(b, m->def.version ? m->def.version : "");
+        mh_buf_printf(b, ",\"quarantined\":%s", mh_crash_quarantined(m->name) ? "true" : "false");
         mh_buf_printf(b,
                       ",\"routes\":%llu,\"requests\":%llu,\"errors\":%llu,\"client_errors\":%llu,"
                       "\"ws_open\":%llu,\"ws_messages\":%llu,\"p50_us\":%.0f,\"p99_us\":%.0f,"

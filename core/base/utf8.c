@@ -1,11 +1,24 @@
 /* UTF-8 validation (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). */
 #include "base/utf8.h"
 
+#include <stdint.h>
+#include <string.h>
+
 bool mh_utf8_feed(struct mh_utf8 *u, const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = p[i];
 
+        if (!u->need && n - i >= 8) {
+            /* ASCII runs (most text) eight bytes at a time: no byte has its high bit. */
+            uint64_t w;
+
+            memcpy(&w, p + i, 8);
+            if (!(w & 0x8080808080808080ULL)) {
+                i += 7;
+                continue;
+            }
+        }
         if (u->need) {
             if (c < u->lo || c > u->hi)
                 return false;

@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/sys.h"
+#include "conf/config_int.h"
 #include "conf/files.h"
 #include "conf/schema.h"
 #include "mod/router.h"
@@ -48,6 +49,8 @@ static const struct mh_key limits_keys[] = {
     {"max_connections", MH_K_INT, NULL, 1, 10000000},
     {"max_connections_per_client", MH_K_INT, NULL, 1, 10000000},
     {"max_requests_per_connection", MH_K_INT, NULL, 1, 100000000},
+    {"loop_stall_ms", MH_K_INT, NULL, 0, MS_MAX},
+    {"loop_stall_kill_ms", MH_K_INT, NULL, 0, MS_MAX},
     MH_KEY_END,
 };
 
@@ -82,7 +85,7 @@ static const struct mh_key tls_keys[] = {
     {"ciphers", MH_K_STRING, NULL, 0, 0},
     {"ciphersuites", MH_K_STRING, NULL, 0, 0},
     {"session_tickets", MH_K_BOOL, NULL, 0, 0},
-    {"ticket_key_rotate_s", MH_K_INT, NULL, 60, 7 * DAY_S},
+    {"ticket_key_rotate_s", MH_K_INT, NULL, 1, 7 * DAY_S},
     {"session_timeout_s", MH_K_INT, NULL, 1, 7 * DAY_S},
     MH_KEY_END,
 };
@@ -97,6 +100,9 @@ static const struct mh_key server_keys[] = {
     {"listen", MH_K_STRING, NULL, 0, 0},
     {"threads", MH_K_INT, NULL, 0, 256},
     {"workers", MH_K_INT, NULL, 0, 1024},
+    {"processes", MH_K_INT, NULL, 1, 256},
+    {"crash_limit", MH_K_INT, NULL, 0, 1000000},
+    {"crash_window_ms", MH_K_INT, NULL, 1, MS_MAX},
     {"worker_queue", MH_K_INT, NULL, 1, 1000000},
     {"module_dir", MH_K_STRING, NULL, 0, 0},
     {"shutdown_timeout_ms", MH_K_INT, NULL, 0, MS_MAX},
@@ -170,7 +176,7 @@ static const struct mh_key *int_key(const char *name)
 
 /* Reads an integer the schema check accepted; a value out of range (already reported) keeps
  * the default, so a configuration with errors never carries an invalid value. */
-static void get_ll(const config_setting_t *g, const char *name, long long *out)
+void mh_conf_get_ll(const config_setting_t *g, const char *name, long long *out)
 {
     const config_setting_t *s = config_setting_get_member(g, name);
     const struct mh_key *k = int_key(name);
@@ -185,7 +191,7 @@ static void get_ll(const config_setting_t *g, const char *name, long long *out)
 }
 
 /* A path from a file, made absolute against the directory of the file it came from. */
-static char *resolve_path(const char *value, const char *relative_to_file)
+char *mh_conf_resolve_path(const char *value, const char *relative_to_file)
 {
     const char *slash;
 
@@ -228,242 +234,14 @@ void mh_config_defaults(struct mh_server_conf *s)
         .max_connections = 20000,
         .max_connections_per_client = 2000,
         .max_requests_per_connection = 10000,
+        .loop_stall_ms = 1000,
+        .loop_stall_kill_ms = 0,
     };
+    s->processes = 1;
+    s->crash_limit = 3;
+    s->crash_window_ms = 60000;
     s->workers = 0;
     s->worker_queue = 1024;
-}
-
-/* Mozilla's "intermediate" profile for TLS 1.2: forward secrecy and AEAD only. TLS 1.3
- * keeps OpenSSL's suites (all of them are modern). */
-#define MH_TLS_CIPHERS                                                                         \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
-    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-#define MH_TLS_CIPHERSUITES \
-    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
-
-void mh_config_tls_defaults(struct mh_tls_conf *t)
-{
-    memset(t, 0, sizeof(*t));
-    t->min_protocol = 0x0303;
-    t->ciphers = mh_xstrdup(MH_TLS_CIPHERS);
-    t->ciphersuites = mh_xstrdup(MH_TLS_CIPHERSUITES);
-    t->session_tickets = true;
-    t->ticket_key_rotate_s = 3600;
-    t->session_timeout_s = 7200;
-}
-
-enum mh_status mh_config_parse_listen(const char *s, char **host, int *port)
-{
-    const char *colon, *h;
-    size_t hlen;
-    char *end;
-    long p;
-
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-
-        if (!close || close[1] != ':' || close == s + 1)
-            return MH_E_INVAL;
-        colon = close + 1;
-        h = s + 1;
-        hlen = (size_t)(close - s - 1);
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon || colon == s || memchr(s, ':', (size_t)(colon - s)))
-            return MH_E_INVAL;
-        h = s;
-        hlen = (size_t)(colon - s);
-    }
-    p = strtol(colon + 1, &end, 10);
-    if (colon[1] < '0' || colon[1] > '9' || *end || p < 0 || p > 65535)
-        return MH_E_INVAL;
-    *host = mh_xstrndup(h, hlen);
-    *port = (int)p;
-    return MH_OK;
-}
-
-/* --- Listeners and TLS --- */
-
-/* A certificate and key pair from @p g into @p out; @return false (reported) if one is missing. */
-static bool read_cert(const config_setting_t *g, const char *where, const char *file,
-                      struct mh_tls_cert_conf *out, struct mh_errlist *errs)
-{
-    const char *cert = mh_schema_str(g, "certificate"), *key = mh_schema_str(g, "key");
-
-    if (!cert || !key) {
-        if (!config_setting_get_member(g, "certificate") || !config_setting_get_member(g, "key"))
-            MH_SCHEMA_ERR(errs, g,
-                          "'%s' needs a 'certificate' (PEM chain, leaf first) and a "
-                          "'key' (PEM private key)",
-                          where);
-        return false;
-    }
-    out->certificate = resolve_path(cert, file);
-    out->key = resolve_path(key, file);
-    out->file = file;
-    out->line = config_setting_source_line(g);
-    return true;
-}
-
-static void tls_conf_free(struct mh_tls_conf *t)
-{
-    if (!t)
-        return;
-    free(t->cert.certificate);
-    free(t->cert.key);
-    for (size_t i = 0; i < t->nsni; i++) {
-        free(t->sni[i].certificate);
-        free(t->sni[i].key);
-    }
-    free(t->sni);
-    free(t->ciphers);
-    free(t->ciphersuites);
-    free(t);
-}
-
-static struct mh_tls_conf *read_tls(const config_setting_t *g, const char *where, const char *file,
-                                    struct mh_errlist *errs)
-{
-    struct mh_tls_conf *t = mh_xcalloc(1, sizeof(*t));
-    const config_setting_t *sni = config_setting_get_member(g, "sni");
-    const char *v;
-    bool ok;
-
-    mh_config_tls_defaults(t);
-    ok = read_cert(g, where, file, &t->cert, errs);
-    if ((v = mh_schema_str(g, "min_protocol"))) {
-        if (strcmp(v, "TLSv1.2") == 0) {
-            t->min_protocol = 0x0303;
-        } else if (strcmp(v, "TLSv1.3") == 0) {
-            t->min_protocol = 0x0304;
-        } else {
-            MH_SCHEMA_ERR(errs, config_setting_get_member(g, "min_protocol"),
-                          "'%s.min_protocol' = \"%s\" is not \"TLSv1.2\" or \"TLSv1.3\" (older "
-                          "protocols are not offered)",
-                          where, v);
-            ok = false;
-        }
-    }
-    if ((v = mh_schema_str(g, "ciphers"))) {
-        free(t->ciphers);
-        t->ciphers = mh_xstrdup(v);
-    }
-    if ((v = mh_schema_str(g, "ciphersuites"))) {
-        free(t->ciphersuites);
-        t->ciphersuites = mh_xstrdup(v);
-    }
-    mh_schema_bool(g, "session_tickets", &t->session_tickets);
-    get_ll(g, "ticket_key_rotate_s", &t->ticket_key_rotate_s);
-    get_ll(g, "session_timeout_s", &t->session_timeout_s);
-    if (sni && config_setting_is_list(sni)) {
-        int n = config_setting_length(sni);
-
-        t->sni = mh_xcalloc((size_t)n + 1, sizeof(*t->sni));
-        for (int i = 0; i < n; i++) {
-            const config_setting_t *e = config_setting_get_elem(sni, (unsigned)i);
-            char sub[128];
-
-            snprintf(sub, sizeof(sub), "%s.sni[%d]", where, i);
-            if (config_setting_is_group(e) && read_cert(e, sub, file, &t->sni[t->nsni], errs))
-                t->nsni++;
-            else
-                ok = false;
-        }
-    }
-    if (!ok) {
-        tls_conf_free(t);
-        return NULL;
-    }
-    return t;
-}
-
-static void read_listeners(struct mh_server_conf *s, const config_setting_t *list, const char *file,
-                           struct mh_errlist *errs)
-{
-    int n = config_setting_length(list);
-
-    if (n == 0) {
-        MH_SCHEMA_ERR(errs, list, "'server.listeners' is empty: give at least one listener");
-        return;
-    }
-    s->listeners = mh_xcalloc((size_t)n, sizeof(*s->listeners));
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
-        const config_setting_t *tls;
-        struct mh_listener_conf *l;
-        const char *v;
-        char where[64];
-        char *host = NULL;
-        int port;
-
-        if (!config_setting_is_group(g))
-            continue; /* reported by the schema check */
-        snprintf(where, sizeof(where), "server.listeners[%d]", i);
-        if (!(v = mh_schema_str(g, "listen"))) {
-            if (!config_setting_get_member(g, "listen"))
-                MH_SCHEMA_ERR(errs, g, "'%s' has no 'listen' (HOST:PORT)", where);
-            continue;
-        }
-        if (mh_config_parse_listen(v, &host, &port) != MH_OK) {
-            MH_SCHEMA_ERR(errs, config_setting_get_member(g, "listen"),
-                          "'%s.listen' = \"%s\" is not HOST:PORT (e.g. \"0.0.0.0:8443\", "
-                          "\"[::]:8443\")",
-                          where, v);
-            continue;
-        }
-        for (size_t j = 0; j < s->nlisteners; j++) {
-            if (port != 0 && s->listeners[j].port == port &&
-                strcmp(s->listeners[j].host, host) == 0)
-                MH_SCHEMA_ERR(errs, config_setting_get_member(g, "listen"),
-                              "'%s.listen' = \"%s\" is already a listener at %s:%d", where, v,
-                              s->listeners[j].file, s->listeners[j].line);
-        }
-        l = &s->listeners[s->nlisteners++];
-        l->host = host;
-        l->port = port;
-        l->file = file;
-        l->line = config_setting_source_line(g);
-        if ((tls = config_setting_get_member(g, "tls")) && config_setting_is_group(tls)) {
-            char tw[80];
-
-            snprintf(tw, sizeof(tw), "%s.tls", where);
-            l->tls = read_tls(tls, tw, file, errs);
-        }
-    }
-    if (s->nlisteners) {
-        free(s->host);
-        s->host = mh_xstrdup(s->listeners[0].host);
-        s->port = s->listeners[0].port;
-    }
-}
-
-static void free_listeners(struct mh_server_conf *s)
-{
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        free(s->listeners[i].host);
-        tls_conf_free(s->listeners[i].tls);
-    }
-    free(s->listeners);
-    s->listeners = NULL;
-    s->nlisteners = 0;
-}
-
-/* Key and certificate files run in the server as much as module files do: same check. */
-static void check_tls_files(const struct mh_server_conf *s, struct mh_errlist *errs)
-{
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        const struct mh_tls_conf *t = s->listeners[i].tls;
-
-        for (size_t j = 0; t && j <= t->nsni; j++) {
-            const struct mh_tls_cert_conf *cc = j == 0 ? &t->cert : &t->sni[j - 1];
-            struct mh_err e = {0};
-
-            if (mh_config_check_permissions(cc->certificate, "certificate file", &e) != MH_OK)
-                mh_errlist_push(errs, &e);
-            if (mh_config_check_permissions(cc->key, "private key file", &e) != MH_OK)
-                mh_errlist_push(errs, &e);
-        }
-    }
 }
 
 static void read_server(struct mh_config *c, const config_setting_t *g, const char *file,
@@ -494,33 +272,41 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
                           "give either 'server.listen' (one plain listener) or "
                           "'server.listeners', not both");
         else
-            read_listeners(s, sub, file, errs);
+            mh_conf_read_listeners(s, sub, file, errs);
     }
     {
         long long threads = -1;
 
-        get_ll(g, "threads", &threads);
+        mh_conf_get_ll(g, "threads", &threads);
         if (threads > 0)
             s->threads = (int)threads; /* 0 keeps one per core */
     }
     {
         long long workers = -1;
 
-        get_ll(g, "workers", &workers);
+        mh_conf_get_ll(g, "workers", &workers);
         if (workers > 0)
             s->workers = (int)workers; /* 0 keeps twice the cores */
     }
-    get_ll(g, "worker_queue", &s->worker_queue);
+    mh_conf_get_ll(g, "worker_queue", &s->worker_queue);
+    {
+        long long processes = s->processes;
+
+        mh_conf_get_ll(g, "processes", &processes);
+        s->processes = (int)processes;
+    }
+    mh_conf_get_ll(g, "crash_limit", &s->crash_limit);
+    mh_conf_get_ll(g, "crash_window_ms", &s->crash_window_ms);
     if ((v = mh_schema_str(g, "module_dir"))) {
         free(s->module_dir);
-        s->module_dir = resolve_path(v, file);
+        s->module_dir = mh_conf_resolve_path(v, file);
     }
-    get_ll(g, "shutdown_timeout_ms", &s->shutdown_timeout_ms);
-    get_ll(g, "reload_drain_ms", &s->reload_drain_ms);
+    mh_conf_get_ll(g, "shutdown_timeout_ms", &s->shutdown_timeout_ms);
+    mh_conf_get_ll(g, "reload_drain_ms", &s->reload_drain_ms);
     mh_schema_bool(g, "insecure_permissions", &s->insecure_permissions);
     if ((v = mh_schema_str(g, "pid_file"))) {
         free(s->pid_file);
-        s->pid_file = resolve_path(v, file);
+        s->pid_file = mh_conf_resolve_path(v, file);
     }
     if ((v = mh_schema_str(g, "channels"))) {
         free(s->channels);
@@ -571,7 +357,7 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
         }
         if ((v = mh_schema_str(sub, "access_file"))) {
             free(s->access_file);
-            s->access_file = resolve_path(v, file);
+            s->access_file = mh_conf_resolve_path(v, file);
         }
     }
     if ((sub = config_setting_get_member(g, "admin")) && config_setting_is_group(sub)) {
@@ -590,27 +376,29 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
                 s->admin_port = port;
             }
         }
-        get_ll(sub, "max_connections", &s->admin_max_connections);
-        get_ll(sub, "probe_timeout_ms", &s->admin_probe_timeout_ms);
+        mh_conf_get_ll(sub, "max_connections", &s->admin_max_connections);
+        mh_conf_get_ll(sub, "probe_timeout_ms", &s->admin_probe_timeout_ms);
     }
     if ((sub = config_setting_get_member(g, "limits")) && config_setting_is_group(sub)) {
         struct mh_limits *l = &s->limits;
 
-        get_ll(sub, "max_header_bytes", &l->max_header_bytes);
-        get_ll(sub, "max_body_bytes", &l->max_body_bytes);
-        get_ll(sub, "max_json_bytes", &l->max_json_bytes);
-        get_ll(sub, "max_json_depth", &l->max_json_depth);
-        get_ll(sub, "read_timeout_ms", &l->read_timeout_ms);
-        get_ll(sub, "write_timeout_ms", &l->write_timeout_ms);
-        get_ll(sub, "keepalive_timeout_ms", &l->keepalive_timeout_ms);
-        get_ll(sub, "handler_timeout_ms", &l->handler_timeout_ms);
-        get_ll(sub, "max_request_line_bytes", &l->max_request_line_bytes);
-        get_ll(sub, "max_headers", &l->max_headers);
-        get_ll(sub, "head_timeout_ms", &l->head_timeout_ms);
-        get_ll(sub, "body_timeout_ms", &l->body_timeout_ms);
-        get_ll(sub, "max_connections", &l->max_connections);
-        get_ll(sub, "max_connections_per_client", &l->max_connections_per_client);
-        get_ll(sub, "max_requests_per_connection", &l->max_requests_per_connection);
+        mh_conf_get_ll(sub, "max_header_bytes", &l->max_header_bytes);
+        mh_conf_get_ll(sub, "max_body_bytes", &l->max_body_bytes);
+        mh_conf_get_ll(sub, "max_json_bytes", &l->max_json_bytes);
+        mh_conf_get_ll(sub, "max_json_depth", &l->max_json_depth);
+        mh_conf_get_ll(sub, "read_timeout_ms", &l->read_timeout_ms);
+        mh_conf_get_ll(sub, "write_timeout_ms", &l->write_timeout_ms);
+        mh_conf_get_ll(sub, "keepalive_timeout_ms", &l->keepalive_timeout_ms);
+        mh_conf_get_ll(sub, "handler_timeout_ms", &l->handler_timeout_ms);
+        mh_conf_get_ll(sub, "max_request_line_bytes", &l->max_request_line_bytes);
+        mh_conf_get_ll(sub, "max_headers", &l->max_headers);
+        mh_conf_get_ll(sub, "head_timeout_ms", &l->head_timeout_ms);
+        mh_conf_get_ll(sub, "body_timeout_ms", &l->body_timeout_ms);
+        mh_conf_get_ll(sub, "max_connections", &l->max_connections);
+        mh_conf_get_ll(sub, "max_connections_per_client", &l->max_connections_per_client);
+        mh_conf_get_ll(sub, "max_requests_per_connection", &l->max_requests_per_connection);
+        mh_conf_get_ll(sub, "loop_stall_ms", &l->loop_stall_ms);
+        mh_conf_get_ll(sub, "loop_stall_kill_ms", &l->loop_stall_kill_ms);
     }
 }
 
@@ -671,7 +459,7 @@ static void read_routes(struct mh_module_conf *m, const config_setting_t *list, 
         {
             long long t = 0;
 
-            get_ll(r, "timeout_ms", &t);
+            mh_conf_get_ll(r, "timeout_ms", &t);
             rc->timeout_ms = t;
             mh_schema_bool(r, "inline", &rc->run_inline);
         }
@@ -722,10 +510,10 @@ static void read_websockets(struct mh_module_conf *m, const config_setting_t *li
         w->max_outbound_bytes = 1 << 20;
         w->ping_interval_ms = 30000;
         w->idle_timeout_ms = 120000;
-        get_ll(g, "max_message_bytes", &w->max_message_bytes);
-        get_ll(g, "max_outbound_bytes", &w->max_outbound_bytes);
-        get_ll(g, "ping_interval_ms", &w->ping_interval_ms);
-        get_ll(g, "idle_timeout_ms", &w->idle_timeout_ms);
+        mh_conf_get_ll(g, "max_message_bytes", &w->max_message_bytes);
+        mh_conf_get_ll(g, "max_outbound_bytes", &w->max_outbound_bytes);
+        mh_conf_get_ll(g, "ping_interval_ms", &w->ping_interval_ms);
+        mh_conf_get_ll(g, "idle_timeout_ms", &w->idle_timeout_ms);
         subs = config_setting_get_member(g, "subprotocols");
         if (subs && config_setting_is_array(subs)) {
             int ns = config_setting_length(subs);
@@ -929,7 +717,7 @@ void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *
         c->server.nlisteners = 1;
     }
     if (!c->server.insecure_permissions) {
-        check_tls_files(&c->server, errs);
+        mh_conf_check_tls_files(&c->server, errs);
         for (size_t i = 0; i < c->nfiles; i++) {
             struct mh_err e = {0};
 
@@ -1023,7 +811,7 @@ void mh_config_free(struct mh_config *c)
         free(c->files[i]);
     free(c->files);
     free(c->server.host);
-    free_listeners(&c->server);
+    mh_conf_free_listeners(&c->server);
     free(c->server.admin_host);
     free(c->server.access_file);
     free(c->server.module_dir);

@@ -29,6 +29,8 @@ struct mh_limits {
     long long max_connections;            /* open connections in the server */
     long long max_connections_per_client; /* from one client address */
     long long max_requests_per_connection;
+    long long loop_stall_ms;      /* a loop in one handler this long is logged; 0: never */
+    long long loop_stall_kill_ms; /* ... and its worker replaced at this; 0: never */
 };
 
 /* A certificate chain (PEM, leaf first) and its private key (PEM). */
@@ -71,7 +73,11 @@ struct mh_server_conf {
     int threads;            /* loop threads, >= 1 after load (0 in the file means one per core) */
     int workers;            /* worker pool threads, >= 1 after load (0: twice the cores) */
     long long worker_queue; /* tasks that may wait for a worker before 503 */
-    char *module_dir;       /* absolute */
+    int processes;          /* worker processes under the master */
+    long long crash_limit;  /* crashes of one module within crash_window_ms that quarantine
+                               it; 0: never */
+    long long crash_window_ms;
+    char *module_dir; /* absolute */
     long long shutdown_timeout_ms;
     long long reload_drain_ms; /* how long an old generation may finish its work */
     char *pid_file;            /* NULL: none; absolute */

@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "base/crash.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/mailbox.h"
@@ -39,6 +40,15 @@ struct host_task {
     mh_task_done_fn done;
     void *arg;
 };
+
+/* Marks the handler's entry in the crash table (see base/crash.h). */
+static struct mh_crash_slot *mark(const struct mh_req *req, bool on_loop)
+{
+    const struct mh_route_target *t = req->target;
+
+    return mh_crash_enter(t->module->name, t->handler->name, t->conf->path, req->method_name,
+                          req->path, req->path_len, on_loop);
+}
 
 /* --- For the dispatcher --- */
 
@@ -301,15 +311,18 @@ static void blocking_run(struct mh_task *t)
 {
     struct mh_req *req = (struct mh_req *)((char *)t - offsetof(struct mh_req, task));
     const struct mh_route_target *tg = req->target;
+    struct mh_crash_slot *slot;
     uint64_t t0;
 
     if (atomic_load(&req->cancel)) {
         req->handler_rc = MH_E_CANCELLED;
         return;
     }
+    slot = mark(req, false);
     t0 = now_ns();
     req->handler_rc = tg->handler->fn(req, tg->module->state);
     req->pool_ns = now_ns() - t0; /* handed to the loop with the completion */
+    mh_crash_leave(slot);
 }
 
 static void blocking_complete(struct mh_task *t)
@@ -354,18 +367,21 @@ void mh_req_run_blocking(struct mh_req *req)
 void mh_req_run(struct mh_req *req)
 {
     const struct mh_route_target *t = req->target;
+    struct mh_crash_slot *slot;
 
     if ((t->handler->flags & MH_HANDLER_BLOCKING) && req->loop->pool && !t->conf->run_inline) {
         mh_req_run_blocking(req);
         return;
     }
     req->pending++; /* the handler may end a stream: the request outlives the call */
+    slot = mark(req, true);
     {
         uint64_t t0 = now_ns();
 
         req->handler_rc = t->handler->fn(req, t->module->state);
         mh_stat_add(&mh_route_stats_of(req->loop, t)->loop_ns, now_ns() - t0);
     }
+    mh_crash_leave(slot);
     req->pending--;
     if (req->handler_rc == MH_PENDING && req->pending > 0 && !req->replied)
         mh_req_await(req);

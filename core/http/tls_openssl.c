@@ -92,12 +92,15 @@ struct mh_tls_contexts {
 
 struct ticket_key {
     unsigned char name[16], aes[32], hmac[32];
-    int64_t born_s;
+    int64_t epoch; /* the rotation period it encrypts in */
 };
 
 struct mh_tls {
     pthread_mutex_t lock; /* guards cur and the ticket keys */
     struct mh_tls_contexts *cur;
+    /* Made once where the listener is built (the master, before the workers are forked):
+     * every worker process derives the same keys from it, period by period. */
+    unsigned char seed[32];
     struct ticket_key keys[TICKET_KEYS]; /* keys[0] encrypts new tickets */
     size_t nkeys;
 };
@@ -232,6 +235,10 @@ static enum mh_tls_failure classify(char *detail, size_t size)
         case SSL_R_HTTPS_PROXY_REQUEST:
             f = MH_TLS_FAIL_PLAIN_HTTP;
             break;
+        case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+            /* OpenSSL 3 reports a peer that closed mid-handshake as an error, not as EOF */
+            f = MH_TLS_FAIL_CLOSED;
+            break;
         default:
             break;
         }
@@ -277,27 +284,54 @@ static int on_alpn(SSL *s, const unsigned char **out, unsigned char *outlen,
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-static bool new_ticket_key(struct ticket_key *k)
+/* The key of rotation period @p epoch: HMAC-SHA256 of the period under the listener's seed,
+ * one per part. Every process that shares the seed derives the same key without talking to
+ * the others, so a ticket made by one worker resumes on any other. */
+static bool derive_ticket_key(const unsigned char seed[32], int64_t epoch, struct ticket_key *k)
 {
-    k->born_s = mono_s();
-    return RAND_bytes(k->name, sizeof(k->name)) == 1 && RAND_bytes(k->aes, sizeof(k->aes)) == 1 &&
-           RAND_bytes(k->hmac, sizeof(k->hmac)) == 1;
+    static const char *const parts[] = {"modhost ticket name", "modhost ticket aes",
+                                        "modhost ticket hmac"};
+    unsigned char *const outs[] = {k->name, k->aes, k->hmac};
+    const size_t sizes[] = {sizeof(k->name), sizeof(k->aes), sizeof(k->hmac)};
+
+    k->epoch = epoch;
+    for (size_t i = 0; i < 3; i++) {
+        unsigned char msg[64], mac[32];
+        size_t len = strlen(parts[i]), maclen = 0;
+
+        memcpy(msg, parts[i], len);
+        for (int b = 0; b < 8; b++)
+            msg[len++] = (unsigned char)((uint64_t)epoch >> (56 - 8 * b));
+        if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, seed, 32, msg, len, mac, sizeof(mac),
+                       &maclen) ||
+            maclen != sizeof(mac))
+            return false;
+        memcpy(outs[i], mac, sizes[i]);
+        OPENSSL_cleanse(mac, sizeof(mac));
+    }
+    return true;
 }
 
-/* Called with t->lock held: a new encrypting key once the current one is old enough. */
+/* Called with t->lock held: the ring of the current period's key and the previous ones'. */
 static void rotate_keys(struct mh_tls *t)
 {
-    struct ticket_key k;
+    long long period = t->cur->ticket_key_rotate_s > 0 ? t->cur->ticket_key_rotate_s : 3600;
+    int64_t epoch = mono_s() / period;
+    struct ticket_key ring[TICKET_KEYS];
+    size_t n = 0;
 
-    if (t->nkeys && mono_s() - t->keys[0].born_s < t->cur->ticket_key_rotate_s)
+    if (t->nkeys && t->keys[0].epoch == epoch)
         return;
-    if (!new_ticket_key(&k))
-        return; /* keep the old key rather than none */
-    memmove(&t->keys[1], &t->keys[0], sizeof(t->keys[0]) * (TICKET_KEYS - 1));
-    t->keys[0] = k;
-    if (t->nkeys < TICKET_KEYS)
-        t->nkeys++;
-    OPENSSL_cleanse(&k, sizeof(k));
+    for (int64_t e = epoch; e >= 0 && n < TICKET_KEYS; e--) {
+        if (!derive_ticket_key(t->seed, e, &ring[n]))
+            break;
+        n++;
+    }
+    if (n) { /* otherwise keep the old keys rather than none */
+        memcpy(t->keys, ring, n * sizeof(ring[0]));
+        t->nkeys = n;
+    }
+    OPENSSL_cleanse(ring, sizeof(ring));
 }
 
 /* Session tickets: encrypted with the listener's current key, accepted with any in the ring
@@ -471,6 +505,8 @@ static struct mh_tls *tls_new(struct mh_tls_contexts *contexts)
 
     pthread_mutex_init(&t->lock, NULL);
     t->cur = contexts;
+    if (RAND_bytes(t->seed, sizeof(t->seed)) != 1)
+        abort(); /* no randomness: nothing safe to encrypt tickets with */
     pthread_mutex_lock(&t->lock);
     rotate_keys(t);
     pthread_mutex_unlock(&t->lock);
@@ -494,6 +530,7 @@ static void tls_free(struct mh_tls *t)
         return;
     contexts_free(t->cur);
     OPENSSL_cleanse(t->keys, sizeof(t->keys));
+    OPENSSL_cleanse(t->seed, sizeof(t->seed));
     pthread_mutex_destroy(&t->lock);
     free(t);
 }

@@ -6,11 +6,14 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +21,15 @@
 #include "base/mem.h"
 #include "base/sys.h"
 #include "mod/host.h"
+
+/* The text of errno for a refusal built later (the loader runs on the main thread; the
+ * buffer is per thread all the same). */
+static const char *errno_why(void)
+{
+    static _Thread_local char buf[MH_ERRNO_STR_MAX];
+
+    return mh_errno_str(errno, buf, sizeof(buf));
+}
 
 /* The smallest definition a 1.x module can have: every 1.0 field. */
 #define DEF_SIZE_1_0 (offsetof(struct mh_module_def, settings) + sizeof(void *))
@@ -31,25 +43,27 @@
 typedef const struct mh_module_def *(*entry_fn)(void);
 
 /*
- * Mapped files, shared by the generations that enable them. The dynamic loader returns the
- * mapping it already has for a path it has seen, even after the file was replaced; so a file
- * rebuilt in place (same path, new inode) is opened through a unique alias (a symbolic link in
- * a private directory), and an unchanged file (same device and inode) is never mapped twice.
+ * Mapped files, shared by the generations that enable them. Each file is copied into a sealed
+ * memfd and mapped from there, so writing into, truncating or deleting the file on disk never
+ * changes code that runs; the copy is also a name the dynamic loader has never seen (it
+ * caches libraries by path), so a file rebuilt in place really loads anew. A file unchanged
+ * since it was copied (same device, inode, size and modification time) is never copied twice.
  */
 struct mh_dso {
     struct mh_dso *next;
     dev_t dev;
     ino_t ino;
+    off_t size;
+    struct timespec mtime;
     char *path;
+    int memfd; /* the private copy; open while mapped, so its /proc/self/fd name stays unique */
     void *dl;
     const struct mh_module_def *def;
     bool unload_safe;
     int refs; /* module instances using it; main thread only */
 };
 
-static struct mh_dso *dsos; /* every file version opened, mapped (dl != NULL) or not */
-static char alias_dir[64];
-static unsigned alias_seq;
+static struct mh_dso *dsos; /* every file version mapped, or unmapped after its last use */
 
 unsigned long long mh_module_inode(const struct mh_module *m)
 {
@@ -65,46 +79,144 @@ size_t mh_loader_mapped_count(void)
     return n;
 }
 
+size_t mh_loader_copy_bytes(void)
+{
+    size_t n = 0;
+
+    for (struct mh_dso *d = dsos; d; d = d->next)
+        n += d->dl ? (size_t)d->size : 0;
+    return n;
+}
+
+void *mh_loader_symbol(const char *path, const char *symbol)
+{
+    for (struct mh_dso *d = dsos; d; d = d->next) {
+        if (d->dl && strcmp(d->path, path) == 0)
+            return dlsym(d->dl, symbol);
+    }
+    return NULL;
+}
+
 static void dso_unref(struct mh_dso *d)
 {
     if (!d || --d->refs > 0)
         return;
     /* Code stays mapped unless the module says unmapping is safe: callbacks and thread-local
-     * destructors left behind by a module are the classic plugin-host crash. The entry stays
-     * in the list either way: the path has been seen, so a later open needs a fresh alias. */
+     * destructors left behind by a module are the classic plugin-host crash. */
     if (d->unload_safe && d->dl) {
         dlclose(d->dl);
         d->dl = NULL;
         d->def = NULL;
+        close(d->memfd);
+        d->memfd = -1;
     }
 }
 
-/* dlopen() through a name the dynamic loader has never seen. */
-static void *dlopen_fresh(const char *path)
+static bool same_file(const struct mh_dso *d, const struct stat *st)
 {
-    char alias[PATH_MAX];
-    const char *base = strrchr(path, '/');
-    void *dl;
-    int n;
+    return d->dev == st->st_dev && d->ino == st->st_ino && d->size == st->st_size &&
+           d->mtime.tv_sec == st->st_mtim.tv_sec && d->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
 
-    if (!alias_dir[0]) {
-        const char *tmp = getenv("TMPDIR");
+/*
+ * Copies the open file @p fd (@p size bytes) into a sealed memfd named after @p path.
+ * @return the memfd, or -1 with errno set.
+ */
+static int private_copy(const char *path, int fd, off_t size)
+{
+    int mfd = memfd_create(path, MFD_CLOEXEC | MFD_ALLOW_SEALING), saved;
+    off_t done = 0;
 
-        /* Fits: TMPDIR is used only when shorter than 40 bytes. */
-        (void)snprintf(alias_dir, sizeof(alias_dir), "%s/modhost-XXXXXX",
-                       tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-        if (!mkdtemp(alias_dir)) {
-            alias_dir[0] = '\0';
-            return NULL;
+    if (mfd < 0)
+        return -1;
+    while (done < size) {
+        ssize_t n = sendfile(mfd, fd, NULL, (size_t)(size - done));
+
+        if (n <= 0) {
+            saved = n == 0 ? EIO : errno; /* 0: the file shrank while being copied */
+            if (n < 0 && saved == EINTR)
+                continue;
+            close(mfd);
+            errno = saved;
+            return -1;
         }
+        done += n;
     }
-    n = snprintf(alias, sizeof(alias), "%s/%u-%s", alias_dir, ++alias_seq, base ? base + 1 : path);
-    if (n < 0 || (size_t)n >= sizeof(alias) || symlink(path, alias) != 0)
+    /* Nothing may change the copy any more, not even through /proc/self/fd. */
+    if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+        saved = errno;
+        close(mfd);
+        errno = saved;
+        return -1;
+    }
+    return mfd;
+}
+
+/*
+ * dlopen() of the copy @p mfd through a name the dynamic loader has never seen: a symbolic
+ * link to /proc/self/fd/N in a private directory, named with a sequence number. The fd's own
+ * name would not do: the dynamic loader matches names before files, and a number is reused
+ * once its copy is closed while the library stays loaded (RTLD_NODELETE, unique symbols).
+ */
+static void *dlopen_fd(int mfd, const char *path, const char **why)
+{
+    static unsigned seq;
+    char dir[64], alias[128], target[64];
+    const char *base = strrchr(path, '/'), *tmp = getenv("TMPDIR");
+    void *dl = NULL;
+
+    /* These fit: TMPDIR is used only when shorter than 40 bytes, the name is cut at 40. */
+    (void)snprintf(dir, sizeof(dir), "%s/modhost-XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+    (void)snprintf(target, sizeof(target), "/proc/self/fd/%d", mfd);
+    if (!mkdtemp(dir)) {
+        *why = errno_why();
         return NULL;
-    dl = dlopen(alias, DLOPEN_FLAGS);
-    unlink(alias);
-    rmdir(alias_dir); /* succeeds once empty; recreated on the next need */
-    alias_dir[0] = '\0';
+    }
+    (void)snprintf(alias, sizeof(alias), "%s/%u-%.40s", dir, ++seq, base ? base + 1 : path);
+    if (symlink(target, alias) != 0) {
+        *why = errno_why();
+    } else {
+        dl = dlopen(alias, DLOPEN_FLAGS);
+        if (!dl) {
+            const char *msg = dlerror();
+            size_t n = strlen(alias);
+
+            /* The refusal names the file already; the alias would only confuse. */
+            *why = msg && strncmp(msg, alias, n) == 0 && strncmp(msg + n, ": ", 2) == 0
+                       ? msg + n + 2
+                       : msg;
+        }
+        unlink(alias);
+    }
+    rmdir(dir);
+    return dl;
+}
+
+/* Opens @p path, copies it and dlopens the copy; *mfd_out is the copy's descriptor. */
+static void *dlopen_copy(const char *path, struct stat *st, int *mfd_out, const char **why)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), mfd;
+    void *dl;
+
+    *why = NULL;
+    if (fd < 0 || fstat(fd, st) != 0) {
+        *why = errno_why();
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    mfd = private_copy(path, fd, st->st_size);
+    if (mfd < 0)
+        *why = errno_why();
+    close(fd);
+    if (mfd < 0)
+        return NULL;
+    dl = dlopen_fd(mfd, path, why);
+    if (!dl) {
+        close(mfd);
+        return NULL;
+    }
+    *mfd_out = mfd;
     return dl;
 }
 
@@ -179,7 +291,7 @@ enum mh_status mh_module_open(const char *expected_name, const char *path, struc
     enum mh_status rc;
     struct stat st;
     entry_fn entry;
-    bool seen_path = false;
+    int mfd = -1;
     void *dl;
 
     if (stat(path, &st) != 0)
@@ -188,21 +300,22 @@ enum mh_status mh_module_open(const char *expected_name, const char *path, struc
     if (!S_ISREG(st.st_mode))
         return REFUSE(err, MH_E_INVAL, "module '%s' (%s): not a regular file", expected_name, path);
     for (dso = dsos; dso; dso = dso->next) {
-        if (dso->dl && dso->dev == st.st_dev && dso->ino == st.st_ino)
+        if (dso->dl && strcmp(dso->path, path) == 0 && same_file(dso, &st))
             break;
-        if (strcmp(dso->path, path) == 0)
-            seen_path = true;
     }
     if (dso) {
         d = dso->def; /* unchanged file: reuse the mapping */
     } else {
-        dl = seen_path ? dlopen_fresh(path) : dlopen(path, DLOPEN_FLAGS);
+        const char *why;
+
+        dl = dlopen_copy(path, &st, &mfd, &why);
         if (!dl)
             return REFUSE(err, MH_E_INVAL, "module '%s' (%s): cannot load: %s", expected_name, path,
-                          seen_path ? "cannot map the rebuilt file anew" : dlerror());
+                          why ? why : "the dynamic loader gave no reason");
         *(void **)&entry = dlsym(dl, MH_MODULE_SYMBOL);
         if (!entry) {
             dlclose(dl);
+            close(mfd);
             return REFUSE(err, MH_E_INVAL,
                           "module '%s' (%s): not a modhost module (no %s symbol; define the "
                           "module with MH_MODULE)",
@@ -212,17 +325,23 @@ enum mh_status mh_module_open(const char *expected_name, const char *path, struc
         rc = check_def(expected_name, path, d, err);
         if (rc != MH_OK) {
             dlclose(dl);
+            close(mfd);
             return rc;
         }
         dso = mh_xcalloc(1, sizeof(*dso));
         dso->dev = st.st_dev;
         dso->ino = st.st_ino;
+        dso->size = st.st_size;
+        dso->mtime = st.st_mtim;
         dso->path = mh_xstrdup(path);
+        dso->memfd = mfd;
         dso->dl = dl;
         dso->def = d;
         dso->unload_safe = (d->flags & MH_MODULE_UNLOAD_SAFE) != 0;
         dso->next = dsos;
         dsos = dso;
+        mh_debug("loader", "module '%s' (%s): private copy of %lld bytes mapped", expected_name,
+                 path, (long long)st.st_size);
     }
     rc = check_def(expected_name, path, d, err); /* the name may differ for a reused file */
     if (rc != MH_OK)

@@ -51,6 +51,11 @@ void mh_module_free(struct mh_module *m);
 unsigned long long mh_module_inode(const struct mh_module *m);
 /** Mapped module files (all generations). Thread: main. */
 size_t mh_loader_mapped_count(void);
+/** Bytes held by the private copies of the mapped module files. Thread: main. */
+size_t mh_loader_copy_bytes(void);
+/** @p symbol in the mapped copy of @p path, or NULL (not mapped, or no such symbol). For tests
+ * and diagnostics: the copy is not reachable through the file's own path. Thread: main. */
+void *mh_loader_symbol(const char *path, const char *symbol);
 
 /** The handler called @p name, or NULL. */
 const struct mh_handler_def *mh_module_handler(const struct mh_module *m, const char *name);

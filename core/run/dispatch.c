@@ -3,10 +3,12 @@
 
 #include <stdio.h>
 
+#include "base/crash.h"
 #include "base/loop.h"
 #include "http/request.h"
 #include "http/uri.h"
 #include "mod/gen.h"
+#include "mod/loader.h"
 #include "mod/router.h"
 #include "ws/ws.h"
 
@@ -71,6 +73,14 @@ void mh_dispatch_request(struct mh_req *req)
         return;
     }
     t = mh_req_target(req);
+    if (mh_crash_quarantined(t->module->name)) {
+        mh_reply_problem_impl(req, 503, NULL,
+                              "module '%s' is out of service after repeated crashes (until the "
+                              "next reload)",
+                              t->module->name);
+        mh_req_answer(req);
+        return;
+    }
     if (t->ws) {
         enum mh_status rc = MH_OK;
 

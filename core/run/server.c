@@ -1,9 +1,9 @@
 /*
- * Listeners, loop threads and lifecycle. Each loop owns an event_base and its own listening
- * socket on the shared port (SO_REUSEPORT); its connections are the HTTP engine's
- * (http/conn.c). Nothing on the request path is shared between loops.
- * The main thread waits for signals: it builds new generations on reload and hands them to
- * the loops, frees drained ones, and tells the loops to drain at the end.
+ * One worker process: loop threads and their lifecycle. Each loop owns an event_base and
+ * accepts on its own copy of one of the master's listening sockets (SO_REUSEPORT); its
+ * connections are the HTTP engine's (http/conn.c). Nothing on the request path is shared
+ * between loops. The main thread waits for signals: it builds new generations on reload and
+ * hands them to the loops, frees drained ones, and tells the loops to drain at the end.
  */
 #include "run/server.h"
 
@@ -27,6 +27,7 @@
 #include <event2/thread.h>
 
 #include "admin/admin.h"
+#include "base/board.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/mailbox.h"
@@ -65,6 +66,7 @@ struct loop_thread {
     struct event *drain_ev; /* activated from the main thread */
     struct event *drain_tick;
     struct timespec drain_deadline;
+    struct event *publish_ev; /* loop 0, several workers: metrics pinned for the others */
 };
 
 /* The admin listener: its own pages, its own cap (set from the configuration at start). */
@@ -198,6 +200,23 @@ static void timespec_after_ms(struct timespec *t, long long ms)
     }
 }
 
+static void on_publish(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_thread *lt = arg;
+
+    (void)fd;
+    (void)what;
+    mh_admin_publish(lt->loop.admin, &lt->loop);
+}
+
+static void stop_publishing(struct loop_thread *lt)
+{
+    if (lt->publish_ev) {
+        event_free(lt->publish_ev);
+        lt->publish_ev = NULL;
+    }
+}
+
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
     struct loop_thread *lt = arg;
@@ -205,6 +224,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    stop_publishing(lt); /* the loop ends once drained: no timer may keep it */
     stop_listening(lt);
     lt->loop.draining = true;
     mh_ws_close_all(&lt->loop, NULL);
@@ -266,6 +286,14 @@ static enum mh_status loop_setup(struct loop_thread *lt, struct mh_gen *gen, str
         if (!lt->admin_ev || event_add(lt->admin_ev, NULL) != 0)
             return mh_err_set(err, MH_E_IO, NULL, 0, "cannot accept on the admin socket");
     }
+    if (loop->index == 0 && loop->admin && mh_board_active()) {
+        struct timeval second = {1, 0};
+
+        lt->publish_ev = event_new(loop->base, -1, EV_PERSIST, on_publish, lt);
+        if (!lt->publish_ev || event_add(lt->publish_ev, &second) != 0)
+            return mh_err_set(err, MH_E_IO, NULL, 0, "cannot start the metrics publisher");
+        event_active(lt->publish_ev, 0, 0); /* the first snapshot as soon as the loop runs */
+    }
     return MH_OK;
 }
 
@@ -273,6 +301,7 @@ static void loop_cleanup(struct loop_thread *lt)
 {
     struct mh_loop *loop = &lt->loop;
 
+    stop_publishing(lt);
     if (lt->drain_tick)
         event_free(lt->drain_tick);
     if (lt->drain_ev)
@@ -318,9 +347,16 @@ static void on_loop_msg(struct mh_task *t)
         mh_gen_unref(m->gen);
     } else if (!loop->stopped) {
         struct mh_gen *old = loop->gen;
+        size_t moved;
 
         mh_access_flush(loop); /* lines of the old generation go out before the switch */
-        loop->gen = m->gen;    /* the message's reference becomes the loop's */
+        moved = mh_ws_adopt_all(loop, old, m->gen);
+        if (moved)
+            mh_info("reload",
+                    "loop %u: %zu WebSockets of unchanged endpoints moved to "
+                    "generation %u",
+                    loop->index, moved, m->gen->id);
+        loop->gen = m->gen; /* the message's reference becomes the loop's */
         apply_limits(loop, &m->gen->config->server);
         mh_gen_unref(old);
     } else {
@@ -352,7 +388,7 @@ struct mh_server {
     struct mh_gen *retired;
     unsigned next_gen_id;
     unsigned reloads, reloads_failed;
-    int status_fd; /* the reload status file, opened before dropping privileges */
+    int ctl_fd; /* to the master: "ready", then one reload status per SIGHUP */
     struct mh_admin *admin;
     int admin_port;
 };
@@ -416,8 +452,10 @@ static void reap(struct mh_server *s)
             mh_info("reload", "generation %u drained: finalising its %zu modules", g->id,
                     g->nmodules);
             mh_gen_free(g);
-            mh_info("reload", "%zu generations live, %zu module files mapped", live_generations(s),
-                    mh_loader_mapped_count());
+            mh_info("reload",
+                    "%zu generations live, %zu module files mapped (%zu KiB of "
+                    "private copies)",
+                    live_generations(s), mh_loader_mapped_count(), mh_loader_copy_bytes() / 1024);
             publish_generations(s);
             continue;
         }
@@ -443,7 +481,7 @@ static void write_status(struct mh_server *s, bool ok, const struct mh_errlist *
     char buf[8192], line[2048];
     size_t n;
 
-    if (s->status_fd < 0)
+    if (s->ctl_fd < 0)
         return;
     n = (size_t)snprintf(buf, sizeof(buf), "%u %s %u\n", s->reloads + s->reloads_failed,
                          ok ? "ok" : "failed", s->current->id);
@@ -453,8 +491,8 @@ static void write_status(struct mh_server *s, bool ok, const struct mh_errlist *
     }
     if (n > sizeof(buf))
         n = sizeof(buf);
-    if (ftruncate(s->status_fd, 0) != 0 || pwrite(s->status_fd, buf, n, 0) != (ssize_t)n)
-        mh_warn("reload", "cannot write the reload status file: %s", MH_STRERROR(errno));
+    if (send(s->ctl_fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n)
+        mh_warn("reload", "cannot tell the master how the reload went: %s", MH_STRERROR(errno));
 }
 
 static bool same_str(const char *a, const char *b)
@@ -467,11 +505,11 @@ static void warn_fixed(const struct mh_server *s, const struct mh_server_conf *r
 {
     if (strcmp(run->host, next->host) != 0 || run->port != next->port ||
         run->threads != next->threads || run->workers != next->workers ||
-        run->worker_queue != next->worker_queue)
+        run->worker_queue != next->worker_queue || run->processes != next->processes)
         mh_warn("reload",
-                "listen, threads, workers and worker_queue change only with a "
-                "restart; keeping %s:%d, %d threads, %d workers",
-                run->host, s->port, run->threads, run->workers);
+                "listen, threads, workers, worker_queue and processes change only "
+                "with a restart; keeping %s:%d, %d threads, %d workers, %d processes",
+                run->host, s->port, run->threads, run->workers, run->processes);
     if (!same_str(run->admin_host, next->admin_host) || run->admin_port != next->admin_port ||
         run->admin_max_connections != next->admin_max_connections)
         mh_warn("reload",
@@ -549,41 +587,14 @@ static void reload(struct mh_server *s)
     publish_generations(s);
     mh_info("reload",
             "generation %u serving: %zu modules, %zu routes, %zu stores; %zu "
-            "generations live, %zu module files mapped",
+            "generations live, %zu module files mapped (%zu KiB of private copies)",
             g->id, g->nmodules, g->ntargets, g->nstores, live_generations(s),
-            mh_loader_mapped_count());
+            mh_loader_mapped_count(), mh_loader_copy_bytes() / 1024);
     write_status(s, true, NULL);
     reap(s);
 }
 
 /* --- Start and stop --- */
-
-/* @p n ports, one a line, written to @p path atomically (renamed in). */
-static void write_port_file(const char *path, const int *ports, size_t n)
-{
-    char *tmp = mh_xasprintf("%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    bool ok = f != NULL;
-
-    for (size_t i = 0; ok && i < n; i++)
-        ok = fprintf(f, "%d\n", ports[i]) >= 0;
-    if (f && fclose(f) != 0)
-        ok = false;
-    if (!ok || rename(tmp, path) != 0)
-        mh_error("server", "cannot write port file %s: %s", path, MH_STRERROR(errno));
-    free(tmp);
-}
-
-/* One line per listener, in order: its bound port. */
-static void write_listener_ports(const char *path, const struct mh_listeners *ls)
-{
-    int *ports = mh_xcalloc(ls->n, sizeof(*ports));
-
-    for (size_t i = 0; i < ls->n; i++)
-        ports[i] = ls->items[i].port;
-    write_port_file(path, ports, ls->n);
-    free(ports);
-}
 
 static void log_tls_failures(void)
 {
@@ -623,65 +634,6 @@ static void log_start(const struct mh_gen *gen, const struct mh_listeners *ls, i
             gen->config->server.workers, gen->ntargets, gen->nstores, n ? mods : "none");
 }
 
-/* Writes the pid file and opens the reload status file beside it (before dropping). */
-static enum mh_status write_pid_file(const char *path, struct mh_server *s)
-{
-    char *tmp = mh_xasprintf("%s.tmp", path), *status = mh_xasprintf("%s.reload", path);
-    FILE *f = fopen(tmp, "w");
-    enum mh_status rc = MH_OK;
-
-    if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
-        mh_error("server", "cannot write pid file %s: %s", path, MH_STRERROR(errno));
-        rc = MH_E_IO;
-    } else {
-        s->status_fd = open(status, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (s->status_fd < 0)
-            mh_warn("server", "cannot open %s: %s", status, MH_STRERROR(errno));
-    }
-    free(tmp);
-    free(status);
-    return rc;
-}
-
-static enum mh_status drop_privileges(const struct mh_server_conf *c, int status_fd)
-{
-    uid_t uid = getuid();
-    gid_t gid = getgid();
-
-    if (!c->user && !c->group)
-        return MH_OK;
-    if (c->user && !mh_user_find(c->user, &uid, &gid)) {
-        mh_error("server", "server.user '%s' does not exist", c->user);
-        return MH_E_INVAL;
-    }
-    if (c->group && !mh_group_find(c->group, &gid)) {
-        mh_error("server", "server.group '%s' does not exist", c->group);
-        return MH_E_INVAL;
-    }
-    if (geteuid() != 0) {
-        if (uid == geteuid() && gid == getegid())
-            return MH_OK;
-        mh_error("server",
-                 "server.user/group need the server to start as root (it runs as "
-                 "uid %d)",
-                 (int)geteuid());
-        return MH_E_INVAL;
-    }
-    if (status_fd >= 0 && fchown(status_fd, uid, gid) != 0)
-        mh_warn("server", "cannot hand the reload status file to uid %d", (int)uid);
-    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
-        mh_error("server", "cannot drop privileges to uid %d gid %d: %s", (int)uid, (int)gid,
-                 MH_STRERROR(errno));
-        return MH_E_IO;
-    }
-    if (setuid(0) == 0) { /* must not be possible any more */
-        mh_error("server", "privileges could be regained after dropping them; stopping");
-        return MH_E_IO;
-    }
-    mh_info("server", "running as uid %d gid %d", (int)uid, (int)gid);
-    return MH_OK;
-}
-
 static struct mh_gen *build_first(struct mh_config *config)
 {
     struct mh_errlist errs = {0};
@@ -697,23 +649,32 @@ static struct mh_gen *build_first(struct mh_config *config)
     return gen;
 }
 
-enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opts *opts)
+void mh_server_sigset(sigset_t *set)
 {
-    const struct mh_server_conf *c = &config->server;
-    struct mh_server s = {.opts = opts, .nloops = c->threads, .port = c->port, .status_fd = -1};
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1); /* logrotate's "reopen your logs": never the default (exit) */
+}
+
+enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ctx *w)
+{
+    struct mh_server s = {.opts = w->opts,
+                          .nloops = w->nloops,
+                          .port = w->listeners->items[0].port,
+                          .listeners = w->listeners,
+                          .ctl_fd = w->ctl_fd,
+                          .next_gen_id = w->first_gen_id,
+                          .admin_port = w->admin_port};
+    const struct mh_server_conf *c;
     int started = 0, sig = 0;
-    bool privileged = c->user || c->group;
-    char *pid_file = c->pid_file ? mh_xstrdup(c->pid_file) : NULL;
     enum mh_status rc = MH_OK;
     struct mh_err err = {0};
     sigset_t set;
 
     signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1); /* logrotate's "reopen your logs": never the default (exit) */
+    mh_server_sigset(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
     evthread_use_pthreads();
     s.loops = mh_xcalloc((size_t)s.nloops, sizeof(*s.loops));
@@ -721,68 +682,10 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
         s.loops[i].admin_fd = -1;
     mh_request_ids_init();
 
-    /* Without a user to drop to, load modules before binding, so a bad module never
-     * holds the port; with one, bind first and load modules unprivileged. */
-    if (!privileged) {
-        s.current = build_first(config);
-        config = NULL; /* consumed either way */
-        if (!s.current) {
-            rc = MH_E_INVAL;
-            goto out;
-        }
-    }
-    {
-        /* Certificates and keys are read here, before privileges are dropped. */
-        struct mh_errlist errs = {0};
-
-        if (mh_listeners_new(c, mh_dispatch_request, &s.listeners, &errs) != MH_OK) {
-            for (size_t i = 0; i < errs.count; i++) {
-                char line[2048];
-
-                mh_err_format(&errs.items[i], line, sizeof(line));
-                mh_error("server", "%s", line);
-            }
-            mh_errlist_cleanup(&errs);
-            rc = MH_E_INVAL;
-            goto out;
-        }
-    }
-    if (mh_listeners_bind(s.listeners, s.nloops, &err) != MH_OK) {
-        mh_error("server", "%s", err.msg);
-        rc = err.code ? err.code : MH_E_IO;
+    s.current = build_first(config);
+    if (!s.current) {
+        rc = MH_E_INVAL;
         goto out;
-    }
-    s.port = s.listeners->items[0].port;
-    if (c->admin_host) {
-        s.admin_port = c->admin_port;
-        admin_service.max_connections = c->admin_max_connections;
-        for (int i = 0; i < s.nloops; i++) {
-            s.loops[i].admin_fd =
-                mh_listener_socket(c->admin_host, s.admin_port, &s.admin_port, &err);
-            if (s.loops[i].admin_fd < 0) {
-                mh_error("server", "admin listener: %s", err.msg);
-                rc = err.code ? err.code : MH_E_IO;
-                goto out;
-            }
-        }
-    }
-    if (pid_file && write_pid_file(pid_file, &s) != MH_OK) {
-        free(pid_file);
-        pid_file = NULL;
-        rc = MH_E_IO;
-        goto out;
-    }
-    if (privileged) {
-        if (drop_privileges(c, s.status_fd) != MH_OK) {
-            rc = MH_E_INVAL;
-            goto out;
-        }
-        s.current = build_first(config);
-        config = NULL; /* consumed either way */
-        if (!s.current) {
-            rc = MH_E_INVAL;
-            goto out;
-        }
     }
     c = &s.current->config->server;
     s.current->id = ++s.next_gen_id;
@@ -793,9 +696,10 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
     }
     mh_pool_set_global(s.pool);
     open_access_log(c);
-    if (c->admin_host) {
+    if (c->admin_host && w->admin_fds) {
         struct mh_loop **ls = mh_xcalloc((size_t)s.nloops, sizeof(*ls));
 
+        admin_service.max_connections = c->admin_max_connections;
         for (int i = 0; i < s.nloops; i++)
             ls[i] = &s.loops[i].loop;
         s.admin = mh_admin_new(ls, (size_t)s.nloops, s.pool, c->admin_probe_timeout_ms);
@@ -804,6 +708,8 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
     for (int i = 0; i < s.nloops; i++) {
         s.loops[i].loop.index = (unsigned)i;
         s.loops[i].loop.admin = s.admin;
+        /* The loop owns this process's copies of the master's sockets. */
+        s.loops[i].admin_fd = w->admin_fds ? w->admin_fds[i] : -1;
         if (loop_setup(&s.loops[i], s.current, s.pool, s.listeners, &err) != MH_OK) {
             rc = err.code ? err.code : MH_E_IO;
             mh_error("server", "%s", err.msg);
@@ -817,6 +723,8 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
             ds[i] = &s.loops[i].loop;
         mh_pubsub_set_loops(ds, (size_t)s.nloops);
         mh_pubsub_set_bus(s.current->channels);
+        if (w->relay_fd >= 0)
+            mh_pubsub_set_relay(&s.loops[0].loop, w->relay_fd);
     }
     for (; started < s.nloops; started++) {
         if (pthread_create(&s.loops[started].thread, NULL, loop_main, &s.loops[started]) != 0) {
@@ -831,15 +739,8 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_serve_opt
                 "admin listener on %s:%d (/, /healthz, /readyz, /metrics, /modules, "
                 "/routes, /generations)",
                 c->admin_host, s.admin_port);
-    if (opts->port_file) {
-        if (s.admin) {
-            char *admin_file = mh_xasprintf("%s.admin", opts->port_file);
-
-            write_port_file(admin_file, &s.admin_port, 1);
-            free(admin_file);
-        }
-        write_listener_ports(opts->port_file, s.listeners);
-    }
+    if (s.ctl_fd >= 0 && send(s.ctl_fd, "ready", 5, MSG_NOSIGNAL) != 5)
+        mh_warn("server", "cannot tell the master this worker is ready: %s", MH_STRERROR(errno));
 
     for (;;) {
         struct timespec tick = {0, 100 * 1000 * 1000};
@@ -883,6 +784,7 @@ out:
 
         /* No publish may reach a loop from here on. */
         mh_pubsub_set_bus(NULL);
+        mh_pubsub_set_relay(NULL, -1);
         mh_pubsub_get_loops(&ds, &n);
         mh_pubsub_set_loops(NULL, 0);
         free(ds);
@@ -910,17 +812,6 @@ out:
         s.retired = g->next_retired;
         mh_gen_free(g);
     }
-    mh_config_free(config);
-    if (pid_file) {
-        char *status = mh_xasprintf("%s.reload", pid_file);
-
-        unlink(pid_file); /* may fail after dropping privileges: harmless, the pid is stale */
-        unlink(status);
-        free(status);
-        free(pid_file);
-    }
-    if (s.status_fd >= 0)
-        close(s.status_fd);
     mh_access_open(NULL, &err); /* back to stderr; closes the file */
     free(s.loops);
     if (rc == MH_OK)

@@ -1,6 +1,8 @@
 /* The WebSocket frame codec (see frame.h). */
 #include "ws/frame.h"
 
+#include <string.h>
+
 enum mh_ws_parse mh_ws_frame_parse(const unsigned char *p, size_t len, struct mh_ws_frame *f,
                                    const char **why)
 {
@@ -64,7 +66,23 @@ enum mh_ws_parse mh_ws_frame_parse(const unsigned char *p, size_t len, struct mh
 
 void mh_ws_unmask(unsigned char *p, size_t len, const unsigned char mask[4], uint64_t at)
 {
-    for (size_t i = 0; i < len; i++)
+    size_t i = 0;
+
+    if (len >= 16) {
+        /* Eight bytes at a time with the mask repeated from the right offset. */
+        unsigned char rep[8];
+        uint64_t m, w;
+
+        for (int k = 0; k < 8; k++)
+            rep[k] = mask[(at + (uint64_t)k) & 3];
+        memcpy(&m, rep, 8);
+        for (; i + 8 <= len; i += 8) {
+            memcpy(&w, p + i, 8);
+            w ^= m;
+            memcpy(p + i, &w, 8);
+        }
+    }
+    for (; i < len; i++)
         p[i] ^= mask[(at + i) & 3];
 }
 

@@ -5,11 +5,17 @@
  */
 #include "ws/pubsub.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <event2/event.h>
 
 #include "base/hash.h"
 #include "base/log.h"
@@ -344,6 +350,116 @@ void mh_pubsub_set_bus(struct mh_store *st)
     }
 }
 
+/* --- Channels between the worker processes: relayed by the master --- */
+
+/* A stream socket to the master. Frames: the length of the rest (4 bytes, host order: both
+ * ends are this machine), opcode (1 byte), the channel's length (1 byte), the channel, the
+ * data. The master passes every frame to the other workers, in the order it read them, so a
+ * publisher's messages keep their order. Publishers write whole frames under relay_lock;
+ * loop 0 reads what the other workers published. */
+static pthread_mutex_t relay_lock = PTHREAD_MUTEX_INITIALIZER;
+static int relay_fd = -1;
+static struct event *relay_ev;
+static unsigned char *relay_in; /* loop 0's partial frames */
+static size_t relay_len, relay_cap;
+
+static void relay_send(const char *channel, int opcode, const void *data, size_t len)
+{
+    size_t clen = strlen(channel);
+    uint32_t n = (uint32_t)(2 + clen + len);
+    unsigned char head[4 + 2 + MAX_CHANNEL];
+    struct iovec iov[2];
+    size_t hlen = 4 + 2 + clen, done = 0, total = hlen + len;
+
+    memcpy(head, &n, 4);
+    head[4] = (unsigned char)opcode;
+    head[5] = (unsigned char)clen;
+    memcpy(head + 6, channel, clen);
+    pthread_mutex_lock(&relay_lock);
+    while (relay_fd >= 0 && done < total) {
+        ssize_t w;
+        int k = 0;
+
+        if (done < hlen) {
+            iov[k++] = (struct iovec){head + done, hlen - done};
+            iov[k++] = (struct iovec){(void *)(uintptr_t)data, len};
+        } else {
+            iov[k++] =
+                (struct iovec){(unsigned char *)(uintptr_t)data + (done - hlen), total - done};
+        }
+        w = writev(relay_fd, iov, k);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            mh_warn("channels", "cannot relay to the other worker processes: %s",
+                    w < 0 ? strerror(errno) : "closed");
+            break;
+        }
+        done += (size_t)w;
+    }
+    pthread_mutex_unlock(&relay_lock);
+}
+
+static void on_relay(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    for (;;) {
+        ssize_t r;
+        size_t off = 0;
+
+        if (relay_cap - relay_len < 65536) {
+            relay_cap = relay_cap ? relay_cap * 2 : 131072;
+            relay_in = mh_xrealloc(relay_in, relay_cap);
+        }
+        r = recv(fd, relay_in + relay_len, relay_cap - relay_len, MSG_DONTWAIT);
+        if (r <= 0) {
+            if (r == 0 || (errno != EAGAIN && errno != EINTR))
+                event_del(relay_ev); /* the master is gone: this worker is ending */
+            return;
+        }
+        relay_len += (size_t)r;
+        while (relay_len - off >= 4) {
+            uint32_t n;
+            const unsigned char *f = relay_in + off + 4;
+
+            memcpy(&n, relay_in + off, 4);
+            if (relay_len - off - 4 < n)
+                break;
+            if (n >= 2 && (size_t)2 + f[1] <= n && f[1]) {
+                char channel[MAX_CHANNEL + 1];
+
+                memcpy(channel, f + 2, f[1]);
+                channel[f[1]] = '\0';
+                fanout(channel, f[0], f + 2 + f[1], n - 2 - f[1]);
+            }
+            off += 4 + n;
+        }
+        memmove(relay_in, relay_in + off, relay_len - off);
+        relay_len -= off;
+    }
+}
+
+void mh_pubsub_set_relay(struct mh_loop *loop, int fd)
+{
+    if (relay_ev) {
+        event_free(relay_ev);
+        relay_ev = NULL;
+    }
+    pthread_mutex_lock(&relay_lock);
+    relay_fd = fd;
+    pthread_mutex_unlock(&relay_lock);
+    if (fd >= 0 && loop) {
+        relay_ev = event_new(loop->base, fd, EV_READ | EV_PERSIST, on_relay, NULL);
+        if (relay_ev)
+            event_add(relay_ev, NULL);
+    } else {
+        free(relay_in);
+        relay_in = NULL;
+        relay_len = relay_cap = 0;
+    }
+}
+
 /* Publishes from any thread: a shared counter, off the request path. */
 static _Atomic uint64_t publishes;
 
@@ -378,5 +494,8 @@ enum mh_status mh_ws_publish_impl(struct mh_host *host, const char *channel, int
     pthread_rwlock_unlock(&bus_lock);
     if (rc == MH_OK)
         return MH_OK; /* this instance's members get it back from the bus */
-    return fanout(channel, is_binary ? 0x2 : 0x1, data, len);
+    rc = fanout(channel, is_binary ? 0x2 : 0x1, data, len);
+    if (rc == MH_OK && relay_fd >= 0)
+        relay_send(channel, is_binary ? 0x2 : 0x1, data, len);
+    return rc;
 }

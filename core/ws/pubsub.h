@@ -33,6 +33,13 @@ struct mh_store;
  *  this process if NULL; the previous store is unsubscribed. Holds a reference on @p st
  *  until replaced. Thread: main. */
 void mh_pubsub_set_bus(struct mh_store *st);
+/**
+ * With several worker processes and no bus: what this process publishes is also written to
+ * @p fd (a stream socket to the master, which passes it to the other workers), and what the
+ * others publish is read from it on @p loop's thread. (NULL, -1) stops relaying; call it once
+ * the loops have stopped. Thread: main, while the loops are not running.
+ */
+void mh_pubsub_set_relay(struct mh_loop *loop, int fd);
 
 enum mh_status mh_ws_join_impl(struct mh_ws *ws, const char *channel);
 enum mh_status mh_ws_leave_impl(struct mh_ws *ws, const char *channel);

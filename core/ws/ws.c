@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "base/buf.h"
+#include "base/crash.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/mailbox.h"
@@ -118,6 +119,14 @@ static void list_remove(struct mh_ws *ws)
 }
 
 /* The connection ends: the one place a WebSocket ends. */
+/* Marks the loop thread as inside one of the endpoint's callbacks @p fn (for crash reports
+ * and the loop watchdog) until mh_crash_leave. */
+static struct mh_crash_slot *enter(const struct mh_route_target *t, const char *fn)
+{
+    return mh_crash_enter(t->module->name, fn, t->ws->path, "WS", t->ws->path, strlen(t->ws->path),
+                          true);
+}
+
 static void on_conn_close(void *arg)
 {
     struct mh_ws *ws = arg;
@@ -134,8 +143,12 @@ static void on_conn_close(void *arg)
     list_remove(ws);
     if (ws->open) {
         ws->open = false;
-        if (ws->t->ws_close)
+        if (ws->t->ws_close) {
+            struct mh_crash_slot *slot = enter(ws->t, ws->t->ws->on_close);
+
             ws->t->ws_close(ws, ws->close_code ? ws->close_code : 1006, ws->t->module->state);
+            mh_crash_leave(slot);
+        }
     }
     if (ws->gen) {
         mh_gen_unref(ws->gen);
@@ -342,10 +355,15 @@ const char *mh_ws_param_impl(const struct mh_ws *ws, const char *name)
 
 static void deliver(struct mh_ws *ws, int opcode, const void *data, size_t len)
 {
+    struct mh_crash_slot *slot;
+
     mh_stat_add(&ws->rs->ws_msgs_in, 1);
     mh_stat_add(&ws->rs->ws_bytes_in, len);
-    if (ws->open && !atomic_load(&ws->closing))
-        ws->t->ws_message(ws, opcode == MH_WS_OP_BINARY, data, len, ws->t->module->state);
+    if (!ws->open || atomic_load(&ws->closing))
+        return;
+    slot = enter(ws->t, ws->t->ws->on_message);
+    ws->t->ws_message(ws, opcode == MH_WS_OP_BINARY, data, len, ws->t->module->state);
+    mh_crash_leave(slot);
 }
 
 static void on_close_frame(struct mh_ws *ws, const unsigned char *p, size_t len)
@@ -517,6 +535,61 @@ void mh_ws_close_all(struct mh_loop *loop, const struct mh_gen *gen)
     }
 }
 
+/* --- Across a reload --- */
+
+static bool same_name(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_endpoint_conf(const struct mh_ws_conf *a, const struct mh_ws_conf *b)
+{
+    if (strcmp(a->path, b->path) != 0 || !same_name(a->on_open, b->on_open) ||
+        !same_name(a->on_message, b->on_message) || !same_name(a->on_close, b->on_close) ||
+        a->nsubprotocols != b->nsubprotocols || a->max_message_bytes != b->max_message_bytes ||
+        a->max_outbound_bytes != b->max_outbound_bytes ||
+        a->ping_interval_ms != b->ping_interval_ms || a->idle_timeout_ms != b->idle_timeout_ms)
+        return false;
+    for (size_t i = 0; i < a->nsubprotocols; i++) {
+        if (strcmp(a->subprotocols[i], b->subprotocols[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The endpoint of @p next that serves @p t's connections unchanged: the same module instance
+ * name, the same mapped file, the same endpoint settings. NULL if there is none. */
+static const struct mh_route_target *unchanged_endpoint(const struct mh_route_target *t,
+                                                        const struct mh_gen *next)
+{
+    for (size_t i = 0; i < next->ntargets; i++) {
+        const struct mh_route_target *n = &next->targets[i];
+
+        if (n->ws && n->module->dso == t->module->dso &&
+            strcmp(n->module->name, t->module->name) == 0 && same_endpoint_conf(n->ws, t->ws))
+            return n;
+    }
+    return NULL;
+}
+
+size_t mh_ws_adopt_all(struct mh_loop *loop, struct mh_gen *old, struct mh_gen *next)
+{
+    size_t moved = 0;
+
+    for (struct mh_ws *ws = loop->ws_head; ws; ws = ws->next) {
+        const struct mh_route_target *n;
+
+        if (ws->gen != old || atomic_load(&ws->closing) || !(n = unchanged_endpoint(ws->t, next)))
+            continue;
+        ws->t = n;
+        ws->gen = next;
+        mh_gen_ref(next);
+        mh_gen_unref(old);
+        moved++;
+    }
+    return moved;
+}
+
 /* --- Handshake --- */
 
 static bool valid_key(const char *key)
@@ -665,7 +738,10 @@ enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_req *req, const struct mh_rout
         ws->param_values[i] = mh_xstrdup(v);
     }
     if (t->ws_open) {
+        struct mh_crash_slot *slot = enter(t, t->ws->on_open);
+
         *rc = t->ws_open(ws, req, t->module->state);
+        mh_crash_leave(slot);
         if (*rc != MH_OK || mh_req_replied(req)) {
             mh_ws_unref_impl(ws); /* refused: never opened, no on_close */
             return MH_WS_REPLY;

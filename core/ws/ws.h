@@ -25,6 +25,13 @@ enum mh_ws_upgrade_result mh_ws_upgrade(struct mh_req *req, const struct mh_rout
 /** Starts a 1001 close on every WebSocket of the loop opened on @p gen (NULL: all, when the
  *  server stops). Thread: the loop. */
 void mh_ws_close_all(struct mh_loop *loop, const struct mh_gen *gen);
+/**
+ * Moves the loop's WebSockets opened on @p old to @p next when their endpoint is unchanged in
+ * @p next (same module instance, same mapped file, same endpoint settings): they hold @p next
+ * from now on, and their hooks get the new instance's state. The others stay on @p old and
+ * are closed with 1001 at its drain deadline. @return how many moved. Thread: the loop's.
+ */
+size_t mh_ws_adopt_all(struct mh_loop *loop, struct mh_gen *old, struct mh_gen *next);
 /** Writes one frame on the connection's loop (used by pubsub). */
 void mh_ws_write_local(struct mh_ws *ws, int opcode, const void *data, size_t len);
 struct mh_loop *mh_ws_loop(const struct mh_ws *ws);

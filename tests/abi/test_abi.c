@@ -28,14 +28,7 @@
 /* A counter the module exports (it is never unmapped, so the pointer stays valid). */
 static int *module_int(const char *symbol)
 {
-    void *dl = dlopen(ABI10_PATH, RTLD_NOW | RTLD_NOLOAD);
-    int *p;
-
-    if (!dl)
-        return NULL;
-    p = dlsym(dl, symbol);
-    dlclose(dl); /* the loader's handle keeps it loaded */
-    return p;
+    return mh_loader_symbol(ABI10_PATH, symbol); /* the loader maps a private copy */
 }
 
 /* A settings group parsed from @p text, as conf.d would hand it to the module. */

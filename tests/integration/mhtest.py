@@ -211,7 +211,25 @@ class Server:
 
     @property
     def pid(self):
+        """The master's pid: the one signals go to."""
         return self.proc.pid
+
+    def worker_pids(self):
+        """Pids of the master's worker processes (they serve; the master loads no module)."""
+        try:
+            with open("/proc/%d/task/%d/children" % (self.pid, self.pid),
+                      encoding="ascii") as f:
+                return [int(x) for x in f.read().split()]
+        except OSError:
+            return []
+
+    @property
+    def worker_pid(self):
+        """The pid of the (first) worker process, waiting for one to run."""
+        pids = wait_until(self.worker_pids, START_TIMEOUT_S)
+        if not pids:
+            raise AssertionError("modhost pid %d has no worker process" % self.pid)
+        return pids[0]
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None

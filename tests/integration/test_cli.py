@@ -458,7 +458,8 @@ class TestServe(CliCase):
         r = self.cli("serve", "-c", conf.path, "--listen", "127.0.0.1:%d" % port,
                      "--port-file", port_file)
         self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertIn("cannot listen on 127.0.0.1:%d: Address already in use" % port, r.stderr)
+        self.assertRegex(r.stderr, r"cannot listen on 127\.0\.0\.1:%d: the address is already "
+                                   r"(served by pid %d|in use)" % (port, os.getpid()))
         self.assertFalse(os.path.exists(port_file))
         self.assertNotIn("listening on", r.stderr)
 

@@ -72,6 +72,7 @@ class TestCrashDurability(ServerTestCase):
         self.assertGreaterEqual(writer.count, MIN_ACKED)
 
         # SIGKILL while the writer keeps writing: no shutdown path runs.
+        os.kill(srv.worker_pid, signal.SIGKILL)  # the worker that writes, then its master
         os.kill(srv.pid, signal.SIGKILL)
         self.assertEqual(srv.wait(STOP_TIMEOUT_S), -signal.SIGKILL)
         writer.join(IO_TIMEOUT_S)

@@ -700,20 +700,20 @@ class TestManyConnections(ServerTestCase):
     def wait_held(self, srv, baseline, n):
         """Waits until the server holds @n more connections than at @baseline: connect()
         returns once the kernel has the connection, before the server accepted it."""
-        ok = wait_until(lambda: open_fds(srv.pid) >= baseline + n, 30, 0.05)
+        ok = wait_until(lambda: open_fds(srv.worker_pid) >= baseline + n, 30, 0.05)
         self.assertTrue(ok, "the server holds %d of %d connections"
-                        % (open_fds(srv.pid) - baseline, n))
+                        % (open_fds(srv.worker_pid) - baseline, n))
 
     def wait_fds(self, srv, baseline):
-        ok = wait_until(lambda: open_fds(srv.pid) <= baseline, 30, 0.1)
-        self.assertTrue(ok, "server holds %d fds, %d before" % (open_fds(srv.pid), baseline))
+        ok = wait_until(lambda: open_fds(srv.worker_pid) <= baseline, 30, 0.1)
+        self.assertTrue(ok, "server holds %d fds, %d before" % (open_fds(srv.worker_pid), baseline))
 
     def test_ten_thousand_idle_connections(self):
         srv = self.start_server(files=FILES, limits={
             "max_connections": IDLE_CONNECTIONS + 1000,
             "max_connections_per_client": IDLE_CONNECTIONS + 1000,
             "head_timeout_ms": 120000})
-        baseline = open_fds(srv.pid)  # before any connection: none is half-closed
+        baseline = open_fds(srv.worker_pid)  # before any connection: none is half-closed
         self.open_idle(srv, IDLE_CONNECTIONS)
         self.wait_held(srv, baseline, IDLE_CONNECTIONS)
         with RawConnection(srv.port) as c:
@@ -729,7 +729,7 @@ class TestManyConnections(ServerTestCase):
         srv = self.start_server(files=FILES, limits={
             "max_connections": cap, "max_connections_per_client": IDLE_CONNECTIONS,
             "head_timeout_ms": 120000})
-        baseline = open_fds(srv.pid)
+        baseline = open_fds(srv.worker_pid)
         held = self.open_idle(srv, cap)
         self.wait_held(srv, baseline, cap)
         mark = len(srv.log())
@@ -752,7 +752,7 @@ class TestManyConnections(ServerTestCase):
 
     def test_per_client_cap_is_503(self):
         srv = self.start_server(files=FILES, limits={"max_connections_per_client": 5})
-        baseline = open_fds(srv.pid)
+        baseline = open_fds(srv.worker_pid)
         held = self.open_idle(srv, 5)
         self.wait_held(srv, baseline, 5)  # accepted (and counted) before the sixth connects
         with RawConnection(srv.port) as c:

@@ -4,10 +4,11 @@ without waiting for the drain deadline, SIGHUP, and module fini at exit."""
 
 import os
 import signal
+import subprocess
 import time
 import unittest
 
-from mhtest import (ECHO_CONF, HELLO_CONF, STOP_TIMEOUT_S, RawConnection, ServerTestCase,
+from mhtest import (BIN, ECHO_CONF, HELLO_CONF, STOP_TIMEOUT_S, RawConnection, ServerTestCase,
                     build_request, connect_refused, module_conf, probe_path, run_cli,
                     sanitizer_lines, wait_until)
 
@@ -190,6 +191,61 @@ class TestModuleLifecycle(LifecycleCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(sanitizer_lines(r.stderr), [])
         self.assertEqual(r.stdout, "%s: OK: 4 files, 3 modules, 4 routes\n" % conf.path)
+
+
+class TestOneServerPerAddress(LifecycleCase):
+    """A second `serve` on the address or the pid file of a running one exits 1 naming the
+    running pid; the first keeps serving and can still be stopped through its pid file."""
+
+    def start_first(self, pid_file):
+        conf = self.make_conf(extra='  pid_file = "%s";' % pid_file,
+                              files={"10-hello.conf": HELLO_CONF})
+        return conf, self.start_server(conf)
+
+    def assert_first_unharmed(self, srv, pid_file):
+        with RawConnection(srv.port) as c:
+            self.assertEqual(c.request("GET", "/hello/one").status, 200)
+        with open(pid_file, encoding="ascii") as f:
+            self.assertEqual(int(f.read()), srv.pid)
+        # `stop` waits until the pid is gone, so the server (this test's child) is reaped here.
+        stop = subprocess.Popen([BIN, "stop", "--pid-file", pid_file], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, encoding="utf-8")
+        self.assert_exits_cleanly(srv)
+        out, err = stop.communicate(timeout=STOP_TIMEOUT_S)
+        self.assertEqual(stop.returncode, 0, err)
+        self.assertFalse(os.path.exists(pid_file))
+
+    def test_second_serve_on_the_same_address_exits_1(self):
+        run = self.make_conf(files={}, server=False).path
+        pid_file = os.path.join(run, "a.pid")
+        _, first = self.start_first(pid_file)
+        other = self.make_conf(extra='  pid_file = "%s";' % os.path.join(run, "b.pid"),
+                               files={"10-hello.conf": HELLO_CONF})
+        r = run_cli("serve", "-c", other.path, "--listen", "127.0.0.1:%d" % first.port)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("127.0.0.1:%d: the address is already served by pid %d"
+                      % (first.port, first.pid), r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(run, "b.pid")))
+        self.assert_first_unharmed(first, pid_file)
+
+    def test_second_serve_with_the_same_pid_file_exits_1(self):
+        run = self.make_conf(files={}, server=False).path
+        pid_file = os.path.join(run, "a.pid")
+        conf, first = self.start_first(pid_file)
+        r = run_cli("serve", "-c", conf.path, "--listen", "127.0.0.1:0")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("pid file %s is locked: modhost already runs as pid %d"
+                      % (pid_file, first.pid), r.stderr)
+        self.assert_first_unharmed(first, pid_file)
+
+    def test_pid_file_left_by_a_killed_server_does_not_block(self):
+        run = self.make_conf(files={}, server=False).path
+        pid_file = os.path.join(run, "a.pid")
+        conf, first = self.start_first(pid_file)
+        first.stop(signal.SIGKILL)
+        self.assertTrue(os.path.exists(pid_file))
+        second = self.start_server(conf)
+        self.assert_first_unharmed(second, pid_file)
 
 
 def _wait_refused(port, timeout=STOP_TIMEOUT_S):

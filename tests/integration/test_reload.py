@@ -98,8 +98,9 @@ def status_ids(pid, key):
 
 
 def mapped_module_files(pid, dirs):
-    """Distinct module files (device, inode) mapped by @pid from one of @dirs; a file replaced
-    on disk still counts as the mapping it is (its path then ends in " (deleted)")."""
+    """Distinct module files mapped by @pid from one of @dirs. The server maps a private copy
+    of each file (a memfd named "/memfd:PATH", always " (deleted)"); each copy has an inode
+    of its own, so a file replaced on disk still counts as the mapping it is."""
     prefixes = tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
     files = set()
     with open("/proc/%d/maps" % pid, encoding="utf-8", errors="replace") as f:
@@ -110,6 +111,8 @@ def mapped_module_files(pid, dirs):
             path = parts[5].strip()
             if path.endswith(" (deleted)"):
                 path = path[:-len(" (deleted)")]
+            if path.startswith("/memfd:"):
+                path = path[len("/memfd:"):]
             if path.endswith(".so") and path.startswith(prefixes):
                 files.add((parts[3], parts[4]))
     return files
@@ -450,7 +453,7 @@ class TestModuleRebuilt(ReloadCase):
         conf = self.make_conf(files={"30-ver.conf": ver_conf(so)})
         srv = self.start_custom(conf)
         self.assertEqual(self.get(srv.port, "/v").body, b"A")
-        self.assertEqual(len(mapped_module_files(srv.pid, [mods])), 1)
+        self.assertEqual(len(mapped_module_files(srv.worker_pid, [mods])), 1)
 
         install_module(VER_B, so)
         mapped = self.reload(srv)
@@ -458,7 +461,7 @@ class TestModuleRebuilt(ReloadCase):
         after_drain = self.drained(srv, 1)
         # ver_a does not declare MH_MODULE_UNLOAD_SAFE: its (now deleted) file stays mapped.
         self.assertEqual(after_drain, mapped)
-        self.assertEqual(len(mapped_module_files(srv.pid, [mods])), 2)
+        self.assertEqual(len(mapped_module_files(srv.worker_pid, [mods])), 2)
         log = srv.log()
         self.assertLess(log_index(log, r"ver: ver B init"), log_index(log, r"ver: ver A fini"))
 
@@ -466,7 +469,7 @@ class TestModuleRebuilt(ReloadCase):
         self.assertEqual(self.reload(srv), mapped)
         self.assertEqual(self.get(srv.port, "/v").body, b"B")
         self.assertEqual(self.drained(srv, 2), mapped)
-        self.assertEqual(len(mapped_module_files(srv.pid, [mods])), 2)
+        self.assertEqual(len(mapped_module_files(srv.worker_pid, [mods])), 2)
         self.assertEqual(srv.log().count("ver: ver B init"), 2)
 
         # ver_b is unload-safe: once its last generation is gone, its mapping goes too.
@@ -479,6 +482,72 @@ class TestModuleRebuilt(ReloadCase):
         self.assertEqual(log.count("ver: ver A init"), 2)
         self.assertEqual(log.count("ver: ver A fini"), 2)
         self.assertEqual(log.count("ver: ver B fini"), 2)
+
+
+def memfd_rss_kib(pid):
+    """Resident KiB of the private module copies (mappings named /memfd:PATH) of @pid, by
+    path."""
+    sizes = {}
+    current = None
+    with open("/proc/%d/smaps" % pid, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            if len(parts) >= 5 and "-" in parts[0] and ":" in parts[3]:
+                name = parts[5].strip() if len(parts) == 6 else ""
+                current = (name[len("/memfd:"):].replace(" (deleted)", "")
+                           if name.startswith("/memfd:") else None)
+            elif current and line.startswith("Rss:"):
+                sizes[current] = sizes.get(current, 0) + int(line.split()[1])
+    return sizes
+
+
+class TestModuleOverwritten(ReloadCase):
+    """The loader maps a private copy of each module file: writing into the file in place
+    (`cp new.so old.so`, same inode), truncating it or deleting it never changes the code that
+    runs; the file as it is at the next reload is loaded then."""
+
+    def overwrite_in_place(self, src, dest):
+        with open(src, "rb") as f:
+            data = f.read()
+        with open(dest, "r+b") as f:
+            f.truncate(0)
+            f.write(data)
+
+    def test_overwrite_truncate_delete_while_serving(self):
+        mods = self.make_dir()
+        so = os.path.join(mods, "ver.so")
+        install_module(VER_A, so)
+        conf = self.make_conf(files={"30-ver.conf": ver_conf(so)})
+        srv = self.start_custom(conf)
+        keep = RawConnection(srv.port)
+        self.addCleanup(keep.close)
+        self.assertEqual(keep.request("GET", "/v").body, b"A")
+        ino = os.stat(so).st_ino
+
+        self.overwrite_in_place(VER_B, so)
+        self.assertEqual(os.stat(so).st_ino, ino)
+        for _ in range(20):
+            self.assertEqual(keep.request("GET", "/v").body, b"A")
+        self.assertEqual(self.get(srv.port, "/v").body, b"A")
+        with open(so, "r+b") as f:
+            f.truncate(0)
+        self.assertEqual(keep.request("GET", "/v").body, b"A")
+
+        # The truncated file is refused at a reload; the running code stays.
+        self.reload_refused(srv)
+        self.assertEqual(keep.request("GET", "/v").body, b"A")
+
+        # The file written again in place (same inode, new contents) is loaded at the reload.
+        self.overwrite_in_place(VER_B, so)
+        self.reload(srv)
+        self.assertEqual(self.get(srv.port, "/v").body, b"B")
+        os.unlink(so)
+        self.assertEqual(self.get(srv.port, "/v").body, b"B")
+        copies = memfd_rss_kib(srv.worker_pid)
+        print("\n  private module copies, resident KiB by file: %r (file size %d KiB)"
+              % (copies, os.path.getsize(VER_B) // 1024))
+        self.assertIn(so, copies)
+        self.stop_server(srv)
 
 
 class TestBadConfigReload(ReloadCase):
@@ -610,12 +679,16 @@ class TestWebSocketAcrossReload(ReloadCase):
         self.stop_server(srv)
 
     def test_connection_past_drain_deadline_gets_1001(self):
+        # The endpoint's settings change (a larger message limit): its connections cannot move
+        # to the new generation, and are closed at the old one's drain deadline.
         conf = self.make_conf(server=server_conf(extra="  reload_drain_ms = 500;"),
                               files={"30-ver.conf": ver_conf(VER_B, websockets=[("/ws/ver", "")])})
         srv = self.start_custom(conf)
         old = WebSocket(srv.port, "/ws/ver")
         self.addCleanup(old.close_socket)
         self.assertEqual(old.echo("one"), "B:one")
+        conf.write("30-ver.conf", ver_conf(VER_B, websockets=[
+            ("/ws/ver", " max_message_bytes = 100000;")]))
         self.reload(srv)
         new = WebSocket(srv.port, "/ws/ver")
         self.addCleanup(new.close_socket)
@@ -633,6 +706,54 @@ class TestWebSocketAcrossReload(ReloadCase):
         # Only the old generation's connections were closed.
         self.assertEqual(new.echo("three"), "B:three")
         self.assertEqual(new.close(), NORMAL_CLOSURE)
+        self.stop_server(srv)
+
+
+class TestWebSocketsOfUnchangedModules(ReloadCase):
+    """A WebSocket whose module file and endpoint settings are unchanged moves to the new
+    generation on a reload and stays open; one of a removed module gets 1001 at the drain
+    deadline. Old generations still drain: nothing keeps them once their sockets moved."""
+
+    RELOADS = 20
+    REMOVE_ECHO_AT = 10
+
+    def test_unchanged_stay_over_20_reloads_removed_module_gets_1001(self):
+        mods = self.make_dir()
+        so = os.path.join(mods, "ver.so")
+        install_module(VER_A, so)
+        echo = module_conf("echo", "echo.so", [("POST", "/echo", "echo")]).replace(
+            "};\n", '  websockets = ({ path = "/ws/echo"; on_message = "ws_echo"; });\n};\n')
+        conf = self.make_conf(server=server_conf(extra="  reload_drain_ms = 300;"),
+                              files={"20-echo.conf": echo,
+                                     "30-ver.conf": ver_conf(so, websockets=[("/ws/ver", "")])})
+        srv = self.start_custom(conf)
+        vers = [WebSocket(srv.port, "/ws/ver") for _ in range(3)]
+        echoes = [WebSocket(srv.port, "/ws/echo") for _ in range(2)]
+        for c in vers + echoes:
+            self.addCleanup(c.close_socket)
+        for i in range(1, self.RELOADS + 1):
+            if i == self.REMOVE_ECHO_AT:
+                os.unlink(conf.file("20-echo.conf"))
+            self.reload(srv)
+            for k, c in enumerate(vers):
+                self.assertEqual(c.echo("r%d-%d" % (i, k)), "A:r%d-%d" % (i, k))
+            if i < self.REMOVE_ECHO_AT:
+                for c in echoes:
+                    c.send_text("e%d" % i)
+                    self.assertEqual(c.recv_frame(), (0x1, b"e%d" % i))
+            if i == self.REMOVE_ECHO_AT:
+                for c in echoes:
+                    self.assertEqual(c.expect_close(), GOING_AWAY)
+                    c.answer_close(GOING_AWAY)
+                    self.assertTrue(c.closed())
+        # Every generation but the last drained, although its WebSockets are still open.
+        self.drained(srv, self.RELOADS)
+        log = srv.log()
+        self.assertEqual(len(re.findall(r"WebSockets of unchanged endpoints moved", log)) > 0,
+                         True)
+        self.assertNotRegex(log, r"ver: ver A ws \d+ closed")
+        for c in vers:
+            self.assertEqual(c.close(), NORMAL_CLOSURE)
         self.stop_server(srv)
 
 
@@ -683,7 +804,7 @@ class TestRepeatedReloads(ReloadCase):
             self.assertEqual(keep.request("GET", "/v").body, b"A")
             if i == UNCHANGED_BASELINE_AT or i == UNCHANGED_RELOADS:
                 self.assertEqual(self.drained(srv, self.generation - 1), mapped)
-                sample = (vm_rss_kib(srv.pid), mapped, len(mapped_module_files(srv.pid, dirs)))
+                sample = (vm_rss_kib(srv.worker_pid), mapped, len(mapped_module_files(srv.worker_pid, dirs)))
                 samples.append((i, sample))
                 if baseline is None:
                     baseline = sample
@@ -695,7 +816,7 @@ class TestRepeatedReloads(ReloadCase):
         self.assertEqual(in_maps, 3)
         # A sanitizer's allocator keeps freed memory in quarantine and grows its caches for
         # hundreds of reloads: there, LeakSanitizer at exit is the check (see _finish_server).
-        if not has_sanitizer(srv.pid):
+        if not has_sanitizer(srv.worker_pid):
             self.assertLessEqual(rss, baseline[0] + RSS_TOLERANCE_KIB, "VmRSS grew")
         self.stop_server(srv)
 

@@ -2,7 +2,8 @@
 Python's ssl, refusals proven with `openssl s_client` (old protocols, weak ciphers), SNI,
 resumption, plain HTTP on the TLS port, handshakes split at every byte, a stalled handshake,
 1,000 concurrent handshakes, wss:// with python3-websockets, certificates replaced by a reload
-under load, and `modhost check` on bad certificates and keys."""
+under load, `modhost check` on bad certificates and keys, and every failure reason a client can
+cause counted in the admin listener's /metrics (checked with promtool)."""
 
 import asyncio
 import http.client
@@ -20,7 +21,8 @@ import threading
 import unittest
 
 from mhtest import (ECHO_CONF, HELLO_CONF, IO_TIMEOUT_S, RawConnection, ServerTestCase,
-                    build_request, run_cli, server_conf)
+                    build_request, run_cli, server_conf, wait_until)
+from test_admin import admin_extra, admin_port, get, parse_metrics
 from ws_client import ws_module_conf
 
 try:
@@ -409,6 +411,136 @@ class TestHandshakeShapes(TlsCase):
         self.assertEqual(got, ["Hello, c%d!" % i for i in range(n)])
 
 
+FAILURE_REASONS = ("protocol", "cipher", "certificate", "plain_http", "not_tls", "closed",
+                   "unfinished", "other")
+
+
+class TestFailureMetrics(TlsCase):
+    """Each way a client can fail a handshake moves modhost_tls_handshake_failures_total for its
+    reason by one and no other reason, with one worker process and summed over two; promtool
+    accepts the exposition before and after; the totals logged at the stop agree."""
+
+    def setUp(self):
+        super().setUp()
+        self.promtool = shutil.which("promtool")
+        if not self.promtool:
+            self.skipTest("promtool is not installed (Debian package `prometheus`)")
+
+    def scrape(self):
+        resp = get(self.admin, "/metrics")
+        self.assertEqual(resp.status, 200, resp)
+        return resp.body.decode("utf-8")
+
+    def failures(self):
+        samples, types = parse_metrics(self.scrape())
+        self.assertEqual(types.get("modhost_tls_handshake_failures_total"), "counter")
+        return {r: samples.get(("modhost_tls_handshake_failures_total", (("reason", r),)))
+                for r in FAILURE_REASONS}
+
+    def promtool_accepts(self):
+        out = subprocess.run([self.promtool, "check", "metrics"], input=self.scrape(),
+                             encoding="utf-8", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=IO_TIMEOUT_S)
+        self.assertEqual(out.returncode, 0, out.stdout)
+
+    def provoke_every_reason(self, processes, more_plain=0):
+        """Starts a server, causes each reason once in turn (and plain HTTP @more_plain times
+        more), and after each polls /metrics until the counts are exactly those caused so far.
+        With several workers a scrape adds the others' counts as they pinned them up to a second
+        ago, so a poll may see fewer, never more; the totals each worker logs at the stop are
+        exact, and the caller compares them. Returns them, summed over the workers."""
+        # The stalled client below waits for this deadline; the other clients finish their
+        # handshakes (or fail them) long before it.
+        srv = self.start_tls(limits={"head_timeout_ms": 2000},
+                             extra=admin_extra(more="  processes = %d;\n" % processes))
+        self.admin = admin_port(srv)
+        expected = {r: 0 for r in FAILURE_REASONS}
+        self.assertEqual(self.failures(), expected)
+        self.promtool_accepts()
+
+        def old_protocol():
+            self.assertIn("alert protocol version",
+                          self.s_client(srv, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"))
+
+        def weak_cipher():
+            out = self.s_client(srv, "-tls1_2", "-cipher", "AES128-SHA@SECLEVEL=0")
+            self.assertNotRegex(out, r"Cipher is (?!\(NONE\))")
+
+        def untrusted_certificate():  # a client without the test CA refuses the certificate
+            raw = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=IO_TIMEOUT_S)
+            with self.assertRaises(ssl.SSLCertVerificationError):
+                ssl.create_default_context().wrap_socket(raw, server_hostname="localhost")
+            raw.close()
+
+        def plain_http():
+            with RawConnection(srv.tls_port) as c:
+                self.assertEqual(c.request("GET", "/hello/x").status, 400)
+
+        def not_tls():
+            with RawConnection(srv.tls_port) as c:
+                c.send(b"\x00\x01\x02garbage")
+                self.assertTrue(c.is_closed())
+
+        def closed_mid_handshake():  # half a ClientHello, then the client goes
+            c = MemoryClient(self.client_context(), srv.tls_port)
+            hello = c.first_flight()
+            c.sock.sendall(hello[:len(hello) // 2])
+            c.close()
+
+        def stalled():  # half a ClientHello and nothing more: closed at the head deadline
+            c = MemoryClient(self.client_context(), srv.tls_port)
+            try:
+                hello = c.first_flight()
+                c.sock.sendall(hello[:len(hello) // 2])
+                try:
+                    self.assertEqual(c.sock.recv(100), b"")  # until the server closes it
+                except ConnectionResetError:
+                    pass
+            finally:
+                c.close()
+
+        def counted_until_deadline(reason):
+            seen = []
+
+            def counted():
+                seen[:] = [self.failures()]
+                return seen[0] == expected
+
+            self.assertTrue(wait_until(counted, IO_TIMEOUT_S), (reason, seen, expected))
+
+        for reason, provoke in (("protocol", old_protocol), ("cipher", weak_cipher),
+                                ("certificate", untrusted_certificate),
+                                ("plain_http", plain_http), ("not_tls", not_tls),
+                                ("closed", closed_mid_handshake), ("unfinished", stalled)) + \
+                ((("plain_http", plain_http),) * more_plain):
+            provoke()
+            expected[reason] += 1
+            counted_until_deadline(reason)
+        self.promtool_accepts()
+        conn = self.https(srv)  # a handshake that works is no failure
+        try:
+            conn.request("GET", "/hello/ok")
+            self.assertEqual(conn.getresponse().status, 200)
+        finally:
+            conn.close()
+        counted_until_deadline("none")
+        self.stop_server(srv)
+        totals = {}
+        for line in re.findall(r"tls: handshakes failed since start: \d+:(.*)", srv.log()):
+            for k, v in re.findall(r"(\w+)=(\d+)", line):
+                totals[k] = totals.get(k, 0) + int(v)
+        return totals
+
+    def test_every_reason_a_client_can_cause_moves_its_counter(self):
+        self.assertEqual(self.provoke_every_reason(1), {r: 1 for r in FAILURE_REASONS[:-1]})
+
+    def test_counts_are_summed_over_worker_processes(self):
+        # 17 plain requests: the kernel spreads connections over both workers, so a scrape that
+        # did not add the other worker's counts would see fewer (all 17 on one: about 2^-16).
+        want = dict({r: 1 for r in FAILURE_REASONS[:-1]}, plain_http=17)
+        self.assertEqual(self.provoke_every_reason(2, more_plain=16), want)
+
+
 @unittest.skipUnless(websockets, "python3-websockets is not installed")
 class TestWss(TlsCase):
     def test_websocket_echo_over_wss(self):
@@ -522,6 +654,70 @@ class TestReloadAndCheck(TlsCase):
         self.assertEqual(errors, [])
         self.assertGreater(counts[0], 0)
         self.assertGreater(counts[1], 0)
+
+    def test_several_processes_share_the_listener_and_a_replacement_has_the_new_certificate(self):
+        """The master builds the TLS contexts and every worker inherits them; a reload gives
+        the workers and the master the new certificate, so a worker that replaces a dead one
+        serves it too."""
+        conf = self.make_conf(server=False, files={})
+        self.write_pair(conf, self.cert, self.key)
+        conf.write("00-server.conf", tls_server_conf(
+            conf.file("server.pem"), conf.file("server.key"),
+            extra='  processes = 2;\n  pid_file = "%s";' % conf.file("modhost.pid")))
+        conf.write("10-hello.conf", HELLO_CONF)
+        srv = self.start_server(conf, listen=None)
+        srv.tls_port = srv.ports[1]
+        pids = srv.worker_pids()
+        self.assertEqual(len(pids), 2, pids)
+        for _ in range(8):
+            self.assertEqual(self.peer_cn(srv), "localhost")
+        self.write_pair(conf, self.other_cert, self.other_key)
+        r = run_cli("reload", "-c", conf.path)  # returns once the master decided
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("now serving generation 2", r.stdout)
+        os.kill(pids[0], signal.SIGKILL)
+        self.assertTrue(srv.wait_log(r"worker \d+ replaced by pid \d+"))
+        self.assertTrue(wait_until(lambda: len(srv.worker_pids()) == 2 and
+                                   pids[0] not in srv.worker_pids(), IO_TIMEOUT_S))
+        # New connections go to either worker (SO_REUSEPORT spreads them): all get the new one.
+        for _ in range(16):
+            self.assertEqual(self.peer_cn(srv, "other.test"), "other.test")
+
+    def test_tickets_resume_on_every_worker_across_key_rotations(self):
+        """Every worker process derives the same ticket keys, period by period, from a seed
+        the master made: a ticket one worker issued after a rotation resumes on the other."""
+        from test_workers import server_side_owner
+        conf = self.make_conf(server=tls_server_conf(
+            self.cert, self.key, extra="  processes = 2;",
+            tls_extra=" ticket_key_rotate_s = 2;"), files={"10-hello.conf": HELLO_CONF})
+        srv = self.start_server(conf, listen=None)
+        srv.tls_port = srv.ports[1]
+        self.assertTrue(wait_until(lambda: len(srv.worker_pids()) == 2, IO_TIMEOUT_S))
+        pids = srv.worker_pids()
+        # Pace past the first rotation period, so that no key is the one made at start.
+        pace = threading.Event()
+        pace.wait(2.5)
+        ctx = self.client_context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # one ticket, reusable
+        first = self.https(srv, ctx)
+        first.request("GET", "/hello/one")
+        self.assertEqual(first.getresponse().read(), b'{"message":"Hello, one!"}')
+        session = first.sock.session
+        first.close()
+        owners = set()
+        for i in range(16):
+            raw = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=IO_TIMEOUT_S)
+            again = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+            try:
+                again.sendall(build_request("GET", "/hello/two"))
+                self.assertIn(b"Hello, two!", read_response(again))
+                owners.add(server_side_owner(srv.tls_port, again, pids))
+                self.assertTrue(again.session_reused, "resumption %d failed" % i)
+            finally:
+                again.close()
+        print("\n  resumed on workers %r" % sorted(p for p in owners if p))
+        if len(owners - {None}) < 2:
+            self.skipTest("every connection landed on one worker")
 
     def test_check_names_bad_certificates_and_keys(self):
         conf = self.make_conf(server=tls_server_conf(self.cert, self.other_key))

@@ -71,7 +71,7 @@ class WSLifecycleCase(ServerTestCase):
         """The server's fd count before any client connected; then one WebSocket and one HTTP
         exchange, so a later count that differs cannot come from a first-use allocation
         alone being missed."""
-        base = fd_count(srv.pid)
+        base = fd_count(srv.worker_pid)
         c = WSConnection(srv.port)
         c.open()
         self.assertEqual(c.roundtrip("warm"), b"warm")
@@ -83,9 +83,9 @@ class WSLifecycleCase(ServerTestCase):
         return base
 
     def assert_fds_back(self, srv, base):
-        now = settle_fds(srv.pid, base)
+        now = settle_fds(srv.worker_pid, base)
         self.assertEqual(now, base, "server fds did not return to the baseline:\n"
-                         + "\n".join(fd_targets(srv.pid)))
+                         + "\n".join(fd_targets(srv.worker_pid)))
 
 
 # --- Ways a client session ends ------------------------------------------------------------
@@ -236,27 +236,32 @@ class TestShutdown(WSLifecycleCase):
 class TestReload(WSLifecycleCase):
     RELOAD_DRAIN_MS = 500
 
-    def test_sighup_keeps_websockets_until_the_reload_drain(self):
-        # Open WebSockets stay on the generation they were opened on and keep working after
-        # a reload; once reload_drain_ms passes they are closed with 1001 and that generation
-        # is finalised, while connections opened after the reload stay open.
+    def test_sighup_moves_unchanged_websockets_and_closes_changed_ones(self):
+        # A reload moves the WebSockets of unchanged endpoints (echo) to the new generation:
+        # they stay open. Those of an endpoint whose settings changed (chat) stay on the old
+        # generation and are closed with 1001 at reload_drain_ms, and that generation is
+        # finalised; connections opened after the reload stay open.
         srv = self.start(extra="  reload_drain_ms = %d;" % self.RELOAD_DRAIN_MS)
-        old = [self.ws(srv) for _ in range(4)]
-        old += [self.ws(srv, "/ws/chat/reload?name=old%d" % i) for i in range(2)]
+        echoes = [self.ws(srv) for _ in range(4)]
+        chats = [self.ws(srv, "/ws/chat/reload?name=old%d" % i) for i in range(2)]
+        conf_dir = srv.conf_dir
+        with open(os.path.join(conf_dir, "30-chat.conf"), "w", encoding="utf-8") as f:
+            f.write(CHAT_FILE.replace("max_message_bytes = 8192", "max_message_bytes = 4096"))
         srv.send_signal(signal.SIGHUP)
         self.assertTrue(srv.wait_log(r"info  reload: generation 2 serving"), "no reload")
-        self.assertEqual(old[0].roundtrip("after reload"), b"after reload")
+        self.assertEqual(echoes[0].roundtrip("after reload"), b"after reload")
         new = self.ws(srv)
         self.assertEqual(new.roundtrip("new generation"), b"new generation")
-        for i, c in enumerate(old):
+        for i, c in enumerate(chats):
             f = c.expect_close()
-            self.assertEqual(f.close_code, GOING_AWAY, "old connection %d got %r" % (i, f))
+            self.assertEqual(f.close_code, GOING_AWAY, "old chat connection %d got %r" % (i, f))
             c.send_close(GOING_AWAY)
-            self.assertTrue(c.is_closed(), "old connection %d still open" % i)
+            self.assertTrue(c.is_closed(), "old chat connection %d still open" % i)
         self.assertTrue(srv.wait_log(r"reload: generation 1 drained"),
                         "the old generation was never finalised")
-        self.assertEqual(new.roundtrip("still open"), b"still open")
-        self.assertEqual(new.received[-1].opcode, OP_TEXT)
+        for c in echoes + [new]:
+            self.assertEqual(c.roundtrip("still open"), b"still open")
+            self.assertEqual(c.received[-1].opcode, OP_TEXT)
         self.assert_healthy(srv)
 
 

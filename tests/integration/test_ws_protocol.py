@@ -645,7 +645,7 @@ class TestMisbehavingClients(WSCase):
         self.assert_healthy()
 
     def test_client_vanishing_mid_frame(self):
-        base = fd_count(self.srv.pid)  # no client has connected yet
+        base = fd_count(self.srv.worker_pid)  # no client has connected yet
         for reset in (False, True):
             for cut in (1, 5, 40):
                 with self.subTest(reset=reset, cut=cut):
@@ -659,9 +659,9 @@ class TestMisbehavingClients(WSCase):
             c.abort()
         # Every one of those connections has ended on the server: its fds are back.
         self.assert_healthy()
-        self.assertTrue(wait_until(lambda: fd_count(self.srv.pid) == base, IO_TIMEOUT_S),
+        self.assertTrue(wait_until(lambda: fd_count(self.srv.worker_pid) == base, IO_TIMEOUT_S),
                         "server has %d fds, %d before the vanishing clients"
-                        % (fd_count(self.srv.pid), base))
+                        % (fd_count(self.srv.worker_pid), base))
 
 if __name__ == "__main__":
     unittest.main()

@@ -86,7 +86,7 @@ class TestTenThousandConnections(ServerTestCase):
         self.srv = self.start_server(files=FILES, threads=2, level="warn", access=False,
                                      limits={"max_connections": 2 * CONNECTIONS,
                                              "max_connections_per_client": 2 * CONNECTIONS})
-        with open("/proc/%d/limits" % self.srv.pid, encoding="ascii") as f:
+        with open("/proc/%d/limits" % self.srv.worker_pid, encoding="ascii") as f:
             line = next(x for x in f if x.startswith("Max open files"))
         self.assertGreaterEqual(int(line.split()[3]), need, line)
         self.sel = selectors.DefaultSelector()
@@ -212,16 +212,16 @@ class TestTenThousandConnections(ServerTestCase):
     def test_ten_thousand_idle_connections(self):
         srv = self.srv
         t0 = time.monotonic()
-        base_fds = fd_count(srv.pid)  # before any client connected
+        base_fds = fd_count(srv.worker_pid)  # before any client connected
         with RawConnection(srv.port) as h:
             self.assertEqual(h.request("GET", "/hello/x").status, 200)
-        rss_before = rss_kb(srv.pid)
+        rss_before = rss_kb(srv.worker_pid)
 
         self.assertEqual(self.open_all(), CONNECTIONS)
         t_open = time.monotonic()
         # The server has answered every handshake; its connection state is allocated.
-        self.assertGreaterEqual(fd_count(srv.pid), base_fds + CONNECTIONS)
-        rss_open = rss_kb(srv.pid)
+        self.assertGreaterEqual(fd_count(srv.worker_pid), base_fds + CONNECTIONS)
+        rss_open = rss_kb(srv.worker_pid)
         per_conn = (rss_open - rss_before) / CONNECTIONS
         sys.stdout.write(
             "\nserver memory per idle WebSocket: %.1f KB (VmRSS %d -> %d KiB over %d "
@@ -234,12 +234,12 @@ class TestTenThousandConnections(ServerTestCase):
             self.assertEqual(h.request("GET", "/hello/x").status, 200)
 
         self.assertEqual(self.close_all(), CONNECTIONS)
-        wait_until(lambda: fd_count(srv.pid) == base_fds, PHASE_TIMEOUT_S)
-        self.assertEqual(fd_count(srv.pid), base_fds,
+        wait_until(lambda: fd_count(srv.worker_pid) == base_fds, PHASE_TIMEOUT_S)
+        self.assertEqual(fd_count(srv.worker_pid), base_fds,
                          "server fds not back to the count before the test")
         sys.stdout.write("opened %d in %.1f s, whole test %.1f s; server RSS after closing "
                          "%d KiB\n" % (CONNECTIONS, t_open - t0, time.monotonic() - t0,
-                                       rss_kb(srv.pid)))
+                                       rss_kb(srv.worker_pid)))
         sys.stdout.flush()
 
 

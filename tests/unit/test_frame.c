@@ -107,6 +107,25 @@ static void test_frame_unmask_from_an_offset(void)
     CU_ASSERT_EQUAL(a[4], 1);
 }
 
+/* Unmasking a word at a time equals the byte-by-byte rule (byte i XOR mask[(at + i) % 4]) for
+ * every length and starting offset. */
+static void test_frame_unmask_matches_the_bytewise_rule(void)
+{
+    const unsigned char mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+    unsigned char got[80], want[80];
+
+    for (size_t len = 0; len <= 70; len++) {
+        for (uint64_t at = 0; at < 8; at++) {
+            for (size_t i = 0; i < len; i++)
+                got[i] = want[i] = (unsigned char)(i * 7 + at);
+            for (size_t i = 0; i < len; i++)
+                want[i] ^= mask[(at + i) & 3];
+            mh_ws_unmask(got, len, mask, at);
+            CU_ASSERT_EQUAL(memcmp(got, want, len), 0);
+        }
+    }
+}
+
 static void test_frame_close_codes(void)
 {
     CU_ASSERT(mh_ws_close_code_valid(1000));
@@ -126,6 +145,7 @@ static const struct mh_test_case frame_tests[] = {
     {"refusals name the rule", test_frame_refusals_name_the_rule},
     {"header uses the shortest length", test_frame_header_uses_the_shortest_length},
     {"unmask from an offset", test_frame_unmask_from_an_offset},
+    {"unmask matches the bytewise rule", test_frame_unmask_matches_the_bytewise_rule},
     {"close codes", test_frame_close_codes},
     {NULL, NULL},
 };

@@ -91,16 +91,9 @@ static bool has_error(const struct built *b, const char *needle)
 /* fx_good's init and fini counters (0 until it is first loaded). */
 static int fx_good_count(const char *symbol)
 {
-    void *dl = dlopen(FIXTURE("fx_good"), RTLD_NOW | RTLD_NOLOAD);
-    const int *p;
-    int v;
+    const int *p = mh_loader_symbol(FIXTURE("fx_good"), symbol);
 
-    if (!dl)
-        return 0;
-    p = dlsym(dl, symbol);
-    v = p ? *p : -1;
-    dlclose(dl);
-    return v;
+    return p ? *p : 0;
 }
 
 /* --- Good builds --- */

@@ -18,6 +18,7 @@
 #include "mh_test.h"
 #include "mh_test_http.h"
 #include "mod/gen.h"
+#include "mod/loader.h"
 
 #define FX_REQ FIXTURE_DIR "/fx_req.so"
 
@@ -48,14 +49,7 @@ static struct mh_test_server *srv;
 /* Something fx_req exports (it is never unmapped). */
 static void *fx_req_symbol(const char *name)
 {
-    void *dl = dlopen(FX_REQ, RTLD_NOW | RTLD_NOLOAD);
-    void *p;
-
-    if (!dl)
-        return NULL;
-    p = dlsym(dl, name);
-    dlclose(dl);
-    return p;
+    return mh_loader_symbol(FX_REQ, name); /* the loader maps a private copy */
 }
 
 static const char *header(const struct mh_test_resp *r, const char *name)

@@ -56,7 +56,44 @@ static void test_utf8_incomplete_piece_is_not_an_error_yet(void)
     CU_ASSERT_EQUAL(u.need, 0);
 }
 
+/* Long ASCII runs go eight bytes at a time: a bad byte, or a sequence, at every offset of a
+ * run is still found, whole and in pieces split anywhere. */
+static void test_utf8_every_offset_in_long_runs(void)
+{
+    static const struct {
+        const char *seq;
+        size_t n;
+        bool valid;
+    } inserts[] = {{"\xff", 1, false},
+                   {"\x80", 1, false},
+                   {"\xc3\xa9", 2, true},
+                   {"\xed\xa0\x80", 3, false},
+                   {"\xf0\x9f\x98\x80", 4, true},
+                   {"\xe2\x82", 2, false}};
+    unsigned char buf[64];
+
+    for (size_t k = 0; k < sizeof(inserts) / sizeof(inserts[0]); k++) {
+        for (size_t at = 0; at + inserts[k].n <= 40; at++) {
+            size_t len = 40;
+
+            memset(buf, 'a', sizeof(buf));
+            memcpy(buf + at, inserts[k].seq, inserts[k].n);
+            /* a truncated sequence is only invalid at the end of the text */
+            if (k == 5)
+                len = at + inserts[k].n;
+            CU_ASSERT_EQUAL(mh_utf8_valid(buf, len), inserts[k].valid);
+            for (size_t cut = 0; cut <= len; cut += 5) {
+                struct mh_utf8 u = MH_UTF8_INIT;
+                bool ok = mh_utf8_feed(&u, buf, cut) && mh_utf8_feed(&u, buf + cut, len - cut);
+
+                CU_ASSERT_EQUAL(ok && u.need == 0, inserts[k].valid);
+            }
+        }
+    }
+}
+
 static const struct mh_test_case utf8_tests[] = {
+    {"every offset in long runs", test_utf8_every_offset_in_long_runs},
     {"whole", test_utf8_whole},
     {"resumed byte by byte", test_utf8_resumed_byte_by_byte},
     {"incomplete piece is not an error yet", test_utf8_incomplete_piece_is_not_an_error_yet},
