@@ -4,8 +4,10 @@
  * statements. Calls run on the caller's (worker) thread with libpq's non-blocking API and
  * poll(), bounded by the store's timeout_ms, so an unreachable server costs a bounded wait and
  * MH_E_UNAVAILABLE, never a hang. Lost connections are re-made with backoff (store_link.h).
+ * The store can also carry channels between instances over LISTEN/NOTIFY (the bus).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -74,6 +77,8 @@ static const char *const stmt_name[MH_PG_NSTMT] = {
     "mh_del_any", "mh_del_version", "mh_scan_from",  "mh_scan_after",
 };
 
+struct pg_bus;
+
 struct conn {
     PGconn *pg;     /* NULL: not connected */
     uint64_t epoch; /* link_epoch when it was made */
@@ -95,6 +100,7 @@ struct pg_store {
     struct conn *conns; /* pool_size of them; pool says which are idle */
     size_t nconns;
     struct slot_pool pool;
+    struct pg_bus *bus; /* while subscribed; guarded by mu */
 };
 
 struct options {
@@ -174,6 +180,48 @@ static PGresult *await_result(PGconn *pg, int64_t deadline, bool *timed_out)
     }
 }
 
+/* As await_result, for a query string of several statements: whether every one succeeded
+ * (false with *timed_out, a connection failure or an error result). */
+static bool await_all(PGconn *pg, int64_t deadline, bool *timed_out)
+{
+    const char *why = NULL;
+    bool ok = true;
+    int flush;
+
+    *timed_out = false;
+    while ((flush = PQflush(pg)) == 1) {
+        int w = wait_socket(pg, POLLIN | POLLOUT, deadline, &why);
+
+        if (w <= 0) {
+            *timed_out = w == 0;
+            return false;
+        }
+        if (!PQconsumeInput(pg))
+            return false;
+    }
+    if (flush < 0)
+        return false;
+    for (;;) {
+        while (PQisBusy(pg)) {
+            int w = wait_socket(pg, POLLIN, deadline, &why);
+
+            if (w <= 0) {
+                *timed_out = w == 0;
+                return false;
+            }
+            if (!PQconsumeInput(pg))
+                return false;
+        }
+        PGresult *r = PQgetResult(pg);
+
+        if (!r)
+            return ok;
+        if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+            ok = false;
+        PQclear(r);
+    }
+}
+
 /* --- Errors --- */
 
 /* Whether SQLSTATE @p state says the server cannot serve now (shutting down, starting,
@@ -185,10 +233,10 @@ static bool state_is_transient(const char *state)
                      strcmp(state, "40P01") == 0 || strcmp(state, "57014") == 0);
 }
 
-/* Drops connection @p c after a failure that concerns the link (lost, timed out): the outage
+/* Drops connection @p c after a failure that concerns @p link (lost, timed out): the outage
  * starts or goes on. @return MH_E_UNAVAILABLE with the message set. */
-static enum mh_status link_lost(struct pg_store *s, struct conn *c, const char *what,
-                                bool timed_out)
+static enum mh_status link_lost_on(struct link_health *link, struct conn *c, const char *what,
+                                   bool timed_out)
 {
     char msg[256];
     const char *err = c->pg ? PQerrorMessage(c->pg) : "";
@@ -198,8 +246,15 @@ static enum mh_status link_lost(struct pg_store *s, struct conn *c, const char *
     msg[strcspn(msg, "\n")] = '\0';
     PQfinish(c->pg);
     c->pg = NULL;
-    link_failed(&s->link, msg);
+    link_failed(link, msg);
     return MH_E_UNAVAILABLE;
+}
+
+/* link_lost_on for the store's pool. */
+static enum mh_status link_lost(struct pg_store *s, struct conn *c, const char *what,
+                                bool timed_out)
+{
+    return link_lost_on(&s->link, c, what, timed_out);
 }
 
 /* Maps a failed result to a status, with the message set. Clears @p r. */
@@ -302,12 +357,12 @@ static void ignore_notice(void *arg, const char *message)
     (void)message;
 }
 
-/* Opens connection @p c within @p deadline: libpq's asynchronous connect, then the schema
- * (once per store) and the prepared statements. */
-static enum mh_status conn_open(struct pg_store *s, struct conn *c, int64_t deadline)
+/* Connects @p c within @p deadline with libpq's asynchronous connect, in non-blocking mode;
+ * a failure counts against @p link. */
+static enum mh_status conn_connect(struct pg_store *s, struct link_health *link, struct conn *c,
+                                   int64_t deadline)
 {
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-    enum mh_status rc;
 
     c->pg = PQconnectStartParams(s->keys, (const char *const *)s->values, 0);
     if (!c->pg) {
@@ -315,22 +370,33 @@ static enum mh_status conn_open(struct pg_store *s, struct conn *c, int64_t dead
         return MH_E_NOMEM;
     }
     if (PQstatus(c->pg) == CONNECTION_BAD)
-        return link_lost(s, c, "cannot connect", false);
+        return link_lost_on(link, c, "cannot connect", false);
     while (st != PGRES_POLLING_OK) {
         const char *why = NULL;
         int w;
 
         if (st == PGRES_POLLING_FAILED)
-            return link_lost(s, c, "cannot connect", false);
+            return link_lost_on(link, c, "cannot connect", false);
         w = wait_socket(c->pg, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline, &why);
         if (w <= 0)
-            return link_lost(s, c, "cannot connect", w == 0);
+            return link_lost_on(link, c, "cannot connect", w == 0);
         st = PQconnectPoll(c->pg);
     }
     if (PQsetnonblocking(c->pg, 1) != 0)
-        return link_lost(s, c, "cannot switch to non-blocking mode", false);
+        return link_lost_on(link, c, "cannot switch to non-blocking mode", false);
     PQsetNoticeProcessor(c->pg, ignore_notice, NULL);
-    c->epoch = link_epoch(&s->link);
+    c->epoch = link_epoch(link);
+    return MH_OK;
+}
+
+/* Opens connection @p c within @p deadline: the connect, then the schema (once per store) and
+ * the prepared statements. */
+static enum mh_status conn_open(struct pg_store *s, struct conn *c, int64_t deadline)
+{
+    enum mh_status rc = conn_connect(s, &s->link, c, deadline);
+
+    if (rc != MH_OK)
+        return rc;
     rc = ensure_schema(s, c, deadline);
     if (rc == MH_OK)
         rc = prepare_all(s, c, deadline);
@@ -345,13 +411,18 @@ static enum mh_status conn_open(struct pg_store *s, struct conn *c, int64_t dead
  * failed, or the server sent something while it was idle (a shutdown sends a FATAL message
  * and closes). Checked without blocking, so that a restart costs no request that starts
  * after it. */
-static bool conn_is_stale(struct pg_store *s, const struct conn *c)
+static bool conn_is_stale_on(struct link_health *link, const struct conn *c)
 {
     struct pollfd p = {.fd = PQsocket(c->pg), .events = POLLIN};
 
-    if (PQstatus(c->pg) != CONNECTION_OK || p.fd < 0 || c->epoch != link_epoch(&s->link))
+    if (PQstatus(c->pg) != CONNECTION_OK || p.fd < 0 || c->epoch != link_epoch(link))
         return true;
     return poll(&p, 1, 0) != 0;
+}
+
+static bool conn_is_stale(struct pg_store *s, const struct conn *c)
+{
+    return conn_is_stale_on(&s->link, c);
 }
 
 static void conn_give(struct pg_store *s, struct conn *c)
@@ -554,12 +625,15 @@ static enum mh_status read_options(const struct mh_conf *settings, struct option
 
 /* --- Driver --- */
 
+static void pg_unsubscribe(void *db);
+
 static void pg_close(void *arg)
 {
     struct pg_store *s = arg;
 
     if (!s)
         return;
+    pg_unsubscribe(s);
     for (size_t i = 0; s->conns && i < s->nconns; i++)
         PQfinish(s->conns[i].pg);
     free(s->conns);
@@ -901,11 +975,509 @@ static enum mh_status pg_scan(void *arg, const void *prefix, size_t plen, const 
     return store_scan_pages(arg, collect, prefix, plen, after, alen, limit, fn, fn_arg);
 }
 
+/* --- Channels between instances: LISTEN / NOTIFY (SDK 1.2) --- */
+
+#define BUS_MAX_QUEUED_BYTES ((size_t)64 * 1024 * 1024)
+/* Raw bytes per notification: hex-encoded behind its header, under the server's 8000-byte
+ * payload limit. */
+#define BUS_CHUNK_BYTES 3900
+/* Raw bytes of messages sent in one transaction (whole messages; at least one). */
+#define BUS_TXN_BYTES ((size_t)4 * 1024 * 1024)
+
+struct bus_msg {
+    struct bus_msg *next;
+    size_t len;
+    unsigned char data[];
+};
+
+/*
+ * The channel TABLE_bus carries every message. A notification's payload is text under 8000
+ * bytes, so a message goes as hex in chunks, "SENDER SEQ INDEX COUNT HEX" each, and the chunks
+ * of a batch of messages go in one transaction: PostgreSQL queues a transaction's
+ * notifications together, in order, when it commits, and commits them one transaction after
+ * the other, so a listener gets each message's chunks in a row, once, and one sender's
+ * messages in the order they were sent. A subscriber thread LISTENs and joins the chunks; a
+ * publisher thread sends this process's messages in queue order on one connection.
+ */
+struct pg_bus {
+    struct pg_store *s;
+    mh_bus_fn deliver;
+    void *arg;
+    char channel[MAX_TABLE + 8];     /* TABLE_bus: [a-z0-9_], as pg_notify takes it */
+    char listen_sql[MAX_TABLE + 24]; /* LISTEN "TABLE_bus" */
+    uint64_t sender;                 /* this process, in its chunks' headers */
+    uint64_t seq;                    /* publisher thread only */
+    struct link_health sub_link, pub_link;
+    char sub_what[200], pub_what[200];
+    int wake[2]; /* a pipe: wakes the subscriber's poll to stop */
+    pthread_t sub_thread, pub_thread;
+    pthread_mutex_t mu; /* guards the queue and is_stopping */
+    pthread_cond_t cv;
+    struct bus_msg *head, *tail;
+    size_t queued_bytes;
+    bool is_stopping;
+    /* The message being joined (subscriber thread only); in_count 0: none. */
+    uint64_t in_sender, in_seq;
+    unsigned long long in_next, in_count;
+    unsigned char *in_buf;
+    size_t in_len, in_cap;
+};
+
+static bool bus_stopping(struct pg_bus *b)
+{
+    bool stop;
+
+    pthread_mutex_lock(&b->mu);
+    stop = b->is_stopping;
+    pthread_mutex_unlock(&b->mu);
+    return stop;
+}
+
+/* Waits for @p fd to be readable or the wake pipe, up to @p ms (-1: no limit).
+ * @return 1 readable, 0 timed out, -1 stop. */
+static int bus_wait(struct pg_bus *b, int fd, int ms)
+{
+    struct pollfd p[2] = {{.fd = b->wake[0], .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    int rc;
+
+    do {
+        rc = poll(p, fd >= 0 ? 2 : 1, ms);
+    } while (rc < 0 && errno == EINTR);
+    if (p[0].revents)
+        return -1;
+    return rc > 0 ? 1 : 0;
+}
+
+/* The number in base @p base at *@p p, followed by one space; moves *@p p past both. */
+static bool take_number(const char **p, int base, unsigned long long *out)
+{
+    char *end;
+
+    if (**p < '0' || **p > 'f')
+        return false; /* no sign, no blanks */
+    errno = 0;
+    *out = strtoull(*p, &end, base);
+    if (end == *p || *end != ' ' || errno)
+        return false;
+    *p = end + 1;
+    return true;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Drops the message being joined. */
+static void bus_join_reset(struct pg_bus *b)
+{
+    b->in_count = b->in_next = 0;
+    b->in_len = 0;
+    if (b->in_cap > (size_t)1024 * 1024) { /* keep a small buffer, not the largest seen */
+        free(b->in_buf);
+        b->in_buf = NULL;
+        b->in_cap = 0;
+    }
+}
+
+/* Takes one chunk (a notification's payload); hands the message to the core once its last
+ * chunk came. A payload that does not parse is not ours (another program on the channel). */
+static void bus_chunk(struct pg_bus *b, const char *p)
+{
+    unsigned long long sender, seq, idx, count;
+    size_t n;
+
+    if (!take_number(&p, 16, &sender) || !take_number(&p, 16, &seq) || !take_number(&p, 10, &idx) ||
+        !take_number(&p, 10, &count) || idx >= count || strlen(p) % 2)
+        return;
+    if (idx == 0) {
+        bus_join_reset(b);
+        b->in_sender = sender;
+        b->in_seq = seq;
+        b->in_count = count;
+    } else if (!b->in_count || sender != b->in_sender || seq != b->in_seq || count != b->in_count ||
+               idx != b->in_next) {
+        bus_join_reset(b); /* a chunk out of its row: never from PostgreSQL's queue */
+        return;
+    }
+    n = strlen(p) / 2;
+    if (b->in_len + n > BUS_MAX_QUEUED_BYTES) {
+        bus_join_reset(b);
+        return;
+    }
+    if (b->in_len + n > b->in_cap) {
+        size_t cap = 2 * (b->in_len + n);
+        unsigned char *buf = realloc(b->in_buf, cap);
+
+        if (!buf) {
+            bus_join_reset(b);
+            return;
+        }
+        b->in_buf = buf;
+        b->in_cap = cap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_value(p[2 * i]), lo = hex_value(p[2 * i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            bus_join_reset(b);
+            return;
+        }
+        b->in_buf[b->in_len++] = (unsigned char)(hi << 4 | lo);
+    }
+    if (++b->in_next == b->in_count) {
+        b->deliver(b->arg, b->in_buf, b->in_len);
+        bus_join_reset(b);
+    }
+}
+
+/* Connects @p c and LISTENs on the bus channel. */
+static enum mh_status bus_listen(struct pg_bus *b, struct conn *c)
+{
+    int64_t deadline = link_now_ms() + b->s->timeout_ms;
+    enum mh_status rc = conn_connect(b->s, &b->sub_link, c, deadline);
+    bool timed_out;
+    PGresult *r;
+
+    if (rc != MH_OK)
+        return rc;
+    if (!PQsendQuery(c->pg, b->listen_sql))
+        return link_lost_on(&b->sub_link, c, "cannot listen", false);
+    r = await_result(c->pg, deadline, &timed_out);
+    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+        PQclear(r);
+        return link_lost_on(&b->sub_link, c, "cannot listen", timed_out);
+    }
+    PQclear(r);
+    return MH_OK;
+}
+
+/* Makes the listening connection @p c if the backoff allows. @return 1 listening, 0 not yet,
+ * -1 stop. */
+static int bus_relisten(struct pg_bus *b, struct conn *c, bool *was_up)
+{
+    if (!link_gate(&b->sub_link))
+        return bus_wait(b, -1, link_retry_in_ms(&b->sub_link) + 1) < 0 ? -1 : 0;
+    if (bus_listen(b, c) != MH_OK)
+        return 0;
+    link_ok(&b->sub_link);
+    if (!*was_up)
+        mh_log(NULL, MH_LOG_INFO, "%s: listening", b->sub_what);
+    *was_up = true;
+    return 1;
+}
+
+/* Hands every notification buffered on @p c to bus_chunk. */
+static void bus_drain(struct pg_bus *b, struct conn *c)
+{
+    PGnotify *n;
+
+    while ((n = PQnotifies(c->pg))) {
+        if (strcmp(n->relname, b->channel) == 0)
+            bus_chunk(b, n->extra);
+        PQfreemem(n);
+    }
+}
+
+static void *bus_subscriber(void *arg)
+{
+    struct pg_bus *b = arg;
+    struct conn c = {0};
+    bool was_up = false;
+
+    while (!bus_stopping(b)) {
+        int up = c.pg ? 1 : bus_relisten(b, &c, &was_up);
+
+        if (up < 0)
+            break;
+        if (up == 0)
+            continue;
+        if (bus_wait(b, PQsocket(c.pg), -1) < 0)
+            break;
+        if (!PQconsumeInput(c.pg) || PQstatus(c.pg) != CONNECTION_OK) {
+            link_lost_on(&b->sub_link, &c, "the subscription ended", false);
+            bus_join_reset(b);
+            continue;
+        }
+        bus_drain(b, &c);
+    }
+    PQfinish(c.pg);
+    return NULL;
+}
+
+/* Appends "SELECT pg_notify('CHANNEL', 'HEADER HEX');" for each chunk of @p m to @p q
+ * (every character is from [a-z0-9_ ], so nothing needs quoting). @return false if out of
+ * memory. */
+static bool bus_append_message(struct pg_bus *b, char **q, size_t *len, size_t *cap,
+                               const struct bus_msg *m)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t count = m->len ? (m->len + BUS_CHUNK_BYTES - 1) / BUS_CHUNK_BYTES : 1;
+    size_t need = *len + 2 * m->len + count * (sizeof(b->channel) + 128);
+    uint64_t seq = b->seq++;
+    char *out = *q;
+
+    if (!out || need > *cap) {
+        out = realloc(*q, 2 * need);
+        if (!out)
+            return false;
+        *q = out;
+        *cap = 2 * need;
+    }
+    for (size_t i = 0, off = 0; i < count; i++, off += BUS_CHUNK_BYTES) {
+        size_t end = off + BUS_CHUNK_BYTES < m->len ? off + BUS_CHUNK_BYTES : m->len;
+        int head = snprintf(out + *len, *cap - *len,
+                            "SELECT pg_notify('%s', '%016" PRIx64 " %" PRIx64 " %zu %zu ",
+                            b->channel, b->sender, seq, i, count);
+
+        if (head < 0)
+            return false;
+        *len += (size_t)head;
+        for (size_t k = off; k < end; k++) {
+            out[(*len)++] = hex[m->data[k] >> 4];
+            out[(*len)++] = hex[m->data[k] & 0xf];
+        }
+        memcpy(out + *len, "');", 4);
+        *len += 3;
+    }
+    return true;
+}
+
+/* Sends the messages from @p m up to (not including) @p end in one transaction on @p c.
+ * @return whether the server committed it. */
+static bool bus_transaction(struct pg_bus *b, struct conn *c, const struct bus_msg *m,
+                            const struct bus_msg *end)
+{
+    int64_t deadline = link_now_ms() + b->s->timeout_ms;
+    size_t len = 0, cap = 0;
+    char *q = NULL;
+    bool ok, timed_out = false;
+
+    for (; m != end; m = m->next) {
+        if (!bus_append_message(b, &q, &len, &cap, m)) {
+            free(q);
+            return false;
+        }
+    }
+    /* One query string of several statements runs as one transaction. */
+    ok = PQsendQuery(c->pg, q) == 1 && await_all(c->pg, deadline, &timed_out);
+    free(q);
+    if (ok)
+        return true;
+    /* Unless the server answered with an error and the connection is idle again, drop it. */
+    if (timed_out || PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        link_lost_on(&b->pub_link, c, "cannot publish", timed_out);
+    else
+        mh_log(NULL, MH_LOG_WARN, "%s: the server refused a batch of messages: %s", b->pub_what,
+               PQerrorMessage(c->pg));
+    return false;
+}
+
+/* Sends @p list in order, in transactions of up to BUS_TXN_BYTES; what the server did not
+ * take goes to this instance only. Frees the list. */
+static void bus_send(struct pg_bus *b, struct conn *c, struct bus_msg *list)
+{
+    if (c->pg && conn_is_stale_on(&b->pub_link, c)) { /* closed by a restart while idle */
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    if (!c->pg && link_gate(&b->pub_link)) {
+        if (conn_connect(b->s, &b->pub_link, c, link_now_ms() + b->s->timeout_ms) == MH_OK)
+            link_ok(&b->pub_link);
+    }
+    while (list) {
+        struct bus_msg *end = list->next;
+        size_t bytes = list->len;
+        bool sent;
+
+        while (end && bytes + end->len <= BUS_TXN_BYTES) {
+            bytes += end->len;
+            end = end->next;
+        }
+        sent = c->pg && bus_transaction(b, c, list, end);
+        while (list != end) {
+            struct bus_msg *next = list->next;
+
+            if (!sent)
+                b->deliver(b->arg, list->data, list->len); /* the engine is down: local members */
+            free(list);
+            list = next;
+        }
+    }
+}
+
+static void *bus_publisher(void *arg)
+{
+    struct pg_bus *b = arg;
+    struct conn c = {0};
+
+    for (;;) {
+        struct bus_msg *list;
+        bool stop;
+
+        pthread_mutex_lock(&b->mu);
+        while (!b->head && !b->is_stopping)
+            pthread_cond_wait(&b->cv, &b->mu);
+        list = b->head;
+        b->head = b->tail = NULL;
+        b->queued_bytes = 0;
+        stop = b->is_stopping;
+        pthread_mutex_unlock(&b->mu);
+        if (list)
+            bus_send(b, &c, list);
+        if (stop)
+            break;
+    }
+    PQfinish(c.pg);
+    return NULL;
+}
+
+static void bus_free(struct pg_bus *b)
+{
+    if (!b)
+        return;
+    while (b->head) {
+        struct bus_msg *m = b->head;
+
+        b->head = m->next;
+        free(m);
+    }
+    free(b->in_buf);
+    close(b->wake[0]);
+    close(b->wake[1]);
+    link_cleanup(&b->sub_link);
+    link_cleanup(&b->pub_link);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static enum mh_status pg_subscribe(void *db, mh_bus_fn deliver, void *arg)
+{
+    struct pg_store *s = db;
+    struct pg_bus *b = calloc(1, sizeof(*b));
+    size_t tlen = strlen(s->table) - 2; /* the name inside the quotes */
+    bool is_taken;
+
+    pthread_mutex_lock(&s->mu);
+    is_taken = s->bus != NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (!b || is_taken) {
+        free(b);
+        mh_store_set_error("%s", b ? "already subscribed" : "out of memory");
+        return b ? MH_E_STATE : MH_E_NOMEM;
+    }
+    if (pipe2(b->wake, O_CLOEXEC) != 0) {
+        free(b);
+        mh_store_set_error("cannot make a pipe: errno %d", errno);
+        return MH_E_IO;
+    }
+    b->s = s;
+    b->deliver = deliver;
+    b->arg = arg;
+    (void)snprintf(b->channel, sizeof(b->channel), "%.*s_bus", (int)tlen, s->table + 1);
+    (void)snprintf(b->listen_sql, sizeof(b->listen_sql), "LISTEN \"%s\"", b->channel);
+    b->sender = ((uint64_t)getpid() << 32) ^ (uint64_t)link_now_ms() ^ (uint64_t)(uintptr_t)b;
+    (void)snprintf(b->sub_what, sizeof(b->sub_what), "%s (channels in)", s->what);
+    (void)snprintf(b->pub_what, sizeof(b->pub_what), "%s (channels out)", s->what);
+    link_init(&b->sub_link, b->sub_what);
+    link_init(&b->pub_link, b->pub_what);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    if (pthread_create(&b->sub_thread, NULL, bus_subscriber, b) != 0) {
+        bus_free(b);
+        mh_store_set_error("cannot start the subscriber thread");
+        return MH_E_NOMEM;
+    }
+    if (pthread_create(&b->pub_thread, NULL, bus_publisher, b) != 0) {
+        pthread_mutex_lock(&b->mu);
+        b->is_stopping = true;
+        pthread_mutex_unlock(&b->mu);
+        (void)!write(b->wake[1], "x", 1);
+        pthread_join(b->sub_thread, NULL);
+        bus_free(b);
+        mh_store_set_error("cannot start the publisher thread");
+        return MH_E_NOMEM;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->bus = b;
+    pthread_mutex_unlock(&s->mu);
+    return MH_OK;
+}
+
+static void pg_unsubscribe(void *db)
+{
+    struct pg_store *s = db;
+    struct pg_bus *b;
+
+    pthread_mutex_lock(&s->mu);
+    b = s->bus;
+    s->bus = NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->mu);
+    b->is_stopping = true;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    (void)!write(b->wake[1], "x", 1);
+    pthread_join(b->sub_thread, NULL);
+    pthread_join(b->pub_thread, NULL); /* it sends what was queued first */
+    bus_free(b);
+}
+
+static enum mh_status pg_publish(void *db, const void *msg, size_t len)
+{
+    struct pg_store *s = db;
+    struct bus_msg *m;
+    struct pg_bus *b;
+    enum mh_status rc = MH_OK;
+
+    pthread_mutex_lock(&s->mu);
+    b = s->bus;
+    pthread_mutex_unlock(&s->mu);
+    if (!b) {
+        mh_store_set_error("%s: not subscribed", s->what);
+        return MH_E_STATE;
+    }
+    m = malloc(sizeof(*m) + len);
+    if (!m) {
+        mh_store_set_error("out of memory");
+        return MH_E_NOMEM;
+    }
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->data, msg, len);
+    pthread_mutex_lock(&b->mu);
+    if (b->is_stopping || b->queued_bytes + len > BUS_MAX_QUEUED_BYTES) {
+        rc = MH_E_UNAVAILABLE;
+    } else {
+        if (b->tail)
+            b->tail->next = m;
+        else
+            b->head = m;
+        b->tail = m;
+        b->queued_bytes += len;
+        m = NULL;
+        pthread_cond_signal(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (rc != MH_OK) {
+        free(m);
+        mh_store_set_error("%s: %zu bytes of messages wait for the server already", s->what,
+                           BUS_MAX_QUEUED_BYTES);
+    }
+    return rc;
+}
 static const struct mh_store_driver pg_drivers[] = {
     {
         .size = sizeof(struct mh_store_driver),
         .name = "postgres",
-        .caps = MH_STORE_CAP_CAS | MH_STORE_CAP_SCAN,
+        .caps = MH_STORE_CAP_CAS | MH_STORE_CAP_SCAN | MH_STORE_CAP_PUBSUB,
         .open = pg_open,
         .close = pg_close,
         .get = pg_get,
@@ -913,6 +1485,9 @@ static const struct mh_store_driver pg_drivers[] = {
         .del = pg_del,
         .scan = pg_scan,
         .settings = pg_settings,
+        .subscribe = pg_subscribe,
+        .unsubscribe = pg_unsubscribe,
+        .publish = pg_publish,
     },
     {0},
 };

@@ -3,9 +3,11 @@
  * store's key prefix, a sorted set of all keys (score 0, so ordered by bytes) serves ordered
  * scans, and a counter gives versions. Every write is one Lua script, so compare-and-set is
  * atomic on the server. Calls run on the caller's (worker) thread through a pool of hiredis
- * connections, each wait bounded by timeout_ms; lost connections are re-made with backoff.
- * The store can also carry channels between instances over Redis pub/sub (the bus).
+ * connections, each of which carries up to `pipeline` commands at once; each wait is bounded
+ * by timeout_ms; lost connections are re-made with backoff. The store can also carry channels
+ * between instances over Redis pub/sub (the bus).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -26,6 +29,7 @@
 #include "modhost/sdk.h"
 
 #define POOL_MAX       64
+#define PIPELINE_MAX   64
 #define MAX_PREFIX     128
 #define PASSWORD_BYTES 512
 
@@ -66,9 +70,41 @@ enum script_id { MH_RS_PUT, MH_RS_DEL, MH_RS_SCAN, MH_RS_NSCRIPT };
 
 static const char *const scripts[MH_RS_NSCRIPT] = {put_lua, del_lua, scan_lua};
 
+/* A connection used by one thread at a time: a pooled one while it is (re)made, the bus's. */
 struct conn {
     redisContext *rc; /* NULL: not connected */
     uint64_t epoch;   /* link_epoch when it was made */
+};
+
+/* A caller waiting on a pooled connection for the reply to the command it sent. */
+struct waiter {
+    struct waiter *next;
+    redisReply *reply; /* with is_done: the reply, or NULL when the connection broke */
+    bool is_done;
+    pthread_cond_t cv; /* signalled when done, or when it is first and should read */
+};
+
+/*
+ * A pooled connection, shared by up to `pipeline` callers: each appends its command and waits
+ * for its reply; Redis answers a connection's commands in the order they came. A waiter that
+ * finds nobody reading reads for all and hands each reply to the waiter it belongs to, waking
+ * only that one; once it has its own, it wakes the first still waiting to read next. So a
+ * lone caller reads its own reply with no hand-off. Several commands in flight let Redis
+ * answer them from one pass of its event loop (one fsync of the append-only file for all
+ * their writes) when there are more callers than connections.
+ */
+struct pconn {
+    struct conn io; /* io.rc changes only while is_exclusive, or under pool_mu with no users */
+    /* Guarded by the store's pool_mu. */
+    unsigned users;    /* callers attached: sending or waiting */
+    bool is_exclusive; /* one caller (re)makes it; nobody else attaches */
+    bool is_failed;    /* it broke: nobody attaches; the last user drops it */
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    bool is_reading;            /* a waiter reads for all (without mu, in read) */
+    bool is_broken;             /* as is_failed, for the callers already attached */
+    char why[256];              /* what broke it */
+    struct waiter *head, *tail; /* replies due, in the order the commands went out */
 };
 
 struct rs_store {
@@ -86,10 +122,12 @@ struct rs_store {
     char ver_key[MAX_PREFIX + 4];
     char sha[MH_RS_NSCRIPT][41]; /* SCRIPT LOAD digests; guarded by mu */
     pthread_mutex_t mu;
-    struct conn *conns; /* pool_size of them; pool says which are idle */
+    struct pconn *conns; /* pool_size of them */
     size_t nconns;
-    struct slot_pool pool;
-    struct bus *bus; /* while subscribed; guarded by mu */
+    unsigned pipeline;       /* commands one connection may carry at once */
+    pthread_mutex_t pool_mu; /* guards each pconn's users and flags */
+    pthread_cond_t pool_cv;  /* a connection may take another caller (CLOCK_MONOTONIC) */
+    struct bus *bus;         /* while subscribed; guarded by mu */
 };
 
 /* --- The bus: channels between instances (SDK 1.2) --- */
@@ -129,14 +167,20 @@ static struct timeval tv_of(int ms)
     return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 }
 
+/* What went wrong on @p rc (may be NULL), given the errno @p err saved after the call. */
+static const char *io_error(const redisContext *rc, int err)
+{
+    if (rc && rc->err == REDIS_ERR_IO && (err == EAGAIN || err == ETIMEDOUT))
+        return "no answer within timeout_ms";
+    return rc && rc->errstr[0] ? rc->errstr : "connection lost";
+}
+
 /* Drops @p c after a failure of the link. @return MH_E_UNAVAILABLE, message set. */
 static enum mh_status link_lost(struct link_health *link, struct conn *c, const char *what)
 {
     char msg[256];
-    const char *err = c->rc && c->rc->errstr[0] ? c->rc->errstr : "connection lost";
+    const char *err = io_error(c->rc, errno);
 
-    if (c->rc && c->rc->err == REDIS_ERR_IO && (errno == EAGAIN || errno == ETIMEDOUT))
-        err = "no answer within timeout_ms";
     (void)snprintf(msg, sizeof(msg), "%s: %s", what, err);
     if (c->rc)
         redisFree(c->rc);
@@ -258,91 +302,298 @@ static bool conn_is_stale(struct link_health *link, const struct conn *c)
     return c->rc->err || c->rc->fd < 0 || c->epoch != link_epoch(link) || poll(&p, 1, 0) != 0;
 }
 
-static void conn_give(struct rs_store *s, struct conn *c)
+/* --- The pool: connections shared by up to `pipeline` callers --- */
+
+/* The best connection for one more caller, or NULL if none may take one: the least busy, and
+ * among idle ones a connected one. Called with pool_mu held. */
+static struct pconn *pool_pick(struct rs_store *s)
 {
-    pool_give(&s->pool, (size_t)(c - s->conns));
+    struct pconn *best = NULL;
+
+    for (size_t i = 0; i < s->nconns; i++) {
+        struct pconn *c = &s->conns[i];
+
+        if (c->is_exclusive || c->is_failed || c->users >= s->pipeline || (!c->io.rc && c->users))
+            continue;
+        if (!best || c->users < best->users ||
+            (c->users == best->users && c->io.rc && !best->io.rc))
+            best = c;
+    }
+    return best;
 }
 
-static enum mh_status conn_take(struct rs_store *s, struct conn **out)
+/* Lets go of @p c: the last caller on a connection that broke drops it. */
+static void conn_release(struct rs_store *s, struct pconn *c)
 {
-    long slot = pool_take(&s->pool, link_now_ms() + s->timeout_ms, s->what);
-    struct conn *c;
-    enum mh_status rc;
-
-    if (slot < 0)
-        return MH_E_UNAVAILABLE;
-    c = &s->conns[slot];
-    if (c->rc && conn_is_stale(&s->link, c)) {
-        redisFree(c->rc);
-        c->rc = NULL;
+    pthread_mutex_lock(&s->pool_mu);
+    c->users--;
+    if (!c->users && c->is_failed) {
+        redisFree(c->io.rc);
+        c->io.rc = NULL;
+        c->is_failed = false;
     }
-    if (!c->rc) {
-        if (!link_gate(&s->link)) {
-            conn_give(s, c);
-            return MH_E_UNAVAILABLE;
-        }
-        rc = dial(s, c, &s->link, true);
-        if (rc != MH_OK) {
-            conn_give(s, c);
+    pthread_cond_signal(&s->pool_cv);
+    pthread_mutex_unlock(&s->pool_mu);
+}
+
+/* (Re)connects @p c, which this caller holds alone (is_exclusive), then lets others on; on a
+ * failure it lets go of it too. */
+static enum mh_status conn_remake(struct rs_store *s, struct pconn *c)
+{
+    enum mh_status rc = MH_E_UNAVAILABLE;
+
+    if (c->io.rc)
+        redisFree(c->io.rc);
+    c->io.rc = NULL;
+    c->is_broken = false;
+    c->is_reading = false;
+    c->head = c->tail = NULL; /* every caller before got its reply or the failure */
+    if (link_gate(&s->link)) {
+        rc = dial(s, &c->io, &s->link, true);
+        if (rc == MH_OK)
+            link_ok(&s->link);
+    }
+    pthread_mutex_lock(&s->pool_mu);
+    c->is_exclusive = false;
+    c->is_failed = false;
+    if (rc != MH_OK)
+        c->users--;
+    pthread_cond_broadcast(&s->pool_cv);
+    pthread_mutex_unlock(&s->pool_mu);
+    return rc;
+}
+
+/*
+ * Attaches the caller to a connection, waiting up to timeout_ms while every connection carries
+ * `pipeline` commands; an idle connection that is not connected or went stale is (re)made
+ * first. @return MH_OK with *out (conn_release it); MH_E_UNAVAILABLE (message set).
+ */
+static enum mh_status conn_take(struct rs_store *s, struct pconn **out)
+{
+    int64_t deadline = link_now_ms() + s->timeout_ms;
+    struct timespec until;
+    struct pconn *c;
+    bool must_make;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += s->timeout_ms / 1000;
+    until.tv_nsec += (long)(s->timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&s->pool_mu);
+    while (!(c = pool_pick(s)) && link_now_ms() < deadline &&
+           pthread_cond_timedwait(&s->pool_cv, &s->pool_mu, &until) != ETIMEDOUT)
+        ;
+    if (!c)
+        c = pool_pick(s);
+    if (!c) {
+        pthread_mutex_unlock(&s->pool_mu);
+        mh_store_set_error("%s: all %zu connections carried %u commands each for timeout_ms",
+                           s->what, s->nconns, s->pipeline);
+        return MH_E_UNAVAILABLE;
+    }
+    /* With no users, nothing is in flight on it: whatever it has to read means the server
+     * closed it (a restart closes every client). */
+    must_make = !c->io.rc || (!c->users && conn_is_stale(&s->link, &c->io));
+    c->users++;
+    c->is_exclusive = must_make;
+    pthread_mutex_unlock(&s->pool_mu);
+    if (must_make) {
+        enum mh_status rc = conn_remake(s, c);
+
+        if (rc != MH_OK)
             return rc;
-        }
-        link_ok(&s->link);
     }
     *out = c;
     return MH_OK;
 }
 
-/* Runs script @p id with @p nkeys keys then arguments (binary-safe) on a pooled connection;
- * reloads the scripts once if the server forgot them (a restart). */
+/* Marks @p c broken (with mu held): every waiter gets the failure, nobody new attaches, and the
+ * last user drops it. @p err says what went wrong. */
+static void conn_break(struct rs_store *s, struct pconn *c, const char *what, const char *err)
+{
+    if (c->is_broken)
+        return;
+    (void)snprintf(c->why, sizeof(c->why), "%s: %s", what, err);
+    c->is_broken = true;
+    if (c->io.rc->fd >= 0)
+        (void)shutdown(c->io.rc->fd, SHUT_RDWR); /* wakes a reader in read */
+    for (struct waiter *w = c->head; w; w = w->next) {
+        w->is_done = true;
+        pthread_cond_signal(&w->cv);
+    }
+    c->head = c->tail = NULL;
+    pthread_mutex_lock(&s->pool_mu);
+    c->is_failed = true;
+    pthread_mutex_unlock(&s->pool_mu);
+    link_failed(&s->link, c->why);
+}
+
+/* Reads what the server sent on @p c and hands out every complete reply, for all waiters
+ * (mu held; released while the read blocks, for at most timeout_ms: SO_RCVTIMEO). */
+static void conn_read(struct rs_store *s, struct pconn *c, const char *what)
+{
+    char buf[16 * 1024];
+    int fd = c->io.rc->fd, err;
+    void *reply = NULL;
+    ssize_t n;
+
+    c->is_reading = true;
+    pthread_mutex_unlock(&c->mu);
+    do {
+        n = read(fd, buf, sizeof(buf));
+    } while (n < 0 && errno == EINTR);
+    err = errno;
+    pthread_mutex_lock(&c->mu);
+    c->is_reading = false;
+    if (c->is_broken)
+        return;
+    if (n <= 0) {
+        char text[128];
+
+        conn_break(s, c, what,
+                   n == 0                              ? "the server closed the connection"
+                   : err == EAGAIN || err == ETIMEDOUT ? "no answer within timeout_ms"
+                                                       : strerror_r(err, text, sizeof(text)));
+        return;
+    }
+    if (redisReaderFeed(c->io.rc->reader, buf, (size_t)n) != REDIS_OK) {
+        conn_break(s, c, what, "out of memory");
+        return;
+    }
+    while (redisGetReplyFromReader(c->io.rc, &reply) == REDIS_OK && reply) {
+        struct waiter *w = c->head;
+
+        if (!w) {
+            freeReplyObject(reply);
+            conn_break(s, c, what, "a reply that no command asked for");
+            return;
+        }
+        c->head = w->next;
+        if (!c->head)
+            c->tail = NULL;
+        w->reply = reply;
+        w->is_done = true;
+        pthread_cond_signal(&w->cv);
+        reply = NULL;
+    }
+    if (c->io.rc->err)
+        conn_break(s, c, what, c->io.rc->errstr); /* a protocol error */
+}
+
+/* Queues @p w for the next reply not yet claimed (mu held). It leaves the list, done, before
+ * its caller returns: by conn_read or conn_break. */
+static void waiter_append(struct pconn *c, struct waiter *w)
+{
+    if (c->tail)
+        c->tail->next = w;
+    else
+        c->head = w;
+    c->tail = w;
+}
+
+/*
+ * Sends one command (binary-safe arguments) on @p c, which the caller is attached to, and
+ * waits for its reply. @return MH_OK with *out (caller frees), which may be an error reply;
+ * MH_E_UNAVAILABLE when the connection broke (message set; the caller still releases it).
+ */
+static enum mh_status conn_call(struct rs_store *s, struct pconn *c, int argc, const char **argv,
+                                const size_t *argvlen, const char *what, redisReply **out)
+{
+    struct waiter w = {0};
+    int done = 0;
+
+    pthread_cond_init(&w.cv, NULL);
+    pthread_mutex_lock(&c->mu);
+    if (!c->is_broken && redisAppendCommandArgv(c->io.rc, argc, argv, argvlen) != REDIS_OK)
+        conn_break(s, c, what, "out of memory");
+    while (!c->is_broken && !done) {
+        if (redisBufferWrite(c->io.rc, &done) != REDIS_OK)
+            conn_break(s, c, what, io_error(c->io.rc, errno));
+    }
+    if (!c->is_broken)
+        waiter_append(c, &w);
+    while (!w.is_done && !c->is_broken) {
+        if (c->is_reading)
+            pthread_cond_wait(&w.cv, &c->mu);
+        else
+            conn_read(s, c, what);
+    }
+    /* Whoever still waits: the first reads next, if nobody does (one wake-up, not all). */
+    if (c->head && !c->is_reading)
+        pthread_cond_signal(&c->head->cv);
+    if (!w.reply)
+        mh_store_set_error("%s is unavailable: %s", s->what, c->why);
+    pthread_mutex_unlock(&c->mu);
+    pthread_cond_destroy(&w.cv);
+    if (!w.reply)
+        return MH_E_UNAVAILABLE;
+    *out = w.reply;
+    return MH_OK;
+}
+
+/* conn_call for commands whose error replies are failures. */
+static enum mh_status call(struct rs_store *s, struct pconn *c, int argc, const char **argv,
+                           const size_t *argvlen, const char *what, redisReply **out)
+{
+    redisReply *r = NULL;
+    enum mh_status rc = conn_call(s, c, argc, argv, argvlen, what, &r);
+
+    if (rc != MH_OK)
+        return rc;
+    if (r->type == REDIS_REPLY_ERROR)
+        return reply_error(s, r, what);
+    *out = r;
+    return MH_OK;
+}
+
+/* Runs script @p id with @p nargs keys and arguments (binary-safe) on a pooled connection,
+ * by its digest; if the server forgot it (a restart, SCRIPT FLUSH), with its text, which
+ * also loads it again. */
 static enum mh_status eval(struct rs_store *s, enum script_id id, int nargs, const char **args,
                            const size_t *lens, const char *what, redisReply **out)
 {
     const char *argv[10];
     size_t argvlen[10];
     char sha[41];
-    struct conn *c;
+    struct pconn *c;
+    redisReply *r = NULL;
     enum mh_status rc = conn_take(s, &c);
     int nkeys = id == MH_RS_PUT ? 3 : id == MH_RS_DEL ? 2 : 1;
     char nk[2] = {(char)('0' + nkeys), '\0'};
 
     if (rc != MH_OK)
         return rc;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        redisReply *r;
-
-        pthread_mutex_lock(&s->mu);
-        memcpy(sha, s->sha[id], sizeof(sha));
-        pthread_mutex_unlock(&s->mu);
-        argv[0] = "EVALSHA";
-        argvlen[0] = 7;
-        argv[1] = sha;
-        argvlen[1] = strlen(sha);
-        argv[2] = nk;
-        argvlen[2] = 1;
-        memcpy(argv + 3, args, (size_t)nargs * sizeof(*args));
-        memcpy(argvlen + 3, lens, (size_t)nargs * sizeof(*lens));
-        r = redisCommandArgv(c->rc, nargs + 3, argv, argvlen);
-        if (!r) {
-            rc = link_lost(&s->link, c, what);
-            break;
-        }
-        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
-            freeReplyObject(r);
-            rc = load_scripts(s, c);
-            if (rc != MH_OK)
-                break;
-            continue;
-        }
-        if (r->type == REDIS_REPLY_ERROR) {
-            rc = reply_error(s, r, what);
-            break;
-        }
-        *out = r;
-        rc = MH_OK;
-        break;
+    pthread_mutex_lock(&s->mu);
+    memcpy(sha, s->sha[id], sizeof(sha));
+    pthread_mutex_unlock(&s->mu);
+    argv[0] = "EVALSHA";
+    argvlen[0] = 7;
+    argv[1] = sha;
+    argvlen[1] = strlen(sha);
+    argv[2] = nk;
+    argvlen[2] = 1;
+    memcpy(argv + 3, args, (size_t)nargs * sizeof(*args));
+    memcpy(argvlen + 3, lens, (size_t)nargs * sizeof(*lens));
+    rc = conn_call(s, c, nargs + 3, argv, argvlen, what, &r);
+    if (rc == MH_OK && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(r);
+        r = NULL;
+        argv[0] = "EVAL";
+        argvlen[0] = 4;
+        argv[1] = scripts[id];
+        argvlen[1] = strlen(scripts[id]);
+        rc = conn_call(s, c, nargs + 3, argv, argvlen, what, &r);
     }
-    conn_give(s, c);
-    return rc;
+    conn_release(s, c);
+    if (rc != MH_OK)
+        return rc;
+    if (r->type == REDIS_REPLY_ERROR)
+        return reply_error(s, r, what);
+    *out = r;
+    return MH_OK;
 }
 
 /* --- Settings --- */
@@ -359,6 +610,9 @@ static const struct mh_setting_def rs_settings[] = {
     {"prefix", MH_SETTING_STRING,
      "what every key of this store starts with, 1..128 bytes (default \"modhost:kv:\")"},
     {"pool_size", MH_SETTING_INT, LINK_HELP_POOL_SIZE},
+    {"pipeline", MH_SETTING_INT,
+     "commands one connection may carry at once, 1..64 (default 4): when every connection is "
+     "busy, a call is sent on the least busy one instead of waiting for one to be free"},
     {"timeout_ms", MH_SETTING_INT,
      "longest wait for a connection, a connect or one command, 1..600000 (default 3000)"},
     {NULL, 0, NULL},
@@ -371,7 +625,7 @@ static enum mh_status bad_setting(const char *name)
 
 struct options {
     const char *host, *socket, *username, *password_file, *prefix;
-    long long port, db, pool_size, timeout_ms;
+    long long port, db, pool_size, pipeline, timeout_ms;
 };
 
 static enum mh_status read_options(const struct mh_conf *settings, struct options *o)
@@ -380,6 +634,7 @@ static enum mh_status read_options(const struct mh_conf *settings, struct option
                           .port = 6379,
                           .prefix = "modhost:kv:",
                           .pool_size = 8,
+                          .pipeline = 4,
                           .timeout_ms = 3000};
     if (mh_conf_string(settings, "host", &o->host) == MH_E_INVAL || !o->host[0])
         return bad_setting("host");
@@ -404,6 +659,9 @@ static enum mh_status read_options(const struct mh_conf *settings, struct option
     if (mh_conf_int(settings, "pool_size", &o->pool_size) == MH_E_INVAL || o->pool_size < 1 ||
         o->pool_size > POOL_MAX)
         return bad_setting("pool_size");
+    if (mh_conf_int(settings, "pipeline", &o->pipeline) == MH_E_INVAL || o->pipeline < 1 ||
+        o->pipeline > PIPELINE_MAX)
+        return bad_setting("pipeline");
     if (mh_conf_int(settings, "timeout_ms", &o->timeout_ms) == MH_E_INVAL || o->timeout_ms < 1 ||
         o->timeout_ms > 600000)
         return bad_setting("timeout_ms");
@@ -421,16 +679,21 @@ static void rs_close(void *arg)
     if (!s)
         return;
     rs_unsubscribe(s);
-    for (size_t i = 0; s->conns && i < s->nconns; i++) {
-        if (s->conns[i].rc)
-            redisFree(s->conns[i].rc);
+    for (size_t i = 0; i < s->nconns; i++) {
+        struct pconn *c = &s->conns[i];
+
+        assert(!c->users);
+        if (c->io.rc)
+            redisFree(c->io.rc);
+        pthread_mutex_destroy(&c->mu);
     }
     free(s->conns);
     memset(s->password, 0, sizeof(s->password));
     free(s->host);
     free(s->socket);
     free(s->username);
-    pool_cleanup(&s->pool);
+    pthread_cond_destroy(&s->pool_cv);
+    pthread_mutex_destroy(&s->pool_mu);
     pthread_mutex_destroy(&s->mu);
     link_cleanup(&s->link);
     free(s);
@@ -440,7 +703,7 @@ static void rs_close(void *arg)
 static void check_durability(struct rs_store *s, struct mh_host *host)
 {
     static const char *const keys[2] = {"appendonly", "appendfsync"};
-    struct conn *c;
+    struct pconn *c;
     char found[2][16] = {"", ""};
 
     if (conn_take(s, &c) != MH_OK)
@@ -450,14 +713,14 @@ static void check_durability(struct rs_store *s, struct mh_host *host)
         size_t len[3] = {6, 3, strlen(keys[i])};
         redisReply *r = NULL;
 
-        if (command(s, c, &s->link, 3, argv, len, "CONFIG GET", &r) != MH_OK)
+        if (call(s, c, 3, argv, len, "CONFIG GET", &r) != MH_OK)
             break; /* CONFIG may be renamed away: nothing to say */
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
             r->element[1]->type == REDIS_REPLY_STRING)
             (void)snprintf(found[i], sizeof(found[i]), "%s", r->element[1]->str);
         freeReplyObject(r);
     }
-    conn_give(s, c);
+    conn_release(s, c);
     if ((found[0][0] && strcmp(found[0], "yes") != 0) ||
         (found[1][0] && strcmp(found[1], "always") != 0))
         mh_log(host, MH_LOG_WARN,
@@ -471,7 +734,8 @@ static enum mh_status rs_open(struct mh_host *host, const struct mh_conf *settin
     struct rs_store *s = NULL;
     struct options o;
     enum mh_status rc = read_options(settings, &o);
-    struct conn *c = NULL;
+    pthread_condattr_t monotonic;
+    struct pconn *c = NULL;
 
     if (rc != MH_OK)
         return rc;
@@ -481,6 +745,11 @@ static enum mh_status rs_open(struct mh_host *host, const struct mh_conf *settin
         return MH_E_NOMEM;
     }
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->pool_mu, NULL);
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC); /* conn_take's deadline */
+    pthread_cond_init(&s->pool_cv, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     s->host = strdup(o.host);
     s->socket = o.socket ? strdup(o.socket) : NULL;
     s->username = o.username ? strdup(o.username) : NULL;
@@ -512,23 +781,23 @@ static enum mh_status rs_open(struct mh_host *host, const struct mh_conf *settin
         rc = MH_E_NOMEM;
         goto out;
     }
-    s->nconns = (size_t)o.pool_size;
-    rc = pool_init(&s->pool, s->nconns);
-    if (rc != MH_OK)
-        goto out;
+    for (; s->nconns < (size_t)o.pool_size; s->nconns++) {
+        pthread_mutex_init(&s->conns[s->nconns].mu, NULL);
+    }
+    s->pipeline = (unsigned)o.pipeline;
     /* A server that refuses (wrong password, no such database) refuses the store; one that
      * cannot be reached is an outage the store rides out. */
     rc = conn_take(s, &c);
     if (rc == MH_OK) {
-        conn_give(s, c);
+        conn_release(s, c);
         check_durability(s, host);
     } else if (rc == MH_E_UNAVAILABLE) {
         rc = MH_OK;
     } else {
         goto out;
     }
-    mh_log(host, MH_LOG_INFO, "%s: pool_size=%lld timeout_ms=%lld%s", s->what, o.pool_size,
-           o.timeout_ms, c ? "" : " (not reachable yet)");
+    mh_log(host, MH_LOG_INFO, "%s: pool_size=%lld pipeline=%lld timeout_ms=%lld%s", s->what,
+           o.pool_size, o.pipeline, o.timeout_ms, c ? "" : " (not reachable yet)");
     *out = s;
     s = NULL;
 out:
@@ -560,13 +829,13 @@ static enum mh_status rs_get(void *arg, const void *key, size_t klen, struct mh_
     const char *argv[4] = {"HMGET", rkey, "v", "ver"};
     size_t len[4] = {5, record_key(s, rkey, key, klen), 1, 3};
     redisReply *r = NULL;
-    struct conn *c;
+    struct pconn *c;
     enum mh_status rc = conn_take(s, &c);
 
     if (rc != MH_OK)
         return rc;
-    rc = command(s, c, &s->link, 4, argv, len, "cannot read", &r);
-    conn_give(s, c);
+    rc = call(s, c, 4, argv, len, "cannot read", &r);
+    conn_release(s, c);
     if (rc != MH_OK)
         return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||

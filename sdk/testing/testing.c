@@ -342,6 +342,9 @@ static enum mh_status check_settings(struct mh_testing *t, const struct mh_setti
 
 /* --- The module --- */
 
+/* The instance made last and not yet freed: it gets the lines logged with no host. */
+static _Atomic(struct mh_testing *) newest;
+
 struct mh_testing *mh_testing_new(const struct mh_module_def *def)
 {
     struct mh_testing *t;
@@ -365,6 +368,7 @@ struct mh_testing *mh_testing_new(const struct mh_module_def *def)
     t->max_json_depth = 64;
     t->next_id = 1;
     t->log = mh_xcalloc(1, 1);
+    atomic_store(&newest, t);
     return t;
 }
 
@@ -374,8 +378,11 @@ void mh_th_ws_destroy(struct mh_ws *ws);
 
 void mh_testing_free(struct mh_testing *t)
 {
+    struct mh_testing *self = t;
+
     if (!t)
         return;
+    (void)atomic_compare_exchange_strong(&newest, &self, NULL);
     while (t->wss) {
         struct mh_ws *ws = t->wss;
 
@@ -765,7 +772,16 @@ static void api_logv(const struct mh_host *host, enum mh_log_level level, const 
 static void api_logv(const struct mh_host *host, enum mh_log_level level, const char *fmt,
                      va_list ap)
 {
-    log_vline(host->t, level, fmt, ap);
+    /* The core takes a NULL host too (store drivers' threads have none): the line goes to
+     * the newest instance, as the core writes it without a module name. */
+    struct mh_testing *t = host ? host->t : atomic_load(&newest);
+
+    if (t) {
+        log_vline(t, level, fmt, ap);
+    } else {
+        (void)vfprintf(stderr, fmt, ap);
+        (void)fputc('\n', stderr);
+    }
 }
 
 static void api_log(const struct mh_host *host, enum mh_log_level level, const char *fmt, ...)

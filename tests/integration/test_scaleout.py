@@ -4,7 +4,7 @@ Three instances configured from the repository's example (packaging/scale-out: k
 history in PostgreSQL, channels over Redis) share kv records and chat rooms, with nginx in
 front as packaging/scale-out/nginx.conf shows; one instance is killed with -9 and the others
 go on; the database is restarted under load and service comes back with every acknowledged
-write. Single-instance cases cover each fault: a store that is down, restarting, or answers
+write. The same example without Redis carries the chat rooms over PostgreSQL LISTEN/NOTIFY. Single-instance cases cover each fault: a store that is down, restarting, or answers
 nothing gets 503 problem+json with Retry-After before the route's deadline, other stores keep
 working, the outage is logged once, and a kill -9 of modhost loses no acknowledged write.
 
@@ -380,6 +380,72 @@ class TestScaleOut(ScaleOutCase):
         bob.own_join()
         self.redis.restart()
         # Resubscribed: bob's messages reach alice again (each attempt is a new message).
+        seen = []
+
+        def arrives():
+            bob.say("ping-%d" % len(seen))
+            seen.append(1)
+            try:
+                ev = alice.ws.recv_message(timeout=0.5)
+            except Exception:
+                return False
+            return ev and b"ping-" in ev[1]
+
+        self.assertTrue(wait_until(arrives, BOUND_S, interval=0.1))
+        self.assertLessEqual(len(re.findall(r"channels in\) is unavailable", a.log())), 1)
+
+
+# --- Channels over PostgreSQL LISTEN/NOTIFY ---------------------------------------------------
+
+
+class TestChannelsOverPostgres(ScaleOutCase):
+    """server.channels naming the postgres store: the same example without Redis."""
+
+    def start_pg_bus_instances(self, n=3):
+        self.pg, _ = shared_servers()
+        self.name = self.unique("t")
+        files = example_conf(self.pg, _shared["redis"], self.name)
+        del files["06-redis.conf"]
+        files["00-server.conf"] = set_key(files["00-server.conf"], "channels", '"main"')
+        chat = set_key(files["50-chat.conf"], "max_text_bytes", "65536")
+        files["50-chat.conf"] = set_key(chat, "max_message_bytes", "131072")
+        conf = ConfDir(files=files, server=False)
+        self.addCleanup(conf.cleanup)
+        return [self.start_server(conf=conf) for _ in range(n)]
+
+    def test_chat_clients_on_different_instances_see_each_other_in_order(self):
+        servers = self.start_pg_bus_instances()
+        clients = []
+        for i, srv in enumerate(servers):
+            clients.append(ChatClient(self, srv.port, "lobby", "u%d" % i))
+            clients[-1].own_join()
+        per_client = 20
+        for i in range(per_client):
+            for c in clients:
+                c.say("%s-%03d" % (c.name, i))
+        for c in clients:
+            got = c.events(per_client * len(clients))
+            for sender in clients:
+                texts = [e["text"] for e in got if e["user"] == sender.name]
+                self.assertEqual(texts, ["%s-%03d" % (sender.name, i) for i in range(per_client)],
+                                 "as seen by %s" % c.name)
+        # More than one notification holds (8000 bytes): it arrives whole, once, everywhere.
+        big = "".join(chr(ord("a") + i % 26) for i in range(20000)) + "-end"
+        clients[1].say(big)
+        clients[1].say("after")
+        for c in clients:
+            self.assertEqual([e["text"] for e in c.events(2)], [big, "after"], c.name)
+        for srv in servers:
+            self.assertIn("(channels in): listening", srv.log())
+
+    def test_postgres_restart_and_channels_come_back(self):
+        a, b, _ = self.start_pg_bus_instances()
+        alice = ChatClient(self, a.port, "r", "alice")
+        alice.own_join()
+        bob = ChatClient(self, b.port, "r", "bob")
+        bob.own_join()
+        self.pg.restart()
+        # Listening again: bob's messages reach alice (each attempt is a new message).
         seen = []
 
         def arrives():

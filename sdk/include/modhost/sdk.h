@@ -446,7 +446,8 @@ struct mh_api {
 
     /** Whether a line at @p level would be written. Thread: any. */
     int (*log_enabled)(enum mh_log_level level);
-    /** Writes one log line with the module's name. Thread: any. */
+    /** Writes one log line with the module's name; @p host may be NULL (a store driver's own
+     *  threads have none), and the line then names no module. Thread: any. */
     void (*log)(const struct mh_host *host, enum mh_log_level level, const char *fmt, ...)
         MH_PRINTF(3, 4);
     /** Writes one log line with the module's name and the request id. Thread: as req. */

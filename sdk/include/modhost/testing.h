@@ -111,7 +111,8 @@ void *mh_testing_state(const struct mh_testing *t);
 /* --- The log --- */
 
 /** Every line logged so far, "LEVEL message\n" each (LEVEL: error, warn, info, debug; request
- *  lines end with " req=ID"). Borrowed until the next call that logs. All levels are kept. */
+ *  lines end with " req=ID"). Borrowed until the next call that logs. All levels are kept.
+ *  Lines logged with a NULL host (a store driver's own threads) go to the newest instance. */
 const char *mh_testing_log(const struct mh_testing *t);
 /** Whether some line contains @p text. */
 bool mh_testing_log_has(const struct mh_testing *t, const char *text);
