@@ -96,20 +96,21 @@ static int parse_opts(int argc, char **argv, const char *usage, struct enable_cl
             cli->available = optarg;
             break;
         case 'h':
-            fputs(usage, stdout);
+            (void)fputs(usage, stdout);
             return 1;
         default:
             goto bad;
         }
     }
     if (optind != argc - 1) {
-        fprintf(stderr, "modhost: %s\n",
-                optind == argc ? "which module? NAME is missing" : "one module NAME at a time");
+        (void)fprintf(stderr, "modhost: %s\n",
+                      optind == argc ? "which module? NAME is missing"
+                                     : "one module NAME at a time");
         goto bad;
     }
     cli->name = argv[optind];
     if (!valid_name(cli->name)) {
-        fprintf(stderr, "modhost: '%s' is not a module name (a-z, 0-9 and _)\n", cli->name);
+        (void)fprintf(stderr, "modhost: '%s' is not a module name (a-z, 0-9 and _)\n", cli->name);
         return 2;
     }
     return 0;
@@ -141,12 +142,12 @@ static bool locate(const struct enable_cli *cli, char **avail_dir, char **target
     char *file;
 
     if (stat(cli->conf_dir, &st) != 0) {
-        fprintf(stderr, "modhost: cannot open configuration directory %s: %s\n", cli->conf_dir,
-                MH_STRERROR(errno));
+        (void)fprintf(stderr, "modhost: cannot open configuration directory %s: %s\n",
+                      cli->conf_dir, MH_STRERROR(errno));
         return false;
     }
     if (!S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "modhost: %s is not a directory\n", cli->conf_dir);
+        (void)fprintf(stderr, "modhost: %s is not a directory\n", cli->conf_dir);
         return false;
     }
     if (cli->available) {
@@ -225,8 +226,8 @@ static bool find_entries(const char *conf_dir, const char *name, const char *ava
     struct dirent *de;
 
     if (!d) {
-        fprintf(stderr, "modhost: cannot open configuration directory %s: %s\n", conf_dir,
-                MH_STRERROR(errno));
+        (void)fprintf(stderr, "modhost: cannot open configuration directory %s: %s\n", conf_dir,
+                      MH_STRERROR(errno));
         return false;
     }
     while ((de = readdir(d)) && out->count < MAX_FOUND) {

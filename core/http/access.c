@@ -194,8 +194,9 @@ static void make_stamps(struct mh_access_buf *a, const struct timeval *tv)
     if (tv->tv_sec == a->stamp_sec)
         return;
     gmtime_r(&tv->tv_sec, &tm);
-    strftime(a->stamp, sizeof(a->stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    strftime(a->clf, sizeof(a->clf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    /* Both sized for their formats, which have fixed widths for years 0..9999. */
+    (void)strftime(a->stamp, sizeof(a->stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    (void)strftime(a->clf, sizeof(a->clf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
     a->stamp_sec = tv->tv_sec;
 }
 
@@ -220,7 +221,7 @@ static void put_text_start(struct mh_buf *b, const struct mh_access_buf *a,
     char ms[8];
 
     put_str(b, a->stamp);
-    snprintf(ms, sizeof(ms), ".%03d", (int)(tv->tv_usec / 1000));
+    (void)snprintf(ms, sizeof(ms), ".%03d", (int)(tv->tv_usec / 1000));
     mh_buf_put(b, ms, 4);
     put_str(b, "Z info  access: ");
 }
@@ -230,7 +231,7 @@ static void put_iso_ms(struct mh_buf *b, const struct mh_access_buf *a, const st
     char ms[8];
 
     put_str(b, a->stamp);
-    snprintf(ms, sizeof(ms), ".%03d", (int)(tv->tv_usec / 1000));
+    (void)snprintf(ms, sizeof(ms), ".%03d", (int)(tv->tv_usec / 1000));
     mh_buf_put(b, ms, 4);
     mh_buf_put(b, "Z", 1);
 }

@@ -419,5 +419,5 @@ void mh_module_handler_list(const struct mh_module *m, char *buf, size_t size)
     for (const struct mh_handler_def *h = m->def.handlers; h && h->name && n < size; h++)
         n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", h->name);
     if (!buf[0])
-        snprintf(buf, size, "none");
+        (void)snprintf(buf, size, "none"); /* a message part: cut to fit */
 }

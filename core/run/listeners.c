@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/sys.h"
 #include "conf/config.h"
 #include "http/tls.h"
 
@@ -27,7 +28,7 @@ int mh_listener_socket(const char *host, int port, int *bound_port, struct mh_er
     char portstr[16];
     int fd = -1, rc, saved = 0;
 
-    snprintf(portstr, sizeof(portstr), "%d", port);
+    (void)snprintf(portstr, sizeof(portstr), "%d", port); /* fits any int */
     rc = getaddrinfo(host, portstr, &hints, &res);
     if (rc != 0) {
         mh_err_set(err, MH_E_INVAL, NULL, 0, "cannot resolve listen address %s: %s", host,
@@ -61,7 +62,7 @@ int mh_listener_socket(const char *host, int port, int *bound_port, struct mh_er
     freeaddrinfo(res);
     if (fd < 0)
         mh_err_set(err, MH_E_IO, NULL, 0, "cannot listen on %s:%d: %s", host, port,
-                   strerror(saved));
+                   MH_STRERROR(saved));
     return fd;
 }
 

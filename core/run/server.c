@@ -642,8 +642,8 @@ static struct mh_gen *build_first(struct mh_config *config)
     mh_gen_build(config, &gen, &errs);
     if (errs.count) {
         mh_errlist_print(&errs, stderr);
-        fprintf(stderr, "modhost: %zu error%s in the configuration\n", errs.count,
-                errs.count == 1 ? "" : "s");
+        (void)fprintf(stderr, "modhost: %zu error%s in the configuration\n", errs.count,
+                      errs.count == 1 ? "" : "s");
     }
     mh_errlist_cleanup(&errs);
     return gen;
@@ -673,7 +673,7 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ct
     struct mh_err err = {0};
     sigset_t set;
 
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
     mh_server_sigset(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
     evthread_use_pthreads();

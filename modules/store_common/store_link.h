@@ -256,11 +256,14 @@ static inline enum mh_status read_password_file(const char *path, char *out, siz
     size_t n;
 
     if (!f) {
-        mh_store_set_error("setting 'password_file' (%s): cannot open: %s", path, strerror(errno));
+        char msg[128];
+
+        mh_store_set_error("setting 'password_file' (%s): cannot open: %s", path,
+                           strerror_r(errno, msg, sizeof(msg))); /* GNU: returns the text */
         return MH_E_INVAL;
     }
     if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & S_IROTH)) {
-        fclose(f);
+        (void)fclose(f); /* read only: nothing to lose */
         mh_store_set_error("setting 'password_file' (%s): readable by everyone; chmod o-r it",
                            path);
         return MH_E_INVAL;
@@ -268,7 +271,7 @@ static inline enum mh_status read_password_file(const char *path, char *out, siz
     if (!fgets(out, (int)size, f)) {
         out[0] = '\0';
     }
-    fclose(f);
+    (void)fclose(f); /* read only */
     n = strcspn(out, "\r\n");
     out[n] = '\0';
     if (n == 0) {

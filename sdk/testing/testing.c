@@ -139,8 +139,7 @@ void mh_th_misuse(struct mh_testing *t, const char *fmt, ...)
     va_start(ap, fmt);
     what = mh_xvasprintf(fmt, ap);
     va_end(ap);
-    line = mh_xcalloc(1, strlen(what) + 16);
-    sprintf(line, "misuse: %s", what);
+    line = mh_xasprintf("misuse: %s", what);
     mh_th_log_line(t, MH_LOG_ERROR, line);
     pthread_mutex_lock(&t->mu);
     t->misuses++;
@@ -272,8 +271,7 @@ static enum mh_status api_conf_path(const struct mh_conf *conf, const char *path
         *out = v;
         return MH_OK;
     }
-    full = mh_xcalloc(1, strlen(c->base_dir) + strlen(v) + 2);
-    sprintf(full, "%s/%s", c->base_dir, v);
+    full = mh_xasprintf("%s/%s", c->base_dir, v);
     c->paths = mh_xrealloc(c->paths, (c->npaths + 1) * sizeof(*c->paths));
     c->paths[c->npaths++] = full;
     *out = full;
@@ -801,9 +799,8 @@ static void api_req_logv(const struct mh_req *req, enum mh_log_level level, cons
                          va_list ap)
 {
     char *text = mh_xvasprintf(fmt, ap);
-    char *line = mh_xcalloc(1, strlen(text) + 32);
+    char *line = mh_xasprintf("%s req=%llu", text, (unsigned long long)req->id);
 
-    sprintf(line, "%s req=%llu", text, (unsigned long long)req->id);
     mh_th_log_line(req->t, level, line);
     free(line);
     free(text);

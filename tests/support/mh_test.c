@@ -62,7 +62,9 @@ const char *mh_test_str(const char *s)
 
 static void die(const char *what, const char *path)
 {
-    fprintf(stderr, "test support: %s %s: %s\n", what, path, strerror(errno));
+    char msg[128];
+
+    fprintf(stderr, "test support: %s %s: %s\n", what, path, strerror_r(errno, msg, sizeof(msg)));
     abort();
 }
 
@@ -97,8 +99,11 @@ int mh_test_rmtree(const char *path)
 
 void mh_test_dir_cleanup(struct mh_test_dir *d)
 {
+    char msg[128];
+
     if (d->path[0] && mh_test_rmtree(d->path) != 0)
-        fprintf(stderr, "test support: cannot remove %s: %s\n", d->path, strerror(errno));
+        fprintf(stderr, "test support: cannot remove %s: %s\n", d->path,
+                strerror_r(errno, msg, sizeof(msg)));
     d->path[0] = '\0';
 }
 
