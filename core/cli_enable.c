@@ -182,7 +182,7 @@ static char *list_available(const char *avail_dir)
 {
     DIR *d = opendir(avail_dir);
     char *names[256], *text;
-    size_t n = 0, len = 1;
+    size_t n = 0;
     struct dirent *de;
 
     if (!d)
@@ -195,17 +195,14 @@ static char *list_available(const char *avail_dir)
     }
     closedir(d);
     qsort(names, n, sizeof(*names), name_cmp);
-    for (size_t i = 0; i < n; i++)
-        len += strlen(names[i]) + 2;
-    text = mh_xcalloc(1, len + 8);
+    text = mh_xstrdup(n ? "" : "none");
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            strcat(text, ", ");
-        strcat(text, names[i]);
+        char *more = mh_xasprintf("%s%s%s", text, i ? ", " : "", names[i]);
+
+        free(text);
         free(names[i]);
+        text = more;
     }
-    if (n == 0)
-        strcpy(text, "none");
     return text;
 }
 

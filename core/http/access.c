@@ -130,7 +130,7 @@ void mh_access_stop(struct mh_loop *loop)
 static void put_clean(struct mh_buf *b, const char *s, char quote)
 {
     for (; *s; s++) {
-        char ch = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+        char ch = (char)((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
 
         if (quote && (ch == quote || ch == '\\'))
             mh_buf_put(b, "\\", 1);

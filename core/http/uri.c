@@ -127,7 +127,7 @@ char *mh_pct_decode(struct mh_arena *a, const char *s, size_t n, bool plus_is_sp
             if (strict)
                 return NULL;
         }
-        *o++ = plus_is_space && c == '+' ? ' ' : (char)c;
+        *o++ = (char)(plus_is_space && c == '+' ? ' ' : c);
     }
     *o = '\0';
     return out;

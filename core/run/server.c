@@ -220,7 +220,7 @@ static void stop_publishing(struct loop_thread *lt)
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
     struct loop_thread *lt = arg;
-    struct timeval tick = {0, 10 * 1000};
+    struct timeval tick = {0, 10000}; /* 10 ms */
 
     (void)fd;
     (void)what;
@@ -743,7 +743,7 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ct
         mh_warn("server", "cannot tell the master this worker is ready: %s", MH_STRERROR(errno));
 
     for (;;) {
-        struct timespec tick = {0, 100 * 1000 * 1000};
+        struct timespec tick = {0, 100000000}; /* 100 ms */
 
         sig = s.retired ? sigtimedwait(&set, NULL, &tick) : sigwaitinfo(&set, NULL);
         if (sig == SIGUSR1) {

@@ -89,7 +89,6 @@ void mh_th_messages_free(struct messages *ms)
     free(ms->items);
 }
 
-const char *mh_th_error_set(struct mh_testing *t, const char *fmt, ...) MH_PRINTF(2, 3);
 const char *mh_th_error_set(struct mh_testing *t, const char *fmt, ...)
 {
     va_list ap;
@@ -130,7 +129,6 @@ static void log_vline(struct mh_testing *t, enum mh_log_level level, const char 
 }
 
 /* Records a call that broke an SDK rule; the server answers those with a 500. */
-void mh_th_misuse(struct mh_testing *t, const char *fmt, ...) MH_PRINTF(2, 3);
 void mh_th_misuse(struct mh_testing *t, const char *fmt, ...)
 {
     char *what, *line;
@@ -369,10 +367,6 @@ struct mh_testing *mh_testing_new(const struct mh_module_def *def)
     atomic_store(&newest, t);
     return t;
 }
-
-void mh_th_store_free(struct mh_store *s);
-void mh_th_req_destroy(struct mh_req *req);
-void mh_th_ws_destroy(struct mh_ws *ws);
 
 void mh_testing_free(struct mh_testing *t)
 {

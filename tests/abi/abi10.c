@@ -3,6 +3,7 @@
  * calls every member of the 1.0 function table. test_abi loads it into the current core and
  * serves requests with it: a 1.x core that breaks a 1.0 module fails there.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,8 +92,7 @@ static enum mh_status abi_echo(struct mh_req *req, void *state)
         return MH_E_NOMEM;
     mh_req_headers(req, count_header, &nx);
     copy = mh_req_alloc(req, strlen(name ? name : "") + 2);
-    strcpy(copy, name ? name : "");
-    strcat(copy, "!");
+    (void)snprintf(copy, strlen(name ? name : "") + 2, "%s!", name ? name : "");
     mh_req_defer(req, count_defer, &abi10_defers_run);
     mh_req_logf(req, MH_LOG_DEBUG, "echo %s", mh_req_path(req));
 

@@ -495,7 +495,7 @@ static void test_router_limits_parameters_and_segments(void)
     for (int i = 0; i < MH_ROUTE_MAX_SEGMENTS; i++)
         snprintf(tmpl + strlen(tmpl), sizeof(tmpl) - strlen(tmpl), "/s");
     CU_ASSERT_EQUAL(mh_router_check_template(tmpl, NULL), MH_OK);
-    strcat(tmpl, "/s");
+    snprintf(tmpl + strlen(tmpl), sizeof(tmpl) - strlen(tmpl), "/s");
     expect_bad("GET", tmpl, "has more than 64 segments");
 }
 
