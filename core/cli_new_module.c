@@ -90,7 +90,7 @@ static bool has_template(const char *dir)
 /* The template directory to use, or NULL after saying why not. Caller frees. */
 static char *find_template(const char *given)
 {
-    char exe[PATH_MAX], *slash, *dir;
+    char exe[PATH_MAX];
     const char *env = getenv("MODHOST_TEMPLATE_DIR");
     ssize_t n;
 
@@ -107,9 +107,13 @@ static char *find_template(const char *given)
      * installed under any prefix finds its own template. */
     n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n > 0) {
+        char *slash;
+
         exe[n] = '\0';
         slash = strrchr(exe, '/');
         if (slash) {
+            char *dir;
+
             *slash = '\0';
             dir = mh_xasprintf("%s/../share/modhost/template", exe);
             if (has_template(dir))

@@ -53,7 +53,7 @@ static int http_get(const char *host, int port, const char *path, struct mh_buf 
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
     struct timeval tv = {5, 0};
-    char portstr[16], req[512], chunk[4096];
+    char portstr[16], req[512];
     struct mh_buf raw = {0};
     int fd = -1, status = 0;
     const char *sep;
@@ -78,6 +78,8 @@ static int http_get(const char *host, int port, const char *path, struct mh_buf 
     (void)snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
                    path, host);
     if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+        char chunk[4096];
+
         for (;;) {
             ssize_t n = read(fd, chunk, sizeof(chunk));
 

@@ -39,7 +39,7 @@ struct cli {
     const char *pid_file;
 };
 
-enum { OPT_SERVE = 1, OPT_PID = 2 };
+enum { MH_OPT_SERVE = 1, MH_OPT_PID = 2 };
 
 static const char usage_main[] =
     "usage: modhost COMMAND [OPTIONS]\n"
@@ -129,17 +129,17 @@ static int parse_opts(int argc, char **argv, const char *usage, int which, struc
             cli->conf_dir = optarg;
             break;
         case 'l':
-            if (!(which & OPT_SERVE))
+            if (!(which & MH_OPT_SERVE))
                 goto bad;
             cli->listen = optarg;
             break;
         case 'p':
-            if (!(which & OPT_SERVE))
+            if (!(which & MH_OPT_SERVE))
                 goto bad;
             cli->port_file = optarg;
             break;
         case 'P':
-            if (!(which & OPT_PID))
+            if (!(which & MH_OPT_PID))
                 goto bad;
             cli->pid_file = optarg;
             break;
@@ -212,7 +212,7 @@ static int cmd_serve(int argc, char **argv)
     struct mh_errlist errs = {0};
     struct mh_config *config = NULL;
     char *host = NULL;
-    int r = parse_opts(argc, argv, usage_serve, OPT_SERVE, &cli), rc;
+    int r = parse_opts(argc, argv, usage_serve, MH_OPT_SERVE, &cli), rc;
 
     if (r)
         return r - 1;
@@ -315,7 +315,7 @@ static int cmd_reload(int argc, char **argv)
     char *pid_path = NULL, *status_path, text[8192];
     struct mh_gen *gen;
     long pid, before;
-    int r = parse_opts(argc, argv, usage_reload, OPT_PID, &cli), rc = 1;
+    int r = parse_opts(argc, argv, usage_reload, MH_OPT_PID, &cli), rc = 1;
 
     if (r)
         return r - 1;
@@ -369,7 +369,7 @@ static int cmd_stop(int argc, char **argv)
     struct cli cli = {0};
     char *pid_path = NULL;
     long pid;
-    int r = parse_opts(argc, argv, usage_stop, OPT_PID, &cli);
+    int r = parse_opts(argc, argv, usage_stop, MH_OPT_PID, &cli);
 
     if (r)
         return r - 1;

@@ -188,8 +188,6 @@ void mh_req_stream_gone(struct mh_req *req)
 
 enum mh_status mh_stream_begin_impl(struct mh_req *req, int status, const char *content_type)
 {
-    char what[96];
-
     if (atomic_load(&req->cancel))
         return MH_E_CANCELLED;
     if (req->replied || atomic_load(&req->stream_phase) != 0) {
@@ -199,6 +197,8 @@ enum mh_status mh_stream_begin_impl(struct mh_req *req, int status, const char *
         return MH_E_STATE;
     }
     if (status < 200 || status > 599 || (content_type && !mh_is_field_value(content_type))) {
+        char what[96];
+
         (void)snprintf(what, sizeof(what), "mh_stream_begin(status %d%s)", status,
                        status >= 200 && status <= 599 ? ", a bad content type" : "");
         misuse_log(req, what);

@@ -364,6 +364,7 @@ enum mh_status mh_module_init(struct mh_module *m, struct mh_conf *conf, struct 
     m->host = mh_host_new(m, m->name);
     /* A file shared by generations already has the table, and its loops read it now:
      * write it only the first time (the value never changes). */
+    /* cppcheck-suppress duplicateConditionalAssign ; the test keeps the write from racing */
     if (*m->def.api != &mh_core_api)
         *m->def.api = &mh_core_api;
     if (!m->def.init) {

@@ -553,7 +553,7 @@ static void reload(struct mh_server *s)
         mh_gen_free(g);
         g = NULL;
     }
-    if (errs.count) {
+    if (errs.count || !g) { /* no generation without an error is a bug: keep serving */
         for (size_t i = 0; i < errs.count; i++) {
             mh_err_format(&errs.items[i], line, sizeof(line));
             mh_error("reload", "%s", line);

@@ -76,11 +76,11 @@ static inline void link_cleanup(struct link_health *h)
 static inline bool link_gate(struct link_health *h)
 {
     bool ok = true;
-    int64_t now;
 
     pthread_mutex_lock(&h->mu);
     if (h->is_down) {
-        now = link_now_ms();
+        int64_t now = link_now_ms();
+
         if (h->is_probing || now < h->next_try) {
             mh_store_set_error("%s is unavailable (for %" PRId64 " ms; next attempt in %" PRId64
                                " ms): %s",

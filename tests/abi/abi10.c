@@ -86,7 +86,6 @@ static enum mh_status abi_echo(struct mh_req *req, void *state)
     size_t nx = 0, len = 0;
     const void *body = mh_req_body(req, &len);
     char *copy;
-    enum mh_status rc;
 
     if (!o)
         return MH_E_NOMEM;
@@ -110,7 +109,8 @@ static enum mh_status abi_echo(struct mh_req *req, void *state)
     json_object_object_add(o, "body_len", json_object_new_int64((int64_t)len));
     json_object_object_add(o, "id_nonzero", json_object_new_boolean(mh_req_id(req) != 0));
     if (len > 0) {
-        rc = mh_req_json(req, &doc, &detail);
+        enum mh_status rc = mh_req_json(req, &doc, &detail);
+
         if (rc == MH_OK)
             json_object_object_add(o, "json", json_object_get(doc));
         else

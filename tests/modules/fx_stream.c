@@ -25,9 +25,11 @@ static void big_more(struct mh_req *req, void *arg)
     struct big *b = arg;
 
     while (b->left) {
-        size_t n = b->left < PIECE ? b->left : PIECE;
+        size_t n = PIECE;
         enum mh_status rc;
 
+        if (b->left < n)
+            n = b->left;
         for (size_t i = 0; i < n; i++)
             piece[i] = (char)('a' + (b->sent + i) % 26);
         rc = mh_stream_write(req, piece, n);
