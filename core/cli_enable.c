@@ -385,6 +385,27 @@ static bool restore_links(const struct found *found, char *const *targets)
     return ok;
 }
 
+/* Removes the links of @p found, noting their targets in @p targets; false (after putting
+ * back the ones removed) if one could not be removed. */
+static bool remove_links(const struct found *found, char **targets)
+{
+    for (size_t i = 0; i < found->count; i++) {
+        char buf[PATH_MAX];
+        ssize_t n = readlink(found->path[i], buf, sizeof(buf) - 1);
+
+        targets[i] = n >= 0 ? mh_xasprintf("%.*s", (int)n, buf) : NULL;
+        if (unlink(found->path[i]) != 0) {
+            (void)fprintf(stderr, "modhost: cannot remove %s: %s\n", found->path[i],
+                          MH_STRERROR(errno));
+            free(targets[i]);
+            targets[i] = NULL;
+            restore_links(found, targets);
+            return false;
+        }
+    }
+    return true;
+}
+
 int mh_cli_disable(int argc, char **argv)
 {
     struct enable_cli cli = {0};
@@ -415,20 +436,8 @@ int mh_cli_disable(int argc, char **argv)
             goto out;
         }
     }
-    for (size_t i = 0; i < found.count; i++) {
-        char buf[PATH_MAX];
-        ssize_t n = readlink(found.path[i], buf, sizeof(buf) - 1);
-
-        targets[i] = n >= 0 ? mh_xasprintf("%.*s", (int)n, buf) : NULL;
-        if (unlink(found.path[i]) != 0) {
-            (void)fprintf(stderr, "modhost: cannot remove %s: %s\n", found.path[i],
-                          MH_STRERROR(errno));
-            free(targets[i]);
-            targets[i] = NULL;
-            restore_links(&found, targets);
-            goto out;
-        }
-    }
+    if (!remove_links(&found, targets))
+        goto out;
     if (run_check(cli.conf_dir, false) != 0) {
         /* Refuse only if the module's removal is what breaks the configuration. */
         if (restore_links(&found, targets) && run_check(cli.conf_dir, true) == 0) {
