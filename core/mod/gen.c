@@ -171,12 +171,12 @@ static void bind_websockets(struct mh_gen *g, struct mh_module *mod,
         bool ok = true;
 
         for (int k = 0; k < 3; k++) {
-            char list[512];
-
             if (!names[k])
                 continue;
             hooks[k] = find_hook(mod, names[k], k);
             if (!hooks[k]) {
+                char list[512];
+
                 hook_list(mod, k, list, sizeof(list));
                 mh_errlist_add(errs, MH_E_NOTFOUND, w->file, w->line,
                                "module '%s' has no %s hook '%s' (its %s hooks: %s)", mod->name,
