@@ -7,7 +7,8 @@
 #include <libconfig.h>
 
 #include "base/err.h"
-#include "conf/config.h"
+
+struct mh_server_conf; /* conf/config.h: not included, so config.c and this stay one way */
 
 /** Reads an integer the schema check accepted; a value out of range (already reported) keeps
  *  *@p out, so a configuration with errors never carries an invalid value. */

@@ -61,7 +61,7 @@ def wait_until(predicate, timeout, interval=0.01):
         value = predicate()
         if value or time.monotonic() >= deadline:
             return value
-        time.sleep(interval)
+        time.sleep(interval)  # the poll's pace, bounded by the deadline above
 
 
 def sanitizer_lines(text):

@@ -49,7 +49,7 @@ def wait_until(predicate, timeout, interval=0.02):
         value = predicate()
         if value or time.monotonic() >= deadline:
             return value
-        time.sleep(interval)
+        time.sleep(interval)  # the poll's pace, bounded by the deadline above
 
 
 def free_port():
