@@ -96,20 +96,21 @@ static int parse_opts(int argc, char **argv, const char *usage, struct enable_cl
             cli->available = optarg;
             break;
         case 'h':
-            fputs(usage, stdout);
+            (void)fputs(usage, stdout);
             return 1;
         default:
             goto bad;
         }
     }
     if (optind != argc - 1) {
-        fprintf(stderr, "modhost: %s\n",
-                optind == argc ? "which module? NAME is missing" : "one module NAME at a time");
+        (void)fprintf(stderr, "modhost: %s\n",
+                      optind == argc ? "which module? NAME is missing"
+                                     : "one module NAME at a time");
         goto bad;
     }
     cli->name = argv[optind];
     if (!valid_name(cli->name)) {
-        fprintf(stderr, "modhost: '%s' is not a module name (a-z, 0-9 and _)\n", cli->name);
+        (void)fprintf(stderr, "modhost: '%s' is not a module name (a-z, 0-9 and _)\n", cli->name);
         return 2;
     }
     return 0;
@@ -141,12 +142,12 @@ static bool locate(const struct enable_cli *cli, char **avail_dir, char **target
     char *file;
 
     if (stat(cli->conf_dir, &st) != 0) {
-        fprintf(stderr, "modhost: cannot open configuration directory %s: %s\n", cli->conf_dir,
-                MH_STRERROR(errno));
+        (void)fprintf(stderr, "modhost: cannot open configuration directory %s: %s\n",
+                      cli->conf_dir, MH_STRERROR(errno));
         return false;
     }
     if (!S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "modhost: %s is not a directory\n", cli->conf_dir);
+        (void)fprintf(stderr, "modhost: %s is not a directory\n", cli->conf_dir);
         return false;
     }
     if (cli->available) {
@@ -181,7 +182,7 @@ static char *list_available(const char *avail_dir)
 {
     DIR *d = opendir(avail_dir);
     char *names[256], *text;
-    size_t n = 0, len = 1;
+    size_t n = 0;
     struct dirent *de;
 
     if (!d)
@@ -194,17 +195,14 @@ static char *list_available(const char *avail_dir)
     }
     closedir(d);
     qsort(names, n, sizeof(*names), name_cmp);
-    for (size_t i = 0; i < n; i++)
-        len += strlen(names[i]) + 2;
-    text = mh_xcalloc(1, len + 8);
+    text = mh_xstrdup(n ? "" : "none");
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            strcat(text, ", ");
-        strcat(text, names[i]);
+        char *more = mh_xasprintf("%s%s%s", text, i ? ", " : "", names[i]);
+
+        free(text);
         free(names[i]);
+        text = more;
     }
-    if (n == 0)
-        strcpy(text, "none");
     return text;
 }
 
@@ -225,8 +223,8 @@ static bool find_entries(const char *conf_dir, const char *name, const char *ava
     struct dirent *de;
 
     if (!d) {
-        fprintf(stderr, "modhost: cannot open configuration directory %s: %s\n", conf_dir,
-                MH_STRERROR(errno));
+        (void)fprintf(stderr, "modhost: cannot open configuration directory %s: %s\n", conf_dir,
+                      MH_STRERROR(errno));
         return false;
     }
     while ((de = readdir(d)) && out->count < MAX_FOUND) {
@@ -387,6 +385,27 @@ static bool restore_links(const struct found *found, char *const *targets)
     return ok;
 }
 
+/* Removes the links of @p found, noting their targets in @p targets; false (after putting
+ * back the ones removed) if one could not be removed. */
+static bool remove_links(const struct found *found, char **targets)
+{
+    for (size_t i = 0; i < found->count; i++) {
+        char buf[PATH_MAX];
+        ssize_t n = readlink(found->path[i], buf, sizeof(buf) - 1);
+
+        targets[i] = n >= 0 ? mh_xasprintf("%.*s", (int)n, buf) : NULL;
+        if (unlink(found->path[i]) != 0) {
+            (void)fprintf(stderr, "modhost: cannot remove %s: %s\n", found->path[i],
+                          MH_STRERROR(errno));
+            free(targets[i]);
+            targets[i] = NULL;
+            restore_links(found, targets);
+            return false;
+        }
+    }
+    return true;
+}
+
 int mh_cli_disable(int argc, char **argv)
 {
     struct enable_cli cli = {0};
@@ -417,20 +436,8 @@ int mh_cli_disable(int argc, char **argv)
             goto out;
         }
     }
-    for (size_t i = 0; i < found.count; i++) {
-        char buf[PATH_MAX];
-        ssize_t n = readlink(found.path[i], buf, sizeof(buf) - 1);
-
-        targets[i] = n >= 0 ? mh_xasprintf("%.*s", (int)n, buf) : NULL;
-        if (unlink(found.path[i]) != 0) {
-            (void)fprintf(stderr, "modhost: cannot remove %s: %s\n", found.path[i],
-                          MH_STRERROR(errno));
-            free(targets[i]);
-            targets[i] = NULL;
-            restore_links(&found, targets);
-            goto out;
-        }
-    }
+    if (!remove_links(&found, targets))
+        goto out;
     if (run_check(cli.conf_dir, false) != 0) {
         /* Refuse only if the module's removal is what breaks the configuration. */
         if (restore_links(&found, targets) && run_check(cli.conf_dir, true) == 0) {

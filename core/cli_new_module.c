@@ -90,7 +90,7 @@ static bool has_template(const char *dir)
 /* The template directory to use, or NULL after saying why not. Caller frees. */
 static char *find_template(const char *given)
 {
-    char exe[PATH_MAX], *slash, *dir;
+    char exe[PATH_MAX];
     const char *env = getenv("MODHOST_TEMPLATE_DIR");
     ssize_t n;
 
@@ -99,17 +99,21 @@ static char *find_template(const char *given)
 
         if (has_template(d))
             return mh_xstrdup(d);
-        fprintf(stderr, "modhost: %s (from %s) holds no module template (module.c)\n", d,
-                given ? "--template" : "MODHOST_TEMPLATE_DIR");
+        (void)fprintf(stderr, "modhost: %s (from %s) holds no module template (module.c)\n", d,
+                      given ? "--template" : "MODHOST_TEMPLATE_DIR");
         return NULL;
     }
     /* Beside the binary: PREFIX/bin/modhost -> PREFIX/share/modhost/template, so an SDK
      * installed under any prefix finds its own template. */
     n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n > 0) {
+        char *slash;
+
         exe[n] = '\0';
         slash = strrchr(exe, '/');
         if (slash) {
+            char *dir;
+
             *slash = '\0';
             dir = mh_xasprintf("%s/../share/modhost/template", exe);
             if (has_template(dir))
@@ -119,10 +123,10 @@ static char *find_template(const char *given)
     }
     if (has_template(MH_TEMPLATE_DIR))
         return mh_xstrdup(MH_TEMPLATE_DIR);
-    fprintf(stderr,
-            "modhost: no module template found (looked beside this binary and in %s); "
-            "install the SDK or pass --template DIR\n",
-            MH_TEMPLATE_DIR);
+    (void)fprintf(stderr,
+                  "modhost: no module template found (looked beside this binary and in %s); "
+                  "install the SDK or pass --template DIR\n",
+                  MH_TEMPLATE_DIR);
     return NULL;
 }
 
@@ -150,12 +154,12 @@ static char *read_all(const char *path, size_t *len)
     }
     buf[*len] = '\0';
     if (ferror(f)) {
-        fclose(f);
+        (void)fclose(f); /* read only: the read error is the one to report */
         free(buf);
         errno = EIO;
         return NULL;
     }
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose */
     return buf;
 }
 
@@ -172,12 +176,18 @@ static int write_file(const char *path, const char *text, const char *name)
             close(fd);
         return -1;
     }
+    /* A failed write sets the stream's error flag, which is checked once at the end. */
     while ((hit = strstr(p, mark))) {
         (void)fwrite(p, 1, (size_t)(hit - p), f);
-        fputs(name, f);
+        (void)fputs(name, f);
         p = hit + sizeof(mark) - 1;
     }
-    fputs(p, f);
+    (void)fputs(p, f);
+    if (ferror(f)) {
+        (void)fclose(f); /* the write error is the one to report */
+        errno = EIO;
+        return -1;
+    }
     return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -208,7 +218,7 @@ static int generate(const char *name, const char *dir, const char *tmpl)
     char src[PATH_MAX], out[PATH_MAX], base[128];
 
     if (make_dir(dir, name) != 0) {
-        fprintf(stderr, "modhost: cannot create %s: %s\n", dir, MH_STRERROR(errno));
+        (void)fprintf(stderr, "modhost: cannot create %s: %s\n", dir, MH_STRERROR(errno));
         return 1;
     }
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -223,11 +233,12 @@ static int generate(const char *name, const char *dir, const char *tmpl)
         }
         text = read_all(src, &len);
         if (!text) {
-            fprintf(stderr, "modhost: cannot read the template %s: %s\n", src, MH_STRERROR(errno));
+            (void)fprintf(stderr, "modhost: cannot read the template %s: %s\n", src,
+                          MH_STRERROR(errno));
             return 1;
         }
         if (write_file(out, text, name) != 0) {
-            fprintf(stderr, "modhost: cannot write %s: %s\n", out, MH_STRERROR(errno));
+            (void)fprintf(stderr, "modhost: cannot write %s: %s\n", out, MH_STRERROR(errno));
             free(text);
             return 1;
         }
@@ -260,24 +271,24 @@ int mh_cli_new_module(int argc, char **argv)
             tmpl_opt = optarg;
             break;
         case 'h':
-            fputs(usage, stdout);
+            (void)fputs(usage, stdout);
             return 0;
         default:
-            fputs(usage, stderr);
+            (void)fputs(usage, stderr);
             return 2;
         }
     }
     if (optind >= argc || argc - optind > 2) {
-        fputs(usage, stderr);
+        (void)fputs(usage, stderr);
         return 2;
     }
     name = argv[optind];
     dir = argc - optind == 2 ? argv[optind + 1] : name;
     if (!valid_name(name)) {
-        fprintf(stderr,
-                "modhost: module name '%s' must match [a-z0-9_]+ (at most 64 "
-                "characters): conf.d and the loader use it as is\n",
-                name);
+        (void)fprintf(stderr,
+                      "modhost: module name '%s' must match [a-z0-9_]+ (at most 64 "
+                      "characters): conf.d and the loader use it as is\n",
+                      name);
         return 2;
     }
     tmpl = find_template(tmpl_opt);

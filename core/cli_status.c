@@ -5,6 +5,7 @@
  */
 #include "cli_status.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -34,12 +35,25 @@ static const char usage[] =
     "      --admin ADDR    ask this admin listener instead (HOST:PORT)\n"
     "Exit status: 0 ready, 1 serving but not ready, 2 bad usage, 3 no answer.\n";
 
+/* The code of a status line "HTTP/1.x NNN ...", or 0 if @p line is not one. */
+static int status_code(const char *line)
+{
+    char *end;
+    long code;
+
+    if (strncmp(line, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)line[7]) || line[8] != ' ' ||
+        !isdigit((unsigned char)line[9]))
+        return 0;
+    code = strtol(line + 9, &end, 10);
+    return end == line + 12 && code >= 100 && code <= 999 ? (int)code : 0;
+}
+
 /* GET @p path; @return the status code (0: no answer) with the body in @p body. */
 static int http_get(const char *host, int port, const char *path, struct mh_buf *body)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
     struct timeval tv = {5, 0};
-    char portstr[16], req[512], chunk[4096];
+    char portstr[16], req[512];
     struct mh_buf raw = {0};
     int fd = -1, status = 0;
     const char *sep;
@@ -64,6 +78,8 @@ static int http_get(const char *host, int port, const char *path, struct mh_buf 
     (void)snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
                    path, host);
     if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+        char chunk[4096];
+
         for (;;) {
             ssize_t n = read(fd, chunk, sizeof(chunk));
 
@@ -76,8 +92,9 @@ static int http_get(const char *host, int port, const char *path, struct mh_buf 
     }
     close(fd);
     mh_buf_add(&raw, "", 1);
-    if (raw.len > 12 && sscanf(raw.data, "HTTP/1.%*d %d", &status) == 1 &&
-        (sep = strstr(raw.data, "\r\n\r\n")))
+    status = raw.len > 12 ? status_code(raw.data) : 0;
+    sep = strstr(raw.data, "\r\n\r\n");
+    if (status && sep)
         mh_buf_add(body, sep + 4, strlen(sep + 4) + 1);
     else
         status = 0;
@@ -167,20 +184,20 @@ int mh_cli_status(int argc, char **argv)
             admin = optarg;
             break;
         case 'h':
-            fputs(usage, stdout);
+            (void)fputs(usage, stdout);
             return 0;
         default:
-            fputs(usage, stderr);
+            (void)fputs(usage, stderr);
             return 2;
         }
     }
     if (optind < argc) {
-        fputs(usage, stderr);
+        (void)fputs(usage, stderr);
         return 2;
     }
     if (admin) {
         if (mh_config_parse_listen(admin, &host, &port) != MH_OK) {
-            fprintf(stderr, "modhost status: --admin '%s' is not HOST:PORT\n", admin);
+            (void)fprintf(stderr, "modhost status: --admin '%s' is not HOST:PORT\n", admin);
             return 2;
         }
     } else {
@@ -195,17 +212,17 @@ int mh_cli_status(int argc, char **argv)
         mh_errlist_cleanup(&errs);
         mh_config_free(config);
         if (!host) {
-            fprintf(stderr,
-                    "modhost status: %s sets no server.admin.listen (the admin "
-                    "listener is off); use --admin HOST:PORT\n",
-                    conf_dir);
+            (void)fprintf(stderr,
+                          "modhost status: %s sets no server.admin.listen (the admin "
+                          "listener is off); use --admin HOST:PORT\n",
+                          conf_dir);
             return 3;
         }
     }
     code = http_get(host, port, "/status.json", &body);
     if (code != 200 || !(st = json_tokener_parse(body.data))) {
-        fprintf(stderr, "modhost status: no answer from the admin listener at %s:%d%s\n", host,
-                port, code ? " (unexpected reply)" : " (is the server running?)");
+        (void)fprintf(stderr, "modhost status: no answer from the admin listener at %s:%d%s\n",
+                      host, port, code ? " (unexpected reply)" : " (is the server running?)");
         free(host);
         mh_buf_cleanup(&body);
         return 3;

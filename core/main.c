@@ -39,7 +39,7 @@ struct cli {
     const char *pid_file;
 };
 
-enum { OPT_SERVE = 1, OPT_PID = 2 };
+enum { MH_OPT_SERVE = 1, MH_OPT_PID = 2 };
 
 static const char usage_main[] =
     "usage: modhost COMMAND [OPTIONS]\n"
@@ -129,29 +129,29 @@ static int parse_opts(int argc, char **argv, const char *usage, int which, struc
             cli->conf_dir = optarg;
             break;
         case 'l':
-            if (!(which & OPT_SERVE))
+            if (!(which & MH_OPT_SERVE))
                 goto bad;
             cli->listen = optarg;
             break;
         case 'p':
-            if (!(which & OPT_SERVE))
+            if (!(which & MH_OPT_SERVE))
                 goto bad;
             cli->port_file = optarg;
             break;
         case 'P':
-            if (!(which & OPT_PID))
+            if (!(which & MH_OPT_PID))
                 goto bad;
             cli->pid_file = optarg;
             break;
         case 'h':
-            fputs(usage, stdout);
+            (void)fputs(usage, stdout);
             return 1;
         default:
             goto bad;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "modhost: unexpected argument '%s'\n", argv[optind]);
+        (void)fprintf(stderr, "modhost: unexpected argument '%s'\n", argv[optind]);
         goto bad;
     }
     return 0;
@@ -196,8 +196,8 @@ static struct mh_gen *load(const struct cli *cli, bool quiet_modules)
     }
     if (errs.count) {
         mh_errlist_print(&errs, stderr);
-        fprintf(stderr, "modhost: %zu error%s in %s\n", errs.count, errs.count == 1 ? "" : "s",
-                cli->conf_dir);
+        (void)fprintf(stderr, "modhost: %zu error%s in %s\n", errs.count,
+                      errs.count == 1 ? "" : "s", cli->conf_dir);
         mh_gen_free(gen);
         gen = NULL;
     }
@@ -212,7 +212,7 @@ static int cmd_serve(int argc, char **argv)
     struct mh_errlist errs = {0};
     struct mh_config *config = NULL;
     char *host = NULL;
-    int r = parse_opts(argc, argv, usage_serve, OPT_SERVE, &cli), rc;
+    int r = parse_opts(argc, argv, usage_serve, MH_OPT_SERVE, &cli), rc;
 
     if (r)
         return r - 1;
@@ -231,8 +231,8 @@ static int cmd_serve(int argc, char **argv)
     }
     if (errs.count) {
         mh_errlist_print(&errs, stderr);
-        fprintf(stderr, "modhost: %zu error%s in %s\n", errs.count, errs.count == 1 ? "" : "s",
-                cli.conf_dir);
+        (void)fprintf(stderr, "modhost: %zu error%s in %s\n", errs.count,
+                      errs.count == 1 ? "" : "s", cli.conf_dir);
         mh_errlist_cleanup(&errs);
         mh_config_free(config);
         free(host);
@@ -263,25 +263,25 @@ static long read_pid(const struct cli *cli, char **pid_path)
         mh_config_free(config);
         mh_errlist_cleanup(&errs);
         if (!*pid_path) {
-            fprintf(stderr,
-                    "modhost: no pid file: set server.pid_file in %s or pass "
-                    "--pid-file\n",
-                    cli->conf_dir);
+            (void)fprintf(stderr,
+                          "modhost: no pid file: set server.pid_file in %s or pass "
+                          "--pid-file\n",
+                          cli->conf_dir);
             return -1;
         }
     }
     f = fopen(*pid_path, "r");
     if (!f || !fgets(buf, sizeof(buf), f) || (pid = strtol(buf, NULL, 10)) <= 1) {
-        fprintf(stderr, "modhost: cannot read a pid from %s: %s\n", *pid_path,
-                f ? "no number in it" : MH_STRERROR(errno));
+        (void)fprintf(stderr, "modhost: cannot read a pid from %s: %s\n", *pid_path,
+                      f ? "no number in it" : MH_STRERROR(errno));
         if (f)
-            fclose(f);
+            (void)fclose(f); /* read only: nothing to lose */
         return -1;
     }
-    fclose(f);
+    (void)fclose(f); /* read only */
     if (kill((pid_t)pid, 0) != 0) {
-        fprintf(stderr, "modhost: no server runs as pid %ld (from %s): %s\n", pid, *pid_path,
-                MH_STRERROR(errno));
+        (void)fprintf(stderr, "modhost: no server runs as pid %ld (from %s): %s\n", pid, *pid_path,
+                      MH_STRERROR(errno));
         return -1;
     }
     return pid;
@@ -305,7 +305,7 @@ static long read_status(const char *path, char *text, size_t size)
         return 0;
     n = fread(text, 1, size - 1, f);
     text[n] = '\0';
-    fclose(f);
+    (void)fclose(f); /* read only */
     return strtol(text, NULL, 10);
 }
 
@@ -315,13 +315,13 @@ static int cmd_reload(int argc, char **argv)
     char *pid_path = NULL, *status_path, text[8192];
     struct mh_gen *gen;
     long pid, before;
-    int r = parse_opts(argc, argv, usage_reload, OPT_PID, &cli), rc = 1;
+    int r = parse_opts(argc, argv, usage_reload, MH_OPT_PID, &cli), rc = 1;
 
     if (r)
         return r - 1;
     gen = load(&cli, true);
     if (!gen) {
-        fprintf(stderr, "modhost: the server was not signalled\n");
+        (void)fprintf(stderr, "modhost: the server was not signalled\n");
         return 1;
     }
     mh_gen_free(gen);
@@ -333,7 +333,7 @@ static int cmd_reload(int argc, char **argv)
     status_path = mh_xasprintf("%s.reload", pid_path);
     before = read_status(status_path, text, sizeof(text));
     if (kill((pid_t)pid, SIGHUP) != 0) {
-        fprintf(stderr, "modhost: cannot signal pid %ld: %s\n", pid, MH_STRERROR(errno));
+        (void)fprintf(stderr, "modhost: cannot signal pid %ld: %s\n", pid, MH_STRERROR(errno));
         goto out;
     }
     for (int i = 0; i < 1200; i++) { /* up to 60 s: modules' init may take a while */
@@ -345,19 +345,19 @@ static int cmd_reload(int argc, char **argv)
                 printf("modhost: reloaded: now serving generation %s", strrchr(text, ' ') + 1);
                 rc = 0;
             } else {
-                fprintf(stderr,
-                        "modhost: the server refused the configuration; it keeps "
-                        "serving the previous one:\n%s",
-                        nl ? nl + 1 : "");
+                (void)fprintf(stderr,
+                              "modhost: the server refused the configuration; it keeps "
+                              "serving the previous one:\n%s",
+                              nl ? nl + 1 : "");
             }
             goto out;
         }
         sleep_ms(50);
     }
-    fprintf(stderr,
-            "modhost: signalled pid %ld, but it did not report a reload within 60 s "
-            "(see its log)\n",
-            pid);
+    (void)fprintf(stderr,
+                  "modhost: signalled pid %ld, but it did not report a reload within 60 s "
+                  "(see its log)\n",
+                  pid);
 out:
     free(status_path);
     free(pid_path);
@@ -369,7 +369,7 @@ static int cmd_stop(int argc, char **argv)
     struct cli cli = {0};
     char *pid_path = NULL;
     long pid;
-    int r = parse_opts(argc, argv, usage_stop, OPT_PID, &cli);
+    int r = parse_opts(argc, argv, usage_stop, MH_OPT_PID, &cli);
 
     if (r)
         return r - 1;
@@ -378,7 +378,7 @@ static int cmd_stop(int argc, char **argv)
     if (pid < 0)
         return 1;
     if (kill((pid_t)pid, SIGTERM) != 0) {
-        fprintf(stderr, "modhost: cannot signal pid %ld: %s\n", pid, MH_STRERROR(errno));
+        (void)fprintf(stderr, "modhost: cannot signal pid %ld: %s\n", pid, MH_STRERROR(errno));
         return 1;
     }
     for (int i = 0; i < 24000; i++) { /* up to 20 minutes: the drain deadline is the server's */
@@ -388,7 +388,7 @@ static int cmd_stop(int argc, char **argv)
         }
         sleep_ms(50);
     }
-    fprintf(stderr, "modhost: pid %ld is still running\n", pid);
+    (void)fprintf(stderr, "modhost: pid %ld is still running\n", pid);
     return 1;
 }
 
@@ -401,11 +401,12 @@ static void warn_per_process(const struct mh_config *c)
         return;
     for (size_t i = 0; i < c->nstores; i++) {
         if (strcmp(c->stores[i].driver, "memory") == 0)
-            fprintf(stderr,
-                    "%s:%d: warning: store '%s' uses the memory driver, which is per process: "
-                    "with server.processes = %d each worker process has its own copy (use "
-                    "sqlite, postgres or redis to share it)\n",
-                    c->stores[i].file, c->stores[i].line, c->stores[i].name, n);
+            (void)fprintf(
+                stderr,
+                "%s:%d: warning: store '%s' uses the memory driver, which is per process: "
+                "with server.processes = %d each worker process has its own copy (use "
+                "sqlite, postgres or redis to share it)\n",
+                c->stores[i].file, c->stores[i].line, c->stores[i].name, n);
     }
 }
 
@@ -460,11 +461,11 @@ static int cmd_routes(int argc, char **argv)
 static int cmd_version(int argc, char **argv)
 {
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(usage_version, stdout);
+        (void)fputs(usage_version, stdout);
         return 0;
     }
     if (argc > 1) {
-        fputs(usage_version, stderr);
+        (void)fputs(usage_version, stderr);
         return 2;
     }
     printf("modhost %s\nSDK ABI %d.%d\nlibevent %s\n", MH_VERSION, MH_ABI_MAJOR, MH_ABI_MINOR,
@@ -477,7 +478,7 @@ int main(int argc, char **argv)
     int rc;
 
     if (argc < 2) {
-        fputs(usage_main, stderr);
+        (void)fputs(usage_main, stderr);
         return 2;
     }
     if (strcmp(argv[1], "serve") == 0)
@@ -502,10 +503,10 @@ int main(int argc, char **argv)
         rc = cmd_version(argc - 1, argv + 1);
     else if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
              strcmp(argv[1], "help") == 0) {
-        fputs(usage_main, stdout);
+        (void)fputs(usage_main, stdout);
         rc = 0;
     } else {
-        fprintf(stderr, "modhost: unknown command '%s'\n\n%s", argv[1], usage_main);
+        (void)fprintf(stderr, "modhost: unknown command '%s'\n\n%s", argv[1], usage_main);
         rc = 2;
     }
     libevent_global_shutdown();

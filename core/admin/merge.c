@@ -132,6 +132,50 @@ static size_t comment_family(struct merge *m, const char *line, size_t len, bool
     return family_of(m, name, (size_t)(end - name));
 }
 
+/* A "# HELP" or "# TYPE" line: noted for its family (the first one of each kind counts).
+ * @return the family whose samples follow: the one a TYPE line names, else @p cur. */
+static size_t comment_line(struct merge *m, const char *p, size_t len, size_t cur)
+{
+    bool is_type = false;
+    size_t f = comment_family(m, p, len, &is_type);
+    struct family *fam;
+
+    if (f == SIZE_MAX)
+        return cur;
+    fam = &m->fam[f];
+    if (!is_type) {
+        if (!fam->help) {
+            fam->help = p;
+            fam->help_len = len;
+        }
+        return cur;
+    }
+    if (!fam->type) {
+        fam->type = p;
+        fam->type_len = len;
+    }
+    return f;
+}
+
+/* A sample line "SERIES VALUE" of family @p cur; one whose value is not a number is left out. */
+static void sample_line(struct merge *m, size_t cur, const char *p, size_t len)
+{
+    const char *sp = p + len;
+    char num[64];
+    char *stop;
+    double v;
+
+    while (sp > p && sp[-1] != ' ')
+        sp--;
+    if (sp <= p + 1 || (size_t)(p + len - sp) >= sizeof(num))
+        return;
+    memcpy(num, sp, (size_t)(p + len - sp));
+    num[p + len - sp] = '\0';
+    v = strtod(num, &stop);
+    if (stop != num && *stop == '\0')
+        add_sample(m, cur, p, (size_t)(sp - 1 - p), v);
+}
+
 static void parse(struct merge *m, const struct mh_prom_text *t)
 {
     size_t cur = SIZE_MAX;
@@ -141,40 +185,10 @@ static void parse(struct merge *m, const struct mh_prom_text *t)
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
 
-        if (len && p[0] == '#') {
-            bool is_type = false;
-            size_t f = comment_family(m, p, len, &is_type);
-
-            if (f != SIZE_MAX) {
-                struct family *fam = &m->fam[f];
-
-                if (is_type) {
-                    cur = f;
-                    if (!fam->type) {
-                        fam->type = p;
-                        fam->type_len = len;
-                    }
-                } else if (!fam->help) {
-                    fam->help = p;
-                    fam->help_len = len;
-                }
-            }
-        } else if (len && cur != SIZE_MAX) {
-            const char *sp = p + len;
-            char num[64];
-            char *stop;
-            double v;
-
-            while (sp > p && sp[-1] != ' ')
-                sp--;
-            if (sp > p + 1 && (size_t)(p + len - sp) < sizeof(num)) {
-                memcpy(num, sp, (size_t)(p + len - sp));
-                num[p + len - sp] = '\0';
-                v = strtod(num, &stop);
-                if (stop != num && *stop == '\0')
-                    add_sample(m, cur, p, (size_t)(sp - 1 - p), v);
-            }
-        }
+        if (p[0] == '#') /* an empty line is its '\n' */
+            cur = comment_line(m, p, len, cur);
+        else if (cur != SIZE_MAX)
+            sample_line(m, cur, p, len); /* which leaves out an empty one */
         p += len + 1;
     }
 }

@@ -32,6 +32,28 @@ static bool is_hex(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/* The escape after a backslash, at sc->p. */
+static bool escape(struct scan *sc)
+{
+    unsigned char c;
+
+    if (sc->p >= sc->end)
+        return fail(sc, "unexpected end of input in a string");
+    c = *sc->p;
+    if (c == 'u') {
+        if (sc->end - sc->p < 5 || !is_hex(sc->p[1]) || !is_hex(sc->p[2]) || !is_hex(sc->p[3]) ||
+            !is_hex(sc->p[4]))
+            return fail(sc, "\\u must be followed by four hex digits");
+        sc->p += 5;
+        return true;
+    }
+    if (c && strchr("\"\\/bfnrt", c)) {
+        sc->p++;
+        return true;
+    }
+    return fail(sc, "invalid escape in a string");
+}
+
 static bool string(struct scan *sc)
 {
     const unsigned char *run;
@@ -41,33 +63,20 @@ static bool string(struct scan *sc)
     while (sc->p < sc->end) {
         unsigned char c = *sc->p;
 
-        if (c == '"') {
+        if (c == '"' || c == '\\') {
+            /* A run of plain characters ends: it must be UTF-8 on its own. */
             if (!mh_utf8_valid(run, (size_t)(sc->p - run)))
                 return fail(sc, "string is not valid UTF-8");
             sc->p++;
-            return true;
-        }
-        if (c < 0x20)
-            return fail(sc, "control character in a string (escape it)");
-        if (c == '\\') {
-            if (!mh_utf8_valid(run, (size_t)(sc->p - run)))
-                return fail(sc, "string is not valid UTF-8");
-            if (++sc->p >= sc->end)
-                break;
-            c = *sc->p;
-            if (c == 'u') {
-                if (sc->end - sc->p < 5 || !is_hex(sc->p[1]) || !is_hex(sc->p[2]) ||
-                    !is_hex(sc->p[3]) || !is_hex(sc->p[4]))
-                    return fail(sc, "\\u must be followed by four hex digits");
-                sc->p += 5;
-            } else if (strchr("\"\\/bfnrt", c) && c) {
-                sc->p++;
-            } else {
-                return fail(sc, "invalid escape in a string");
-            }
+            if (c == '"')
+                return true;
+            if (!escape(sc))
+                return false;
             run = sc->p;
             continue;
         }
+        if (c < 0x20)
+            return fail(sc, "control character in a string (escape it)");
         sc->p++;
     }
     return fail(sc, "unexpected end of input in a string");
@@ -120,6 +129,24 @@ static bool literal(struct scan *sc, const char *word)
 
 static bool value(struct scan *sc);
 
+/* An object's key and the ':' after it. */
+static bool object_key(struct scan *sc)
+{
+    if (sc->p >= sc->end)
+        return fail(sc, "unexpected end of input");
+    if (*sc->p != '"')
+        return fail(sc, "object keys are strings");
+    if (!string(sc))
+        return false;
+    skip_ws(sc);
+    if (sc->p >= sc->end)
+        return fail(sc, "unexpected end of input");
+    if (*sc->p != ':')
+        return fail(sc, "':' expected after an object key");
+    sc->p++;
+    return true;
+}
+
 static bool container(struct scan *sc, unsigned char close)
 {
     if (++sc->depth > sc->max_depth) {
@@ -135,20 +162,8 @@ static bool container(struct scan *sc, unsigned char close)
         return true;
     }
     for (;;) {
-        if (close == '}') {
-            if (sc->p >= sc->end)
-                return fail(sc, "unexpected end of input");
-            if (*sc->p != '"')
-                return fail(sc, "object keys are strings");
-            if (!string(sc))
-                return false;
-            skip_ws(sc);
-            if (sc->p >= sc->end)
-                return fail(sc, "unexpected end of input");
-            if (*sc->p != ':')
-                return fail(sc, "':' expected after an object key");
-            sc->p++;
-        }
+        if (close == '}' && !object_key(sc))
+            return false;
         if (!value(sc))
             return false;
         skip_ws(sc);

@@ -13,7 +13,7 @@ static void block(uint32_t h[5], const unsigned char *p)
 {
     uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
 
-    for (int i = 0; i < 16; i++)
+    for (size_t i = 0; i < 16; i++)
         w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
                (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
     for (int i = 16; i < 80; i++)
@@ -66,7 +66,7 @@ void mh_sha1(const void *data, size_t len, unsigned char out[20])
         tail[tlen - 1 - i] = (unsigned char)(bits >> (8 * i));
     for (size_t i = 0; i < tlen; i += 64)
         block(h, tail + i);
-    for (int i = 0; i < 5; i++) {
+    for (size_t i = 0; i < 5; i++) {
         out[4 * i] = (unsigned char)(h[i] >> 24);
         out[4 * i + 1] = (unsigned char)(h[i] >> 16);
         out[4 * i + 2] = (unsigned char)(h[i] >> 8);
@@ -89,8 +89,8 @@ size_t mh_base64_encode(const unsigned char *in, size_t len, char *out)
             v |= in[i + 2];
         out[o++] = alphabet[v >> 18 & 63];
         out[o++] = alphabet[v >> 12 & 63];
-        out[o++] = i + 1 < len ? alphabet[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < len ? alphabet[v & 63] : '=';
+        out[o++] = (char)(i + 1 < len ? alphabet[v >> 6 & 63] : '=');
+        out[o++] = (char)(i + 2 < len ? alphabet[v & 63] : '=');
     }
     out[o] = '\0';
     return o;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ENTRY_BUF_MAX (1024 * 1024) /* no sane passwd/group entry is larger */
+#define ENTRY_BUF_MAX ((size_t)1024 * 1024) /* no sane passwd/group entry is larger */
 
 const char *mh_errno_str(int errnum, char *buf, size_t size)
 {
@@ -21,6 +21,13 @@ const char *mh_errno_str(int errnum, char *buf, size_t size)
     if (s != buf)
         (void)snprintf(buf, size, "%s", s); /* truncating an error text is acceptable */
     return buf;
+}
+
+const char *mh_signal_str(int sig)
+{
+    const char *s = sigdescr_np(sig); /* glibc 2.32: a constant string, NULL if unknown */
+
+    return s ? s : "Unknown signal";
 }
 
 bool mh_user_find(const char *name, uid_t *uid, gid_t *gid)

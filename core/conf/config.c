@@ -244,10 +244,10 @@ void mh_config_defaults(struct mh_server_conf *s)
     s->worker_queue = 1024;
 }
 
-static void read_server(struct mh_config *c, const config_setting_t *g, const char *file,
+/* server.listen, or server.listeners (not both). */
+static void read_listen(struct mh_server_conf *s, const config_setting_t *g, const char *file,
                         struct mh_errlist *errs)
 {
-    struct mh_server_conf *s = &c->server;
     const config_setting_t *sub;
     const char *v;
 
@@ -274,27 +274,146 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
         else
             mh_conf_read_listeners(s, sub, file, errs);
     }
-    {
-        long long threads = -1;
+}
 
-        mh_conf_get_ll(g, "threads", &threads);
-        if (threads > 0)
-            s->threads = (int)threads; /* 0 keeps one per core */
-    }
-    {
-        long long workers = -1;
+/* Threads, workers and processes: 0 or absent keeps the defaults that follow the cores. */
+static void read_counts(struct mh_server_conf *s, const config_setting_t *g)
+{
+    long long threads = -1, workers = -1, processes = s->processes;
 
-        mh_conf_get_ll(g, "workers", &workers);
-        if (workers > 0)
-            s->workers = (int)workers; /* 0 keeps twice the cores */
-    }
+    mh_conf_get_ll(g, "threads", &threads);
+    if (threads > 0)
+        s->threads = (int)threads; /* 0 keeps one per core */
+    mh_conf_get_ll(g, "workers", &workers);
+    if (workers > 0)
+        s->workers = (int)workers; /* 0 keeps twice the cores */
     mh_conf_get_ll(g, "worker_queue", &s->worker_queue);
-    {
-        long long processes = s->processes;
+    mh_conf_get_ll(g, "processes", &processes);
+    s->processes = (int)processes;
+}
 
-        mh_conf_get_ll(g, "processes", &processes);
-        s->processes = (int)processes;
+/* server.user and server.group, which must exist on this machine. */
+static void read_identity(struct mh_server_conf *s, const config_setting_t *g,
+                          struct mh_errlist *errs)
+{
+    const char *v;
+
+    if ((v = mh_schema_str(g, "user"))) {
+        free(s->user);
+        s->user = mh_xstrdup(v);
+        if (!mh_user_find(v, NULL, NULL))
+            MH_SCHEMA_ERR(errs, config_setting_get_member(g, "user"),
+                          "'server.user' = \"%s\": no such user", v);
     }
+    if ((v = mh_schema_str(g, "group"))) {
+        free(s->group);
+        s->group = mh_xstrdup(v);
+        if (!mh_group_find(v, NULL))
+            MH_SCHEMA_ERR(errs, config_setting_get_member(g, "group"),
+                          "'server.group' = \"%s\": no such group", v);
+    }
+}
+
+/* The server.log group @p sub. */
+static void read_log(struct mh_server_conf *s, const config_setting_t *sub, const char *file,
+                     struct mh_errlist *errs)
+{
+    static const char *const formats[] = {"text", "combined", "json"};
+    enum mh_log_level lvl;
+    const char *v;
+
+    if ((v = mh_schema_str(sub, "level"))) {
+        if (mh_log_level_parse(v, &lvl) == MH_OK)
+            s->log_level = (int)lvl;
+        else
+            MH_SCHEMA_ERR(errs, config_setting_get_member(sub, "level"),
+                          "'server.log.level' = \"%s\" is not one of error, warn, info, debug", v);
+    }
+    mh_schema_bool(sub, "access", &s->access_log);
+    if ((v = mh_schema_str(sub, "access_format"))) {
+        int found = -1;
+
+        for (int i = 0; i < 3; i++) {
+            if (strcmp(v, formats[i]) == 0)
+                found = i;
+        }
+        if (found >= 0)
+            s->access_format = found;
+        else
+            MH_SCHEMA_ERR(errs, config_setting_get_member(sub, "access_format"),
+                          "'server.log.access_format' = \"%s\" is not one of text, combined, json",
+                          v);
+    }
+    if ((v = mh_schema_str(sub, "access_file"))) {
+        free(s->access_file);
+        s->access_file = mh_conf_resolve_path(v, file);
+    }
+}
+
+/* The server.admin group @p sub. */
+static void read_admin(struct mh_server_conf *s, const config_setting_t *sub,
+                       struct mh_errlist *errs)
+{
+    const char *v;
+
+    if ((v = mh_schema_str(sub, "listen"))) {
+        char *host = NULL;
+        int port;
+
+        if (mh_config_parse_listen(v, &host, &port) != MH_OK) {
+            MH_SCHEMA_ERR(errs, config_setting_get_member(sub, "listen"),
+                          "'server.admin.listen' = \"%s\" is not HOST:PORT (e.g. "
+                          "\"127.0.0.1:9090\")",
+                          v);
+        } else {
+            free(s->admin_host);
+            s->admin_host = host;
+            s->admin_port = port;
+        }
+    }
+    mh_conf_get_ll(sub, "max_connections", &s->admin_max_connections);
+    mh_conf_get_ll(sub, "probe_timeout_ms", &s->admin_probe_timeout_ms);
+}
+
+/* The server.limits group @p sub. */
+static void read_limits(struct mh_limits *l, const config_setting_t *sub)
+{
+    mh_conf_get_ll(sub, "max_header_bytes", &l->max_header_bytes);
+    mh_conf_get_ll(sub, "max_body_bytes", &l->max_body_bytes);
+    mh_conf_get_ll(sub, "max_json_bytes", &l->max_json_bytes);
+    mh_conf_get_ll(sub, "max_json_depth", &l->max_json_depth);
+    mh_conf_get_ll(sub, "read_timeout_ms", &l->read_timeout_ms);
+    mh_conf_get_ll(sub, "write_timeout_ms", &l->write_timeout_ms);
+    mh_conf_get_ll(sub, "keepalive_timeout_ms", &l->keepalive_timeout_ms);
+    mh_conf_get_ll(sub, "handler_timeout_ms", &l->handler_timeout_ms);
+    mh_conf_get_ll(sub, "max_request_line_bytes", &l->max_request_line_bytes);
+    mh_conf_get_ll(sub, "max_headers", &l->max_headers);
+    mh_conf_get_ll(sub, "head_timeout_ms", &l->head_timeout_ms);
+    mh_conf_get_ll(sub, "body_timeout_ms", &l->body_timeout_ms);
+    mh_conf_get_ll(sub, "max_connections", &l->max_connections);
+    mh_conf_get_ll(sub, "max_connections_per_client", &l->max_connections_per_client);
+    mh_conf_get_ll(sub, "max_requests_per_connection", &l->max_requests_per_connection);
+    mh_conf_get_ll(sub, "loop_stall_ms", &l->loop_stall_ms);
+    mh_conf_get_ll(sub, "loop_stall_kill_ms", &l->loop_stall_kill_ms);
+}
+
+/* The member @p name of @p g if it is a group, else NULL (the schema check reports that). */
+static const config_setting_t *subgroup(const config_setting_t *g, const char *name)
+{
+    const config_setting_t *sub = config_setting_get_member(g, name);
+
+    return sub && config_setting_is_group(sub) ? sub : NULL;
+}
+
+static void read_server(struct mh_config *c, const config_setting_t *g, const char *file,
+                        struct mh_errlist *errs)
+{
+    struct mh_server_conf *s = &c->server;
+    const config_setting_t *sub;
+    const char *v;
+
+    read_listen(s, g, file, errs);
+    read_counts(s, g);
     mh_conf_get_ll(g, "crash_limit", &s->crash_limit);
     mh_conf_get_ll(g, "crash_window_ms", &s->crash_window_ms);
     if ((v = mh_schema_str(g, "module_dir"))) {
@@ -314,92 +433,13 @@ static void read_server(struct mh_config *c, const config_setting_t *g, const ch
         s->channels_file = mh_config_setting_file(config_setting_get_member(g, "channels"));
         s->channels_line = config_setting_source_line(config_setting_get_member(g, "channels"));
     }
-    if ((v = mh_schema_str(g, "user"))) {
-        free(s->user);
-        s->user = mh_xstrdup(v);
-        if (!mh_user_find(v, NULL, NULL))
-            MH_SCHEMA_ERR(errs, config_setting_get_member(g, "user"),
-                          "'server.user' = \"%s\": no such user", v);
-    }
-    if ((v = mh_schema_str(g, "group"))) {
-        free(s->group);
-        s->group = mh_xstrdup(v);
-        if (!mh_group_find(v, NULL))
-            MH_SCHEMA_ERR(errs, config_setting_get_member(g, "group"),
-                          "'server.group' = \"%s\": no such group", v);
-    }
-    if ((sub = config_setting_get_member(g, "log")) && config_setting_is_group(sub)) {
-        enum mh_log_level lvl;
-
-        if ((v = mh_schema_str(sub, "level"))) {
-            if (mh_log_level_parse(v, &lvl) == MH_OK)
-                s->log_level = (int)lvl;
-            else
-                MH_SCHEMA_ERR(errs, config_setting_get_member(sub, "level"),
-                              "'server.log.level' = \"%s\" is not one of error, warn, info, debug",
-                              v);
-        }
-        mh_schema_bool(sub, "access", &s->access_log);
-        if ((v = mh_schema_str(sub, "access_format"))) {
-            static const char *const names[] = {"text", "combined", "json"};
-            bool found = false;
-
-            for (int i = 0; i < 3; i++) {
-                if (strcmp(v, names[i]) == 0) {
-                    s->access_format = i;
-                    found = true;
-                }
-            }
-            if (!found)
-                MH_SCHEMA_ERR(
-                    errs, config_setting_get_member(sub, "access_format"),
-                    "'server.log.access_format' = \"%s\" is not one of text, combined, json", v);
-        }
-        if ((v = mh_schema_str(sub, "access_file"))) {
-            free(s->access_file);
-            s->access_file = mh_conf_resolve_path(v, file);
-        }
-    }
-    if ((sub = config_setting_get_member(g, "admin")) && config_setting_is_group(sub)) {
-        if ((v = mh_schema_str(sub, "listen"))) {
-            char *host = NULL;
-            int port;
-
-            if (mh_config_parse_listen(v, &host, &port) != MH_OK) {
-                MH_SCHEMA_ERR(errs, config_setting_get_member(sub, "listen"),
-                              "'server.admin.listen' = \"%s\" is not HOST:PORT (e.g. "
-                              "\"127.0.0.1:9090\")",
-                              v);
-            } else {
-                free(s->admin_host);
-                s->admin_host = host;
-                s->admin_port = port;
-            }
-        }
-        mh_conf_get_ll(sub, "max_connections", &s->admin_max_connections);
-        mh_conf_get_ll(sub, "probe_timeout_ms", &s->admin_probe_timeout_ms);
-    }
-    if ((sub = config_setting_get_member(g, "limits")) && config_setting_is_group(sub)) {
-        struct mh_limits *l = &s->limits;
-
-        mh_conf_get_ll(sub, "max_header_bytes", &l->max_header_bytes);
-        mh_conf_get_ll(sub, "max_body_bytes", &l->max_body_bytes);
-        mh_conf_get_ll(sub, "max_json_bytes", &l->max_json_bytes);
-        mh_conf_get_ll(sub, "max_json_depth", &l->max_json_depth);
-        mh_conf_get_ll(sub, "read_timeout_ms", &l->read_timeout_ms);
-        mh_conf_get_ll(sub, "write_timeout_ms", &l->write_timeout_ms);
-        mh_conf_get_ll(sub, "keepalive_timeout_ms", &l->keepalive_timeout_ms);
-        mh_conf_get_ll(sub, "handler_timeout_ms", &l->handler_timeout_ms);
-        mh_conf_get_ll(sub, "max_request_line_bytes", &l->max_request_line_bytes);
-        mh_conf_get_ll(sub, "max_headers", &l->max_headers);
-        mh_conf_get_ll(sub, "head_timeout_ms", &l->head_timeout_ms);
-        mh_conf_get_ll(sub, "body_timeout_ms", &l->body_timeout_ms);
-        mh_conf_get_ll(sub, "max_connections", &l->max_connections);
-        mh_conf_get_ll(sub, "max_connections_per_client", &l->max_connections_per_client);
-        mh_conf_get_ll(sub, "max_requests_per_connection", &l->max_requests_per_connection);
-        mh_conf_get_ll(sub, "loop_stall_ms", &l->loop_stall_ms);
-        mh_conf_get_ll(sub, "loop_stall_kill_ms", &l->loop_stall_kill_ms);
-    }
+    read_identity(s, g, errs);
+    if ((sub = subgroup(g, "log")))
+        read_log(s, sub, file, errs);
+    if ((sub = subgroup(g, "admin")))
+        read_admin(s, sub, errs);
+    if ((sub = subgroup(g, "limits")))
+        read_limits(&s->limits, sub);
 }
 
 static bool valid_module_name(const char *name)
@@ -531,51 +571,82 @@ static void read_websockets(struct mh_module_conf *m, const config_setting_t *li
     }
 }
 
+/* The module's name and instance name (the name if none is given), checked; false after
+ * reporting why not. */
+static bool module_names(const config_setting_t *g, const char **name, const char **instance,
+                         struct mh_errlist *errs)
+{
+    *name = mh_schema_str(g, "name");
+    *instance = mh_schema_str(g, "instance");
+    if (!*name) {
+        if (!config_setting_get_member(g, "name"))
+            MH_SCHEMA_ERR(errs, g, "module has no 'name'");
+        return false;
+    }
+    if (!valid_module_name(*name)) {
+        MH_SCHEMA_ERR(errs, config_setting_get_member(g, "name"),
+                      "module name \"%s\" must match [a-z0-9_]+ (at most 64 characters)", *name);
+        return false;
+    }
+    if (!*instance) {
+        *instance = *name;
+    } else if (!valid_module_name(*instance)) {
+        MH_SCHEMA_ERR(errs, config_setting_get_member(g, "instance"),
+                      "instance name \"%s\" must match [a-z0-9_]+ (at most 64 characters)",
+                      *instance);
+        return false;
+    }
+    return true;
+}
+
+/* Whether @p instance is enabled already (reported at @p g). */
+static bool instance_taken(const struct mh_config *c, const config_setting_t *g, const char *name,
+                           const char *instance, struct mh_errlist *errs)
+{
+    const config_setting_t *at = config_setting_get_member(g, "instance");
+
+    for (size_t i = 0; i < c->nmodules; i++) {
+        if (strcmp(c->modules[i].instance, instance) != 0)
+            continue;
+        if (strcmp(instance, name) == 0)
+            MH_SCHEMA_ERR(errs, at ? at : config_setting_get_member(g, "name"),
+                          "module '%s' is already enabled at %s:%d (to enable it again, give each "
+                          "entry its own 'instance' name)",
+                          name, c->modules[i].file, c->modules[i].line);
+        else
+            MH_SCHEMA_ERR(errs, at, "instance '%s' is already enabled at %s:%d", instance,
+                          c->modules[i].file, c->modules[i].line);
+        return true;
+    }
+    return false;
+}
+
+/* The store names of the module's 'stores' array @p stores. */
+static void read_module_stores(struct mh_module_conf *m, const config_setting_t *stores)
+{
+    int n = config_setting_length(stores);
+
+    m->stores = mh_xcalloc((size_t)n + 1, sizeof(*m->stores));
+    for (int i = 0; i < n; i++) {
+        const char *sv = config_setting_get_string_elem(stores, i);
+
+        if (sv)
+            m->stores[m->nstores++] = mh_xstrdup(sv);
+    }
+}
+
 static void read_module(struct mh_config *c, const config_setting_t *g, const char *file,
                         struct mh_errlist *errs)
 {
-    const char *name = mh_schema_str(g, "name");
-    const char *instance = mh_schema_str(g, "instance");
+    const char *name, *instance;
     const char *so = mh_schema_str(g, "file");
     const config_setting_t *routes = config_setting_get_member(g, "routes");
     const config_setting_t *settings = config_setting_get_member(g, "settings");
     const config_setting_t *stores = config_setting_get_member(g, "stores");
     struct mh_module_conf *m;
 
-    if (!name) {
-        if (!config_setting_get_member(g, "name"))
-            MH_SCHEMA_ERR(errs, g, "module has no 'name'");
+    if (!module_names(g, &name, &instance, errs) || instance_taken(c, g, name, instance, errs))
         return;
-    }
-    if (!valid_module_name(name)) {
-        MH_SCHEMA_ERR(errs, config_setting_get_member(g, "name"),
-                      "module name \"%s\" must match [a-z0-9_]+ (at most 64 characters)", name);
-        return;
-    }
-    if (!instance) {
-        instance = name;
-    } else if (!valid_module_name(instance)) {
-        MH_SCHEMA_ERR(errs, config_setting_get_member(g, "instance"),
-                      "instance name \"%s\" must match [a-z0-9_]+ (at most 64 characters)",
-                      instance);
-        return;
-    }
-    for (size_t i = 0; i < c->nmodules; i++) {
-        if (strcmp(c->modules[i].instance, instance) == 0) {
-            const config_setting_t *at = config_setting_get_member(g, "instance");
-
-            if (strcmp(instance, name) == 0)
-                MH_SCHEMA_ERR(
-                    errs, at ? at : config_setting_get_member(g, "name"),
-                    "module '%s' is already enabled at %s:%d (to enable it again, give each "
-                    "entry its own 'instance' name)",
-                    name, c->modules[i].file, c->modules[i].line);
-            else
-                MH_SCHEMA_ERR(errs, at, "instance '%s' is already enabled at %s:%d", instance,
-                              c->modules[i].file, c->modules[i].line);
-            return;
-        }
-    }
     c->modules = mh_xrealloc(c->modules, (c->nmodules + 1) * sizeof(*c->modules));
     m = &c->modules[c->nmodules++];
     memset(m, 0, sizeof(*m));
@@ -589,17 +660,8 @@ static void read_module(struct mh_config *c, const config_setting_t *g, const ch
         read_routes(m, routes, file, errs);
     if ((routes = config_setting_get_member(g, "websockets")) && config_setting_is_list(routes))
         read_websockets(m, routes, file, errs);
-    if (stores && config_setting_is_array(stores)) {
-        int n = config_setting_length(stores);
-
-        m->stores = mh_xcalloc((size_t)n + 1, sizeof(*m->stores));
-        for (int i = 0; i < n; i++) {
-            const char *sv = config_setting_get_string_elem(stores, i);
-
-            if (sv)
-                m->stores[m->nstores++] = mh_xstrdup(sv);
-        }
-    }
+    if (stores && config_setting_is_array(stores))
+        read_module_stores(m, stores);
 }
 
 static void read_stores(struct mh_config *c, const config_setting_t *list, const char *file,
@@ -647,12 +709,96 @@ static void read_stores(struct mh_config *c, const config_setting_t *list, const
     }
 }
 
+/* Loops and workers per CPU this process may run on (taskset, a CPU-limited container), not
+ * per CPU online: more loops than cores only compete with each other. */
+static void default_counts(struct mh_server_conf *s)
+{
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+                                                          : sysconf(_SC_NPROCESSORS_ONLN);
+
+    s->threads = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
+    s->workers = n > 0 ? (int)(n > 512 ? 1024 : 2 * n) : 2;
+}
+
+/* Where the server group was given: only one file may. */
+struct server_at {
+    const char *file;
+    int line;
+};
+
+/* Reads conf.d file @p i of @p c (its config_t is c->cfgs[i]). */
+static void read_file(struct mh_config *c, size_t i, const char *dir, struct server_at *server,
+                      struct mh_errlist *errs)
+{
+    config_t *cfg = &c->cfgs[i];
+    const char *file = c->files[i];
+    config_setting_t *root, *s;
+
+    config_init(cfg);
+    config_set_include_dir(cfg, dir);
+    if (config_read_file(cfg, file) != CONFIG_TRUE) {
+        if (config_error_type(cfg) == CONFIG_ERR_FILE_IO)
+            mh_errlist_add(errs, MH_E_IO, file, 0, "cannot read file: %s", MH_STRERROR(errno));
+        else
+            mh_errlist_add(errs, MH_E_INVAL, config_error_file(cfg) ? config_error_file(cfg) : file,
+                           config_error_line(cfg), "syntax error: %s", config_error_text(cfg));
+        return;
+    }
+    root = config_root_setting(cfg);
+    mh_schema_check(root, top_keys, "", errs);
+    if ((s = config_setting_get_member(root, "server")) && config_setting_is_group(s)) {
+        if (server->file) {
+            MH_SCHEMA_ERR(errs, s, "server settings are already given at %s:%d", server->file,
+                          server->line);
+        } else {
+            server->file = file;
+            server->line = config_setting_source_line(s);
+            read_server(c, s, file, errs);
+        }
+    }
+    if ((s = config_setting_get_member(root, "module")) && config_setting_is_group(s))
+        read_module(c, s, file, errs);
+    if ((s = config_setting_get_member(root, "stores")) && config_setting_is_list(s))
+        read_stores(c, s, file, errs);
+}
+
+/* The files that hold keys and configuration: not writable or readable by others. */
+static void check_permissions(struct mh_config *c, struct mh_errlist *errs)
+{
+    mh_conf_check_tls_files(&c->server, errs);
+    for (size_t i = 0; i < c->nfiles; i++) {
+        struct mh_err e = {0};
+
+        if (mh_config_check_permissions(c->files[i], "configuration file", &e) != MH_OK)
+            mh_errlist_push(errs, &e);
+    }
+}
+
+/* Store @p name of module @p m must be declared somewhere in the directory. */
+static void check_store_declared(const struct mh_config *c, const struct mh_module_conf *m,
+                                 const char *name, struct mh_errlist *errs)
+{
+    const char *names[64], *hint;
+    size_t n = 0;
+
+    for (size_t k = 0; k < c->nstores; k++) {
+        if (strcmp(c->stores[k].name, name) == 0)
+            return;
+        if (n < 64)
+            names[n++] = c->stores[k].name;
+    }
+    hint = mh_config_suggest(name, names, n);
+    mh_errlist_add(errs, MH_E_NOTFOUND, m->file, m->line,
+                   "module '%s' uses store '%s', which no file declares%s%s%s", m->instance, name,
+                   hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+}
+
 void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *errs)
 {
     struct mh_config *c = mh_xcalloc(1, sizeof(*c));
-    const char *server_file = NULL;
+    struct server_at server = {NULL, 0};
     char absdir[PATH_MAX];
-    int server_line = 0;
 
     /* Work with an absolute directory, so that every path derived from it stays valid
      * whatever the working directory is later. */
@@ -661,96 +807,26 @@ void mh_config_load(const char *dir, struct mh_config **out, struct mh_errlist *
     c->dir = mh_xstrdup(dir);
     mh_config_defaults(&c->server);
     *out = c;
-    {
-        /* The CPUs this process may run on (taskset, a CPU-limited container), not the CPUs
-         * online: more loops than cores only compete with each other. */
-        cpu_set_t set;
-        long n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
-                                                              : sysconf(_SC_NPROCESSORS_ONLN);
-
-        c->server.threads = n > 0 ? (int)(n > 256 ? 256 : n) : 1;
-        c->server.workers = n > 0 ? (int)(n > 512 ? 1024 : 2 * n) : 2;
-    }
+    default_counts(&c->server);
     if (!mh_config_list_files(dir, &c->files, &c->nfiles, errs))
         return;
     c->cfgs = mh_xcalloc(c->nfiles, sizeof(*c->cfgs));
-    for (size_t i = 0; i < c->nfiles; i++) {
-        config_t *cfg = &c->cfgs[i];
-        const char *file = c->files[i];
-        config_setting_t *root, *s;
-
-        config_init(cfg);
-        config_set_include_dir(cfg, dir);
-        if (config_read_file(cfg, file) != CONFIG_TRUE) {
-            if (config_error_type(cfg) == CONFIG_ERR_FILE_IO)
-                mh_errlist_add(errs, MH_E_IO, file, 0, "cannot read file: %s", MH_STRERROR(errno));
-            else
-                mh_errlist_add(errs, MH_E_INVAL,
-                               config_error_file(cfg) ? config_error_file(cfg) : file,
-                               config_error_line(cfg), "syntax error: %s", config_error_text(cfg));
-            continue;
-        }
-        root = config_root_setting(cfg);
-        mh_schema_check(root, top_keys, "", errs);
-        if ((s = config_setting_get_member(root, "server")) && config_setting_is_group(s)) {
-            if (server_file) {
-                MH_SCHEMA_ERR(errs, s, "server settings are already given at %s:%d", server_file,
-                              server_line);
-            } else {
-                server_file = file;
-                server_line = config_setting_source_line(s);
-                read_server(c, s, file, errs);
-            }
-        }
-        if ((s = config_setting_get_member(root, "module")) && config_setting_is_group(s))
-            read_module(c, s, file, errs);
-        if ((s = config_setting_get_member(root, "stores")) && config_setting_is_list(s))
-            read_stores(c, s, file, errs);
-    }
+    for (size_t i = 0; i < c->nfiles; i++)
+        read_file(c, i, dir, &server, errs);
     if (c->server.nlisteners == 0) {
         /* `listen` (or its default): one plain listener. */
         c->server.listeners = mh_xcalloc(1, sizeof(*c->server.listeners));
         c->server.listeners[0].host = mh_xstrdup(c->server.host);
         c->server.listeners[0].port = c->server.port;
-        c->server.listeners[0].file = server_file;
-        c->server.listeners[0].line = server_line;
+        c->server.listeners[0].file = server.file;
+        c->server.listeners[0].line = server.line;
         c->server.nlisteners = 1;
     }
-    if (!c->server.insecure_permissions) {
-        mh_conf_check_tls_files(&c->server, errs);
-        for (size_t i = 0; i < c->nfiles; i++) {
-            struct mh_err e = {0};
-
-            if (mh_config_check_permissions(c->files[i], "configuration file", &e) != MH_OK)
-                mh_errlist_push(errs, &e);
-        }
-    }
-
-    /* A module's stores must be declared somewhere in the directory. */
+    if (!c->server.insecure_permissions)
+        check_permissions(c, errs);
     for (size_t i = 0; i < c->nmodules; i++) {
-        const struct mh_module_conf *m = &c->modules[i];
-
-        for (size_t j = 0; j < m->nstores; j++) {
-            const char *names[64];
-            size_t n = 0, k;
-
-            for (k = 0; k < c->nstores; k++) {
-                if (strcmp(c->stores[k].name, m->stores[j]) == 0)
-                    break;
-                if (n < 64)
-                    names[n++] = c->stores[k].name;
-            }
-            if (k < c->nstores)
-                continue;
-            {
-                const char *hint = mh_config_suggest(m->stores[j], names, n);
-
-                mh_errlist_add(errs, MH_E_NOTFOUND, m->file, m->line,
-                               "module '%s' uses store '%s', which no file declares%s%s%s",
-                               m->instance, m->stores[j], hint ? " (did you mean '" : "",
-                               hint ? hint : "", hint ? "'?)" : "");
-            }
-        }
+        for (size_t j = 0; j < c->modules[i].nstores; j++)
+            check_store_declared(c, &c->modules[i], c->modules[i].stores[j], errs);
     }
     for (size_t i = 0; i < c->nmodules; i++) {
         struct mh_module_conf *m = &c->modules[i];

@@ -142,7 +142,8 @@ static struct mh_tls_conf *read_tls(const config_setting_t *g, const char *where
             const config_setting_t *e = config_setting_get_elem(sni, (unsigned)i);
             char sub[128];
 
-            snprintf(sub, sizeof(sub), "%s.sni[%d]", where, i);
+            /* A key path for messages: a cut one still names the place. */
+            (void)snprintf(sub, sizeof(sub), "%s.sni[%d]", where, i);
             if (config_setting_is_group(e) && read_cert(e, sub, file, &t->sni[t->nsni], errs))
                 t->nsni++;
             else
@@ -177,7 +178,7 @@ void mh_conf_read_listeners(struct mh_server_conf *s, const config_setting_t *li
 
         if (!config_setting_is_group(g))
             continue; /* reported by the schema check */
-        snprintf(where, sizeof(where), "server.listeners[%d]", i);
+        (void)snprintf(where, sizeof(where), "server.listeners[%d]", i); /* fits any int */
         if (!(v = mh_schema_str(g, "listen"))) {
             if (!config_setting_get_member(g, "listen"))
                 MH_SCHEMA_ERR(errs, g, "'%s' has no 'listen' (HOST:PORT)", where);
@@ -205,7 +206,7 @@ void mh_conf_read_listeners(struct mh_server_conf *s, const config_setting_t *li
         if ((tls = config_setting_get_member(g, "tls")) && config_setting_is_group(tls)) {
             char tw[80];
 
-            snprintf(tw, sizeof(tw), "%s.tls", where);
+            (void)snprintf(tw, sizeof(tw), "%s.tls", where); /* where[64] + ".tls" fits */
             l->tls = read_tls(tls, tw, file, errs);
         }
     }

@@ -130,7 +130,7 @@ void mh_access_stop(struct mh_loop *loop)
 static void put_clean(struct mh_buf *b, const char *s, char quote)
 {
     for (; *s; s++) {
-        char ch = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+        char ch = (char)((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
 
         if (quote && (ch == quote || ch == '\\'))
             mh_buf_put(b, "\\", 1);
@@ -194,8 +194,9 @@ static void make_stamps(struct mh_access_buf *a, const struct timeval *tv)
     if (tv->tv_sec == a->stamp_sec)
         return;
     gmtime_r(&tv->tv_sec, &tm);
-    strftime(a->stamp, sizeof(a->stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    strftime(a->clf, sizeof(a->clf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    /* Both sized for their formats, which have fixed widths for years 0..9999. */
+    (void)strftime(a->stamp, sizeof(a->stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    (void)strftime(a->clf, sizeof(a->clf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
     a->stamp_sec = tv->tv_sec;
 }
 
@@ -220,7 +221,7 @@ static void put_text_start(struct mh_buf *b, const struct mh_access_buf *a,
     char ms[8];
 
     put_str(b, a->stamp);
-    snprintf(ms, sizeof(ms), ".%03d", (int)(tv->tv_usec / 1000));
+    (void)snprintf(ms, sizeof(ms), ".%03d", (int)(tv->tv_usec / 1000));
     mh_buf_put(b, ms, 4);
     put_str(b, "Z info  access: ");
 }
@@ -230,7 +231,7 @@ static void put_iso_ms(struct mh_buf *b, const struct mh_access_buf *a, const st
     char ms[8];
 
     put_str(b, a->stamp);
-    snprintf(ms, sizeof(ms), ".%03d", (int)(tv->tv_usec / 1000));
+    (void)snprintf(ms, sizeof(ms), ".%03d", (int)(tv->tv_usec / 1000));
     mh_buf_put(b, ms, 4);
     mh_buf_put(b, "Z", 1);
 }
@@ -262,106 +263,152 @@ static const char *header(const struct mh_req *req, const char *name)
     return NULL;
 }
 
+/* What an access line says about a request. */
+struct access_line {
+    const struct mh_req *req;
+    const char *client, *module, *route, *user_agent, *referer, *query;
+    int status;
+    size_t bytes;
+    long long us; /* from reading the request to now */
+};
+
+static size_t len_or_0(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
+/* Room for @p l's line: each text may grow sixfold when escaped (\u00XX). */
+static size_t line_room(const struct access_line *l)
+{
+    return (strlen(l->req->path) + len_or_0(l->query) + len_or_0(l->user_agent) +
+            len_or_0(l->referer) + len_or_0(l->module) + len_or_0(l->route) + strlen(l->req->rid)) *
+               6 +
+           256;
+}
+
+static long long elapsed_us(const struct mh_req *req)
+{
+    struct timespec now;
+    long long us;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    us = (long long)(now.tv_sec - req->start.tv_sec) * 1000000 +
+         (now.tv_nsec - req->start.tv_nsec) / 1000;
+    return us < 0 ? 0 : us;
+}
+
+static void put_text_request(struct mh_buf *b, const struct mh_access_buf *a,
+                             const struct timeval *tv, const struct access_line *l)
+{
+    put_text_start(b, a, tv);
+    put_clean(b, l->req->method_name, 0);
+    mh_buf_put(b, " ", 1);
+    put_clean(b, l->req->path, 0);
+    if (l->query) {
+        mh_buf_put(b, "?", 1);
+        put_clean(b, l->query, 0);
+    }
+    mh_buf_put(b, " ", 1);
+    mh_buf_put_u64(b, (unsigned)l->status);
+    mh_buf_put(b, " ", 1);
+    mh_buf_put_u64(b, l->bytes);
+    mh_buf_put(b, " ", 1);
+    mh_buf_put_u64(b, (unsigned long long)l->us);
+    put_str(b, "us req=");
+    put_str(b, l->req->rid);
+    put_str(b, " client=");
+    put_str(b, l->client);
+    if (l->module) {
+        put_str(b, " module=");
+        put_clean(b, l->module, 0);
+        put_str(b, " route=");
+        put_clean(b, l->route, 0);
+    }
+}
+
+/* host ident user [time] "request" status bytes "referer" "agent", then ours. */
+static void put_combined_request(struct mh_buf *b, const struct mh_access_buf *a,
+                                 const struct access_line *l)
+{
+    put_combined_start(b, l->client, a);
+    mh_buf_put(b, "\"", 1);
+    put_clean(b, l->req->method_name, '"');
+    mh_buf_put(b, " ", 1);
+    put_clean(b, l->req->path, '"');
+    if (l->query) {
+        mh_buf_put(b, "?", 1);
+        put_clean(b, l->query, '"');
+    }
+    put_str(b, l->req->http11 ? " HTTP/1.1\" " : " HTTP/1.0\" ");
+    mh_buf_put_u64(b, (unsigned)l->status);
+    mh_buf_put(b, " ", 1);
+    if (l->bytes)
+        mh_buf_put_u64(b, l->bytes);
+    else
+        mh_buf_put(b, "-", 1);
+    put_str(b, " \"");
+    put_clean(b, l->referer ? l->referer : "-", '"');
+    put_str(b, "\" \"");
+    put_clean(b, l->user_agent ? l->user_agent : "-", '"');
+    put_str(b, "\" module=");
+    put_clean(b, l->module ? l->module : "-", 0);
+    put_str(b, " route=");
+    put_clean(b, l->route ? l->route : "-", 0);
+    put_str(b, " req=");
+    put_str(b, l->req->rid);
+    put_str(b, " us=");
+    mh_buf_put_u64(b, (unsigned long long)l->us);
+}
+
+static void put_json_request(struct mh_buf *b, const struct mh_access_buf *a,
+                             const struct timeval *tv, const struct access_line *l)
+{
+    put_str(b, "{\"time\":\"");
+    put_iso_ms(b, a, tv);
+    mh_buf_put(b, "\"", 1);
+    put_json_field(b, "client", l->client);
+    put_json_field(b, "method", l->req->method_name);
+    put_json_field(b, "path", l->req->path);
+    put_json_field(b, "query", l->query);
+    put_json_num(b, "status", (unsigned)l->status);
+    put_json_num(b, "bytes", l->bytes);
+    put_json_num(b, "duration_us", (unsigned long long)l->us);
+    put_json_field(b, "request_id", l->req->rid);
+    put_json_field(b, "module", l->module);
+    put_json_field(b, "route", l->route);
+    put_json_field(b, "referer", l->referer);
+    put_json_field(b, "user_agent", l->user_agent);
+    mh_buf_put(b, "}", 1);
+}
+
 void mh_access_request(struct mh_loop *loop, const struct mh_req *req, const char *client,
                        int status, size_t bytes)
 {
     const struct mh_route_target *t = req->target;
-    const char *module = t ? t->module->name : NULL;
-    const char *route = t ? (t->ws ? t->ws->path : t->conf->path) : NULL;
-    const char *ua = header(req, "User-Agent"), *ref = header(req, "Referer");
-    const char *query = req->query_raw;
-    size_t more = (strlen(req->path) + (query ? strlen(query) : 0) + (ua ? strlen(ua) : 0) +
-                   (ref ? strlen(ref) : 0) + (module ? strlen(module) : 0) +
-                   (route ? strlen(route) : 0) + strlen(req->rid)) *
-                      6 +
-                  256;
+    struct access_line l = {.req = req,
+                            .client = client,
+                            .module = t ? t->module->name : NULL,
+                            .route = t ? (t->ws ? t->ws->path : t->conf->path) : NULL,
+                            .user_agent = header(req, "User-Agent"),
+                            .referer = header(req, "Referer"),
+                            .query = req->query_raw,
+                            .status = status,
+                            .bytes = bytes};
     struct timeval tv;
-    struct mh_buf *b = begin(loop, more, &tv);
-    struct timespec now;
-    long long us;
+    struct mh_buf *b = begin(loop, line_room(&l), &tv);
 
     if (!b)
         return;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    us = (long long)(now.tv_sec - req->start.tv_sec) * 1000000 +
-         (now.tv_nsec - req->start.tv_nsec) / 1000;
-    if (us < 0)
-        us = 0;
+    l.us = elapsed_us(req);
     switch (loop->access_format) {
     case MH_ACCESS_TEXT:
-        put_text_start(b, loop->access, &tv);
-        put_clean(b, req->method_name, 0);
-        mh_buf_put(b, " ", 1);
-        put_clean(b, req->path, 0);
-        if (query) {
-            mh_buf_put(b, "?", 1);
-            put_clean(b, query, 0);
-        }
-        mh_buf_put(b, " ", 1);
-        mh_buf_put_u64(b, (unsigned)status);
-        mh_buf_put(b, " ", 1);
-        mh_buf_put_u64(b, bytes);
-        mh_buf_put(b, " ", 1);
-        mh_buf_put_u64(b, (unsigned long long)us);
-        put_str(b, "us req=");
-        put_str(b, req->rid);
-        put_str(b, " client=");
-        put_str(b, client);
-        if (module) {
-            put_str(b, " module=");
-            put_clean(b, module, 0);
-            put_str(b, " route=");
-            put_clean(b, route, 0);
-        }
+        put_text_request(b, loop->access, &tv, &l);
         break;
     case MH_ACCESS_COMBINED:
-        /* host ident user [time] "request" status bytes "referer" "agent", then ours. */
-        put_combined_start(b, client, loop->access);
-        mh_buf_put(b, "\"", 1);
-        put_clean(b, req->method_name, '"');
-        mh_buf_put(b, " ", 1);
-        put_clean(b, req->path, '"');
-        if (query) {
-            mh_buf_put(b, "?", 1);
-            put_clean(b, query, '"');
-        }
-        put_str(b, req->http11 ? " HTTP/1.1\" " : " HTTP/1.0\" ");
-        mh_buf_put_u64(b, (unsigned)status);
-        mh_buf_put(b, " ", 1);
-        if (bytes)
-            mh_buf_put_u64(b, bytes);
-        else
-            mh_buf_put(b, "-", 1);
-        put_str(b, " \"");
-        put_clean(b, ref ? ref : "-", '"');
-        put_str(b, "\" \"");
-        put_clean(b, ua ? ua : "-", '"');
-        put_str(b, "\" module=");
-        put_clean(b, module ? module : "-", 0);
-        put_str(b, " route=");
-        put_clean(b, route ? route : "-", 0);
-        put_str(b, " req=");
-        put_str(b, req->rid);
-        put_str(b, " us=");
-        mh_buf_put_u64(b, (unsigned long long)us);
+        put_combined_request(b, loop->access, &l);
         break;
     case MH_ACCESS_JSON:
-        put_str(b, "{\"time\":\"");
-        put_iso_ms(b, loop->access, &tv);
-        mh_buf_put(b, "\"", 1);
-        put_json_field(b, "client", client);
-        put_json_field(b, "method", req->method_name);
-        put_json_field(b, "path", req->path);
-        put_json_field(b, "query", query);
-        put_json_num(b, "status", (unsigned)status);
-        put_json_num(b, "bytes", bytes);
-        put_json_num(b, "duration_us", (unsigned long long)us);
-        put_json_field(b, "request_id", req->rid);
-        put_json_field(b, "module", module);
-        put_json_field(b, "route", route);
-        put_json_field(b, "referer", ref);
-        put_json_field(b, "user_agent", ua);
-        mh_buf_put(b, "}", 1);
+        put_json_request(b, loop->access, &tv, &l);
         break;
     }
     end(loop);

@@ -169,30 +169,58 @@ void mh_req_account(struct mh_req *req, int status)
 
 /* --- Settling --- */
 
-void mh_req_settle(struct mh_req *req, enum mh_status rc)
+/* A streamed answer ends with mh_stream_end. A handler that failed after beginning one
+ * leaves an answer that cannot be completed: the connection closes. */
+static void settle_stream(struct mh_req *req, enum mh_status rc)
 {
     const struct mh_route_target *t = req->target;
 
+    if ((int)rc >= 0 || atomic_load(&req->stream_phase) != 1) {
+        mh_req_finish_if_done(req);
+        return;
+    }
+    mh_log_write(MH_LOG_ERROR, t->module->name,
+                 "handler '%s' failed after starting a stream: %s; closing the "
+                 "connection req=%s",
+                 t->handler ? t->handler->name : "-", mh_status_str(rc), req->rid);
+    /* What was written goes out, without the last chunk: the client sees a body cut short,
+     * never one that looks complete. */
+    req->stream_chunked = false;
+    req->close_after = true;
+    mh_stream_end_impl(req);
+}
+
+/* The answer for a handler that returned @p rc without a reply: 500 if it claimed success,
+ * else the status @p rc stands for. */
+static void reply_for_status(struct mh_req *req, enum mh_status rc)
+{
+    const struct mh_route_target *t = req->target;
+    const char *what = t->handler ? t->handler->name : t->ws->path;
+
+    if (rc == MH_OK || rc == MH_PENDING) {
+        mh_stat_add(&mh_route_stats_of(req->loop, t)->errors, 1);
+        mh_log_write(MH_LOG_ERROR, t->module->name, "handler '%s' returned without a reply req=%s",
+                     what, req->rid);
+        mh_reply_problem_impl(req, 500, NULL, "the handler sent no reply");
+        return;
+    }
+    if (mh_status_http(rc) >= 500) {
+        mh_stat_add(&mh_route_stats_of(req->loop, t)->errors, 1);
+        mh_log_write(MH_LOG_ERROR, t->module->name, "%s '%s' failed: %s req=%s",
+                     t->handler ? "handler" : "WebSocket endpoint", what, mh_status_str(rc),
+                     req->rid);
+    }
+    mh_reply_problem_impl(req, mh_status_http(rc), NULL, "%s", mh_status_str(rc));
+}
+
+void mh_req_settle(struct mh_req *req, enum mh_status rc)
+{
     if (req->responded) {
         mh_req_finish_if_done(req);
         return;
     }
     if (atomic_load(&req->stream_phase) != 0 && !req->misuse) {
-        /* A streamed answer: it ends with mh_stream_end. A handler that failed after
-         * beginning one leaves an answer that cannot be completed: close the connection. */
-        if ((int)rc < 0 && atomic_load(&req->stream_phase) == 1) {
-            mh_log_write(MH_LOG_ERROR, t->module->name,
-                         "handler '%s' failed after starting a stream: %s; closing the "
-                         "connection req=%s",
-                         t->handler ? t->handler->name : "-", mh_status_str(rc), req->rid);
-            /* What was written goes out, without the last chunk: the client sees a body cut
-             * short, never one that looks complete. */
-            req->stream_chunked = false;
-            req->close_after = true;
-            mh_stream_end_impl(req);
-            return;
-        }
-        mh_req_finish_if_done(req);
+        settle_stream(req, rc);
         return;
     }
     if (req->misuse) {
@@ -205,22 +233,7 @@ void mh_req_settle(struct mh_req *req, enum mh_status rc)
     } else if (!req->replied) {
         if (rc == MH_PENDING && req->pending > 0)
             return; /* a request task will reply */
-        if (rc == MH_OK || rc == MH_PENDING) {
-            mh_stat_add(&mh_route_stats_of(req->loop, t)->errors, 1);
-            mh_log_write(MH_LOG_ERROR, t->module->name,
-                         "handler '%s' returned without a reply req=%s",
-                         t->handler ? t->handler->name : t->ws->path, req->rid);
-            mh_reply_problem_impl(req, 500, NULL, "the handler sent no reply");
-        } else {
-            if (mh_status_http(rc) >= 500) {
-                mh_stat_add(&mh_route_stats_of(req->loop, t)->errors, 1);
-                mh_log_write(MH_LOG_ERROR, t->module->name, "%s '%s' failed: %s req=%s",
-                             t->handler ? "handler" : "WebSocket endpoint",
-                             t->handler ? t->handler->name : t->ws->path, mh_status_str(rc),
-                             req->rid);
-            }
-            mh_reply_problem_impl(req, mh_status_http(rc), NULL, "%s", mh_status_str(rc));
-        }
+        reply_for_status(req, rc);
     }
     mh_req_respond(req);
     mh_req_finish_if_done(req);

@@ -194,39 +194,52 @@ static void request_line(struct mh_http_scan *s, const unsigned char *p, size_t 
 
 /* --- Header fields --- */
 
-static bool valid_host(const unsigned char *v, size_t n)
+/* The length of the IP literal "[...]" that @p v (@p n bytes) starts with, or 0. */
+static size_t ip_literal_len(const unsigned char *v, size_t n)
 {
-    size_t i = 0;
+    size_t i;
 
-    if (n == 0)
-        return false;
-    if (v[0] == '[') {
-        for (i = 1; i < n && v[i] != ']'; i++) {
-            if (!is_hex(v[i]) && v[i] != ':' && v[i] != '.')
-                return false;
-        }
-        if (i >= n || i == 1)
-            return false;
-        i++;
-    } else {
-        for (; i < n && v[i] != ':'; i++) {
-            unsigned char c = v[i];
-
-            if (!mh_ch_is(c, MH_CH_HOST))
-                return false;
-        }
-        if (i == 0)
-            return false;
+    for (i = 1; i < n && v[i] != ']'; i++) {
+        if (!is_hex(v[i]) && v[i] != ':' && v[i] != '.')
+            return 0;
     }
-    if (i == n)
+    return i >= n || i == 1 ? 0 : i + 1;
+}
+
+/* The length of the host name that @p v (@p n bytes) starts with (up to a ':'), or 0. */
+static size_t reg_name_len(const unsigned char *v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n && v[i] != ':'; i++) {
+        if (!mh_ch_is(v[i], MH_CH_HOST))
+            return 0;
+    }
+    return i;
+}
+
+/* Whether @p v (@p n bytes) is nothing, or ':' and at most five digits. */
+static bool valid_port_part(const unsigned char *v, size_t n)
+{
+    if (n == 0)
         return true;
-    if (v[i] != ':' || n - i - 1 > 5)
+    if (v[0] != ':' || n - 1 > 5)
         return false;
-    for (i++; i < n; i++) {
+    for (size_t i = 1; i < n; i++) {
         if (v[i] < '0' || v[i] > '9')
             return false;
     }
     return true;
+}
+
+static bool valid_host(const unsigned char *v, size_t n)
+{
+    size_t i;
+
+    if (n == 0)
+        return false;
+    i = v[0] == '[' ? ip_literal_len(v, n) : reg_name_len(v, n);
+    return i > 0 && valid_port_part(v + i, n - i);
 }
 
 static void content_length(struct mh_http_scan *s, const unsigned char *v, size_t n)
@@ -510,6 +523,111 @@ static void mark(struct mh_http_scan *s, unsigned before, size_t at)
         s->done = s->stream + at;
 }
 
+/* Whether the next line of a head or of the trailers at @p p (@p avail bytes) is complete and
+ * allowed; if it is, its length without (@p n) and with (@p total) its line end. Refuses a
+ * line that is too long or has a bare CR. */
+static bool head_line_ready(struct mh_http_scan *s, const unsigned char *p, size_t avail, size_t *n,
+                            size_t *total)
+{
+    bool first = s->state == MH_SCAN_HEAD && s->head_bytes == 0;
+    size_t limit = first ? s->lim.max_request_line : s->lim.max_header_bytes;
+    bool complete = next_line(p, avail, n, total);
+    int verdict = line_check(p, complete ? *total : avail, complete, s->head_bytes, limit);
+
+    if (verdict == 400)
+        refuse(s, MH_REFUSE_HEADER_SYNTAX, 400, "bare CR in the request head");
+    else if (verdict)
+        refuse(s, first ? MH_REFUSE_LINE_TOO_LONG : MH_REFUSE_HEADERS_TOO_BIG, first ? 414 : 431,
+               first ? "request line too long" : "request head larger than the limit");
+    if (verdict || !complete)
+        return false;
+    if (s->head_bytes + *total > s->lim.max_header_bytes) {
+        refuse(s, MH_REFUSE_HEADERS_TOO_BIG, 431, "request head larger than the limit");
+        return false;
+    }
+    return true;
+}
+
+/* The complete line @p p (@p n bytes, @p total with its line end) of a head or of the
+ * trailers: the request line, a field, a trailer, or the empty line that ends either. */
+static void head_line(struct mh_http_scan *s, unsigned char *p, size_t n, size_t total)
+{
+    if (s->state == MH_SCAN_TRAILER) {
+        s->head_bytes += total;
+        if (n == 0) {
+            s->state = MH_SCAN_HEAD;
+            s->completed++;
+            reset_head(s);
+        } else {
+            trailer_line(s, p, n);
+        }
+    } else if (s->head_bytes == 0) {
+        if (n == 0) {
+            refuse(s, MH_REFUSE_REQUEST_LINE, 400, "empty request line");
+            return;
+        }
+        s->head_bytes = total;
+        request_line(s, p, n);
+    } else {
+        s->head_bytes += total;
+        if (n == 0)
+            end_of_head(s);
+        else
+            header_line(s, p, n);
+    }
+}
+
+/* The CRLF (or LF) after a chunk's data at @p p. @return the bytes it took, or 0 if more are
+ * needed or it is refused. */
+static size_t chunk_end(struct mh_http_scan *s, const unsigned char *p, size_t avail)
+{
+    if (p[0] == '\n')
+        return 1;
+    if (p[0] == '\r' && avail < 2)
+        return 0;
+    if (p[0] == '\r' && p[1] == '\n')
+        return 2;
+    refuse(s, MH_REFUSE_CHUNK, 400, "chunk data not followed by CRLF");
+    return 0;
+}
+
+/* The chunk size line at @p p. @return the bytes it took, or 0 if more are needed or it is
+ * refused. */
+static size_t chunk_size_line(struct mh_http_scan *s, unsigned char *p, size_t avail)
+{
+    size_t n = 0, total = 0;
+    bool complete = next_line(p, avail, &n, &total);
+    int verdict = line_check(p, complete ? total : avail, complete, 0, 1024);
+
+    if (verdict)
+        refuse(s, MH_REFUSE_CHUNK, 400,
+               verdict == 400 ? "bare CR in a chunk size line" : "chunk size line too long");
+    if (verdict || !complete)
+        return 0;
+    chunk_size(s, p, n);
+    return s->state == MH_SCAN_FAILED ? 0 : total;
+}
+
+/* One step in a head or the trailers: a line at most. @return false to stop scanning (more
+ * bytes needed, a refusal, or the end of a head or of a request, which the caller acts on). */
+static bool head_step(struct mh_http_scan *s, unsigned char *p, size_t avail, size_t *used,
+                      unsigned before, unsigned heads)
+{
+    size_t n = 0, total = 0;
+
+    if (!head_line_ready(s, p, avail, &n, &total))
+        return false;
+    head_line(s, p, n, total);
+    if (s->state == MH_SCAN_FAILED)
+        return false;
+    *used += total;
+    if (s->completed != before || s->requests != heads) {
+        mark(s, before, *used);
+        return false;
+    }
+    return true;
+}
+
 static size_t scan(struct mh_http_scan *s, unsigned char *data, size_t len)
 {
     size_t used = 0;
@@ -519,105 +637,39 @@ static size_t scan(struct mh_http_scan *s, unsigned char *data, size_t len)
         mark(s, before, used);
         before = s->completed;
         unsigned char *p = data + used;
-        size_t avail = len - used, n = 0, total = 0;
+        size_t avail = len - used, took;
+        bool go = false;
 
         switch (s->state) {
         case MH_SCAN_HEAD:
-        case MH_SCAN_TRAILER: {
-            bool first = s->state == MH_SCAN_HEAD && s->head_bytes == 0;
-            size_t limit = first ? s->lim.max_request_line : s->lim.max_header_bytes;
-            bool complete = next_line(p, avail, &n, &total);
-            int verdict = line_check(p, complete ? total : avail, complete, s->head_bytes, limit);
-
-            if (verdict == 400)
-                refuse(s, MH_REFUSE_HEADER_SYNTAX, 400, "bare CR in the request head");
-            else if (verdict)
-                refuse(s, first ? MH_REFUSE_LINE_TOO_LONG : MH_REFUSE_HEADERS_TOO_BIG,
-                       first ? 414 : 431,
-                       first ? "request line too long" : "request head larger than the limit");
-            if (verdict || !complete)
-                return used;
-        }
-            if (s->head_bytes + total > s->lim.max_header_bytes) {
-                refuse(s, MH_REFUSE_HEADERS_TOO_BIG, 431, "request head larger than the limit");
-                return used;
-            }
-            if (s->state == MH_SCAN_TRAILER) {
-                s->head_bytes += total;
-                if (n == 0) {
-                    s->state = MH_SCAN_HEAD;
-                    s->completed++;
-                    reset_head(s);
-                } else {
-                    trailer_line(s, p, n);
-                }
-            } else if (s->head_bytes == 0) {
-                if (n == 0) {
-                    refuse(s, MH_REFUSE_REQUEST_LINE, 400, "empty request line");
-                    return used;
-                }
-                s->head_bytes = total;
-                request_line(s, p, n);
-            } else {
-                s->head_bytes += total;
-                if (n == 0)
-                    end_of_head(s);
-                else
-                    header_line(s, p, n);
-            }
-            if (s->state == MH_SCAN_FAILED)
-                return used;
-            used += total;
-            if (s->completed != before || s->requests != heads) {
-                mark(s, before, used);
-                return used; /* a head or a request ends here: let the caller act on it */
-            }
+        case MH_SCAN_TRAILER:
+            go = head_step(s, p, avail, &used, before, heads);
             break;
         case MH_SCAN_BODY:
         case MH_SCAN_CHUNK_DATA:
             used += skip_body(s, avail);
-            if (s->completed != before) {
+            go = s->completed == before;
+            if (!go)
                 mark(s, before, used);
-                return used;
-            }
             break;
         case MH_SCAN_CHUNK_END:
-            if (p[0] == '\n') {
-                used += 1;
-            } else if (p[0] == '\r') {
-                if (avail < 2)
-                    return used;
-                if (p[1] != '\n') {
-                    refuse(s, MH_REFUSE_CHUNK, 400, "chunk data not followed by CRLF");
-                    return used;
-                }
-                used += 2;
-            } else {
-                refuse(s, MH_REFUSE_CHUNK, 400, "chunk data not followed by CRLF");
-                return used;
-            }
-            s->state = MH_SCAN_CHUNK_SIZE;
+            took = chunk_end(s, p, avail);
+            used += took;
+            go = took > 0;
+            if (go)
+                s->state = MH_SCAN_CHUNK_SIZE;
             break;
-        case MH_SCAN_CHUNK_SIZE: {
-            bool complete = next_line(p, avail, &n, &total);
-            int verdict = line_check(p, complete ? total : avail, complete, 0, 1024);
-
-            if (verdict)
-                refuse(s, MH_REFUSE_CHUNK, 400,
-                       verdict == 400 ? "bare CR in a chunk size line"
-                                      : "chunk size line too long");
-            if (verdict || !complete)
-                return used;
-        }
-            chunk_size(s, p, n);
-            if (s->state == MH_SCAN_FAILED)
-                return used;
-            used += total;
+        case MH_SCAN_CHUNK_SIZE:
+            took = chunk_size_line(s, p, avail);
+            used += took;
+            go = took > 0;
             break;
         case MH_SCAN_HOLD:
         case MH_SCAN_FAILED:
-            return used;
+            break;
         }
+        if (!go)
+            return used;
     }
     mark(s, before, used);
     return used;

@@ -137,11 +137,10 @@ enum mh_status mh_reply_impl(struct mh_req *req, int status, const char *content
 enum mh_status mh_reply_json_impl(struct mh_req *req, int status, struct json_object *body)
 {
     enum mh_status rc = reply_begin(req, status, "application/json");
-    const char *s;
-    size_t len;
 
     if (rc == MH_OK) {
-        s = json_object_to_json_string_length(
+        size_t len;
+        const char *s = json_object_to_json_string_length(
             body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
         if (!s || !mh_buf_add(&req->out, s, len))
             rc = MH_E_NOMEM;
@@ -156,13 +155,16 @@ static enum mh_status reply_vproblem(struct mh_req *req, int status, const char 
                                      const char *fmt, va_list ap)
 {
     enum mh_status rc = reply_begin(req, status, "application/problem+json");
-    char detail[1024];
+    char buf[1024];
+    const char *detail = NULL;
 
     if (rc != MH_OK)
         return rc;
-    if (fmt)
-        (void)vsnprintf(detail, sizeof(detail), fmt, ap);
-    if (!mh_problem_build(&req->out, status, mh_http_reason(status), type, fmt ? detail : NULL))
+    if (fmt) {
+        (void)vsnprintf(buf, sizeof(buf), fmt, ap); /* a longer detail is cut */
+        detail = buf;
+    }
+    if (!mh_problem_build(&req->out, status, mh_http_reason(status), type, detail))
         return MH_E_NOMEM;
     return MH_OK;
 }

@@ -76,7 +76,6 @@ struct mh_req {
     const char *param_values[MH_ROUTE_MAX_PARAMS];
     struct mh_qpair *query;
     size_t nquery;
-    bool query_parsed;
     uint64_t id;
     struct timespec start;       /* when it was read: for the access log and the latency metrics */
     char rid[MH_REQ_ID_MAX + 1]; /* the request id: the client's X-Request-Id or ours; "" until
@@ -84,23 +83,24 @@ struct mh_req {
 
     struct json_object *json; /* parsed body, owned (NULL for the document `null`) */
     bool json_parsed;
+    bool query_parsed;
 
     /* The reply a handler recorded. */
     bool replied;
+    bool close_after; /* answer with Connection: close */
     int status;
     const char *content_type;
     struct mh_resp_field *resp_fields;
     struct mh_buf out;  /* the body; its memory is kept with the spare request */
     size_t body_sent;   /* the Content-Length of the answer, for the access log */
-    bool close_after;   /* answer with Connection: close */
     const char *misuse; /* the first SDK misuse of the module (reply.c), or NULL */
 
     struct mh_defer *defers;
 
     /* Requests answered on the pool or by a task (the loop thread owns all but `cancel`). */
     struct mh_task task;       /* runs a blocking handler */
-    enum mh_status handler_rc; /* its return, read by the loop after completion */
     uint64_t pool_ns;          /* time the handler took on the worker (written there) */
+    enum mh_status handler_rc; /* its return, read by the loop after completion */
     atomic_int cancel;         /* 0, MH_E_CANCELLED or MH_E_TIMEOUT */
     int pending;               /* tasks not yet completed */
     bool async;                /* waits for the pool: counted in loop->inflight */
@@ -110,12 +110,12 @@ struct mh_req {
 
     /* A streamed answer (stream.c). The phase and the byte counts are read by any thread
      * that calls the stream calls; the rest belongs to the loop. */
-    atomic_int stream_phase;     /* 0: none, 1: begun, 2: ended (as the callers see it) */
+    atomic_int stream_phase; /* 0: none, 1: begun, 2: ended (as the callers see it) */
+    bool streaming;          /* the loop wrote the head: the connection carries the body */
+    bool stream_chunked;
     atomic_size_t stream_posted; /* bytes handed to the loop and not yet queued */
     atomic_size_t stream_unsent; /* bytes queued on the connection and not yet written */
-    bool streaming;              /* the loop wrote the head: the connection carries the body */
-    bool stream_chunked;
-    uint64_t stream_bytes; /* body bytes written, for the access log */
+    uint64_t stream_bytes;       /* body bytes written, for the access log */
     void (*stream_drain_fn)(struct mh_req *req, void *arg);
     void *stream_drain_arg;
 

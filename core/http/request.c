@@ -225,7 +225,8 @@ bool mh_req_read_head(struct mh_req *req, char *head, size_t len)
     for (char *q = next; (q = memchr(q, '\n', (size_t)(end - q))); q++)
         nlines++;
     req->fields = nlines ? mh_arena_alloc(&req->arena, nlines * sizeof(*req->fields)) : NULL;
-    for (p = next; p < end; p = next) {
+    /* Every field line ends with one of the newlines counted: nfields never passes nlines. */
+    for (p = next; p < end && req->nfields < nlines; p = next) {
         char *colon, *v, *ve;
 
         eol = line_end(p, end, &next);

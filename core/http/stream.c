@@ -24,9 +24,9 @@
 #include "mod/gen.h"
 #include "mod/loader.h"
 
-#define WINDOW (1024 * 1024) /* bytes of a stream that may be queued and unsent */
+#define WINDOW ((size_t)1024 * 1024) /* bytes of a stream that may be queued and unsent */
 
-enum op_kind { OP_BEGIN, OP_WRITE, OP_END };
+enum op_kind { MH_STREAM_OP_BEGIN, MH_STREAM_OP_WRITE, MH_STREAM_OP_END };
 
 struct stream_op {
     struct mh_task base; /* first: the mailbox hands back this pointer */
@@ -34,7 +34,8 @@ struct stream_op {
     enum op_kind kind;
     int status;
     size_t len;
-    char data[]; /* OP_WRITE: the bytes; OP_BEGIN: the content type ("" for none) */
+    char data[]; /* MH_STREAM_OP_WRITE: the bytes; MH_STREAM_OP_BEGIN: the content type ("" for
+                    none) */
 };
 
 static bool on_loop(const struct mh_req *req)
@@ -131,14 +132,14 @@ static void op_complete(struct mh_task *t)
     struct mh_req *req = op->req;
 
     switch (op->kind) {
-    case OP_BEGIN:
+    case MH_STREAM_OP_BEGIN:
         begin_local(req, op->status, op->data[0] ? op->data : NULL);
         break;
-    case OP_WRITE:
+    case MH_STREAM_OP_WRITE:
         atomic_fetch_sub(&req->stream_posted, op->len);
         write_local(req, op->data, op->len);
         break;
-    case OP_END:
+    case MH_STREAM_OP_END:
         end_local(req);
         break;
     }
@@ -187,8 +188,6 @@ void mh_req_stream_gone(struct mh_req *req)
 
 enum mh_status mh_stream_begin_impl(struct mh_req *req, int status, const char *content_type)
 {
-    char what[96];
-
     if (atomic_load(&req->cancel))
         return MH_E_CANCELLED;
     if (req->replied || atomic_load(&req->stream_phase) != 0) {
@@ -198,6 +197,8 @@ enum mh_status mh_stream_begin_impl(struct mh_req *req, int status, const char *
         return MH_E_STATE;
     }
     if (status < 200 || status > 599 || (content_type && !mh_is_field_value(content_type))) {
+        char what[96];
+
         (void)snprintf(what, sizeof(what), "mh_stream_begin(status %d%s)", status,
                        status >= 200 && status <= 599 ? ", a bad content type" : "");
         misuse_log(req, what);
@@ -209,7 +210,7 @@ enum mh_status mh_stream_begin_impl(struct mh_req *req, int status, const char *
     if (on_loop(req))
         begin_local(req, status, content_type);
     else
-        post(req, OP_BEGIN, status, content_type ? content_type : "",
+        post(req, MH_STREAM_OP_BEGIN, status, content_type ? content_type : "",
              content_type ? strlen(content_type) : 0);
     return MH_OK;
 }
@@ -227,7 +228,7 @@ enum mh_status mh_stream_write_impl(struct mh_req *req, const void *data, size_t
         write_local(req, data, len);
     } else {
         atomic_fetch_add(&req->stream_posted, len);
-        post(req, OP_WRITE, 0, data, len);
+        post(req, MH_STREAM_OP_WRITE, 0, data, len);
     }
     return MH_OK;
 }
@@ -254,6 +255,6 @@ enum mh_status mh_stream_end_impl(struct mh_req *req)
     if (on_loop(req))
         end_local(req);
     else
-        post(req, OP_END, 0, NULL, 0);
+        post(req, MH_STREAM_OP_END, 0, NULL, 0);
     return MH_OK;
 }

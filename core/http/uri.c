@@ -6,47 +6,64 @@
 #include "base/arena.h"
 #include "base/chars.h"
 
+/* Where the host of authority @p a starts: after the last '@' (the userinfo is not looked
+ * at), or at 0. */
+static size_t host_start(const unsigned char *a, size_t n)
+{
+    for (size_t k = n; k > 0; k--) {
+        if (a[k - 1] == '@')
+            return k;
+    }
+    return 0;
+}
+
+/* The length of the IP literal "[...]" (IPv6 or IPvFuture) that @p a starts with, or 0. */
+static size_t ip_literal_len(const unsigned char *a, size_t n)
+{
+    size_t i;
+
+    for (i = 1; i < n && a[i] != ']'; i++) {
+        if (!mh_ch_is(a[i], MH_CH_HEX) && a[i] != ':' && a[i] != '.' && a[i] != 'v' && a[i] != 'V')
+            return 0;
+    }
+    return i >= n || i == 1 ? 0 : i + 1;
+}
+
+/* Whether @p a (@p n bytes) is nothing, or ':' and a port of at most 65535 (or none). */
+static bool valid_port_part(const unsigned char *a, size_t n)
+{
+    unsigned long port = 0;
+
+    if (n == 0)
+        return true;
+    if (a[0] != ':')
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        if (a[i] < '0' || a[i] > '9')
+            return false;
+        port = port * 10 + (unsigned long)(a[i] - '0');
+        if (port > 65535)
+            return false;
+    }
+    return true;
+}
+
 /* authority = [ userinfo "@" ] host [ ":" port ] */
 static bool valid_authority(const unsigned char *a, size_t n)
 {
-    size_t i = 0, host;
+    size_t i = host_start(a, n);
 
-    for (size_t k = n; k > 0; k--) {
-        if (a[k - 1] == '@') {
-            i = k; /* the userinfo is not looked at */
-            break;
-        }
-    }
-    host = i;
     if (i < n && a[i] == '[') {
-        for (i++; i < n && a[i] != ']'; i++) {
-            if (!mh_ch_is(a[i], MH_CH_HEX) && a[i] != ':' && a[i] != '.' && a[i] != 'v' &&
-                a[i] != 'V')
-                return false;
-        }
-        if (i >= n || i == host + 1)
+        size_t len = ip_literal_len(a + i, n - i);
+
+        if (!len)
             return false;
-        i++;
+        i += len;
     } else {
         while (i < n && mh_ch_is(a[i], MH_CH_HOST))
             i++;
     }
-    if (i == n)
-        return true;
-    if (a[i] != ':')
-        return false;
-    {
-        unsigned long port = 0;
-
-        for (i++; i < n; i++) {
-            if (a[i] < '0' || a[i] > '9')
-                return false;
-            port = port * 10 + (unsigned long)(a[i] - '0');
-            if (port > 65535)
-                return false;
-        }
-    }
-    return true;
+    return valid_port_part(a + i, n - i);
 }
 
 bool mh_target_valid(const unsigned char *t, size_t n)
@@ -127,7 +144,7 @@ char *mh_pct_decode(struct mh_arena *a, const char *s, size_t n, bool plus_is_sp
             if (strict)
                 return NULL;
         }
-        *o++ = plus_is_space && c == '+' ? ' ' : (char)c;
+        *o++ = (char)(plus_is_space && c == '+' ? ' ' : c);
     }
     *o = '\0';
     return out;

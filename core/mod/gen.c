@@ -4,6 +4,7 @@
  */
 #include "mod/gen.h"
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,31 @@ static bool setting_type_ok(enum mh_setting_type t, int type)
     return false;
 }
 
+/* Reports setting @p s, which none of @p names declares: a suggestion, or the whole list. */
+static void unknown_setting(const config_setting_t *s, const char *const *names, size_t nnames,
+                            const char *kind, const char *owner, struct mh_errlist *errs)
+{
+    const char *name = config_setting_name(s);
+    const char *hint = mh_config_suggest(name, names, nnames);
+    const char *file = mh_config_setting_file(s);
+    int line = config_setting_source_line(s);
+    char known[512];
+    size_t n = 0;
+
+    if (hint) {
+        mh_errlist_add(errs, MH_E_INVAL, file, line,
+                       "unknown setting '%s' for %s '%s' (did you mean '%s'?)", name, kind, owner,
+                       hint);
+        return;
+    }
+    known[0] = '\0';
+    for (size_t j = 0; j < nnames && n < sizeof(known); j++)
+        n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", j ? ", " : "", names[j]);
+    mh_errlist_add(errs, MH_E_INVAL, file, line,
+                   "unknown setting '%s' for %s '%s' (its settings: %s)", name, kind, owner,
+                   nnames ? known : "none");
+}
+
 /* Checks a settings group against declared settings; returns the number of errors added. */
 static size_t check_setting_list(const struct mh_setting_def *defs, const config_setting_t *group,
                                  const char *kind, const char *owner, struct mh_errlist *errs)
@@ -66,22 +92,7 @@ static size_t check_setting_list(const struct mh_setting_def *defs, const config
         while (d->name && strcmp(d->name, name) != 0)
             d++;
         if (!d->name) {
-            const char *hint = mh_config_suggest(name, names, nnames);
-            char known[512];
-            size_t n = 0;
-
-            known[0] = '\0';
-            for (size_t j = 0; j < nnames && n < sizeof(known); j++)
-                n +=
-                    (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", j ? ", " : "", names[j]);
-            if (hint)
-                mh_errlist_add(errs, MH_E_INVAL, file, line,
-                               "unknown setting '%s' for %s '%s' (did you mean '%s'?)", name, kind,
-                               owner, hint);
-            else
-                mh_errlist_add(errs, MH_E_INVAL, file, line,
-                               "unknown setting '%s' for %s '%s' (its settings: %s)", name, kind,
-                               owner, nnames ? known : "none");
+            unknown_setting(s, names, nnames, kind, owner, errs);
             continue;
         }
         if (!setting_type_ok(d->type, config_setting_type(s)))
@@ -160,12 +171,12 @@ static void bind_websockets(struct mh_gen *g, struct mh_module *mod,
         bool ok = true;
 
         for (int k = 0; k < 3; k++) {
-            char list[512];
-
             if (!names[k])
                 continue;
             hooks[k] = find_hook(mod, names[k], k);
             if (!hooks[k]) {
+                char list[512];
+
                 hook_list(mod, k, list, sizeof(list));
                 mh_errlist_add(errs, MH_E_NOTFOUND, w->file, w->line,
                                "module '%s' has no %s hook '%s' (its %s hooks: %s)", mod->name,
@@ -175,6 +186,7 @@ static void bind_websockets(struct mh_gen *g, struct mh_module *mod,
         }
         if (!ok)
             continue;
+        assert(hooks[1]); /* config.c admits no endpoint without on_message */
         t = &g->targets[g->ntargets];
         t->module = mod;
         t->ws = w;
@@ -244,6 +256,41 @@ static struct mh_store *reusable_store(const struct mh_gen *prev, const char *na
     return NULL;
 }
 
+/* Reports store @p sc's driver as unknown, with the drivers there are. */
+static void unknown_driver(const struct mh_gen *g, const struct mh_store_conf *sc,
+                           struct mh_errlist *errs)
+{
+    char known[512];
+    size_t n = 0;
+
+    known[0] = '\0';
+    for (size_t j = 0; j < g->nmodules && n < sizeof(known); j++) {
+        for (const struct mh_store_driver *v = g->modules[j]->def.drivers;
+             v && v->name && n < sizeof(known); v++)
+            n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s (module %s)", n ? ", " : "",
+                                  v->name, g->modules[j]->name);
+    }
+    mh_errlist_add(errs, MH_E_NOTFOUND, sc->file, sc->line,
+                   "store '%s': unknown driver '%s' (drivers of the enabled modules: %s)", sc->name,
+                   sc->driver, n ? known : "none");
+}
+
+/* Adds @p prev's store for @p sc to @p g if its driver and settings are unchanged, so that
+ * it keeps its open connections. @return whether it did. */
+static bool keep_store(struct mh_gen *g, const struct mh_gen *prev, const struct mh_store_conf *sc,
+                       const struct mh_store_driver *d)
+{
+    char *sig = mh_store_signature(d->name, sc->settings);
+    struct mh_store *same = reusable_store(prev, sc->name, d, sig);
+
+    free(sig);
+    if (!same)
+        return false;
+    same->refs++;
+    g->stores[g->nstores++] = same;
+    return true;
+}
+
 static void open_stores(struct mh_gen *g, const struct mh_gen *prev, struct mh_errlist *errs)
 {
     const struct mh_config *c = g->config;
@@ -256,18 +303,7 @@ static void open_stores(struct mh_gen *g, const struct mh_gen *prev, struct mh_e
         struct mh_err e = {0};
 
         if (!d) {
-            char known[512];
-            size_t n = 0;
-
-            known[0] = '\0';
-            for (size_t j = 0; j < g->nmodules && n < sizeof(known); j++)
-                for (const struct mh_store_driver *v = g->modules[j]->def.drivers;
-                     v && v->name && n < sizeof(known); v++)
-                    n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s (module %s)",
-                                          n ? ", " : "", v->name, g->modules[j]->name);
-            mh_errlist_add(errs, MH_E_NOTFOUND, sc->file, sc->line,
-                           "store '%s': unknown driver '%s' (drivers of the enabled modules: %s)",
-                           sc->name, sc->driver, n ? known : "none");
+            unknown_driver(g, sc, errs);
             continue;
         }
         if (!provider->initialized)
@@ -276,18 +312,8 @@ static void open_stores(struct mh_gen *g, const struct mh_gen *prev, struct mh_e
             sc->settings &&
             check_setting_list(d->settings, sc->settings, "store", sc->name, errs) > 0)
             continue;
-        {
-            char *sig = mh_store_signature(d->name, sc->settings);
-            struct mh_store *same;
-
-            same = reusable_store(prev, sc->name, d, sig);
-            free(sig);
-            if (same) { /* unchanged: keep its open connections */
-                same->refs++;
-                g->stores[g->nstores++] = same;
-                continue;
-            }
-        }
+        if (keep_store(g, prev, sc, d))
+            continue;
         if (mh_store_open(sc->name, d, provider, sc->settings, &g->stores[g->nstores], &e) !=
             MH_OK) {
             mh_errlist_add(errs, e.code, sc->file, sc->line, "%s", e.msg);
@@ -351,30 +377,22 @@ enum mh_status mh_gen_build(struct mh_config *config, struct mh_gen **out, struc
     return mh_gen_build_next(config, NULL, out, errs);
 }
 
-enum mh_status mh_gen_build_next(struct mh_config *config, const struct mh_gen *prev,
-                                 struct mh_gen **out, struct mh_errlist *errs)
-{
-    struct mh_gen *g = mh_xcalloc(1, sizeof(*g));
-    size_t before = errs->count, nroutes = 0;
+/* The modules of a generation being built, in configuration order until they join it. */
+struct opened {
+    struct mh_module **mods; /* NULL once it is in the generation */
     const struct mh_module_conf **confs;
-    struct mh_module **opened;
     bool *skip; /* settings errors: checked, not initialised */
-    size_t nopened = 0;
+    size_t n;
+    const struct mh_module_conf **bound; /* the conf of g->modules[i] */
+};
 
-    *out = NULL;
-    g->config = config;
-    atomic_init(&g->refs, 1);
-    mh_router_new(&g->router);
-    for (size_t i = 0; i < config->nmodules; i++)
-        nroutes += config->modules[i].nroutes + config->modules[i].nws;
-    g->targets = mh_xcalloc(nroutes + 1, sizeof(*g->targets));
-    g->modules = mh_xcalloc(config->nmodules + 1, sizeof(*g->modules));
-    opened = mh_xcalloc(config->nmodules + 1, sizeof(*opened));
-    confs = mh_xcalloc(config->nmodules + 1, sizeof(*confs));
-    skip = mh_xcalloc(config->nmodules + 1, sizeof(*skip));
+/* 1. Opens and checks every module file of @p g's configuration into @p o. A module whose
+ * settings are wrong is kept, not initialised, so that its routes and hooks are still checked
+ * in the same run. */
+static void open_modules(struct mh_gen *g, struct opened *o, struct mh_errlist *errs)
+{
+    const struct mh_config *config = g->config;
 
-    /* 1. Open and check every module file. A module whose settings are wrong is kept, not
-     * initialised, so that its routes and hooks are still checked in the same run. */
     for (size_t i = 0; i < config->nmodules; i++) {
         const struct mh_module_conf *mc = &config->modules[i];
         struct mh_module *mod = NULL;
@@ -395,47 +413,76 @@ enum mh_status mh_gen_build_next(struct mh_config *config, const struct mh_gen *
             free(mod->name);
             mod->name = mh_xstrdup(mc->instance);
         }
-        skip[nopened] = check_settings(mod, mc, errs) > 0;
-        confs[nopened] = mc;
-        opened[nopened++] = mod;
+        o->skip[o->n] = check_settings(mod, mc, errs) > 0;
+        o->confs[o->n] = mc;
+        o->mods[o->n++] = mod;
     }
+}
 
-    /* 2. Driver providers first, so that stores can open before their users' init. */
-    for (size_t i = 0; i < nopened; i++) {
-        if (!provides_drivers(opened[i]))
+/* Moves opened module @p i into @p g. */
+static void join(struct mh_gen *g, struct opened *o, size_t i)
+{
+    o->bound[g->nmodules] = o->confs[i];
+    g->modules[g->nmodules++] = o->mods[i];
+    o->mods[i] = NULL;
+}
+
+/* 2. and 3.: initialises the opened modules and moves them into @p g. */
+static void init_modules(struct mh_gen *g, const struct mh_gen *prev, struct opened *o,
+                         struct mh_errlist *errs)
+{
+    /* Driver providers first, so that stores can open before their users' init. */
+    for (size_t i = 0; i < o->n; i++) {
+        if (!provides_drivers(o->mods[i]))
             continue;
-        if (!skip[i])
-            init_module(opened[i], confs[i], errs);
-        g->modules[g->nmodules++] = opened[i];
-        attach_stores(g, opened[i], confs[i]);
-        opened[i] = NULL;
+        if (!o->skip[i])
+            init_module(o->mods[i], o->confs[i], errs);
+        attach_stores(g, o->mods[i], o->confs[i]);
+        join(g, o, i);
     }
     open_stores(g, prev, errs);
     bind_channels(g, errs);
 
-    /* 3. Everything else, in configuration order. A module one of whose stores did not open
+    /* Everything else, in configuration order. A module one of whose stores did not open
      * (reported above) is not initialised: its init would only fail for want of the store. */
-    for (size_t i = 0; i < nopened; i++) {
-        if (!opened[i])
+    for (size_t i = 0; i < o->n; i++) {
+        if (!o->mods[i])
             continue;
-        attach_stores(g, opened[i], confs[i]);
-        if (!skip[i] && opened[i]->nstores == confs[i]->nstores)
-            init_module(opened[i], confs[i], errs);
-        g->modules[g->nmodules++] = opened[i];
+        attach_stores(g, o->mods[i], o->confs[i]);
+        if (!o->skip[i] && o->mods[i]->nstores == o->confs[i]->nstores)
+            init_module(o->mods[i], o->confs[i], errs);
+        join(g, o, i);
     }
-    /* 4. Routes and hooks of every module that loaded, initialised or not. */
-    for (size_t i = 0; i < g->nmodules; i++) {
-        const struct mh_module_conf *mc = NULL;
+}
 
-        for (size_t j = 0; j < config->nmodules && !mc; j++) {
-            if (strcmp(config->modules[j].instance, g->modules[i]->name) == 0)
-                mc = &config->modules[j];
-        }
-        bind_routes(g, g->modules[i], mc, errs);
-    }
-    free(opened);
-    free(confs);
-    free(skip);
+enum mh_status mh_gen_build_next(struct mh_config *config, const struct mh_gen *prev,
+                                 struct mh_gen **out, struct mh_errlist *errs)
+{
+    struct mh_gen *g = mh_xcalloc(1, sizeof(*g));
+    size_t before = errs->count, nroutes = 0, nmods = config->nmodules + 1;
+    struct opened o = {.mods = mh_xcalloc(nmods, sizeof(*o.mods)),
+                       .confs = mh_xcalloc(nmods, sizeof(*o.confs)),
+                       .skip = mh_xcalloc(nmods, sizeof(*o.skip)),
+                       .bound = mh_xcalloc(nmods, sizeof(*o.bound))};
+
+    *out = NULL;
+    g->config = config;
+    atomic_init(&g->refs, 1);
+    mh_router_new(&g->router);
+    for (size_t i = 0; i < config->nmodules; i++)
+        nroutes += config->modules[i].nroutes + config->modules[i].nws;
+    g->targets = mh_xcalloc(nroutes + 1, sizeof(*g->targets));
+    g->modules = mh_xcalloc(nmods, sizeof(*g->modules));
+
+    open_modules(g, &o, errs);
+    init_modules(g, prev, &o, errs);
+    /* 4. Routes and hooks of every module that loaded, initialised or not. */
+    for (size_t i = 0; i < g->nmodules; i++)
+        bind_routes(g, g->modules[i], o.bound[i], errs);
+    free(o.mods);
+    free(o.confs);
+    free(o.skip);
+    free(o.bound);
     if (errs->count > before) {
         mh_gen_free(g);
         return MH_E_INVAL;

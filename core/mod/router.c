@@ -5,6 +5,7 @@
  */
 #include "mod/router.h"
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,18 +80,68 @@ static bool is_name_char(unsigned char c, bool first)
            (!first && c >= '0' && c <= '9');
 }
 
+/* Checks the parameter segment @p p of @p tmpl ("{name}", @p len bytes) against the @p n
+ * segments before it. */
+static enum mh_status check_param(const char *tmpl, const char *p, size_t len,
+                                  const struct tseg *segs, size_t n, struct mh_err *err)
+{
+    if (len < 3 || p[len - 1] != '}')
+        return mh_err_set(err, MH_E_INVAL, NULL, 0,
+                          "path '%s': a parameter is a whole segment like '{name}'", tmpl);
+    for (size_t i = 1; i < len - 1; i++) {
+        if (!is_name_char((unsigned char)p[i], i == 1))
+            return mh_err_set(err, MH_E_INVAL, NULL, 0,
+                              "path '%s': parameter name '%.*s' must match "
+                              "[A-Za-z_][A-Za-z0-9_]*",
+                              tmpl, (int)(len - 2), p + 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (segs[i].is_param && segs[i].len == len - 2 && memcmp(segs[i].s, p + 1, len - 2) == 0)
+            return mh_err_set(err, MH_E_INVAL, NULL, 0, "path '%s': parameter '%.*s' appears twice",
+                              tmpl, (int)(len - 2), p + 1);
+    }
+    return MH_OK;
+}
+
+/* Checks the literal segment @p p of @p tmpl (@p len bytes): pchars and %XX escapes. */
+static enum mh_status check_literal(const char *tmpl, const char *p, size_t len, struct mh_err *err)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+
+        if (c == '%') {
+            if (i + 2 < len && is_hex((unsigned char)p[i + 1]) && is_hex((unsigned char)p[i + 2])) {
+                i += 2;
+                continue;
+            }
+            return mh_err_set(err, MH_E_INVAL, NULL, 0, "path '%s': '%%' must start a %%XX escape",
+                              tmpl);
+        }
+        if (!is_pchar(c))
+            return mh_err_set(err, MH_E_INVAL, NULL, 0,
+                              "path '%s': character '%c' is not allowed in a path "
+                              "segment (parameters are whole segments: '{name}')",
+                              tmpl, c >= 0x20 && c < 0x7f ? c : '?');
+    }
+    return MH_OK;
+}
+
+/* Splits @p tmpl into @p segs (MH_ROUTE_MAX_SEGMENTS of them); *@p nsegs is 0 on failure. */
 static enum mh_status parse_template(const char *tmpl, struct tseg *segs, size_t *nsegs,
                                      struct mh_err *err)
 {
     const char *p = tmpl;
     size_t n = 0, nparams = 0;
 
+    *nsegs = 0;
     if (tmpl[0] != '/')
         return mh_err_set(err, MH_E_INVAL, NULL, 0, "path '%s' must start with '/'", tmpl);
     p++;
     for (;;) {
         const char *end = strchr(p, '/');
         size_t len = end ? (size_t)(end - p) : strlen(p);
+        bool is_param = len > 0 && p[0] == '{';
+        enum mh_status rc;
 
         if (n == MH_ROUTE_MAX_SEGMENTS)
             return mh_err_set(err, MH_E_INVAL, NULL, 0, "path '%s' has more than %d segments", tmpl,
@@ -98,49 +149,13 @@ static enum mh_status parse_template(const char *tmpl, struct tseg *segs, size_t
         if (len == 0 && end)
             return mh_err_set(err, MH_E_INVAL, NULL, 0, "path '%s' has an empty segment ('//')",
                               tmpl);
-        if (len > 0 && p[0] == '{') {
-            if (len < 3 || p[len - 1] != '}')
-                return mh_err_set(err, MH_E_INVAL, NULL, 0,
-                                  "path '%s': a parameter is a whole segment like '{name}'", tmpl);
-            for (size_t i = 1; i < len - 1; i++) {
-                if (!is_name_char((unsigned char)p[i], i == 1))
-                    return mh_err_set(err, MH_E_INVAL, NULL, 0,
-                                      "path '%s': parameter name '%.*s' must match "
-                                      "[A-Za-z_][A-Za-z0-9_]*",
-                                      tmpl, (int)(len - 2), p + 1);
-            }
-            for (size_t i = 0; i < n; i++) {
-                if (segs[i].is_param && segs[i].len == len - 2 &&
-                    memcmp(segs[i].s, p + 1, len - 2) == 0)
-                    return mh_err_set(err, MH_E_INVAL, NULL, 0,
-                                      "path '%s': parameter '%.*s' appears twice", tmpl,
-                                      (int)(len - 2), p + 1);
-            }
-            if (++nparams > MH_ROUTE_MAX_PARAMS)
-                return mh_err_set(err, MH_E_INVAL, NULL, 0, "path '%s' has more than %d parameters",
-                                  tmpl, MH_ROUTE_MAX_PARAMS);
-            segs[n++] = (struct tseg){p + 1, len - 2, true};
-        } else {
-            for (size_t i = 0; i < len; i++) {
-                unsigned char c = (unsigned char)p[i];
-
-                if (c == '%') {
-                    if (i + 2 < len && is_hex((unsigned char)p[i + 1]) &&
-                        is_hex((unsigned char)p[i + 2])) {
-                        i += 2;
-                        continue;
-                    }
-                    return mh_err_set(err, MH_E_INVAL, NULL, 0,
-                                      "path '%s': '%%' must start a %%XX escape", tmpl);
-                }
-                if (!is_pchar(c))
-                    return mh_err_set(err, MH_E_INVAL, NULL, 0,
-                                      "path '%s': character '%c' is not allowed in a path "
-                                      "segment (parameters are whole segments: '{name}')",
-                                      tmpl, c >= 0x20 && c < 0x7f ? c : '?');
-            }
-            segs[n++] = (struct tseg){p, len, false};
-        }
+        rc = is_param ? check_param(tmpl, p, len, segs, n, err) : check_literal(tmpl, p, len, err);
+        if (rc != MH_OK)
+            return rc;
+        if (is_param && ++nparams > MH_ROUTE_MAX_PARAMS)
+            return mh_err_set(err, MH_E_INVAL, NULL, 0, "path '%s' has more than %d parameters",
+                              tmpl, MH_ROUTE_MAX_PARAMS);
+        segs[n++] = is_param ? (struct tseg){p + 1, len - 2, true} : (struct tseg){p, len, false};
         if (!end)
             break;
         p = end + 1;
@@ -260,8 +275,11 @@ static const struct node *find_shape(const struct mh_router *rt, const struct ts
 {
     const struct node *node = &rt->root;
 
-    for (size_t i = 0; i < n && node; i++)
+    for (size_t i = 0; i < n; i++) {
         node = segs[i].is_param ? node->param : kid_find(node, segs[i].s, segs[i].len);
+        if (!node)
+            return NULL;
+    }
     return node;
 }
 
@@ -289,6 +307,7 @@ enum mh_status mh_router_add(struct mh_router *rt, const char *method, const cha
     enum mh_status rc;
     size_t n;
 
+    assert(rt); /* and so &rt->root, the node of a shape with no segments, is not NULL */
     if (m == MH_METHOD_UNKNOWN)
         return mh_err_set(err, MH_E_INVAL, NULL, 0,
                           "method '%s' is not one of GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS",

@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/sys.h"
 #include "conf/config.h"
 #include "http/tls.h"
 
@@ -27,7 +28,7 @@ int mh_listener_socket(const char *host, int port, int *bound_port, struct mh_er
     char portstr[16];
     int fd = -1, rc, saved = 0;
 
-    snprintf(portstr, sizeof(portstr), "%d", port);
+    (void)snprintf(portstr, sizeof(portstr), "%d", port); /* fits any int */
     rc = getaddrinfo(host, portstr, &hints, &res);
     if (rc != 0) {
         mh_err_set(err, MH_E_INVAL, NULL, 0, "cannot resolve listen address %s: %s", host,
@@ -45,13 +46,16 @@ int mh_listener_socket(const char *host, int port, int *bound_port, struct mh_er
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0 &&
             bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0) {
-            struct sockaddr_storage ss = {0};
-            socklen_t len = sizeof(ss);
+            union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+                struct sockaddr_storage any;
+            } a = {0};
+            socklen_t len = sizeof(a);
 
-            if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-                *bound_port =
-                    ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+            if (getsockname(fd, &a.sa, &len) == 0)
+                *bound_port = ntohs(a.sa.sa_family == AF_INET6 ? a.in6.sin6_port : a.in.sin_port);
             break;
         }
         saved = errno;
@@ -61,7 +65,7 @@ int mh_listener_socket(const char *host, int port, int *bound_port, struct mh_er
     freeaddrinfo(res);
     if (fd < 0)
         mh_err_set(err, MH_E_IO, NULL, 0, "cannot listen on %s:%d: %s", host, port,
-                   strerror(saved));
+                   MH_STRERROR(saved));
     return fd;
 }
 

@@ -13,6 +13,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -187,7 +188,7 @@ static void spawn(struct master *m, int i)
         /* A worker never outlives its master (a killed master must not leave servers). */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != master)
-            exit(1);
+            exit(1); /* NOLINT(concurrency-mt-unsafe): a child of the one-thread master */
         close(sv[0]);
         if (rv[0] >= 0)
             close(rv[0]);
@@ -196,6 +197,7 @@ static void spawn(struct master *m, int i)
         mh_board_attach(m->board, (unsigned)i);
         rc = mh_server_run(m->config, &ctx);
         /* Exit from here: the master's memory stays reachable for the leak checker. */
+        /* NOLINTNEXTLINE(concurrency-mt-unsafe): mh_server_run joined its threads */
         exit(rc == MH_OK ? 0 : rc == MH_E_INVAL ? EXIT_CONFIG : 1);
     }
     close(sv[1]);
@@ -232,7 +234,8 @@ static void record_crash(struct master *m, const char *module)
     long long limit = m->config->server.crash_limit;
     unsigned n = 0;
 
-    snprintf(m->crashes[m->ncrashes % CRASH_HISTORY].module, MH_CRASH_NAME, "%s", module);
+    /* Names come from the crash table, whose slots are MH_CRASH_NAME bytes too: they fit. */
+    (void)snprintf(m->crashes[m->ncrashes % CRASH_HISTORY].module, MH_CRASH_NAME, "%s", module);
     m->crashes[m->ncrashes % CRASH_HISTORY].at_ms = now;
     m->ncrashes++;
     for (unsigned i = 0; i < CRASH_HISTORY && i < m->ncrashes; i++) {
@@ -260,10 +263,10 @@ static void report_death(struct master *m, int i, int status)
     if (w->watchdog_killed)
         blamed = w->blamed;
     if (blamed)
-        snprintf(module, sizeof(module), "%s", blamed);
+        (void)snprintf(module, sizeof(module), "%s", blamed); /* a crash table name: fits */
     if (WIFSIGNALED(status))
         mh_error("master", "worker %d pid %d died of signal %d (%s)%s: %s", i, (int)w->pid,
-                 WTERMSIG(status), strsignal(WTERMSIG(status)),
+                 WTERMSIG(status), mh_signal_str(WTERMSIG(status)),
                  w->watchdog_killed ? ", killed by the loop watchdog" : "", what);
     else
         mh_error("master", "worker %d pid %d exited with status %d: %s", i, (int)w->pid,
@@ -272,7 +275,65 @@ static void report_death(struct master *m, int i, int status)
         record_crash(m, module);
 }
 
-/* A child ended: report it and replace it (unless stopping). */
+/* Sends @p sig to every running worker. */
+static void signal_workers(const struct master *m, int sig)
+{
+    for (int i = 0; i < m->nworkers; i++) {
+        if (m->workers[i].pid > 0)
+            kill(m->workers[i].pid, sig);
+    }
+}
+
+/* Worker @p i, whose reload answer was awaited, died: the reload failed. */
+static void fail_awaited_reload(struct master *m, int i)
+{
+    m->workers[i].awaited = false;
+    m->reload_ok = false;
+    (void)snprintf(m->reload_text, sizeof(m->reload_text),
+                   "0 failed %u\nworker pid %d "
+                   "died during the reload\n",
+                   m->gen_id, (int)m->workers[i].pid);
+    mh_master_reload_done(m);
+}
+
+/* Worker @p i (pid @p pid) ended: report it and replace it (unless stopping). */
+static void worker_ended(struct master *m, int i, pid_t pid, int status)
+{
+    struct worker *w = &m->workers[i];
+
+    mh_master_close_ctl(w);
+    close_relay(w);
+    if (w->awaited)
+        fail_awaited_reload(m, i);
+    if (m->stopping) {
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            mh_error("master", "worker %d pid %d ended with status %d while stopping", i, (int)pid,
+                     status);
+            m->unclean = true;
+        }
+        w->pid = 0;
+        return;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_CONFIG) {
+        mh_error("master", "worker %d pid %d could not load its modules%s", i, (int)pid,
+                 m->started ? "; trying again in a second" : "");
+        w->pid = 0;
+        w->retry_at_ms = mh_master_now_ms() + RETRY_MS;
+        if (!m->started) { /* the first start failed: give up, with the others */
+            m->stopping = true;
+            signal_workers(m, SIGTERM);
+        }
+        return;
+    }
+    report_death(m, i, status);
+    w->pid = 0;
+    w->died_ms = mh_master_now_ms();
+    spawn(m, i); /* at once: the sockets kept the new connections waiting */
+    if (m->workers[i].pid > 0)
+        mh_info("master", "worker %d replaced by pid %d", i, (int)m->workers[i].pid);
+}
+
+/* A child ended: the reload's check process, or a worker (see worker_ended). */
 static void on_exit_status(struct master *m, pid_t pid, int status)
 {
     if (pid == m->check_pid) {
@@ -282,51 +343,10 @@ static void on_exit_status(struct master *m, pid_t pid, int status)
         return;
     }
     for (int i = 0; i < m->nworkers; i++) {
-        struct worker *w = &m->workers[i];
-
-        if (w->pid != pid)
-            continue;
-        mh_master_close_ctl(w);
-        close_relay(w);
-        if (w->awaited) {
-            w->awaited = false;
-            m->reload_ok = false;
-            snprintf(m->reload_text, sizeof(m->reload_text),
-                     "0 failed %u\nworker pid %d "
-                     "died during the reload\n",
-                     m->gen_id, (int)pid);
-            mh_master_reload_done(m);
-        }
-        if (m->stopping) {
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                mh_error("master", "worker %d pid %d ended with status %d while stopping", i,
-                         (int)pid, status);
-                m->unclean = true;
-            }
-            w->pid = 0;
+        if (m->workers[i].pid == pid) {
+            worker_ended(m, i, pid, status);
             return;
         }
-        if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_CONFIG) {
-            mh_error("master", "worker %d pid %d could not load its modules%s", i, (int)pid,
-                     m->started ? "; trying again in a second" : "");
-            w->pid = 0;
-            w->retry_at_ms = mh_master_now_ms() + RETRY_MS;
-            if (!m->started) { /* the first start failed: give up, with the others */
-                m->stopping = true;
-                for (int k = 0; k < m->nworkers; k++) {
-                    if (m->workers[k].pid > 0)
-                        kill(m->workers[k].pid, SIGTERM);
-                }
-            }
-            return;
-        }
-        report_death(m, i, status);
-        w->pid = 0;
-        w->died_ms = mh_master_now_ms();
-        spawn(m, i); /* at once: the sockets kept the new connections waiting */
-        if (m->workers[i].pid > 0)
-            mh_info("master", "worker %d replaced by pid %d", i, (int)m->workers[i].pid);
-        return;
     }
 }
 
@@ -368,7 +388,7 @@ static void watch_loops(struct master *m)
                          i, (int)w->pid, atomic_load(&s->tid), (long long)(now - since), module,
                          handler, s->method, path, l->loop_stall_kill_ms);
                 w->watchdog_killed = true;
-                snprintf(w->blamed, sizeof(w->blamed), "%s", module);
+                (void)snprintf(w->blamed, sizeof(w->blamed), "%s", module); /* same size */
                 kill(w->pid, SIGKILL);
                 break;
             }
@@ -414,46 +434,57 @@ static bool all_ready(const struct master *m)
     return true;
 }
 
+/* Closes the admin listener's sockets (the workers keep theirs until they exit). */
+static void close_admin(struct master *m)
+{
+    for (int i = 0; m->admin_fds && i < m->nloops; i++) {
+        if (m->admin_fds[i] >= 0)
+            close(m->admin_fds[i]);
+        m->admin_fds[i] = -1;
+    }
+}
+
+/* SIGTERM or SIGINT: passes it on to the workers, which drain, and closes the listeners. */
+static void stop(struct master *m, int sig)
+{
+    mh_info("master", "stopping %d worker%s (%s)", count_running(m),
+            count_running(m) == 1 ? "" : "s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    m->stopping = true;
+    signal_workers(m, sig);
+    if (m->check_pid > 0)
+        kill(m->check_pid, SIGKILL); /* a reload under way ends here */
+    /* New connections are refused from now on, as the workers drain. */
+    mh_listeners_reload_abort(m->listeners, m->staged);
+    m->staged = NULL;
+    mh_listeners_free(m->listeners);
+    m->listeners = NULL;
+    close_admin(m);
+}
+
 static void on_signal(struct master *m)
 {
     struct signalfd_siginfo si;
 
     while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-        if (si.ssi_signo == SIGCHLD) {
-            int status;
-            pid_t pid;
+        int status;
+        pid_t pid;
 
+        switch (si.ssi_signo) {
+        case SIGCHLD:
             while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
                 on_exit_status(m, pid, status);
-        } else if (si.ssi_signo == SIGHUP) {
+            break;
+        case SIGHUP:
             if (!m->stopping)
                 mh_master_reload(m);
-        } else if (si.ssi_signo == SIGUSR1) {
-            for (int i = 0; i < m->nworkers; i++) { /* they reopen their access logs */
-                if (m->workers[i].pid > 0)
-                    kill(m->workers[i].pid, SIGUSR1);
-            }
-        } else if (!m->stopping) { /* SIGTERM, SIGINT */
-            mh_info("master", "stopping %d worker%s (%s)", count_running(m),
-                    count_running(m) == 1 ? "" : "s",
-                    si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-            m->stopping = true;
-            for (int i = 0; i < m->nworkers; i++) {
-                if (m->workers[i].pid > 0)
-                    kill(m->workers[i].pid, (int)si.ssi_signo);
-            }
-            if (m->check_pid > 0)
-                kill(m->check_pid, SIGKILL); /* a reload under way ends here */
-            /* New connections are refused from now on, as the workers drain. */
-            mh_listeners_reload_abort(m->listeners, m->staged);
-            m->staged = NULL;
-            mh_listeners_free(m->listeners);
-            m->listeners = NULL;
-            for (int i = 0; m->admin_fds && i < m->nloops; i++) {
-                if (m->admin_fds[i] >= 0)
-                    close(m->admin_fds[i]);
-                m->admin_fds[i] = -1;
-            }
+            break;
+        case SIGUSR1:
+            signal_workers(m, SIGUSR1); /* they reopen their access logs */
+            break;
+        default: /* SIGTERM, SIGINT */
+            if (!m->stopping)
+                stop(m, (int)si.ssi_signo);
+            break;
         }
     }
 }
@@ -478,70 +509,186 @@ static int poll_timeout(const struct master *m)
     return t;
 }
 
+/* What supervise polls: the signalfd, each worker's control socket, each worker's relay
+ * (for writing too while it has output queued), and the reload check's pipe. */
+static void fill_pollfds(const struct master *m, struct pollfd *pfd)
+{
+    int nw = m->nworkers;
+
+    pfd[0] = (struct pollfd){.fd = m->sigfd, .events = POLLIN};
+    for (int i = 0; i < nw; i++) {
+        const struct worker *w = &m->workers[i];
+
+        pfd[i + 1] = (struct pollfd){.fd = w->ctl, .events = POLLIN};
+        pfd[nw + i + 1] = (struct pollfd){
+            .fd = w->relay.fd, .events = (short)(POLLIN | (w->relay.out.len ? POLLOUT : 0))};
+    }
+    pfd[2 * nw + 1] = (struct pollfd){.fd = m->check_fd, .events = POLLIN};
+}
+
+/* Worker @p i's relay and control sockets, as @p pfd found them. */
+static void serve_worker(struct master *m, int i, const struct pollfd *pfd)
+{
+    struct worker *w = &m->workers[i];
+    const struct pollfd *ctl = &pfd[i + 1], *relay = &pfd[m->nworkers + i + 1];
+
+    /* Channel messages first: a worker's relay never waits behind its control. */
+    if (relay->fd >= 0 && relay->revents && w->relay.fd == relay->fd) {
+        if (relay->revents & POLLIN)
+            relay_read(m, i);
+        mh_relay_flush(&w->relay);
+    }
+    if (ctl->fd >= 0 && ctl->revents && w->ctl == ctl->fd)
+        mh_master_on_worker_message(m, i);
+}
+
+/* Every first worker is ready: says so and writes the port files. */
+static void announce_start(struct master *m)
+{
+    char where[512];
+
+    m->started = true;
+    mh_listeners_describe(m->listeners, where, sizeof(where));
+    mh_info("master", "modhost %s master pid %d: %d worker process%s serving %s", MH_VERSION,
+            (int)getpid(), m->nworkers, m->nworkers == 1 ? "" : "es", where);
+    if (m->opts->port_file && m->admin_fds) {
+        char *admin_file = mh_xasprintf("%s.admin", m->opts->port_file);
+
+        write_port_file(admin_file, &m->admin_port, 1);
+        free(admin_file);
+    }
+    if (m->opts->port_file)
+        write_listener_ports(m->opts->port_file, m->listeners);
+}
+
+/* Replaces the workers whose wait after failing to load their modules is over. */
+static void respawn_due(struct master *m)
+{
+    for (int i = 0; i < m->nworkers; i++) {
+        const struct worker *w = &m->workers[i];
+
+        if (w->pid <= 0 && w->retry_at_ms && mh_master_now_ms() >= w->retry_at_ms)
+            spawn(m, i);
+    }
+}
+
 static void supervise(struct master *m)
 {
     int nw = m->nworkers;
     struct pollfd *pfd = mh_xcalloc(2 * (size_t)nw + 2, sizeof(*pfd));
+    const struct pollfd *check = &pfd[2 * nw + 1];
 
     while (!m->stopping || count_running(m) > 0) {
         int n;
 
-        pfd[0] = (struct pollfd){.fd = m->sigfd, .events = POLLIN};
-        for (int i = 0; i < nw; i++) {
-            const struct worker *w = &m->workers[i];
-
-            pfd[i + 1] = (struct pollfd){.fd = w->ctl, .events = POLLIN};
-            pfd[nw + i + 1] = (struct pollfd){
-                .fd = w->relay.fd, .events = (short)(POLLIN | (w->relay.out.len ? POLLOUT : 0))};
-        }
-        pfd[2 * nw + 1] = (struct pollfd){.fd = m->check_fd, .events = POLLIN};
+        fill_pollfds(m, pfd);
         n = poll(pfd, 2 * (nfds_t)nw + 2, poll_timeout(m));
         if (n < 0 && errno != EINTR)
             break;
-        for (int i = 0; n > 0 && i < nw; i++) {
-            struct worker *w = &m->workers[i];
-
-            /* Channel messages first: a worker's relay never waits behind its control. */
-            if (pfd[nw + i + 1].fd >= 0 && pfd[nw + i + 1].revents &&
-                w->relay.fd == pfd[nw + i + 1].fd) {
-                if (pfd[nw + i + 1].revents & POLLIN)
-                    relay_read(m, i);
-                mh_relay_flush(&w->relay);
-            }
-            if (pfd[i + 1].fd >= 0 && pfd[i + 1].revents && w->ctl == pfd[i + 1].fd)
-                mh_master_on_worker_message(m, i);
-        }
-        if (n > 0 && pfd[2 * nw + 1].fd >= 0 && pfd[2 * nw + 1].revents &&
-            pfd[2 * nw + 1].fd == m->check_fd)
+        for (int i = 0; n > 0 && i < nw; i++)
+            serve_worker(m, i, pfd);
+        if (n > 0 && check->fd >= 0 && check->revents && check->fd == m->check_fd)
             mh_master_check_read(m);
         if (n > 0 && pfd[0].revents)
             on_signal(m);
-        if (!m->started && !m->stopping && all_ready(m)) {
-            char where[512];
-
-            m->started = true;
-            mh_listeners_describe(m->listeners, where, sizeof(where));
-            mh_info("master", "modhost %s master pid %d: %d worker process%s serving %s",
-                    MH_VERSION, (int)getpid(), m->nworkers, m->nworkers == 1 ? "" : "es", where);
-            if (m->opts->port_file && m->admin_fds) {
-                char *admin_file = mh_xasprintf("%s.admin", m->opts->port_file);
-
-                write_port_file(admin_file, &m->admin_port, 1);
-                free(admin_file);
-            }
-            if (m->opts->port_file)
-                write_listener_ports(m->opts->port_file, m->listeners);
-        }
-        for (int i = 0; i < m->nworkers && !m->stopping; i++) {
-            struct worker *w = &m->workers[i];
-
-            if (w->pid <= 0 && w->retry_at_ms && mh_master_now_ms() >= w->retry_at_ms)
-                spawn(m, i);
-        }
-        if (!m->stopping)
+        if (!m->started && !m->stopping && all_ready(m))
+            announce_start(m);
+        if (!m->stopping) {
+            respawn_due(m);
             watch_loops(m);
+        }
     }
     free(pfd);
+}
+
+/* The admin listener's sockets, one per loop; false after logging why not. */
+static bool open_admin(struct master *m, const struct mh_server_conf *c)
+{
+    struct mh_err err = {0};
+
+    m->admin_port = c->admin_port;
+    m->admin_fds = mh_xcalloc((size_t)m->nloops, sizeof(int));
+    for (int i = 0; i < m->nloops; i++)
+        m->admin_fds[i] = -1;
+    for (int i = 0; i < m->nloops; i++) {
+        m->admin_fds[i] = mh_listener_socket(c->admin_host, m->admin_port, &m->admin_port, &err);
+        if (m->admin_fds[i] < 0) {
+            mh_error("server", "admin listener: %s", err.msg);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Reads the listeners' certificates and keys (here, before privileges are dropped: the
+ * workers inherit the contexts), makes sure no other server has one of the addresses, and
+ * binds them and the admin listener. False after logging why not. */
+static bool open_listeners(struct master *m, const struct mh_server_conf *c)
+{
+    struct mh_errlist errs = {0};
+    struct mh_err err = {0};
+
+    if (mh_listeners_new(c, mh_dispatch_request, &m->listeners, &errs) != MH_OK) {
+        for (size_t i = 0; i < errs.count; i++) {
+            char line[2048];
+
+            mh_err_format(&errs.items[i], line, sizeof(line));
+            mh_error("server", "%s", line);
+        }
+        mh_errlist_cleanup(&errs);
+        return false;
+    }
+    for (size_t i = 0; i < m->listeners->n; i++) {
+        if (mh_addr_probe(m->listeners->items[i].host, m->listeners->items[i].port, &err) !=
+            MH_OK) {
+            mh_error("server", "%s", err.msg);
+            return false;
+        }
+    }
+    if (c->admin_host && mh_addr_probe(c->admin_host, c->admin_port, &err) != MH_OK) {
+        mh_error("server", "admin listener: %s", err.msg);
+        return false;
+    }
+    if (mh_listeners_bind(m->listeners, m->nloops, &err) != MH_OK) {
+        mh_error("server", "%s", err.msg);
+        return false;
+    }
+    return !c->admin_host || open_admin(m, c);
+}
+
+/* Undoes what mh_master_run set up; removes @p pid_file (owned) if it is ours. */
+static void master_cleanup(struct master *m, char *pid_file)
+{
+    if (m->listeners)
+        mh_listeners_reload_abort(m->listeners, m->staged);
+    mh_listeners_free(m->listeners);
+    close_admin(m);
+    free(m->admin_fds);
+    for (int i = 0; i < m->nworkers; i++) {
+        mh_master_close_ctl(&m->workers[i]);
+        close_relay(&m->workers[i]);
+    }
+    if (pid_file) {
+        char *status = mh_xasprintf("%s.reload", pid_file);
+
+        unlink(pid_file); /* may fail after dropping privileges: harmless, the pid is stale */
+        unlink(status);
+        free(status);
+        free(pid_file);
+    }
+    if (m->status_fd >= 0)
+        close(m->status_fd);
+    if (m->pid_fd >= 0)
+        close(m->pid_fd); /* the lock ends after the file is gone: a new server finds it free */
+    if (m->sigfd >= 0)
+        close(m->sigfd);
+    if (m->check_fd >= 0)
+        close(m->check_fd);
+    mh_crash_table_free(m->crash);
+    mh_board_free(m->board);
+    mh_config_free(m->pending);
+    mh_config_free(m->config);
+    free(m->workers);
 }
 
 int mh_master_run(struct mh_config *config, const struct mh_serve_opts *opts)
@@ -561,10 +708,10 @@ int mh_master_run(struct mh_config *config, const struct mh_serve_opts *opts)
     struct mh_err err = {0};
     sigset_t set;
 
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
     mh_server_sigset(&set);
     sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* the master has one thread: sigprocmask's job */
     m.workers = mh_xcalloc((size_t)m.nworkers, sizeof(*m.workers));
     for (int i = 0; i < m.nworkers; i++)
         m.workers[i].ctl = m.workers[i].relay.fd = -1;
@@ -576,49 +723,8 @@ int mh_master_run(struct mh_config *config, const struct mh_serve_opts *opts)
         pid_file = NULL; /* another server's: never unlinked by this one */
         goto out;
     }
-    {
-        /* Certificates and keys are read here, before privileges are dropped; the workers
-         * inherit the contexts. */
-        struct mh_errlist errs = {0};
-
-        if (mh_listeners_new(c, mh_dispatch_request, &m.listeners, &errs) != MH_OK) {
-            for (size_t i = 0; i < errs.count; i++) {
-                char line[2048];
-
-                mh_err_format(&errs.items[i], line, sizeof(line));
-                mh_error("server", "%s", line);
-            }
-            mh_errlist_cleanup(&errs);
-            goto out;
-        }
-    }
-    for (size_t i = 0; i < m.listeners->n; i++) {
-        if (mh_addr_probe(m.listeners->items[i].host, m.listeners->items[i].port, &err) != MH_OK) {
-            mh_error("server", "%s", err.msg);
-            goto out;
-        }
-    }
-    if (c->admin_host && mh_addr_probe(c->admin_host, c->admin_port, &err) != MH_OK) {
-        mh_error("server", "admin listener: %s", err.msg);
+    if (!open_listeners(&m, c))
         goto out;
-    }
-    if (mh_listeners_bind(m.listeners, m.nloops, &err) != MH_OK) {
-        mh_error("server", "%s", err.msg);
-        goto out;
-    }
-    if (c->admin_host) {
-        m.admin_port = c->admin_port;
-        m.admin_fds = mh_xcalloc((size_t)m.nloops, sizeof(int));
-        for (int i = 0; i < m.nloops; i++)
-            m.admin_fds[i] = -1;
-        for (int i = 0; i < m.nloops; i++) {
-            m.admin_fds[i] = mh_listener_socket(c->admin_host, m.admin_port, &m.admin_port, &err);
-            if (m.admin_fds[i] < 0) {
-                mh_error("server", "admin listener: %s", err.msg);
-                goto out;
-            }
-        }
-    }
     if (pid_file && write_pid_file(pid_file, m.pid_fd, &m) != MH_OK)
         goto out;
     if (drop_privileges(c, m.status_fd) != MH_OK)
@@ -641,39 +747,7 @@ int mh_master_run(struct mh_config *config, const struct mh_serve_opts *opts)
     }
 
 out:
-    if (m.listeners)
-        mh_listeners_reload_abort(m.listeners, m.staged);
-    mh_listeners_free(m.listeners);
-    for (int i = 0; m.admin_fds && i < m.nloops; i++) {
-        if (m.admin_fds[i] >= 0)
-            close(m.admin_fds[i]);
-    }
-    free(m.admin_fds);
-    for (int i = 0; i < m.nworkers; i++) {
-        mh_master_close_ctl(&m.workers[i]);
-        close_relay(&m.workers[i]);
-    }
-    if (pid_file) {
-        char *status = mh_xasprintf("%s.reload", pid_file);
-
-        unlink(pid_file); /* may fail after dropping privileges: harmless, the pid is stale */
-        unlink(status);
-        free(status);
-        free(pid_file);
-    }
-    if (m.status_fd >= 0)
-        close(m.status_fd);
-    if (m.pid_fd >= 0)
-        close(m.pid_fd); /* the lock ends after the file is gone: a new server finds it free */
-    if (m.sigfd >= 0)
-        close(m.sigfd);
-    if (m.check_fd >= 0)
-        close(m.check_fd);
-    mh_crash_table_free(m.crash);
-    mh_board_free(m.board);
-    mh_config_free(m.pending);
-    mh_config_free(m.config);
-    free(m.workers);
+    master_cleanup(&m, pid_file);
     if (rc == 0)
         mh_info("master", "stopped after %u reloads (%u failed)", m.reloads, m.reloads_failed);
     return rc;

@@ -61,7 +61,8 @@ struct master {
     int pid_fd;      /* the locked pid file */
     unsigned gen_id; /* the generation the workers serve */
     unsigned reloads, reloads_failed;
-    char reload_text[8192]; /* the first failure reported for the pending reload */
+    /* The first failure reported for the pending reload; a longer report is cut to fit. */
+    char reload_text[8192];
     bool reload_ok;
     bool started; /* every first worker was ready once */
     bool stopping;

@@ -6,6 +6,7 @@
  */
 #include "run/owner.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,8 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "base/sys.h"
 
 static long read_pid_fd(int fd)
 {
@@ -36,7 +39,7 @@ int mh_pidfile_lock(const char *path, struct mh_err *err)
 
     if (fd < 0) {
         saved = errno;
-        mh_err_set(err, MH_E_IO, NULL, 0, "cannot open pid file %s: %s", path, strerror(saved));
+        mh_err_set(err, MH_E_IO, NULL, 0, "cannot open pid file %s: %s", path, MH_STRERROR(saved));
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -53,7 +56,8 @@ int mh_pidfile_lock(const char *path, struct mh_err *err)
                 mh_err_set(err, MH_E_CONFLICT, NULL, 0,
                            "pid file %s is locked by another modhost that is starting", path);
         } else {
-            mh_err_set(err, MH_E_IO, NULL, 0, "cannot lock pid file %s: %s", path, strerror(saved));
+            mh_err_set(err, MH_E_IO, NULL, 0, "cannot lock pid file %s: %s", path,
+                       MH_STRERROR(saved));
         }
         close(fd);
         return -1;
@@ -74,6 +78,44 @@ enum mh_status mh_pidfile_write(int fd, pid_t pid)
 
 /* --- Who listens on a port --- */
 
+/* The number @p s .. @p end (the whole of it) in @p base; false if it is not one. */
+static bool parse_ulong(const char *s, const char *end, int base, unsigned long *out)
+{
+    char *stop;
+
+    if (s == end || !isxdigit((unsigned char)*s))
+        return false; /* strtoul would take a sign or blanks */
+    errno = 0;
+    *out = strtoul(s, &stop, base);
+    return errno == 0 && stop == end;
+}
+
+/* The inode of a socket listening on @port in this line of /proc/net/tcp or tcp6, or 0:
+ * sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode */
+static unsigned long listen_line_inode(const char *line, int port)
+{
+    const char *field[10], *end[10], *colon;
+    unsigned long state, lport, inode;
+    int n = 0;
+
+    for (const char *p = line; *p && n < 10;) {
+        p += strspn(p, " \t\n");
+        if (!*p)
+            break;
+        field[n] = p;
+        p += strcspn(p, " \t\n");
+        end[n++] = p;
+    }
+    if (n < 10)
+        return 0;
+    colon = memrchr(field[1], ':', (size_t)(end[1] - field[1]));
+    if (!colon || !parse_ulong(field[3], end[3], 16, &state) || state != 0x0A ||
+        !parse_ulong(colon + 1, end[1], 16, &lport) || lport != (unsigned long)port ||
+        !parse_ulong(field[9], end[9], 10, &inode))
+        return 0;
+    return inode;
+}
+
 /* The inode of a socket listening on @port in /proc/net/@file, or 0. */
 static unsigned long listen_inode(const char *file, int port)
 {
@@ -81,24 +123,13 @@ static unsigned long listen_inode(const char *file, int port)
     unsigned long inode = 0;
     FILE *f;
 
-    snprintf(path, sizeof(path), "/proc/net/%s", file);
+    (void)snprintf(path, sizeof(path), "/proc/net/%s", file);
     f = fopen(path, "r");
     if (!f)
         return 0;
-    while (!inode && fgets(line, sizeof(line), f)) {
-        char local[128];
-        unsigned state, lport;
-        unsigned long ino;
-        const char *colon;
-
-        /* sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode */
-        if (sscanf(line, " %*s %127s %*s %x %*s %*s %*s %*s %*s %lu", local, &state, &ino) != 3)
-            continue;
-        colon = strrchr(local, ':');
-        if (colon && state == 0x0A && sscanf(colon + 1, "%x", &lport) == 1 && (int)lport == port)
-            inode = ino;
-    }
-    fclose(f);
+    while (!inode && fgets(line, sizeof(line), f))
+        inode = listen_line_inode(line, port);
+    (void)fclose(f); /* read only: nothing to lose */
     return inode;
 }
 
@@ -112,7 +143,7 @@ static long socket_owner(unsigned long inode)
 
     if (!proc)
         return 0;
-    snprintf(want, sizeof(want), "socket:[%lu]", inode);
+    (void)snprintf(want, sizeof(want), "socket:[%lu]", inode); /* fits any long */
     while (!found && (p = readdir(proc))) {
         long pid = strtol(p->d_name, NULL, 10);
         DIR *fds;
@@ -120,14 +151,14 @@ static long socket_owner(unsigned long inode)
 
         if (pid <= 0 || pid == (long)getpid())
             continue;
-        snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+        (void)snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
         fds = opendir(path);
         if (!fds)
             continue; /* another user's process, or gone */
         while (!found && (fd = readdir(fds))) {
             ssize_t n;
 
-            snprintf(path, sizeof(path), "/proc/%ld/fd/%s", pid, fd->d_name);
+            (void)snprintf(path, sizeof(path), "/proc/%ld/fd/%s", pid, fd->d_name);
             n = readlink(path, link, sizeof(link) - 1);
             if (n > 0) {
                 link[n] = '\0';
@@ -152,7 +183,7 @@ enum mh_status mh_addr_probe(const char *host, int port, struct mh_err *err)
 
     if (port == 0)
         return MH_OK;
-    snprintf(portstr, sizeof(portstr), "%d", port);
+    (void)snprintf(portstr, sizeof(portstr), "%d", port); /* fits any int */
     if (getaddrinfo(host, portstr, &hints, &res) != 0)
         return MH_OK; /* binding reports it */
     for (struct addrinfo *ai = res; ai && !in_use; ai = ai->ai_next) {

@@ -220,7 +220,7 @@ static void stop_publishing(struct loop_thread *lt)
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
     struct loop_thread *lt = arg;
-    struct timeval tick = {0, 10 * 1000};
+    struct timeval tick = {0, 10000}; /* 10 ms */
 
     (void)fd;
     (void)what;
@@ -532,7 +532,6 @@ static void reload(struct mh_server *s)
     struct mh_config *config = NULL;
     struct mh_gen *g = NULL, *old = s->current;
     struct mh_tls_contexts **staged = NULL;
-    char line[2048];
 
     mh_info("reload", "reading %s", o->conf_dir);
     mh_config_load(o->conf_dir, &config, &errs);
@@ -553,8 +552,10 @@ static void reload(struct mh_server *s)
         mh_gen_free(g);
         g = NULL;
     }
-    if (errs.count) {
+    if (errs.count || !g) { /* no generation without an error is a bug: keep serving */
         for (size_t i = 0; i < errs.count; i++) {
+            char line[2048];
+
             mh_err_format(&errs.items[i], line, sizeof(line));
             mh_error("reload", "%s", line);
         }
@@ -642,8 +643,8 @@ static struct mh_gen *build_first(struct mh_config *config)
     mh_gen_build(config, &gen, &errs);
     if (errs.count) {
         mh_errlist_print(&errs, stderr);
-        fprintf(stderr, "modhost: %zu error%s in the configuration\n", errs.count,
-                errs.count == 1 ? "" : "s");
+        (void)fprintf(stderr, "modhost: %zu error%s in the configuration\n", errs.count,
+                      errs.count == 1 ? "" : "s");
     }
     mh_errlist_cleanup(&errs);
     return gen;
@@ -658,6 +659,122 @@ void mh_server_sigset(sigset_t *set)
     sigaddset(set, SIGUSR1); /* logrotate's "reopen your logs": never the default (exit) */
 }
 
+/* The admin listener's service on the loops (it answers on sockets the loops own). */
+static void start_admin(struct mh_server *s, const struct mh_server_conf *c)
+{
+    struct mh_loop **ls = mh_xcalloc((size_t)s->nloops, sizeof(*ls));
+
+    admin_service.max_connections = c->admin_max_connections;
+    for (int i = 0; i < s->nloops; i++)
+        ls[i] = &s->loops[i].loop;
+    s->admin = mh_admin_new(ls, (size_t)s->nloops, s->pool, c->admin_probe_timeout_ms);
+    publish_generations(s);
+}
+
+/* Sets up every loop (not started yet) and tells the channels about them. */
+static enum mh_status set_up_loops(struct mh_server *s, const struct mh_worker_ctx *w)
+{
+    struct mh_err err = {0};
+    struct mh_loop **ds;
+
+    for (int i = 0; i < s->nloops; i++) {
+        s->loops[i].loop.index = (unsigned)i;
+        s->loops[i].loop.admin = s->admin;
+        /* The loop owns this process's copies of the master's sockets. */
+        s->loops[i].admin_fd = w->admin_fds ? w->admin_fds[i] : -1;
+        if (loop_setup(&s->loops[i], s->current, s->pool, s->listeners, &err) != MH_OK) {
+            mh_error("server", "%s", err.msg);
+            return err.code ? err.code : MH_E_IO;
+        }
+    }
+    ds = mh_xcalloc((size_t)s->nloops, sizeof(*ds));
+    for (int i = 0; i < s->nloops; i++)
+        ds[i] = &s->loops[i].loop;
+    mh_pubsub_set_loops(ds, (size_t)s->nloops);
+    mh_pubsub_set_bus(s->current->channels);
+    if (w->relay_fd >= 0)
+        mh_pubsub_set_relay(&s->loops[0].loop, w->relay_fd);
+    return MH_OK;
+}
+
+/* SIGUSR1: logrotate moved the access log away, so write to a new file of that name. The
+ * server's own log is stderr, which the service manager owns. */
+static void reopen_access_log(const struct mh_server *s)
+{
+    const char *path = s->current->config->server.access_file;
+
+    if (path) {
+        open_access_log(&s->current->config->server);
+        mh_info("server", "SIGUSR1: access log %s reopened", path);
+    } else {
+        mh_info("server", "SIGUSR1: access lines go to stderr; nothing to reopen");
+    }
+}
+
+/* Serves signals until SIGINT or SIGTERM, which it returns; retired generations are reaped
+ * every 100 ms while there are any. */
+static int wait_for_stop(struct mh_server *s, const sigset_t *set)
+{
+    for (;;) {
+        struct timespec tick = {0, 100000000}; /* 100 ms */
+        int sig = s->retired ? sigtimedwait(set, NULL, &tick) : sigwaitinfo(set, NULL);
+
+        if (sig == SIGUSR1)
+            reopen_access_log(s);
+        else if (sig == SIGHUP)
+            reload(s);
+        else if (sig == SIGINT || sig == SIGTERM)
+            return sig;
+        else
+            reap(s);
+    }
+}
+
+/* Stops the @p started loop threads and frees what mh_server_run set up, every generation
+ * last (nothing runs any more). */
+static void server_cleanup(struct mh_server *s, int started)
+{
+    struct mh_err err = {0};
+    struct mh_loop **ds = NULL;
+    size_t n = 0;
+
+    for (int i = 0; i < started; i++)
+        event_active(s->loops[i].drain_ev, 0, 0);
+    for (int i = 0; i < started; i++)
+        pthread_join(s->loops[i].thread, NULL);
+    /* Workers finish what they run; what they never started comes back cancelled. */
+    mh_pool_stop(s->pool);
+    /* No publish may reach a loop from here on. */
+    mh_pubsub_set_bus(NULL);
+    mh_pubsub_set_relay(NULL, -1);
+    mh_pubsub_get_loops(&ds, &n);
+    mh_pubsub_set_loops(NULL, 0);
+    free(ds);
+    mh_pool_set_global(NULL);
+    for (int i = 0; i < s->nloops; i++)
+        loop_cleanup(&s->loops[i]);
+    mh_listeners_free(s->listeners); /* every connection has closed */
+    log_tls_failures();
+    mh_pool_free(s->pool);
+    if (s->admin) {
+        struct mh_loop **ls = mh_admin_loops(s->admin, &n);
+
+        free(ls);
+        mh_admin_free(s->admin);
+    }
+    /* Nothing runs any more: every generation can be finalised, newest first. */
+    if (s->current)
+        mh_gen_free(s->current);
+    while (s->retired) {
+        struct mh_gen *g = s->retired;
+
+        s->retired = g->next_retired;
+        mh_gen_free(g);
+    }
+    mh_access_open(NULL, &err); /* back to stderr; closes the file */
+    free(s->loops);
+}
+
 enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ctx *w)
 {
     struct mh_server s = {.opts = w->opts,
@@ -668,12 +785,11 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ct
                           .next_gen_id = w->first_gen_id,
                           .admin_port = w->admin_port};
     const struct mh_server_conf *c;
-    int started = 0, sig = 0;
+    int started = 0, sig;
     enum mh_status rc = MH_OK;
-    struct mh_err err = {0};
     sigset_t set;
 
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
     mh_server_sigset(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
     evthread_use_pthreads();
@@ -696,36 +812,11 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ct
     }
     mh_pool_set_global(s.pool);
     open_access_log(c);
-    if (c->admin_host && w->admin_fds) {
-        struct mh_loop **ls = mh_xcalloc((size_t)s.nloops, sizeof(*ls));
-
-        admin_service.max_connections = c->admin_max_connections;
-        for (int i = 0; i < s.nloops; i++)
-            ls[i] = &s.loops[i].loop;
-        s.admin = mh_admin_new(ls, (size_t)s.nloops, s.pool, c->admin_probe_timeout_ms);
-        publish_generations(&s);
-    }
-    for (int i = 0; i < s.nloops; i++) {
-        s.loops[i].loop.index = (unsigned)i;
-        s.loops[i].loop.admin = s.admin;
-        /* The loop owns this process's copies of the master's sockets. */
-        s.loops[i].admin_fd = w->admin_fds ? w->admin_fds[i] : -1;
-        if (loop_setup(&s.loops[i], s.current, s.pool, s.listeners, &err) != MH_OK) {
-            rc = err.code ? err.code : MH_E_IO;
-            mh_error("server", "%s", err.msg);
-            goto out;
-        }
-    }
-    {
-        struct mh_loop **ds = mh_xcalloc((size_t)s.nloops, sizeof(*ds));
-
-        for (int i = 0; i < s.nloops; i++)
-            ds[i] = &s.loops[i].loop;
-        mh_pubsub_set_loops(ds, (size_t)s.nloops);
-        mh_pubsub_set_bus(s.current->channels);
-        if (w->relay_fd >= 0)
-            mh_pubsub_set_relay(&s.loops[0].loop, w->relay_fd);
-    }
+    if (c->admin_host && w->admin_fds)
+        start_admin(&s, c);
+    rc = set_up_loops(&s, w);
+    if (rc != MH_OK)
+        goto out;
     for (; started < s.nloops; started++) {
         if (pthread_create(&s.loops[started].thread, NULL, loop_main, &s.loops[started]) != 0) {
             mh_error("server", "cannot start loop thread %d", started);
@@ -742,78 +833,13 @@ enum mh_status mh_server_run(struct mh_config *config, const struct mh_worker_ct
     if (s.ctl_fd >= 0 && send(s.ctl_fd, "ready", 5, MSG_NOSIGNAL) != 5)
         mh_warn("server", "cannot tell the master this worker is ready: %s", MH_STRERROR(errno));
 
-    for (;;) {
-        struct timespec tick = {0, 100 * 1000 * 1000};
-
-        sig = s.retired ? sigtimedwait(&set, NULL, &tick) : sigwaitinfo(&set, NULL);
-        if (sig == SIGUSR1) {
-            /* logrotate moved the access log away: write to a new file of that name. The
-             * server's own log is stderr, which the service manager owns. */
-            const char *path = s.current->config->server.access_file;
-
-            if (path) {
-                open_access_log(&s.current->config->server);
-                mh_info("server", "SIGUSR1: access log %s reopened", path);
-            } else {
-                mh_info("server", "SIGUSR1: access lines go to stderr; nothing to reopen");
-            }
-            continue;
-        }
-        if (sig == SIGHUP) {
-            reload(&s);
-            continue;
-        }
-        if (sig == SIGINT || sig == SIGTERM)
-            break;
-        reap(&s);
-    }
+    sig = wait_for_stop(&s, &set);
     mh_admin_set_draining(s.admin);
     mh_info("server", "%s received: stopping (draining for up to %lld ms)",
             sig == SIGINT ? "SIGINT" : "SIGTERM", s.current->config->server.shutdown_timeout_ms);
 
 out:
-    for (int i = 0; i < started; i++)
-        event_active(s.loops[i].drain_ev, 0, 0);
-    for (int i = 0; i < started; i++)
-        pthread_join(s.loops[i].thread, NULL);
-    /* Workers finish what they run; what they never started comes back cancelled. */
-    mh_pool_stop(s.pool);
-    {
-        struct mh_loop **ds = NULL;
-        size_t n = 0;
-
-        /* No publish may reach a loop from here on. */
-        mh_pubsub_set_bus(NULL);
-        mh_pubsub_set_relay(NULL, -1);
-        mh_pubsub_get_loops(&ds, &n);
-        mh_pubsub_set_loops(NULL, 0);
-        free(ds);
-    }
-    mh_pool_set_global(NULL);
-    for (int i = 0; i < s.nloops; i++)
-        loop_cleanup(&s.loops[i]);
-    mh_listeners_free(s.listeners); /* every connection has closed */
-    log_tls_failures();
-    mh_pool_free(s.pool);
-    if (s.admin) {
-        struct mh_loop **ls;
-        size_t n;
-
-        ls = mh_admin_loops(s.admin, &n);
-        free(ls);
-        mh_admin_free(s.admin);
-    }
-    /* Nothing runs any more: every generation can be finalised, newest first. */
-    if (s.current)
-        mh_gen_free(s.current);
-    while (s.retired) {
-        struct mh_gen *g = s.retired;
-
-        s.retired = g->next_retired;
-        mh_gen_free(g);
-    }
-    mh_access_open(NULL, &err); /* back to stderr; closes the file */
-    free(s.loops);
+    server_cleanup(&s, started);
     if (rc == MH_OK)
         mh_info("server", "stopped after %u reloads (%u failed)", s.reloads, s.reloads_failed);
     return rc;

@@ -2,6 +2,7 @@
  * hello: the smallest useful module. GET /hello/{name} -> {"message": "Hello, NAME!"}.
  * The greeting word is a setting, to show how a module reads its conf.d settings.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +28,7 @@ static enum mh_status hello_init(struct mh_host *host, const struct mh_conf *set
                       sizeof(st->greeting) - 1);
         return MH_E_INVAL;
     }
-    strcpy(st->greeting, greeting);
+    memcpy(st->greeting, greeting, strlen(greeting) + 1); /* fits: checked above */
     *state = st;
     return MH_OK;
 }
@@ -48,10 +49,7 @@ static enum mh_status hello(struct mh_req *req, void *state)
 
     if (!o)
         return MH_E_NOMEM;
-    strcpy(msg, st->greeting);
-    strcat(msg, ", ");
-    strcat(msg, name ? name : "world");
-    strcat(msg, "!");
+    (void)snprintf(msg, n, "%s, %s!", st->greeting, name ? name : "world"); /* n fits it */
     json_object_object_add(o, "message", json_object_new_string(msg));
     return mh_reply_json(req, 200, o); /* o belongs to the core now */
 }

@@ -65,13 +65,44 @@ static void kv_fini(struct mh_host *host, void *state)
     free(state);
 }
 
+/* The length of the valid multi-byte UTF-8 sequence at @p s (@p n bytes left), or 0. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0; /* overlong, a surrogate, or past U+10FFFF */
+    return len;
+}
+
 /* Keys are UTF-8 text without control characters, so they travel in URLs and JSON. */
 static int valid_key_text(const unsigned char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
         size_t len;
-        uint32_t cp;
 
         if (c < 0x20 || c == 0x7f)
             return 0;
@@ -79,27 +110,8 @@ static int valid_key_text(const unsigned char *s, size_t n)
             i++;
             continue;
         }
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (i + len > n)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        len = utf8_seq_len(s + i, n - i);
+        if (!len)
             return 0;
         i += len;
     }
@@ -168,50 +180,59 @@ static int is_etagc(unsigned char c)
  * empty list elements are ignored. @return 1, or 0 for a malformed value (or more than
  * MAX_TAGS tags).
  */
+/* Adds the entity-tag at @p s (before @p end) to @p out. @return the rest of the list
+ * after it and its spaces (at a comma or @p end), or NULL if it is malformed. */
+static const char *parse_tag(const char *s, const char *end, struct tag_list *out)
+{
+    int is_weak = 0;
+    const char *open;
+
+    if (end - s >= 2 && s[0] == 'W' && s[1] == '/') {
+        is_weak = 1;
+        s += 2;
+    }
+    if (s >= end || *s != '"')
+        return NULL;
+    open = ++s;
+    while (s < end && is_etagc((unsigned char)*s))
+        s++;
+    if (s >= end || *s != '"' || out->n == MAX_TAGS)
+        return NULL;
+    out->tags[out->n].opaque = open;
+    out->tags[out->n].len = (size_t)(s - open);
+    out->tags[out->n].is_weak = is_weak;
+    out->n++;
+    s++;
+    while (s < end && is_ows(*s))
+        s++;
+    if (s < end && *s != ',')
+        return NULL; /* two tags need a comma between them */
+    return s;
+}
+
 static int parse_tags(const char *s, struct tag_list *out)
 {
-    const char *end = s + strlen(s);
+    size_t len = strlen(s);
 
     memset(out, 0, sizeof(*out));
     out->is_present = 1;
-    while (s < end && is_ows(*s))
+    while (len && is_ows(*s)) {
         s++;
-    while (end > s && is_ows(end[-1]))
-        end--;
-    if (end - s == 1 && *s == '*') {
+        len--;
+    }
+    while (len && is_ows(s[len - 1]))
+        len--;
+    if (len == 1 && *s == '*') {
         out->is_any = 1;
         return 1;
     }
-    while (s < end) {
-        int is_weak = 0;
-        const char *open;
-
-        if (*s == ',' || is_ows(*s)) { /* empty elements and the space around commas */
+    for (const char *end = s + len; s && s < end;) {
+        if (*s == ',' || is_ows(*s)) /* empty elements and the space around commas */
             s++;
-            continue;
-        }
-        if (end - s >= 2 && s[0] == 'W' && s[1] == '/') {
-            is_weak = 1;
-            s += 2;
-        }
-        if (s >= end || *s != '"')
-            return 0;
-        open = ++s;
-        while (s < end && is_etagc((unsigned char)*s))
-            s++;
-        if (s >= end || *s != '"' || out->n == MAX_TAGS)
-            return 0;
-        out->tags[out->n].opaque = open;
-        out->tags[out->n].len = (size_t)(s - open);
-        out->tags[out->n].is_weak = is_weak;
-        out->n++;
-        s++;
-        while (s < end && is_ows(*s))
-            s++;
-        if (s < end && *s != ',')
-            return 0; /* two tags need a comma between them */
+        else
+            s = parse_tag(s, end, out);
     }
-    return 1;
+    return s != NULL;
 }
 
 /*

@@ -76,11 +76,11 @@ static inline void link_cleanup(struct link_health *h)
 static inline bool link_gate(struct link_health *h)
 {
     bool ok = true;
-    int64_t now;
 
     pthread_mutex_lock(&h->mu);
     if (h->is_down) {
-        now = link_now_ms();
+        int64_t now = link_now_ms();
+
         if (h->is_probing || now < h->next_try) {
             mh_store_set_error("%s is unavailable (for %" PRId64 " ms; next attempt in %" PRId64
                                " ms): %s",
@@ -256,11 +256,14 @@ static inline enum mh_status read_password_file(const char *path, char *out, siz
     size_t n;
 
     if (!f) {
-        mh_store_set_error("setting 'password_file' (%s): cannot open: %s", path, strerror(errno));
+        char msg[128];
+
+        mh_store_set_error("setting 'password_file' (%s): cannot open: %s", path,
+                           strerror_r(errno, msg, sizeof(msg))); /* GNU: returns the text */
         return MH_E_INVAL;
     }
     if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & S_IROTH)) {
-        fclose(f);
+        (void)fclose(f); /* read only: nothing to lose */
         mh_store_set_error("setting 'password_file' (%s): readable by everyone; chmod o-r it",
                            path);
         return MH_E_INVAL;
@@ -268,7 +271,7 @@ static inline enum mh_status read_password_file(const char *path, char *out, siz
     if (!fgets(out, (int)size, f)) {
         out[0] = '\0';
     }
-    fclose(f);
+    (void)fclose(f); /* read only */
     n = strcspn(out, "\r\n");
     out[n] = '\0';
     if (n == 0) {

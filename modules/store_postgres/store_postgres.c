@@ -425,7 +425,7 @@ static bool conn_is_stale(struct pg_store *s, const struct conn *c)
     return conn_is_stale_on(&s->link, c);
 }
 
-static void conn_give(struct pg_store *s, struct conn *c)
+static void conn_give(struct pg_store *s, const struct conn *c)
 {
     pool_give(&s->pool, (size_t)(c - s->conns));
 }
@@ -435,7 +435,6 @@ static enum mh_status conn_take(struct pg_store *s, int64_t deadline, struct con
 {
     long slot = pool_take(&s->pool, deadline, s->what);
     struct conn *c;
-    enum mh_status rc;
 
     if (slot < 0)
         return MH_E_UNAVAILABLE;
@@ -445,6 +444,8 @@ static enum mh_status conn_take(struct pg_store *s, int64_t deadline, struct con
         c->pg = NULL;
     }
     if (!c->pg) {
+        enum mh_status rc;
+
         if (!link_gate(&s->link)) {
             conn_give(s, c);
             return MH_E_UNAVAILABLE;
@@ -668,13 +669,15 @@ static enum mh_status add_param(struct pg_store *s, const char *key, const char 
 
 static enum mh_status build_params(struct pg_store *s, const struct options *o)
 {
-    char port[24], timeout[24], password[PASSWORD_BYTES];
+    char port[24], timeout[24];
     enum mh_status rc = MH_OK;
 
     (void)snprintf(port, sizeof(port), "%lld", o->port);
     /* libpq counts connect_timeout in whole seconds; our own poll() is the real bound. */
     (void)snprintf(timeout, sizeof(timeout), "%lld", (o->timeout_ms + 999) / 1000 + 1);
     if (o->password_file) {
+        char password[PASSWORD_BYTES];
+
         rc = read_password_file(o->password_file, password, sizeof(password));
         if (rc == MH_OK)
             rc = add_param(s, "password", password);

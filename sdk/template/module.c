@@ -33,7 +33,7 @@ static enum mh_status module_init(struct mh_host *host, const struct mh_conf *se
         return MH_E_INVAL;
     }
     st->host = host;
-    strcpy(st->greeting, greeting);
+    memcpy(st->greeting, greeting, strlen(greeting) + 1); /* fits: checked above */
     *out = st;
     return MH_OK;
 }

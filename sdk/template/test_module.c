@@ -2,6 +2,7 @@
  * Unit tests of @NAME@'s handlers and hooks with the modhost testing host: no server, no
  * sockets. `make test` builds and runs them; the last line says how many passed.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,15 +14,18 @@ const struct mh_module_def *mh_module_v1(void); /* defined by MH_MODULE in @NAME
 
 static int passed, failed;
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (cond) {                                                                  \
-            passed++;                                                                \
-        } else {                                                                     \
-            failed++;                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                            \
-    } while (0)
+/* Counts one check; a failed one is printed with its line and condition. */
+static void check(bool ok, int line, const char *cond)
+{
+    if (ok) {
+        passed++;
+        return;
+    }
+    failed++;
+    (void)fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, line, cond);
+}
+
+#define CHECK(cond) check((cond), __LINE__, #cond)
 
 static struct mh_testing *start(const char *settings)
 {

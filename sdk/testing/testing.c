@@ -89,7 +89,6 @@ void mh_th_messages_free(struct messages *ms)
     free(ms->items);
 }
 
-const char *mh_th_error_set(struct mh_testing *t, const char *fmt, ...) MH_PRINTF(2, 3);
 const char *mh_th_error_set(struct mh_testing *t, const char *fmt, ...)
 {
     va_list ap;
@@ -130,7 +129,6 @@ static void log_vline(struct mh_testing *t, enum mh_log_level level, const char 
 }
 
 /* Records a call that broke an SDK rule; the server answers those with a 500. */
-void mh_th_misuse(struct mh_testing *t, const char *fmt, ...) MH_PRINTF(2, 3);
 void mh_th_misuse(struct mh_testing *t, const char *fmt, ...)
 {
     char *what, *line;
@@ -139,8 +137,7 @@ void mh_th_misuse(struct mh_testing *t, const char *fmt, ...)
     va_start(ap, fmt);
     what = mh_xvasprintf(fmt, ap);
     va_end(ap);
-    line = mh_xcalloc(1, strlen(what) + 16);
-    sprintf(line, "misuse: %s", what);
+    line = mh_xasprintf("misuse: %s", what);
     mh_th_log_line(t, MH_LOG_ERROR, line);
     pthread_mutex_lock(&t->mu);
     t->misuses++;
@@ -272,8 +269,7 @@ static enum mh_status api_conf_path(const struct mh_conf *conf, const char *path
         *out = v;
         return MH_OK;
     }
-    full = mh_xcalloc(1, strlen(c->base_dir) + strlen(v) + 2);
-    sprintf(full, "%s/%s", c->base_dir, v);
+    full = mh_xasprintf("%s/%s", c->base_dir, v);
     c->paths = mh_xrealloc(c->paths, (c->npaths + 1) * sizeof(*c->paths));
     c->paths[c->npaths++] = full;
     *out = full;
@@ -371,10 +367,6 @@ struct mh_testing *mh_testing_new(const struct mh_module_def *def)
     atomic_store(&newest, t);
     return t;
 }
-
-void mh_th_store_free(struct mh_store *s);
-void mh_th_req_destroy(struct mh_req *req);
-void mh_th_ws_destroy(struct mh_ws *ws);
 
 void mh_testing_free(struct mh_testing *t)
 {
@@ -801,9 +793,8 @@ static void api_req_logv(const struct mh_req *req, enum mh_log_level level, cons
                          va_list ap)
 {
     char *text = mh_xvasprintf(fmt, ap);
-    char *line = mh_xcalloc(1, strlen(text) + 32);
+    char *line = mh_xasprintf("%s req=%llu", text, (unsigned long long)req->id);
 
-    sprintf(line, "%s req=%llu", text, (unsigned long long)req->id);
     mh_th_log_line(req->t, level, line);
     free(line);
     free(text);

@@ -33,7 +33,7 @@ static char *decode(const char *s, size_t n, bool plus)
                           mh_hex_value((unsigned char)s[i + 2]));
             i += 2;
         } else {
-            *o++ = plus && s[i] == '+' ? ' ' : s[i];
+            *o++ = (char)(plus && s[i] == '+' ? ' ' : s[i]);
         }
     }
     return out;
@@ -60,9 +60,9 @@ void mh_testing_req_param(struct mh_req *req, const char *name, const char *valu
     mh_th_pairs_set(&req->params, name, value);
 }
 
-enum mh_status mh_testing_req_route(struct mh_req *req, const char *tmpl)
+enum mh_status mh_testing_req_route(struct mh_req *req, const char *path_template)
 {
-    const char *p = req->path, *s = tmpl;
+    const char *p = req->path, *s = path_template;
     struct pairs found = {0};
 
     while (*p && *s) {
@@ -201,7 +201,7 @@ static const char *api_req_query(struct mh_req *req, const char *name)
             char *v = eq ? decode(eq + 1, n - (size_t)(eq - p) - 1, true) : mh_xstrdup("");
             char *copy = api_req_alloc(req, strlen(v) + 1);
 
-            strcpy(copy, v);
+            memcpy(copy, v, strlen(v) + 1);
             free(v);
             free(key);
             return copy;

@@ -139,50 +139,73 @@ static enum mh_status api_store_get(struct mh_store *st, const void *key, size_t
     return MH_OK;
 }
 
+/* Whether record @p r (NULL: absent) meets the precondition @p expect of a put. */
+static bool put_allowed(const struct record *r, uint64_t expect)
+{
+    if (!r)
+        return expect == MH_STORE_ANY || expect == MH_STORE_ABSENT;
+    return expect != MH_STORE_ABSENT &&
+           (expect == MH_STORE_ANY || expect == MH_STORE_EXISTS || expect == r->version);
+}
+
+/* A new record for @p key at index @p at, which keeps the records sorted. */
+static struct record *insert_record(struct mh_store *st, size_t at, const void *key, size_t klen)
+{
+    struct record *r;
+
+    if (st->n == st->cap) {
+        st->cap = st->cap ? st->cap * 2 : 16;
+        st->recs = mh_xrealloc(st->recs, st->cap * sizeof(*st->recs));
+    }
+    memmove(&st->recs[at + 1], &st->recs[at], (st->n - at) * sizeof(*st->recs));
+    st->n++;
+    r = &st->recs[at];
+    r->key = (unsigned char *)mh_xstrndup(key, klen);
+    r->klen = klen;
+    r->val = NULL;
+    return r;
+}
+
+/* A put into the host's own in-memory store (no driver). */
+static enum mh_status memory_put(struct mh_store *st, const void *key, size_t klen, const void *val,
+                                 size_t vlen, uint64_t expect, uint64_t *v, int *made)
+{
+    struct record *r;
+    size_t at;
+
+    pthread_mutex_lock(&st->mu);
+    r = store_find(st, key, klen, &at);
+    if (!put_allowed(r, expect)) {
+        pthread_mutex_unlock(&st->mu);
+        api_store_set_error("the expected version does not hold");
+        return MH_E_CONFLICT;
+    }
+    if (!r) {
+        r = insert_record(st, at, key, klen);
+        *made = 1;
+    }
+    free(r->val);
+    r->val = (unsigned char *)mh_xstrndup(val ? val : "", val ? vlen : 0);
+    r->vlen = vlen;
+    r->version = *v = ++st->version;
+    pthread_mutex_unlock(&st->mu);
+    return MH_OK;
+}
+
 static enum mh_status api_store_put(struct mh_store *st, const void *key, size_t klen,
                                     const void *val, size_t vlen, uint64_t expect,
                                     uint64_t *version, int *created)
 {
     enum mh_status rc = key_check(key, klen);
-    struct record *r;
     uint64_t v = 0;
     int made = 0;
-    size_t at;
 
     if (rc != MH_OK)
         return rc;
-    if (st->driver) {
+    if (st->driver)
         rc = st->driver->put(st->db, key, klen, val, vlen, expect, &v, &made);
-    } else {
-        pthread_mutex_lock(&st->mu);
-        r = store_find(st, key, klen, &at);
-        if ((r && expect == MH_STORE_ABSENT) ||
-            (!r && expect != MH_STORE_ANY && expect != MH_STORE_ABSENT) ||
-            (r && expect != MH_STORE_ANY && expect != MH_STORE_EXISTS && expect != r->version)) {
-            rc = MH_E_CONFLICT;
-        } else {
-            if (!r) {
-                if (st->n == st->cap) {
-                    st->cap = st->cap ? st->cap * 2 : 16;
-                    st->recs = mh_xrealloc(st->recs, st->cap * sizeof(*st->recs));
-                }
-                memmove(&st->recs[at + 1], &st->recs[at], (st->n - at) * sizeof(*st->recs));
-                st->n++;
-                r = &st->recs[at];
-                r->key = (unsigned char *)mh_xstrndup(key, klen);
-                r->klen = klen;
-                r->val = NULL;
-                made = 1;
-            }
-            free(r->val);
-            r->val = (unsigned char *)mh_xstrndup(val ? val : "", val ? vlen : 0);
-            r->vlen = vlen;
-            r->version = v = ++st->version;
-        }
-        pthread_mutex_unlock(&st->mu);
-        if (rc == MH_E_CONFLICT)
-            api_store_set_error("the expected version does not hold");
-    }
+    else
+        rc = memory_put(st, key, klen, val, vlen, expect, &v, &made);
     if (rc == MH_OK) {
         if (version)
             *version = v;

@@ -240,7 +240,7 @@ static enum mh_status api_ws_close(struct mh_ws *ws, int code, const char *why)
     }
     ws->closing = true;
     ws->close_code = code;
-    snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", why ? why : "");
+    (void)snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", why ? why : ""); /* fits */
     return MH_OK;
 }
 

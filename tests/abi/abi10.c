@@ -3,6 +3,7 @@
  * calls every member of the 1.0 function table. test_abi loads it into the current core and
  * serves requests with it: a 1.x core that breaks a 1.0 module fails there.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,14 +86,12 @@ static enum mh_status abi_echo(struct mh_req *req, void *state)
     size_t nx = 0, len = 0;
     const void *body = mh_req_body(req, &len);
     char *copy;
-    enum mh_status rc;
 
     if (!o)
         return MH_E_NOMEM;
     mh_req_headers(req, count_header, &nx);
     copy = mh_req_alloc(req, strlen(name ? name : "") + 2);
-    strcpy(copy, name ? name : "");
-    strcat(copy, "!");
+    (void)snprintf(copy, strlen(name ? name : "") + 2, "%s!", name ? name : "");
     mh_req_defer(req, count_defer, &abi10_defers_run);
     mh_req_logf(req, MH_LOG_DEBUG, "echo %s", mh_req_path(req));
 
@@ -110,7 +109,8 @@ static enum mh_status abi_echo(struct mh_req *req, void *state)
     json_object_object_add(o, "body_len", json_object_new_int64((int64_t)len));
     json_object_object_add(o, "id_nonzero", json_object_new_boolean(mh_req_id(req) != 0));
     if (len > 0) {
-        rc = mh_req_json(req, &doc, &detail);
+        enum mh_status rc = mh_req_json(req, &doc, &detail);
+
         if (rc == MH_OK)
             json_object_object_add(o, "json", json_object_get(doc));
         else

@@ -118,7 +118,7 @@ static enum mh_status fx_error(struct mh_req *req, void *state)
     const char *rc = mh_req_query(req, "rc");
 
     (void)state;
-    return rc ? (enum mh_status)atoi(rc) : MH_E_INVAL;
+    return rc ? (enum mh_status)strtol(rc, NULL, 10) : MH_E_INVAL; /* the tests pass numbers */
 }
 
 static enum mh_status fx_noreply(struct mh_req *req, void *state)

@@ -62,7 +62,9 @@ const char *mh_test_str(const char *s)
 
 static void die(const char *what, const char *path)
 {
-    fprintf(stderr, "test support: %s %s: %s\n", what, path, strerror(errno));
+    char msg[128];
+
+    fprintf(stderr, "test support: %s %s: %s\n", what, path, strerror_r(errno, msg, sizeof(msg)));
     abort();
 }
 
@@ -71,6 +73,7 @@ void mh_test_dir_init(struct mh_test_dir *d)
     const char *tmp = getenv("TMPDIR");
     int n;
 
+    memset(d, 0, sizeof(*d)); /* callers pass fresh storage */
     if (!tmp || tmp[0] != '/')
         tmp = "/tmp";
     n = snprintf(d->path, sizeof(d->path), "%s/mh-test-XXXXXX", tmp);
@@ -97,8 +100,12 @@ int mh_test_rmtree(const char *path)
 
 void mh_test_dir_cleanup(struct mh_test_dir *d)
 {
-    if (d->path[0] && mh_test_rmtree(d->path) != 0)
-        fprintf(stderr, "test support: cannot remove %s: %s\n", d->path, strerror(errno));
+    if (d->path[0] && mh_test_rmtree(d->path) != 0) {
+        char msg[128];
+
+        fprintf(stderr, "test support: cannot remove %s: %s\n", d->path,
+                strerror_r(errno, msg, sizeof(msg)));
+    }
     d->path[0] = '\0';
 }
 

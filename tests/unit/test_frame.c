@@ -112,7 +112,7 @@ static void test_frame_unmask_from_an_offset(void)
 static void test_frame_unmask_matches_the_bytewise_rule(void)
 {
     const unsigned char mask[4] = {0x37, 0xfa, 0x21, 0x3d};
-    unsigned char got[80], want[80];
+    unsigned char got[80] = {0}, want[80] = {0};
 
     for (size_t len = 0; len <= 70; len++) {
         for (uint64_t at = 0; at < 8; at++) {

@@ -43,7 +43,7 @@ static void test_host_table_has_every_1_0_member(void)
     CU_ASSERT_PTR_NOT_NULL(a->conf_int);
     CU_ASSERT_PTR_NOT_NULL(a->conf_bool);
     CU_ASSERT_PTR_NOT_NULL(a->conf_float);
-    CU_ASSERT_PTR_NOT_NULL(a->strerror);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a->strerror); /* called next */
     CU_ASSERT_STRING_EQUAL(a->strerror(MH_E_NOTFOUND), "not found");
 }
 

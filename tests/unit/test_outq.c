@@ -26,6 +26,7 @@ static void test_outq_keeps_order_across_blocks(void)
 {
     struct mh_loop loop = {0};
     struct mh_outq q = {0};
+    static const char tail[5] = "tail;"; /* bytes for the queue, no terminator */
     char *big = malloc(40000), *out = malloc(100000);
     char *space;
 
@@ -33,7 +34,7 @@ static void test_outq_keeps_order_across_blocks(void)
     mh_outq_add(&q, &loop, "head;", 5);
     mh_outq_give(&q, big, 40000); /* not copied: freed by the queue */
     space = mh_outq_space(&q, &loop, 5);
-    memcpy(space, "tail;", 5);
+    memcpy(space, tail, sizeof(tail));
     mh_outq_commit(&q, 5);
     CU_ASSERT_EQUAL(q.unsent, 40010);
     CU_ASSERT_EQUAL(gather(&q, out), 40010);

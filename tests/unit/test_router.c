@@ -45,7 +45,7 @@ static enum mh_route_result match(const struct mh_router *rt, enum mh_method met
 static uint32_t bits(enum mh_method a, enum mh_method b, enum mh_method c, enum mh_method d)
 {
     uint32_t v = 0;
-    enum mh_method ms[] = {a, b, c, d};
+    const enum mh_method ms[] = {a, b, c, d};
 
     for (size_t i = 0; i < 4; i++) {
         if (ms[i] != MH_METHOD_UNKNOWN)
@@ -495,7 +495,7 @@ static void test_router_limits_parameters_and_segments(void)
     for (int i = 0; i < MH_ROUTE_MAX_SEGMENTS; i++)
         snprintf(tmpl + strlen(tmpl), sizeof(tmpl) - strlen(tmpl), "/s");
     CU_ASSERT_EQUAL(mh_router_check_template(tmpl, NULL), MH_OK);
-    strcat(tmpl, "/s");
+    snprintf(tmpl + strlen(tmpl), sizeof(tmpl) - strlen(tmpl), "/s");
     expect_bad("GET", tmpl, "has more than 64 segments");
 }
 
@@ -537,6 +537,7 @@ struct seen {
     int calls;
 };
 
+/* cppcheck-suppress constParameter ; the callback type of mh_router_each decides */
 static void collect(const char *method, const char *tmpl, void *target, void *arg)
 {
     struct seen *s = arg;
