@@ -201,26 +201,9 @@ static void tls_failures(struct mh_buf *b)
         mh_buf_printf((b), "} %llu\n", (unsigned long long)(field)); \
     }
 
-void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b)
+/* Requests per route: counts by status class, latency, handler failures and time. */
+static void metrics_requests(struct mh_buf *b, const struct mh_route_stats *routes)
 {
-    const struct mh_gen *gen = here->gen;
-    _Atomic(struct mh_route_stats *) list;
-    struct mh_route_stats *routes;
-    struct mh_admin_view v;
-    struct mh_pool_stats ps;
-    struct totals t;
-
-    gather_routes(a, gen, &list);
-    routes = atomic_load(&list);
-    sum_loops(a, &t);
-    mh_admin_view(a, &v);
-
-    family(b, "modhost_build_info", "gauge", "The server's version and SDK ABI.");
-    mh_buf_printf(b, "modhost_build_info{version=\"%s\",abi=\"%d.%d\"} 1\n", MH_VERSION,
-                  MH_ABI_MAJOR, MH_ABI_MINOR);
-    family(b, "modhost_uptime_seconds", "gauge", "Seconds since the server started.");
-    mh_buf_printf(b, "modhost_uptime_seconds %.3f\n", v.uptime_s);
-
     family(b, "modhost_requests_total", "counter",
            "Answered requests by module, route template, method and status class (module and "
            "route empty: no route took the request).");
@@ -269,13 +252,12 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
     family(b, "modhost_requests_cancelled_total", "counter",
            "Requests whose client went away before the answer (logged as 499).");
     PER_ROUTE(b, routes, false, "modhost_requests_cancelled_total", mh_stat_get(&e->cancelled))
-    family(b, "modhost_requests_in_flight", "gauge", "Requests read and not yet answered.");
-    mh_buf_printf(b, "modhost_requests_in_flight %llu\n",
-                  (unsigned long long)diff(t.requests, t.answered));
-    family(b, "modhost_received_bytes_total", "counter", "Bytes read from clients.");
-    mh_buf_printf(b, "modhost_received_bytes_total %llu\n", (unsigned long long)t.bytes_in);
-    family(b, "modhost_sent_bytes_total", "counter", "Bytes written to clients.");
-    mh_buf_printf(b, "modhost_sent_bytes_total %llu\n", (unsigned long long)t.bytes_out);
+}
+
+/* The worker pool of this process. */
+static void metrics_pool(struct mh_admin *a, struct mh_buf *b)
+{
+    struct mh_pool_stats ps;
 
     mh_pool_stats(mh_admin_pool(a), &ps);
     family(b, "modhost_pool_workers", "gauge", "Worker pool threads.");
@@ -293,7 +275,12 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
     family(b, "modhost_pool_queue_wait_seconds", "histogram",
            "Time a task waited in the queue before a worker took it.");
     histogram(b, "modhost_pool_queue_wait_seconds", &ps.wait, NULL, NULL);
+}
 
+/* WebSocket endpoints and channels. */
+static void metrics_websocket(struct mh_buf *b, const struct mh_route_stats *routes,
+                              const struct totals *t)
+{
     family(b, "modhost_websocket_connections_total", "counter",
            "WebSocket connections opened, by endpoint.");
     PER_ROUTE(b, routes, true, "modhost_websocket_connections_total", mh_stat_get(&e->ws_opened))
@@ -325,11 +312,16 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
     PER_ROUTE(b, routes, true, "modhost_websocket_slow_consumer_closes_total",
               mh_stat_get(&e->ws_slow_closes))
     family(b, "modhost_channel_members", "gauge", "Channel memberships of WebSocket connections.");
-    mh_buf_printf(b, "modhost_channel_members %llu\n", (unsigned long long)diff(t.joins, t.leaves));
+    mh_buf_printf(b, "modhost_channel_members %llu\n",
+                  (unsigned long long)diff(t->joins, t->leaves));
     family(b, "modhost_channel_publishes_total", "counter", "Messages published on channels.");
     mh_buf_printf(b, "modhost_channel_publishes_total %llu\n",
                   (unsigned long long)mh_pubsub_publishes());
+}
 
+/* The serving generation's stores. */
+static void metrics_stores(struct mh_buf *b, const struct mh_gen *gen)
+{
     family(b, "modhost_store_calls_total", "counter",
            "Store calls by store, driver and operation.");
     family(b, "modhost_store_errors_total", "counter",
@@ -353,38 +345,81 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
     for (size_t i = 0; i < gen->nstores; i++)
         histogram(b, "modhost_store_call_duration_seconds", &gen->stores[i]->latency, store_labels,
                   gen->stores[i]);
+}
 
+/* Reloads, generations and modules. */
+static void metrics_generations(struct mh_buf *b, const struct mh_admin_view *v,
+                                const struct mh_gen *gen)
+{
     family(b, "modhost_reloads_total", "counter", "Reloads by result.");
-    mh_buf_printf(b, "modhost_reloads_total{result=\"ok\"} %u\n", v.reloads_ok);
-    mh_buf_printf(b, "modhost_reloads_total{result=\"failed\"} %u\n", v.reloads_failed);
+    mh_buf_printf(b, "modhost_reloads_total{result=\"ok\"} %u\n", v->reloads_ok);
+    mh_buf_printf(b, "modhost_reloads_total{result=\"failed\"} %u\n", v->reloads_failed);
     family(b, "modhost_generations_live", "gauge",
            "Generations in memory: the serving one and those still draining.");
-    mh_buf_printf(b, "modhost_generations_live %zu\n", v.ngens);
+    mh_buf_printf(b, "modhost_generations_live %zu\n", v->ngens);
     family(b, "modhost_generation", "gauge", "The id of the serving generation.");
     mh_buf_printf(b, "modhost_generation %u\n", gen->id);
     family(b, "modhost_modules_loaded", "gauge", "Module instances of the serving generation.");
     mh_buf_printf(b, "modhost_modules_loaded %zu\n", gen->nmodules);
+}
 
+/* What the engine saw: bytes, connections, refusals, TLS failures. */
+static void metrics_engine(struct mh_buf *b, const struct totals *t)
+{
+    family(b, "modhost_requests_in_flight", "gauge", "Requests read and not yet answered.");
+    mh_buf_printf(b, "modhost_requests_in_flight %llu\n",
+                  (unsigned long long)diff(t->requests, t->answered));
+    family(b, "modhost_received_bytes_total", "counter", "Bytes read from clients.");
+    mh_buf_printf(b, "modhost_received_bytes_total %llu\n", (unsigned long long)t->bytes_in);
+    family(b, "modhost_sent_bytes_total", "counter", "Bytes written to clients.");
+    mh_buf_printf(b, "modhost_sent_bytes_total %llu\n", (unsigned long long)t->bytes_out);
     family(b, "modhost_refusals_total", "counter",
            "Requests and connections the engine refused before any handler, by reason.");
     for (int r = 1; r < MH_REFUSE_COUNT; r++) { /* 0 is "none" */
         mh_buf_add(b, "modhost_refusals_total{", 23);
         label(b, "reason", mh_refusal_name((enum mh_refusal)r), true);
-        mh_buf_printf(b, "} %llu\n", (unsigned long long)t.refused[r]);
+        mh_buf_printf(b, "} %llu\n", (unsigned long long)t->refused[r]);
     }
     tls_failures(b);
     family(b, "modhost_connections_accepted_total", "counter", "Client connections accepted.");
-    mh_buf_printf(b, "modhost_connections_accepted_total %llu\n", (unsigned long long)t.accepted);
+    mh_buf_printf(b, "modhost_connections_accepted_total %llu\n", (unsigned long long)t->accepted);
     family(b, "modhost_connections_open", "gauge", "Client connections open now.");
     mh_buf_printf(b, "modhost_connections_open %llu\n",
-                  (unsigned long long)diff(t.accepted, t.closed));
+                  (unsigned long long)diff(t->accepted, t->closed));
     family(b, "modhost_connections_refused_total", "counter",
            "Connections refused (503) at limits.max_connections or max_connections_per_client.");
-    mh_buf_printf(b, "modhost_connections_refused_total %llu\n", (unsigned long long)t.refused_cap);
+    mh_buf_printf(b, "modhost_connections_refused_total %llu\n",
+                  (unsigned long long)t->refused_cap);
     family(b, "modhost_websocket_connections_open_all", "gauge",
            "WebSocket connections open now, all endpoints.");
     mh_buf_printf(b, "modhost_websocket_connections_open_all %llu\n",
-                  (unsigned long long)diff(t.ws_opened, t.ws_closed));
+                  (unsigned long long)diff(t->ws_opened, t->ws_closed));
+}
+
+void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b)
+{
+    const struct mh_gen *gen = here->gen;
+    _Atomic(struct mh_route_stats *) list;
+    const struct mh_route_stats *routes;
+    struct mh_admin_view v;
+    struct totals t;
+
+    gather_routes(a, gen, &list);
+    routes = atomic_load(&list);
+    sum_loops(a, &t);
+    mh_admin_view(a, &v);
+
+    family(b, "modhost_build_info", "gauge", "The server's version and SDK ABI.");
+    mh_buf_printf(b, "modhost_build_info{version=\"%s\",abi=\"%d.%d\"} 1\n", MH_VERSION,
+                  MH_ABI_MAJOR, MH_ABI_MINOR);
+    family(b, "modhost_uptime_seconds", "gauge", "Seconds since the server started.");
+    mh_buf_printf(b, "modhost_uptime_seconds %.3f\n", v.uptime_s);
+    metrics_requests(b, routes);
+    metrics_pool(a, b);
+    metrics_websocket(b, routes, &t);
+    metrics_stores(b, gen);
+    metrics_generations(b, &v, gen);
+    metrics_engine(b, &t);
     mh_route_stats_free(&list);
 }
 
@@ -412,21 +447,89 @@ static void json_buckets(struct mh_buf *b, const struct mh_histogram *h)
     mh_buf_add(b, "]", 1);
 }
 
+/* One module's figures: its routes summed. */
+static void status_module(struct mh_buf *b, const struct mh_module *m,
+                          const struct mh_route_stats *routes, bool first)
+{
+    struct mh_histogram lat;
+    uint64_t cls[MH_CLASS_COUNT] = {0}, requests = 0, ws_open = 0, ws_msgs = 0, nroutes = 0;
+
+    memset(&lat, 0, sizeof(lat));
+    for (const struct mh_route_stats *e = routes; e; e = e->next) {
+        if (strcmp(e->module, m->name) != 0)
+            continue;
+        nroutes++;
+        for (int c = 0; c < MH_CLASS_COUNT; c++)
+            cls[c] += mh_stat_get(&e->by_class[c]);
+        if (!e->is_ws)
+            mh_histogram_merge(&lat, &e->latency);
+        ws_open += diff(mh_stat_get(&e->ws_opened), mh_stat_get(&e->ws_closed));
+        ws_msgs += mh_stat_get(&e->ws_msgs_in) + mh_stat_get(&e->ws_msgs_out);
+    }
+    for (int c = 0; c < MH_CLASS_COUNT; c++)
+        requests += cls[c];
+    mh_buf_printf(b, "%s{\"name\":", first ? "" : ",");
+    json_str(b, m->name);
+    mh_buf_add(b, ",\"version\":", 11);
+    json_str(b, m->def.version ? m->def.version : "");
+    mh_buf_printf(b, ",\"quarantined\":%s", mh_crash_quarantined(m->name) ? "true" : "false");
+    mh_buf_printf(b,
+                  ",\"routes\":%llu,\"requests\":%llu,\"errors\":%llu,\"client_errors\":%llu,"
+                  "\"ws_open\":%llu,\"ws_messages\":%llu,\"p50_us\":%.0f,\"p99_us\":%.0f,"
+                  "\"latency\":",
+                  (unsigned long long)nroutes, (unsigned long long)requests,
+                  (unsigned long long)cls[MH_CLASS_5XX], (unsigned long long)cls[MH_CLASS_4XX],
+                  (unsigned long long)ws_open, (unsigned long long)ws_msgs,
+                  mh_histogram_quantile(&lat, 0.5), mh_histogram_quantile(&lat, 0.99));
+    json_buckets(b, &lat);
+    mh_buf_add(b, "}", 1);
+}
+
+/* The whole process: every route, the engine's totals and the pool. */
+static void status_totals(struct mh_admin *a, struct mh_buf *b, const struct mh_route_stats *routes,
+                          const struct totals *t)
+{
+    struct mh_histogram all;
+    struct mh_pool_stats ps;
+    uint64_t total_5xx = 0, total_req = 0;
+
+    mh_pool_stats(mh_admin_pool(a), &ps);
+    memset(&all, 0, sizeof(all));
+    for (const struct mh_route_stats *e = routes; e; e = e->next) {
+        if (!e->is_ws)
+            mh_histogram_merge(&all, &e->latency);
+        for (int c = 0; c < MH_CLASS_COUNT; c++)
+            total_req += mh_stat_get(&e->by_class[c]);
+        total_5xx += mh_stat_get(&e->by_class[MH_CLASS_5XX]);
+    }
+    mh_buf_printf(b,
+                  "\"totals\":{\"requests\":%llu,\"errors\":%llu,\"in_flight\":%llu,"
+                  "\"connections_open\":%llu,\"ws_open\":%llu,\"bytes_in\":%llu,"
+                  "\"bytes_out\":%llu,\"pool_busy\":%zu,\"pool_queued\":%zu,"
+                  "\"pool_workers\":%zu,\"p50_us\":%.0f,\"p99_us\":%.0f,\"latency\":",
+                  (unsigned long long)total_req, (unsigned long long)total_5xx,
+                  (unsigned long long)diff(t->requests, t->answered),
+                  (unsigned long long)diff(t->accepted, t->closed),
+                  (unsigned long long)diff(t->ws_opened, t->ws_closed),
+                  (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out, ps.running,
+                  ps.queued, ps.workers, mh_histogram_quantile(&all, 0.5),
+                  mh_histogram_quantile(&all, 0.99));
+    json_buckets(b, &all);
+    mh_buf_add(b, "}", 1);
+}
+
 void mh_admin_status_json(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b)
 {
     const struct mh_gen *gen = here->gen;
     _Atomic(struct mh_route_stats *) list;
-    struct mh_route_stats *routes;
+    const struct mh_route_stats *routes;
     struct mh_admin_view v;
-    struct mh_pool_stats ps;
     struct totals t;
-    uint64_t total_5xx = 0, total_req = 0;
 
     gather_routes(a, gen, &list);
     routes = atomic_load(&list);
     sum_loops(a, &t);
     mh_admin_view(a, &v);
-    mh_pool_stats(mh_admin_pool(a), &ps);
     mh_buf_printf(b,
                   "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
                   "\"generations_live\":%zu,\"reloads_ok\":%u,\"reloads_failed\":%u,",
@@ -436,65 +539,10 @@ void mh_admin_status_json(struct mh_admin *a, struct mh_loop *here, struct mh_bu
     for (int i = 0; i < MH_LATENCY_BUCKETS - 1; i++)
         mh_buf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)mh_latency_bounds_us[i]);
     mh_buf_add(b, "],\"modules\":[", 13);
-    for (size_t i = 0; i < gen->nmodules; i++) {
-        const struct mh_module *m = gen->modules[i];
-        struct mh_histogram lat;
-        uint64_t cls[MH_CLASS_COUNT] = {0}, ws_open = 0, ws_msgs = 0, nroutes = 0;
-
-        memset(&lat, 0, sizeof(lat));
-        for (const struct mh_route_stats *e = routes; e; e = e->next) {
-            if (strcmp(e->module, m->name) != 0)
-                continue;
-            nroutes++;
-            for (int c = 0; c < MH_CLASS_COUNT; c++)
-                cls[c] += mh_stat_get(&e->by_class[c]);
-            if (!e->is_ws)
-                mh_histogram_merge(&lat, &e->latency);
-            ws_open += diff(mh_stat_get(&e->ws_opened), mh_stat_get(&e->ws_closed));
-            ws_msgs += mh_stat_get(&e->ws_msgs_in) + mh_stat_get(&e->ws_msgs_out);
-        }
-        mh_buf_printf(b, "%s{\"name\":", i ? "," : "");
-        json_str(b, m->name);
-        mh_buf_add(b, ",\"version\":", 11);
-        json_str(b, m->def.version ? m->def.version : "");
-        mh_buf_printf(b, ",\"quarantined\":%s", mh_crash_quarantined(m->name) ? "true" : "false");
-        mh_buf_printf(b,
-                      ",\"routes\":%llu,\"requests\":%llu,\"errors\":%llu,\"client_errors\":%llu,"
-                      "\"ws_open\":%llu,\"ws_messages\":%llu,\"p50_us\":%.0f,\"p99_us\":%.0f,"
-                      "\"latency\":",
-                      (unsigned long long)nroutes,
-                      (unsigned long long)(cls[0] + cls[1] + cls[2] + cls[3] + cls[4]),
-                      (unsigned long long)cls[4], (unsigned long long)cls[3],
-                      (unsigned long long)ws_open, (unsigned long long)ws_msgs,
-                      mh_histogram_quantile(&lat, 0.5), mh_histogram_quantile(&lat, 0.99));
-        json_buckets(b, &lat);
-        mh_buf_add(b, "}", 1);
-    }
-    {
-        struct mh_histogram all;
-
-        memset(&all, 0, sizeof(all));
-        for (const struct mh_route_stats *e = routes; e; e = e->next) {
-            if (!e->is_ws)
-                mh_histogram_merge(&all, &e->latency);
-            for (int c = 0; c < MH_CLASS_COUNT; c++)
-                total_req += mh_stat_get(&e->by_class[c]);
-            total_5xx += mh_stat_get(&e->by_class[MH_CLASS_5XX]);
-        }
-        mh_buf_printf(b,
-                      "],\"totals\":{\"requests\":%llu,\"errors\":%llu,\"in_flight\":%llu,"
-                      "\"connections_open\":%llu,\"ws_open\":%llu,\"bytes_in\":%llu,"
-                      "\"bytes_out\":%llu,\"pool_busy\":%zu,\"pool_queued\":%zu,"
-                      "\"pool_workers\":%zu,\"p50_us\":%.0f,\"p99_us\":%.0f,\"latency\":",
-                      (unsigned long long)total_req, (unsigned long long)total_5xx,
-                      (unsigned long long)diff(t.requests, t.answered),
-                      (unsigned long long)diff(t.accepted, t.closed),
-                      (unsigned long long)diff(t.ws_opened, t.ws_closed),
-                      (unsigned long long)t.bytes_in, (unsigned long long)t.bytes_out, ps.running,
-                      ps.queued, ps.workers, mh_histogram_quantile(&all, 0.5),
-                      mh_histogram_quantile(&all, 0.99));
-        json_buckets(b, &all);
-        mh_buf_add(b, "}}", 2);
-    }
+    for (size_t i = 0; i < gen->nmodules; i++)
+        status_module(b, gen->modules[i], routes, i == 0);
+    mh_buf_add(b, "],", 2);
+    status_totals(a, b, routes, &t);
+    mh_buf_add(b, "}", 1);
     mh_route_stats_free(&list);
 }

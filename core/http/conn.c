@@ -39,11 +39,11 @@
 #include "http/request.h"
 
 #define MAX_IOV    16
-#define LINGER_MS  2000         /* after a refusal: how long we read and drop before closing */
-#define HOLD_LIMIT (256 * 1024) /* bytes read ahead while a request waits for the pool */
+#define LINGER_MS  2000 /* after a refusal: how long we read and drop before closing */
+#define HOLD_LIMIT ((size_t)256 * 1024) /* bytes read ahead while a request waits for the pool */
 
-enum conn_mode { M_HTTP, M_PROTO, M_LINGER };
-enum deadline { D_NONE, D_HEAD, D_BODY, D_IDLE, D_LINGER };
+enum conn_mode { MH_CONN_HTTP, MH_CONN_PROTO, MH_CONN_LINGER };
+enum deadline { MH_DL_NONE, MH_DL_HEAD, MH_DL_BODY, MH_DL_IDLE, MH_DL_LINGER };
 
 struct mh_conn {
     struct mh_loop *loop;
@@ -100,7 +100,7 @@ static void arm_timer(struct mh_conn *c)
 {
     int64_t when = 0;
 
-    if (c->dkind != D_NONE)
+    if (c->dkind != MH_DL_NONE)
         when = c->deadline;
     if (c->write_deadline && (!when || c->write_deadline < when))
         when = c->write_deadline;
@@ -224,6 +224,39 @@ static void stream_progress(struct mh_conn *c)
         mh_req_stream_progress(c->active, c->out.unsent);
 }
 
+/* The socket is full: wait for it to drain, under the write deadline. */
+static void wait_writable(struct mh_conn *c, bool progressed)
+{
+    if (!c->write_armed) {
+        event_add(&c->wev, NULL);
+        c->write_armed = true;
+    }
+    if (!c->write_deadline) {
+        c->write_deadline = c->loop->now_ms + c->loop->limits->write_timeout_ms;
+        arm_timer(c);
+    }
+    if (progressed)
+        stream_progress(c);
+}
+
+/* Everything queued is written: stop watching for writability and tell whoever waits. */
+static void flushed(struct mh_conn *c, bool progressed)
+{
+    if (c->write_armed && !c->read_wants_write) {
+        event_del(&c->wev);
+        c->write_armed = false;
+    }
+    c->write_deadline = 0;
+    if (c->close_after_flush) {
+        linger(c);
+        return;
+    }
+    if (c->mode == MH_CONN_PROTO && c->proto->on_drained)
+        c->proto->on_drained(c->proto_arg);
+    if (progressed)
+        stream_progress(c);
+}
+
 /* Writes what is queued; closes the connection if the peer is gone. */
 static void flush(struct mh_conn *c)
 {
@@ -234,22 +267,13 @@ static void flush(struct mh_conn *c)
         int n = mh_outq_iov(&c->out, iov, MAX_IOV);
         ssize_t w = c->tp->writev(c, iov, n);
 
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            wait_writable(c, progressed);
+            return;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (!c->write_armed) {
-                    event_add(&c->wev, NULL);
-                    c->write_armed = true;
-                }
-                if (!c->write_deadline) {
-                    c->write_deadline = c->loop->now_ms + c->loop->limits->write_timeout_ms;
-                    arm_timer(c);
-                }
-                if (progressed)
-                    stream_progress(c);
-                return;
-            }
-            if (errno == EINTR)
-                continue;
             conn_close(c); /* the peer is gone */
             return;
         }
@@ -260,19 +284,7 @@ static void flush(struct mh_conn *c)
         if (c->write_armed)
             c->write_deadline = c->loop->now_ms + c->loop->limits->write_timeout_ms;
     }
-    if (c->write_armed && !c->read_wants_write) {
-        event_del(&c->wev);
-        c->write_armed = false;
-    }
-    c->write_deadline = 0;
-    if (c->close_after_flush) {
-        linger(c);
-        return;
-    }
-    if (c->mode == M_PROTO && c->proto->on_drained)
-        c->proto->on_drained(c->proto_arg);
-    if (progressed)
-        stream_progress(c);
+    flushed(c, progressed);
 }
 
 void mh_conn_flush(struct mh_conn *c)
@@ -310,10 +322,10 @@ static void conn_close(struct mh_conn *c)
         c->active = NULL;
         mh_req_client_gone(req);
     }
-    if (c->mode == M_PROTO && c->proto->on_close) {
+    if (c->mode == MH_CONN_PROTO && c->proto->on_close) {
         const struct mh_conn_proto *p = c->proto;
 
-        c->mode = M_HTTP;
+        c->mode = MH_CONN_HTTP;
         p->on_close(c->proto_arg);
     }
     c->tp->close(c);
@@ -329,10 +341,10 @@ static void conn_close(struct mh_conn *c)
         if (c->has_ip)
             mh_caps_client_add(c->ip, -1);
     }
-    if (c->prev)
-        c->prev->next = c->next;
-    else
+    if (loop->conns == c)
         loop->conns = c->next;
+    else
+        c->prev->next = c->next;
     if (c->next)
         c->next->prev = c->prev;
     loop->nconns--;
@@ -345,17 +357,17 @@ static void conn_close(struct mh_conn *c)
 static void linger(struct mh_conn *c)
 {
     c->close_after_flush = false;
-    if (c->mode == M_PROTO && c->proto->on_close) {
+    if (c->mode == MH_CONN_PROTO && c->proto->on_close) {
         const struct mh_conn_proto *p = c->proto;
 
-        c->mode = M_LINGER;
+        c->mode = MH_CONN_LINGER;
         p->on_close(c->proto_arg); /* the other protocol's end: its last bytes are out */
     }
-    c->mode = M_LINGER;
+    c->mode = MH_CONN_LINGER;
     c->tp->shutdown(c);
     free_input(c);
     resume_reading(c);
-    set_deadline(c, D_LINGER, LINGER_MS);
+    set_deadline(c, MH_DL_LINGER, LINGER_MS);
 }
 
 void mh_conn_end(struct mh_conn *c, bool after_flush)
@@ -457,10 +469,25 @@ static void dispatch(struct mh_conn *c, size_t total)
 }
 
 /* Scans and dispatches what is buffered, in order, while no request is being answered. */
+/* A request's head is complete: its body (if any) is read under the body deadline. */
+static void head_scanned(struct mh_conn *c)
+{
+    c->scan_requests = c->scan.requests;
+    c->head_len = c->scanned;
+    c->chunked = c->scan.te_chunked; /* the scanner forgets it at the request's end */
+    if (c->scan.expect_continue && c->scan.http11 && c->scan.completed == c->scan_completed &&
+        !c->continue_sent) {
+        /* The client waits for our word before it sends the body. */
+        mh_conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        c->continue_sent = true;
+    }
+    set_deadline(c, MH_DL_BODY, c->loop->limits->body_timeout_ms);
+}
+
 static void process(struct mh_conn *c)
 {
     c->in_process = true;
-    while (c->fd >= 0 && c->mode == M_HTTP && !c->active && c->reading) {
+    while (c->fd >= 0 && c->mode == MH_CONN_HTTP && !c->active && c->reading) {
         size_t avail = c->len - c->off - c->scanned, used;
         unsigned char *p = c->in + c->off + c->scanned;
 
@@ -479,21 +506,11 @@ static void process(struct mh_conn *c)
             refuse_scan(c);
             break;
         }
-        if (c->scan.requests != c->scan_requests) {
-            c->scan_requests = c->scan.requests;
-            c->head_len = c->scanned;
-            c->chunked = c->scan.te_chunked; /* the scanner forgets it at the request's end */
-            if (c->scan.expect_continue && c->scan.http11 &&
-                c->scan.completed == c->scan_completed && !c->continue_sent) {
-                /* The client waits for our word before it sends the body. */
-                mh_conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-                c->continue_sent = true;
-            }
-            set_deadline(c, D_BODY, c->loop->limits->body_timeout_ms);
-        }
+        if (c->scan.requests != c->scan_requests)
+            head_scanned(c);
         if (c->scan.completed != c->scan_completed) {
             c->scan_completed = c->scan.completed;
-            c->dkind = D_NONE;
+            c->dkind = MH_DL_NONE;
             dispatch(c, c->scanned);
             continue;
         }
@@ -501,12 +518,12 @@ static void process(struct mh_conn *c)
             break; /* an incomplete line: wait for more */
     }
     c->in_process = false;
-    if (c->fd < 0 || c->mode != M_HTTP || c->active || !c->reading || c->head_len)
+    if (c->fd < 0 || c->mode != MH_CONN_HTTP || c->active || !c->reading || c->head_len)
         return; /* (a body under way keeps its deadline) */
     if (c->len - c->off == 0)
-        set_deadline(c, D_IDLE, c->loop->limits->keepalive_timeout_ms);
-    else if (c->dkind != D_HEAD)
-        set_deadline(c, D_HEAD, c->loop->limits->head_timeout_ms);
+        set_deadline(c, MH_DL_IDLE, c->loop->limits->keepalive_timeout_ms);
+    else if (c->dkind != MH_DL_HEAD)
+        set_deadline(c, MH_DL_HEAD, c->loop->limits->head_timeout_ms);
 }
 
 /* Keeps unconsumed bytes across reads: the scratch buffer is the loop's. */
@@ -584,27 +601,24 @@ static bool input_room(struct mh_conn *c)
     }
 }
 
-static void on_read(evutil_socket_t fd, short what, void *arg)
+/* The socket is readable (or a TLS read waited for writability): read, scan, answer.
+ * The caller holds the connection. */
+static void read_ready(struct mh_conn *c)
 {
-    struct mh_conn *c = arg;
     ssize_t n;
 
-    (void)fd;
-    (void)what;
-    now_ms(c->loop);
-    hold(c);
     c->read_again = false;
-    if (c->mode == M_LINGER || !c->reading) {
+    if (c->mode == MH_CONN_LINGER || !c->reading) {
         unsigned char sink[4096];
 
         n = c->tp->read(c, sink, sizeof(sink));
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             conn_close(c);
-        goto out;
+        return;
     }
     if (!input_room(c)) {
         conn_close(c);
-        goto out;
+        return;
     }
     n = c->tp->read(c, c->in + c->len, c->cap - c->len);
     if (n <= 0) {
@@ -612,12 +626,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             keep_input(c);
         else
             conn_close(c); /* EOF or an error: the client is gone (a waiting request: 499) */
-        goto out;
+        return;
     }
     c->len += (size_t)n;
     if (!c->svc->is_private)
         mh_stat_add(&c->loop->stats.bytes_in, (uint64_t)n);
-    if (c->mode == M_PROTO) {
+    if (c->mode == MH_CONN_PROTO) {
         c->in_process = true;
         c->off += c->proto->on_data(c->proto_arg, c->in + c->off, c->len - c->off);
         c->in_process = false;
@@ -625,15 +639,25 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         process(c);
     }
     if (c->fd < 0)
-        goto out;
-    if (c->mode == M_PROTO && !c->reading)
+        return;
+    if (c->mode == MH_CONN_PROTO && !c->reading)
         c->off = c->len; /* a failed protocol: nothing more counts */
     keep_input(c);
     if (c->fd >= 0 && c->active && c->len - c->off > HOLD_LIMIT)
         pause_reading(c); /* enough read ahead while a request runs */
     if (c->fd >= 0)
         flush(c);
-out:
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct mh_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    now_ms(c->loop);
+    hold(c);
+    read_ready(c);
     release(c);
 }
 
@@ -647,7 +671,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     hold(c);
     if (c->read_wants_write) {
         c->read_wants_write = false;
-        on_read(fd, EV_READ, c);
+        read_ready(c);
         if (c->fd >= 0 && c->out.unsent) {
             flush(c);
         } else if (c->fd >= 0 && !c->read_wants_write && c->write_armed) {
@@ -678,27 +702,27 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         goto out;
     }
-    if (c->dkind != D_NONE && now >= c->deadline) {
+    if (c->dkind != MH_DL_NONE && now >= c->deadline) {
         enum deadline k = c->dkind;
 
-        c->dkind = D_NONE;
+        c->dkind = MH_DL_NONE;
         switch (k) {
-        case D_HEAD:
-        case D_BODY:
-            if (c->active || c->mode != M_HTTP)
+        case MH_DL_HEAD:
+        case MH_DL_BODY:
+            if (c->active || c->mode != MH_CONN_HTTP)
                 break;
             if (!c->svc->is_private)
                 mh_stat_add(&c->loop->stats.refused[MH_REFUSE_TIMEOUT], 1);
             refuse(c, 408, mh_refusal_name(MH_REFUSE_TIMEOUT),
-                   k == D_HEAD ? "the request head did not arrive in time"
-                               : "the request body did not arrive in time");
+                   k == MH_DL_HEAD ? "the request head did not arrive in time"
+                                   : "the request body did not arrive in time");
             flush(c);
             goto out;
-        case D_IDLE:
-        case D_LINGER:
+        case MH_DL_IDLE:
+        case MH_DL_LINGER:
             conn_close(c);
             goto out;
-        case D_NONE:
+        case MH_DL_NONE:
             break;
         }
     }
@@ -777,7 +801,7 @@ void mh_conn_accept(struct mh_loop *loop, const struct mh_service *svc, int fd,
             release(c);
             return;
         }
-        set_deadline(c, D_HEAD, l->head_timeout_ms);
+        set_deadline(c, MH_DL_HEAD, l->head_timeout_ms);
         return;
     }
     mh_stat_add(&loop->stats.accepted, 1);
@@ -809,7 +833,7 @@ void mh_conn_accept(struct mh_loop *loop, const struct mh_service *svc, int fd,
         return;
     }
     /* A new connection must send its first request head in time. */
-    set_deadline(c, D_HEAD, l->head_timeout_ms);
+    set_deadline(c, MH_DL_HEAD, l->head_timeout_ms);
 }
 
 const char *mh_conn_peer(const struct mh_conn *c, char *buf, size_t size)
@@ -851,10 +875,10 @@ void mh_conn_request_done(struct mh_conn *c, bool close)
 
 void mh_conn_switch(struct mh_conn *c, const struct mh_conn_proto *proto, void *arg)
 {
-    c->mode = M_PROTO;
+    c->mode = MH_CONN_PROTO;
     c->proto = proto;
     c->proto_arg = arg;
-    c->dkind = D_NONE;
+    c->dkind = MH_DL_NONE;
     c->requests++;
     c->active = NULL;
     /* Bytes that came with the upgrade request belong to the new protocol. */
@@ -871,15 +895,16 @@ void mh_conn_drain_loop(struct mh_loop *loop)
 {
     for (struct mh_conn *c = loop->conns, *next; c; c = next) {
         next = c->next;
-        if (c->mode == M_HTTP && !c->active && c->out.unsent == 0 && c->len - c->off == 0)
+        if (c->mode == MH_CONN_HTTP && !c->active && c->out.unsent == 0 && c->len - c->off == 0)
             conn_close(c); /* idle keep-alive */
     }
 }
 
 void mh_conn_close_all(struct mh_loop *loop)
 {
+    /* Each close unlinks the head (c->loop is this loop); a close may close others too. */
     while (loop->conns)
-        conn_close(loop->conns);
+        conn_close(loop->conns); /* NOLINT(clang-analyzer-unix.Malloc): unlinked before freed */
 }
 
 void mh_conn_loop_cleanup(struct mh_loop *loop)

@@ -1,6 +1,7 @@
 /* Connection output queues (see outq.h). */
 #include "http/outq.h"
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,7 @@ void mh_outq_consume(struct mh_outq *q, struct mh_loop *loop, size_t n)
     while (n > 0) {
         struct mh_out_seg *s = q->head;
 
+        assert(s); /* n is at most what was queued: the writer wrote no more than it had */
         if (n < s->len - s->off) {
             s->off += n;
             return;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/sys.h"
 #include "conf/config.h"
 #include "conf/files.h"
 #include "http/tls.h"
@@ -63,12 +64,12 @@ static void plugin_path(char *buf, size_t size)
         exe[n] = '\0';
         slash = strrchr(exe, '/');
         if (slash) {
-            snprintf(buf, size, "%.*s/modhost_tls.so", (int)(slash - exe), exe);
+            (void)snprintf(buf, size, "%.*s/modhost_tls.so", (int)(slash - exe), exe);
             if (access(buf, F_OK) == 0)
                 return;
         }
     }
-    snprintf(buf, size, "%s", MH_TLS_PLUGIN_PATH);
+    (void)snprintf(buf, size, "%s", MH_TLS_PLUGIN_PATH);
 }
 
 static bool load(const struct mh_tls_conf *conf, struct mh_errlist *errs)
@@ -83,7 +84,7 @@ static bool load(const struct mh_tls_conf *conf, struct mh_errlist *errs)
     plugin_path(path, sizeof(path));
     if (access(path, R_OK) != 0) {
         mh_errlist_add(errs, MH_E_NOTFOUND, conf->cert.file, conf->cert.line,
-                       "TLS needs %s, which cannot be read: %s", path, strerror(errno));
+                       "TLS needs %s, which cannot be read: %s", path, MH_STRERROR(errno));
         return false;
     }
     if (mh_config_check_permissions(path, "TLS plugin", &e) != MH_OK) {

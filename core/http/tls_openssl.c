@@ -67,9 +67,9 @@ static void err_add(struct mh_errlist *errs, enum mh_status code, const char *fi
     struct mh_err e = {.code = code, .line = line};
     va_list ap;
 
-    snprintf(e.file, sizeof(e.file), "%s", file ? file : "");
+    (void)snprintf(e.file, sizeof(e.file), "%s", file ? file : "");
     va_start(ap, fmt);
-    vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+    (void)vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
     va_end(ap);
     core->errlist_push(errs, &e);
 }
@@ -162,11 +162,11 @@ static void sock_name(int fd, bool local, char *buf, size_t size)
 
     if (rc != 0 || getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port, sizeof(port),
                                NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-        snprintf(buf, size, "?");
+        (void)snprintf(buf, size, "?");
     else if (local)
-        snprintf(buf, size, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+        (void)snprintf(buf, size, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
     else
-        snprintf(buf, size, "%s", host);
+        (void)snprintf(buf, size, "%s", host);
 }
 
 static void fail(struct tls_conn *tc, int fd, enum mh_tls_failure f, const char *detail)
@@ -207,7 +207,7 @@ static enum mh_tls_failure classify(char *detail, size_t size)
     const char *why = e ? ERR_reason_error_string(e) : NULL;
     enum mh_tls_failure f = MH_TLS_FAIL_OTHER;
 
-    snprintf(detail, size, "%s", why ? why : "unknown error");
+    (void)snprintf(detail, size, "%s", why ? why : "unknown error");
     if (e && ERR_GET_LIB(e) == ERR_LIB_SSL) {
         switch (ERR_GET_REASON(e)) {
         case SSL_R_UNSUPPORTED_PROTOCOL:
@@ -250,6 +250,7 @@ static enum mh_tls_failure classify(char *detail, size_t size)
 /* --- Callbacks of the contexts --- */
 
 /* Picks the certificate whose names match the client's server name (the default first). */
+/* NOLINTNEXTLINE(readability-non-const-parameter): OpenSSL's callback type fixes it */
 static int on_servername(SSL *s, int *alert, void *arg)
 {
     struct tls_conn *tc = SSL_get_app_data(s);
@@ -400,11 +401,14 @@ static bool readable(const char *path, const struct mh_tls_cert_conf *cc, const 
     FILE *f = fopen(path, "r");
 
     if (!f) {
+        char ebuf[128];
+
+        /* The GNU strerror_r: its result may be a constant string instead of ebuf. */
         err_add(errs, MH_E_IO, cc->file, cc->line, "cannot read %s %s: %s", what, path,
-                strerror(errno));
+                strerror_r(errno, ebuf, sizeof(ebuf)));
         return false;
     }
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose */
     return true;
 }
 

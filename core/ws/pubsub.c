@@ -24,6 +24,7 @@
 #include "base/mem.h"
 #include "base/metrics.h"
 #include "base/pool.h"
+#include "base/sys.h"
 #include "base/utf8.h"
 #include "mod/store.h"
 #include "ws/ws.h"
@@ -156,7 +157,7 @@ static bool valid_channel(const char *channel)
     return n > 0 && n <= MAX_CHANNEL;
 }
 
-static void remove_member(struct channel *ch, struct mh_ws *ws)
+static void remove_member(struct channel *ch, const struct mh_ws *ws)
 {
     for (size_t i = 0; i < ch->n; i++) {
         if (ch->members[i] == ws) {
@@ -374,7 +375,7 @@ static void relay_send(const char *channel, int opcode, const void *data, size_t
     memcpy(head, &n, 4);
     head[4] = (unsigned char)opcode;
     head[5] = (unsigned char)clen;
-    memcpy(head + 6, channel, clen);
+    memcpy(head + 6, channel, clen); /* NOLINT(bugprone-not-null-terminated-result): framed */
     pthread_mutex_lock(&relay_lock);
     while (relay_fd >= 0 && done < total) {
         ssize_t w;
@@ -392,7 +393,7 @@ static void relay_send(const char *channel, int opcode, const void *data, size_t
             continue;
         if (w <= 0) {
             mh_warn("channels", "cannot relay to the other worker processes: %s",
-                    w < 0 ? strerror(errno) : "closed");
+                    w < 0 ? MH_STRERROR(errno) : "closed");
             break;
         }
         done += (size_t)w;
@@ -485,7 +486,7 @@ enum mh_status mh_ws_publish_impl(struct mh_host *host, const char *channel, int
 
         m[0] = is_binary ? 0x2 : 0x1;
         m[1] = (unsigned char)clen;
-        memcpy(m + 2, channel, clen);
+        memcpy(m + 2, channel, clen); /* NOLINT(bugprone-not-null-terminated-result): framed */
         if (len)
             memcpy(m + 2 + clen, data, len);
         rc = bus->driver->publish(bus->db, m, 2 + clen + len);

@@ -196,8 +196,9 @@ static void start_close(struct mh_ws *ws, int code, const char *reason)
     ws->close_code = code;
     payload[0] = (unsigned char)(code >> 8);
     payload[1] = (unsigned char)code;
+    /* The reason is framed by the payload's length, without a NUL. */
     if (rlen)
-        memcpy(payload + 2, reason, rlen);
+        memcpy(payload + 2, reason, rlen); /* NOLINT(bugprone-not-null-terminated-result) */
     mh_ws_ref_impl(ws); /* a write to a peer that is gone ends the connection and its reference */
     write_frame(ws, MH_WS_OP_CLOSE, payload, 2 + rlen);
     if (ws->gone) {
@@ -205,7 +206,7 @@ static void start_close(struct mh_ws *ws, int code, const char *reason)
     } else if (ws->close_received) {
         end_when_flushed(ws);
     } else if (ws->timer) {
-        struct timeval tv = {CLOSE_WAIT_MS / 1000, (CLOSE_WAIT_MS % 1000) * 1000};
+        struct timeval tv = {CLOSE_WAIT_MS / 1000, (suseconds_t)(CLOSE_WAIT_MS % 1000) * 1000};
 
         event_del(ws->timer);
         event_add(ws->timer, &tv); /* give the peer time to answer, then end anyway */
@@ -624,9 +625,9 @@ static int pick_protocol(const char *name, const char *offer, void *arg)
 {
     struct proto_pick *pp = arg;
 
-    if (strcasecmp(name, "Sec-WebSocket-Protocol") != 0)
+    if (!offer || strcasecmp(name, "Sec-WebSocket-Protocol") != 0)
         return 0;
-    while (offer && *offer) {
+    while (*offer) {
         const char *end;
         size_t n;
 
