@@ -189,19 +189,26 @@ static enum mh_status link_lost(struct link_health *link, struct conn *c, const 
     return MH_E_UNAVAILABLE;
 }
 
-/* Maps an error reply to a status, with the message set. Frees @p r. */
-static enum mh_status reply_error(struct rs_store *s, redisReply *r, const char *what)
+/* Whether error reply @p r says the server cannot serve for now (loading, failing over). */
+static bool is_transient(const redisReply *r)
 {
     static const char *const transient[] = {"LOADING",  "BUSY",     "MASTERDOWN",
                                             "TRYAGAIN", "READONLY", "CLUSTERDOWN"};
-    enum mh_status rc = MH_E_IO;
 
     for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++) {
         if (strncmp(r->str, transient[i], strlen(transient[i])) == 0)
-            rc = MH_E_UNAVAILABLE;
+            return true;
     }
-    if (strncmp(r->str, "OOM", 3) == 0)
-        rc = MH_E_LIMIT;
+    return false;
+}
+
+/* Maps an error reply to a status, never MH_OK, with the message set. Frees @p r. */
+static enum mh_status reply_error(struct rs_store *s, redisReply *r, const char *what)
+{
+    enum mh_status rc = strncmp(r->str, "OOM", 3) == 0 ? MH_E_LIMIT
+                        : is_transient(r)              ? MH_E_UNAVAILABLE
+                                                       : MH_E_IO;
+
     mh_store_set_error("%s: %s: %.*s", s->what, what, (int)r->len, r->str);
     freeReplyObject(r);
     return rc;
