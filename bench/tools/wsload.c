@@ -36,7 +36,7 @@
 struct conn {
     int fd;
     int upgraded;
-    unsigned char in[65536];
+    unsigned char in[4 + 65535]; /* the largest echo: a 4-byte head and 65535 bytes */
     size_t have;
     uint64_t sent_ns[MAX_WINDOW]; /* a ring: when each message in flight was sent */
     unsigned head, inflight;
