@@ -13,7 +13,9 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -41,7 +43,7 @@ static double now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static void pin(int cpu)
@@ -108,110 +110,180 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for; CMD ARG... is cmd[0..ncmd-1], ncmd >= 1. */
+struct opts {
+    int reps, cpu, load_cpu, port, timeout_ms;
+    const char *path;
+    char **cmd;
+    int ncmd;
+};
+
+/* The whole of @p s as a whole number from @p min to @p max, or a message naming option -@p opt. */
+static int parse_int(int opt, const char *s, long min, long max, int *out)
 {
-    int reps = 5, cpu = -1, load_cpu = -1, port = 0, timeout_ms = 5000, opt;
-    const char *path = "/hello/world";
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+        (void)fprintf(stderr, "firstok: -%c: '%s' is not a whole number from %ld to %ld\n", opt, s,
+                      min, max);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* 0, or 2 after a message (the exit status for a bad command line). */
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+    int opt, rc = 0;
     /* NOLINTNEXTLINE(concurrency-mt-unsafe): the command line is parsed before threads start */
-    while ((opt = getopt(argc, argv, "+n:c:l:t:p:P:")) != -1) {
+    while (rc == 0 && (opt = getopt(argc, argv, "+n:c:l:t:p:P:")) != -1) {
         switch (opt) {
         case 'n':
-            reps = atoi(optarg);
+            rc = parse_int(opt, optarg, 1, 100, &o->reps);
             break;
         case 'c':
-            cpu = atoi(optarg);
+            rc = parse_int(opt, optarg, -1, CPU_SETSIZE - 1, &o->cpu);
             break;
         case 'l':
-            load_cpu = atoi(optarg);
+            rc = parse_int(opt, optarg, -1, CPU_SETSIZE - 1, &o->load_cpu);
             break;
         case 't':
-            timeout_ms = atoi(optarg);
+            rc = parse_int(opt, optarg, 1, INT_MAX, &o->timeout_ms);
             break;
         case 'p':
-            path = optarg;
+            o->path = optarg;
             break;
         case 'P':
-            port = atoi(optarg);
+            rc = parse_int(opt, optarg, 1, 65535, &o->port);
             break;
         default:
-            goto usage;
+            rc = -1;
+            break;
         }
     }
-    if (optind >= argc || port <= 0 || reps <= 0 || reps > 100)
-        goto usage;
-    pin(load_cpu);
+    if (rc == 0 && o->port > 0 && o->port + o->reps - 1 > 65535) {
+        (void)fprintf(stderr, "firstok: -P %d with -n %d runs past port 65535\n", o->port, o->reps);
+        rc = -1;
+    }
+    if (rc == 0 && optind < argc && o->port > 0) {
+        o->cmd = argv + optind;
+        o->ncmd = argc - optind;
+        return 0;
+    }
+    (void)fprintf(stderr,
+                  "usage: %s [-n REPS] [-c CPU] [-l CPU] [-t TIMEOUT_MS] [-p PATH] -P PORT -- "
+                  "CMD ARG...\n",
+                  argv[0]);
+    return 2;
+}
+
+static void free_args(char **args, char *const *cmd, int ncmd)
+{
+    if (!args)
+        return;
+    for (int i = 0; i < ncmd; i++)
+        if (args[i] != cmd[i])
+            free(args[i]);
+    free(args);
+}
+
+/* CMD ARG... with each "{port}" replaced by @p port, NULL-terminated; NULL if out of memory. */
+static char **make_args(char *const *cmd, int ncmd, int port)
+{
+    char portstr[16];
+    assert(ncmd > 0); /* parse_opts insists on a command */
+    char **args = calloc((size_t)ncmd + 1, sizeof *args);
+    if (!args || snprintf(portstr, sizeof portstr, "%d", port) < 0) {
+        free(args);
+        return NULL;
+    }
+    for (int i = 0; i < ncmd; i++) {
+        const char *mark = strstr(cmd[i], "{port}");
+        if (!mark) {
+            args[i] = cmd[i];
+            continue;
+        }
+        size_t size = strlen(cmd[i]) + sizeof portstr;
+        args[i] = malloc(size);
+        if (!args[i] || snprintf(args[i], size, "%.*s%s%s", (int)(mark - cmd[i]), cmd[i], portstr,
+                                 mark + 6) < 0) {
+            free_args(args, cmd, i + 1);
+            return NULL;
+        }
+    }
+    return args;
+}
+
+/* One start: milliseconds from fork to the first 200, -1 if none came in time, -2 on failure. */
+static double time_one(const struct opts *o, int port)
+{
+    char **args = make_args(o->cmd, o->ncmd, port);
+    if (!args) {
+        (void)fprintf(stderr, "firstok: out of memory\n");
+        free_args(args, o->cmd, o->ncmd);
+        return -2;
+    }
+    double t0 = now_ms();
+    pid_t pid = fork();
+    if (pid == 0) {
+        pin(o->cpu);
+        execvp(args[0], args);
+        _exit(127);
+    }
+    free_args(args, o->cmd, o->ncmd);
+    if (pid < 0) {
+        perror("fork");
+        return -2;
+    }
+    child_pid = pid;
+    double elapsed = -1;
+    while (now_ms() - t0 < o->timeout_ms) {
+        if (try_get(port, o->path)) {
+            elapsed = now_ms() - t0;
+            break;
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            pid = 0; /* the server exited before answering */
+            break;
+        }
+        usleep(50);
+    }
+    if (pid > 0)
+        stop_child(pid);
+    child_pid = 0;
+    return elapsed;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {
+        .reps = 5, .cpu = -1, .load_cpu = -1, .timeout_ms = 5000, .path = "/hello/world"};
+    int rc = parse_opts(argc, argv, &o);
+    if (rc != 0)
+        return rc;
+    pin(o.load_cpu);
     struct sigaction sa_stop = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa_stop, NULL);
     sigaction(SIGINT, &sa_stop, NULL);
 
-    char **cmd = argv + optind;
-    int ncmd = argc - optind;
     double results[100];
     int ok = 0;
-    for (int rep = 0; rep < reps; rep++) {
-        int p = port + rep;
-        char portstr[16];
-        snprintf(portstr, sizeof portstr, "%d", p);
-        char **args = calloc((size_t)ncmd + 1, sizeof *args);
-        for (int i = 0; i < ncmd; i++) {
-            char *mark = strstr(cmd[i], "{port}");
-            if (!mark) {
-                args[i] = cmd[i];
-                continue;
-            }
-            size_t pre = (size_t)(mark - cmd[i]);
-            args[i] = malloc(strlen(cmd[i]) + sizeof portstr);
-            snprintf(args[i], strlen(cmd[i]) + sizeof portstr, "%.*s%s%s", (int)pre, cmd[i],
-                     portstr, mark + 6);
-        }
-        double t0 = now_ms();
-        pid_t pid = fork();
-        if (pid == 0) {
-            pin(cpu);
-            execvp(args[0], args);
-            _exit(127);
-        }
-        if (pid < 0) {
-            perror("fork");
+    for (int rep = 0; rep < o.reps; rep++) {
+        double elapsed = time_one(&o, o.port + rep);
+        if (elapsed < -1)
             return 1;
-        }
-        child_pid = pid;
-        double elapsed = -1;
-        while (now_ms() - t0 < timeout_ms) {
-            if (try_get(p, path)) {
-                elapsed = now_ms() - t0;
-                break;
-            }
-            if (waitpid(pid, NULL, WNOHANG) == pid) {
-                pid = 0; /* the server exited before answering */
-                break;
-            }
-            usleep(50);
-        }
-        if (pid > 0)
-            stop_child(pid);
-        child_pid = 0;
         if (elapsed >= 0)
             results[ok++] = elapsed;
-        for (int i = 0; i < ncmd; i++)
-            if (args[i] != cmd[i])
-                free(args[i]);
-        free(args);
     }
     if (ok == 0) {
-        printf("FIRSTOK reps=%d ok=0\n", reps);
+        printf("FIRSTOK reps=%d ok=0\n", o.reps);
         return 1;
     }
     qsort(results, (size_t)ok, sizeof *results, cmp_double);
     double median = ok % 2 ? results[ok / 2] : (results[ok / 2 - 1] + results[ok / 2]) / 2;
-    printf("FIRSTOK reps=%d ok=%d min_ms=%.2f median_ms=%.2f max_ms=%.2f\n", reps, ok, results[0],
+    printf("FIRSTOK reps=%d ok=%d min_ms=%.2f median_ms=%.2f max_ms=%.2f\n", o.reps, ok, results[0],
            median, results[ok - 1]);
     return 0;
-
-usage:
-    fprintf(stderr,
-            "usage: %s [-n REPS] [-c CPU] [-l CPU] [-t TIMEOUT_MS] [-p PATH] -P PORT -- "
-            "CMD ARG...\n",
-            argv[0]);
-    return 2;
 }

@@ -164,7 +164,7 @@ struct bus {
 
 static struct timeval tv_of(int ms)
 {
-    return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 }
 
 /* What went wrong on @p rc (may be NULL), given the errno @p err saved after the call. */
@@ -189,19 +189,26 @@ static enum mh_status link_lost(struct link_health *link, struct conn *c, const 
     return MH_E_UNAVAILABLE;
 }
 
-/* Maps an error reply to a status, with the message set. Frees @p r. */
-static enum mh_status reply_error(struct rs_store *s, redisReply *r, const char *what)
+/* Whether error reply @p r says the server cannot serve for now (loading, failing over). */
+static bool is_transient(const redisReply *r)
 {
     static const char *const transient[] = {"LOADING",  "BUSY",     "MASTERDOWN",
                                             "TRYAGAIN", "READONLY", "CLUSTERDOWN"};
-    enum mh_status rc = MH_E_IO;
 
     for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++) {
         if (strncmp(r->str, transient[i], strlen(transient[i])) == 0)
-            rc = MH_E_UNAVAILABLE;
+            return true;
     }
-    if (strncmp(r->str, "OOM", 3) == 0)
-        rc = MH_E_LIMIT;
+    return false;
+}
+
+/* Maps an error reply to a status, never MH_OK, with the message set. Frees @p r. */
+static enum mh_status reply_error(struct rs_store *s, redisReply *r, const char *what)
+{
+    enum mh_status rc = strncmp(r->str, "OOM", 3) == 0 ? MH_E_LIMIT
+                        : is_transient(r)              ? MH_E_UNAVAILABLE
+                                                       : MH_E_IO;
+
     mh_store_set_error("%s: %s: %.*s", s->what, what, (int)r->len, r->str);
     freeReplyObject(r);
     return rc;
@@ -934,13 +941,26 @@ static enum mh_status rs_del(void *arg, const void *key, size_t klen, uint64_t e
 
 /* --- Scans --- */
 
+/* The ZRANGEBYLEX lower bound in @p buf (1 + @p slen bytes): every key, the keys from
+ * @p start, or those after it. @return its length. */
+static size_t lex_min(char *buf, const void *start, size_t slen, bool exclusive)
+{
+    if (!exclusive && slen == 0) {
+        buf[0] = '-';
+        return 1;
+    }
+    buf[0] = exclusive ? '(' : '[';
+    memcpy(buf + 1, start, slen);
+    return 1 + slen;
+}
+
 static enum mh_status collect(void *arg, const void *prefix, size_t plen, const void *start,
                               size_t slen, bool exclusive, size_t want, struct batch *b)
 {
     struct rs_store *s = arg;
     char min[1 + MH_STORE_MAX_KEY], count[24];
     const char *args[4] = {s->idx_key, min, count, s->prefix};
-    size_t lens[4] = {strlen(s->idx_key), 1 + slen, 0, s->plen};
+    size_t lens[4] = {strlen(s->idx_key), 0, 0, s->plen};
     redisReply *r = NULL;
     enum mh_status rc;
     size_t bytes = 0, i;
@@ -948,12 +968,7 @@ static enum mh_status collect(void *arg, const void *prefix, size_t plen, const 
     if (want > SCAN_BATCH_RECORDS)
         want = SCAN_BATCH_RECORDS;
     b->is_last = false;
-    min[0] = exclusive ? '(' : '[';
-    memcpy(min + 1, start, slen);
-    if (!exclusive && slen == 0) {
-        min[0] = '-';
-        lens[1] = 1;
-    }
+    lens[1] = lex_min(min, start, slen, exclusive);
     lens[2] = (size_t)snprintf(count, sizeof(count), "%zu", want);
     rc = eval(s, MH_RS_SCAN, 4, args, lens, "cannot scan", &r);
     if (rc != MH_OK)
@@ -1194,8 +1209,11 @@ static enum mh_status rs_subscribe(void *db, mh_bus_fn deliver, void *arg)
         return b ? MH_E_STATE : MH_E_NOMEM;
     }
     if (pipe2(b->wake, O_CLOEXEC) != 0) {
+        int err = errno;
+        char text[128];
+
         free(b);
-        mh_store_set_error("cannot make a pipe: %s", strerror(errno));
+        mh_store_set_error("cannot make a pipe: %s", strerror_r(err, text, sizeof(text)));
         return MH_E_IO;
     }
     b->s = s;

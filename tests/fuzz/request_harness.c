@@ -456,7 +456,10 @@ void mh_fuzz_req_exchange(const struct mh_fuzz_channel *ch, const uint8_t *data,
             cuts[ncuts++] = (size_t)(h & 0x7fff) % size;
     }
     for (size_t i = 0; i <= ncuts && at < size; i++) {
-        size_t next = i < ncuts && cuts[i] > at ? cuts[i] : (i < ncuts ? at : size);
+        size_t next = size; /* after the last cut: the rest */
+
+        if (i < ncuts)
+            next = cuts[i] > at ? cuts[i] : at; /* a cut at or before `at` sends nothing */
 
         ch->write(&c, data + at, next - at, next == size);
         mh_fuzz_req_run_until_idle(&c);
