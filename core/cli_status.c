@@ -128,8 +128,14 @@ static void print_status(struct json_object *st, int ready, const char *why)
     struct json_object *mods, *tot;
     long long up = (long long)jdouble(st, "uptime_s");
 
-    printf("modhost %s, pid %lld, up %lldd %02lld:%02lld:%02lld\n", jstr(st, "version"),
-           jint(st, "pid"), up / 86400, up % 86400 / 3600, up % 3600 / 60, up % 60);
+    if (jint(st, "workers") > 1) /* the numbers below are every worker's, summed */
+        printf("modhost %s, %lld worker processes (pid %lld answered), up %lldd "
+               "%02lld:%02lld:%02lld\n",
+               jstr(st, "version"), jint(st, "workers"), jint(st, "pid"), up / 86400,
+               up % 86400 / 3600, up % 3600 / 60, up % 60);
+    else
+        printf("modhost %s, pid %lld, up %lldd %02lld:%02lld:%02lld\n", jstr(st, "version"),
+               jint(st, "pid"), up / 86400, up % 86400 / 3600, up % 3600 / 60, up % 60);
     printf("generation %lld (%lld live), reloads %lld ok, %lld failed\n", jint(st, "generation"),
            jint(st, "generations_live"), jint(st, "reloads_ok"), jint(st, "reloads_failed"));
     printf("ready: %s%s%s\n", ready ? "yes" : "no", why && *why ? " - " : "", why ? why : "");

@@ -366,32 +366,54 @@ static void readyz(struct mh_req *req, struct mh_admin *a, struct mh_loop *loop)
 
 /* --- Dispatch --- */
 
-/* /metrics: this worker's numbers, merged with the other workers' latest snapshots when
- * several worker processes serve (they pin one on the board about once a second). */
-static void metrics(struct mh_admin *a, struct mh_loop *loop, struct mh_buf *b)
+/* With several worker processes, each pins on the board (about once a second) a snapshot of
+ * its /metrics text and its /status.json, separated by a NUL byte; whichever worker answers
+ * merges its own current numbers with the others' snapshots. */
+typedef void (*render_fn)(struct mh_admin *a, struct mh_loop *loop, struct mh_buf *b);
+typedef void (*merge_fn)(const struct mh_prom_text *texts, size_t n, struct mh_buf *out);
+
+/* Worker @p proc's part @p part (0: metrics, 1: status) of its snapshot into @p text. */
+static bool snapshot_part(unsigned proc, int part, struct mh_buf *buf, struct mh_prom_text *text)
 {
-    unsigned n = mh_board_nprocs(), self = mh_board_self(), k = 0;
-    struct mh_buf *texts;
+    const char *nul;
+
+    buf->len = 0; /* what a failed read of another worker left */
+    if (!mh_board_read(proc, buf))
+        return false;
+    nul = memchr(buf->data, '\0', buf->len);
+    if (part == 0) {
+        *text = (struct mh_prom_text){buf->data, nul ? (size_t)(nul - buf->data) : buf->len};
+        return true;
+    }
+    if (!nul)
+        return false;
+    *text = (struct mh_prom_text){nul + 1, buf->len - (size_t)(nul + 1 - buf->data)};
+    return true;
+}
+
+static void every_worker(struct mh_admin *a, struct mh_loop *loop, struct mh_buf *b,
+                         render_fn render, int part, merge_fn merge)
+{
+    unsigned n = mh_board_nprocs(), self = mh_board_self(), k = 1;
+    struct mh_buf *bufs;
     struct mh_prom_text *views;
 
     if (!mh_board_active()) {
-        mh_admin_metrics(a, loop, b);
+        render(a, loop, b);
         return;
     }
-    texts = mh_xcalloc(n, sizeof(*texts));
+    bufs = mh_xcalloc(n, sizeof(*bufs));
     views = mh_xcalloc(n, sizeof(*views));
-    mh_admin_metrics(a, loop, &texts[0]);
-    views[k++] = (struct mh_prom_text){texts[0].data, texts[0].len};
+    render(a, loop, &bufs[0]);
+    views[0] = (struct mh_prom_text){bufs[0].data, bufs[0].len};
     for (unsigned p = 0; p < n; p++) {
-        if (p != self && mh_board_read(p, &texts[k])) {
-            views[k] = (struct mh_prom_text){texts[k].data, texts[k].len};
+        if (p != self && snapshot_part(p, part, &bufs[k], &views[k]))
             k++;
-        }
     }
-    mh_prom_merge(views, k, b);
+    merge(views, k, b);
     for (unsigned i = 0; i < n; i++)
-        mh_buf_cleanup(&texts[i]);
-    free(texts);
+        mh_buf_cleanup(&bufs[i]);
+    free(bufs);
     free(views);
 }
 
@@ -403,10 +425,12 @@ void mh_admin_publish(struct mh_admin *a, struct mh_loop *here)
     if (!a || !mh_board_active())
         return;
     mh_admin_metrics(a, here, &b);
+    mh_buf_add(&b, "", 1);
+    mh_admin_status_json(a, here, &b);
     if (!mh_board_publish(b.data, b.len) && !atomic_exchange(&warned, true))
         mh_warn("admin",
-                "this worker's metrics (%zu bytes) do not fit its board slot (%u bytes): the "
-                "other workers' /metrics leave them out",
+                "this worker's metrics and status (%zu bytes) do not fit its board slot (%u "
+                "bytes): the other workers' /metrics and /status.json leave them out",
                 b.len, (unsigned)MH_BOARD_SLOT);
     mh_buf_cleanup(&b);
 }
@@ -431,10 +455,10 @@ void mh_admin_request(struct mh_req *req)
     } else if (strcmp(path, "/readyz") == 0) {
         readyz(req, a, loop);
     } else if (strcmp(path, "/metrics") == 0) {
-        metrics(a, loop, &b);
+        every_worker(a, loop, &b, mh_admin_metrics, 0, mh_prom_merge);
         reply_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
     } else if (strcmp(path, "/status.json") == 0) {
-        mh_admin_status_json(a, loop, &b);
+        every_worker(a, loop, &b, mh_admin_status_json, 1, mh_status_merge);
         reply_buf(req, 200, "application/json", &b);
     } else if (strcmp(path, "/modules") == 0) {
         modules(req, loop->gen);

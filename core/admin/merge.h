@@ -27,4 +27,17 @@ struct mh_prom_text {
 /** Appends the merge of @p n texts to @p out. */
 void mh_prom_merge(const struct mh_prom_text *texts, size_t n, struct mh_buf *out);
 
+/**
+ * Appends the merge of @p n workers' /status.json documents (what mh_admin_status_json
+ * renders) to @p out. The first document that parses is the base (pass the answering
+ * worker's first): its version, pid and bounds stand. uptime, generation, generations live
+ * and the reload counts take the largest value (every worker reports the same ones); per
+ * module (matched by name) and in the totals, the counts and the latency buckets add up
+ * (a module's routes count, the same in every worker, does not), `quarantined` is true if
+ * any says so, and p50_us and p99_us are computed again from the summed buckets. A module
+ * that only some workers have loaded is taken as they report it. Documents that do not parse
+ * are left out; `workers` says how many were merged. Pure: no I/O, no global state.
+ */
+void mh_status_merge(const struct mh_prom_text *docs, size_t n, struct mh_buf *out);
+
 #endif

@@ -1,7 +1,8 @@
 /*
- * A board in shared memory where each worker process pins a snapshot of its metrics (the
- * Prometheus text its admin listener would render), so that whichever worker answers a
- * scrape can merge every worker's numbers (admin/merge.h). The master maps it before it
+ * A board in shared memory where each worker process pins a snapshot of its numbers (the
+ * admin listener pins its Prometheus text and its /status.json there), so that whichever
+ * worker answers a scrape can merge every worker's numbers (admin/merge.h). The board only
+ * stores bytes; what they mean is the admin listener's. The master maps it before it
  * forks the workers; each worker writes only its own slot, about once a second, and reads
  * the others' under a sequence lock (a reader never sees a half-written snapshot).
  */

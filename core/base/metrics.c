@@ -42,16 +42,18 @@ uint64_t mh_histogram_count(const struct mh_histogram *h)
     return n;
 }
 
-double mh_histogram_quantile(const struct mh_histogram *h, double q)
+double mh_buckets_quantile(const uint64_t *counts, double q)
 {
-    uint64_t total = mh_histogram_count(h), seen = 0;
+    uint64_t total = 0, seen = 0;
     double rank;
 
+    for (size_t i = 0; i < MH_LATENCY_BUCKETS; i++)
+        total += counts[i];
     if (total == 0)
         return 0;
     rank = q * (double)total;
     for (size_t i = 0; i < MH_LATENCY_BUCKETS; i++) {
-        uint64_t n = mh_stat_get(&h->buckets[i]);
+        uint64_t n = counts[i];
         double lo = i ? (double)mh_latency_bounds_us[i - 1] : 0;
         double hi = i < MH_LATENCY_BUCKETS - 1 ? (double)mh_latency_bounds_us[i] : lo;
 
@@ -60,6 +62,15 @@ double mh_histogram_quantile(const struct mh_histogram *h, double q)
         seen += n;
     }
     return (double)mh_latency_bounds_us[MH_LATENCY_BUCKETS - 2];
+}
+
+double mh_histogram_quantile(const struct mh_histogram *h, double q)
+{
+    uint64_t counts[MH_LATENCY_BUCKETS];
+
+    for (size_t i = 0; i < MH_LATENCY_BUCKETS; i++)
+        counts[i] = mh_stat_get(&h->buckets[i]);
+    return mh_buckets_quantile(counts, q);
 }
 
 struct mh_route_stats *mh_route_stats_get(_Atomic(struct mh_route_stats *) *head,

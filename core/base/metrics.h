@@ -47,6 +47,8 @@ void mh_histogram_merge(struct mh_histogram *into, const struct mh_histogram *h)
 /** The @p q quantile (0..1) in microseconds, by linear interpolation inside its bucket;
  *  0 when empty. */
 double mh_histogram_quantile(const struct mh_histogram *h, double q);
+/** The same over plain bucket counts (@p counts[MH_LATENCY_BUCKETS], not cumulative). */
+double mh_buckets_quantile(const uint64_t *counts, double q);
 uint64_t mh_histogram_count(const struct mh_histogram *h);
 
 enum mh_status_class {

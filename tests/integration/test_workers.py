@@ -7,6 +7,7 @@ no connection is refused meanwhile, quarantines a module that keeps crashing unt
 reload, and the loop watchdog reports a stalled loop and replaces a stuck worker.
 """
 
+import json
 import os
 import re
 import shutil
@@ -440,6 +441,25 @@ class TestMetricsOfEveryWorker(WorkerCase):
             out = subprocess.run([promtool, "check", "metrics"], input=text, encoding="utf-8",
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             self.assertEqual(out.returncode, 0, out.stdout)
+        # /status.json (the status page, `modhost status`) adds up the same way, per module.
+        def status():
+            return json.loads(get(admin, "/status.json").body)
+
+        self.assertTrue(wait_until(lambda: all(status()["totals"]["requests"] == total
+                                               for _ in range(6)), IO_TIMEOUT_S),
+                        "the status documents never added up")
+        st = status()
+        self.assertEqual(st["workers"], 2)
+        self.assertIn(st["pid"], pids)
+        hello = [m for m in st["modules"] if m["name"] == "hello"][0]
+        self.assertEqual(hello["requests"], total)
+        self.assertEqual(sum(hello["latency"]), total)
+        self.assertEqual(st["totals"]["pool_workers"], 2 * 3)
+        self.assertGreater(hello["p99_us"], 0)
+        r = run_cli("status", "--admin", "127.0.0.1:%d" % admin)
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        self.assertRegex(r.stdout, r"2 worker processes \(pid \d+ answered\)")
+        self.assertRegex(r.stdout, r"requests %d " % total)
         if len([o for o in owners if o]) < 2:
             self.skipTest("every request landed on one worker")
         self.stop_server(srv)

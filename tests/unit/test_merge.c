@@ -1,12 +1,17 @@
 /*
  * Unit suite for core/admin/merge.c: several processes' Prometheus text merged into one:
  * counters, histograms and per-process gauges add up, the gauges every process reports alike
- * take the largest value, order is that of first appearance, malformed lines are dropped.
+ * take the largest value, order is that of first appearance, malformed lines are dropped; and
+ * the workers' /status.json documents (admin/merge_status.c) merged module by module.
  */
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
+#include <json-c/json.h>
 
 #include "admin/merge.h"
 #include "mh_test.h"
@@ -137,6 +142,121 @@ static void test_merge_of_one_text_keeps_it(void)
     free(m);
 }
 
+/* A worker's /status.json as mh_admin_status_json renders it, for one module "m" (and, with
+ * @p other, a second module "only" loaded in that worker alone). */
+static char *status_doc(int uptime, int requests, int bucket0, int bucket5, bool quarantined,
+                        bool other)
+{
+    char *s = NULL;
+    int n =
+        asprintf(&s,
+                 "{\"version\":\"1.0\",\"pid\":%d,\"uptime_s\":%d.5,\"generation\":2,"
+                 "\"generations_live\":1,\"reloads_ok\":1,\"reloads_failed\":0,"
+                 "\"bounds_us\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15],\"modules\":["
+                 "{\"name\":\"m\",\"version\":\"1\",\"quarantined\":%s,\"routes\":3,"
+                 "\"requests\":%d,\"errors\":1,\"client_errors\":2,\"ws_open\":1,"
+                 "\"ws_messages\":4,\"p50_us\":0,\"p99_us\":0,"
+                 "\"latency\":[%d,0,0,0,0,%d,0,0,0,0,0,0,0,0,0,0]}%s],"
+                 "\"totals\":{\"requests\":%d,\"errors\":1,\"in_flight\":0,"
+                 "\"connections_open\":2,\"ws_open\":1,\"bytes_in\":10,\"bytes_out\":20,"
+                 "\"pool_busy\":0,\"pool_queued\":0,\"pool_workers\":4,\"p50_us\":0,"
+                 "\"p99_us\":0,\"latency\":[%d,0,0,0,0,%d,0,0,0,0,0,0,0,0,0,0]}}",
+                 100 + uptime, uptime, quarantined ? "true" : "false", requests, bucket0, bucket5,
+                 other ? ",{\"name\":\"only\",\"version\":\"2\",\"quarantined\":false,"
+                         "\"routes\":1,\"requests\":5,\"errors\":0,\"client_errors\":0,"
+                         "\"ws_open\":0,\"ws_messages\":0,\"p50_us\":7,\"p99_us\":9,"
+                         "\"latency\":[5,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}"
+                       : "",
+                 requests, bucket0, bucket5);
+
+    CU_ASSERT_FATAL(n > 0);
+    return s;
+}
+
+static struct json_object *status_merged(const char *const *docs, size_t n)
+{
+    struct mh_prom_text t[4];
+    struct mh_buf out = {0};
+    struct json_object *o;
+
+    for (size_t i = 0; i < n; i++)
+        t[i] = (struct mh_prom_text){docs[i], strlen(docs[i])};
+    mh_status_merge(t, n, &out);
+    mh_buf_add(&out, "", 1);
+    o = json_tokener_parse(out.data);
+    mh_buf_cleanup(&out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    return o;
+}
+
+static long long num(struct json_object *o, const char *path)
+{
+    char key[64];
+    const char *dot;
+    struct json_object *v = o;
+
+    while (v && (dot = strchr(path, '.')) != NULL) {
+        snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+        v = isdigit((unsigned char)key[0]) ? json_object_array_get_idx(v, strtoul(key, NULL, 10))
+                                           : json_object_object_get(v, key);
+        path = dot + 1;
+    }
+    v = v ? json_object_object_get(v, path) : NULL;
+    CU_ASSERT_PTR_NOT_NULL(v);
+    return v ? (long long)json_object_get_int64(v) : -1;
+}
+
+static void test_status_merge_adds_up_modules_and_totals(void)
+{
+    char *a = status_doc(10, 6, 6, 0, false, false), *b = status_doc(30, 4, 0, 4, true, true);
+    const char *docs[] = {a, b};
+    struct json_object *o = status_merged(docs, 2), *mods = json_object_object_get(o, "modules");
+
+    CU_ASSERT_EQUAL(num(o, "workers"), 2);
+    CU_ASSERT_EQUAL(num(o, "pid"), 110); /* the answering worker's */
+    CU_ASSERT_EQUAL((int)json_object_get_double(json_object_object_get(o, "uptime_s")), 30);
+    CU_ASSERT_EQUAL(num(o, "generation"), 2);
+    CU_ASSERT_EQUAL(num(o, "reloads_ok"), 1); /* the same reload, not one per worker */
+    CU_ASSERT_EQUAL(json_object_array_length(mods), 2);
+    CU_ASSERT_EQUAL(num(o, "modules.0.requests"), 10);
+    CU_ASSERT_EQUAL(num(o, "modules.0.errors"), 2);
+    CU_ASSERT_EQUAL(num(o, "modules.0.client_errors"), 4);
+    CU_ASSERT_EQUAL(num(o, "modules.0.ws_messages"), 8);
+    CU_ASSERT_EQUAL(num(o, "modules.0.routes"), 3); /* the same routes in both */
+    CU_ASSERT_TRUE(json_object_get_boolean(
+        json_object_object_get(json_object_array_get_idx(mods, 0), "quarantined")));
+    /* 6 requests in the first bucket (0 to 100 us) and 4 in the sixth (2.5 to 5 ms), from the
+     * summed buckets: the median 5/6 into the first, p99 3.9/4 into the sixth (the first
+     * worker alone has p99 99 us, the second p50 3,750 us) */
+    CU_ASSERT_EQUAL(num(o, "modules.0.p50_us"), 83);
+    CU_ASSERT_EQUAL(num(o, "modules.0.p99_us"), 4938);
+    CU_ASSERT_EQUAL(num(o, "modules.1.requests"), 5); /* loaded in one worker: as it says */
+    CU_ASSERT_EQUAL(num(o, "totals.requests"), 10);
+    CU_ASSERT_EQUAL(num(o, "totals.connections_open"), 4);
+    CU_ASSERT_EQUAL(num(o, "totals.bytes_out"), 40);
+    CU_ASSERT_EQUAL(num(o, "totals.pool_workers"), 8);
+    CU_ASSERT_EQUAL(num(o, "totals.p99_us"), 4938);
+    json_object_put(o);
+    free(a);
+    free(b);
+}
+
+static void test_status_merge_leaves_out_what_does_not_parse(void)
+{
+    char *a = status_doc(10, 6, 6, 0, false, false);
+    const char *docs[] = {"{\"cut\":", a, "[1,2]"};
+    struct json_object *o = status_merged(docs, 3);
+
+    CU_ASSERT_EQUAL(num(o, "workers"), 1);
+    CU_ASSERT_EQUAL(num(o, "totals.requests"), 6);
+    CU_ASSERT_EQUAL(num(o, "modules.0.p50_us"), 50); /* 3 of the 6 in the first bucket */
+    json_object_put(o);
+    o = status_merged(docs, 1);
+    CU_ASSERT_EQUAL(json_object_object_length(o), 0); /* nothing readable: {} */
+    json_object_put(o);
+    free(a);
+}
+
 static const struct mh_test_case merge_tests[] = {
     {"sums counters, histograms and per-process gauges",
      test_merge_sums_counters_histograms_and_process_gauges},
@@ -144,6 +264,9 @@ static const struct mh_test_case merge_tests[] = {
      test_merge_takes_the_largest_of_what_every_process_reports},
     {"values and malformed lines", test_merge_values_and_malformed_lines},
     {"merge of one text keeps it", test_merge_of_one_text_keeps_it},
+    {"status merge adds up modules and totals", test_status_merge_adds_up_modules_and_totals},
+    {"status merge leaves out what does not parse",
+     test_status_merge_leaves_out_what_does_not_parse},
     {NULL, NULL},
 };
 
