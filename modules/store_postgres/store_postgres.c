@@ -20,6 +20,7 @@
 
 #include <libpq-fe.h>
 
+#include "../store_common/store_bus.h"
 #include "../store_common/store_link.h"
 #include "../store_common/store_scan.h"
 #include "modhost/sdk.h"
@@ -77,8 +78,6 @@ static const char *const stmt_name[MH_PG_NSTMT] = {
     "mh_del_any", "mh_del_version", "mh_scan_from",  "mh_scan_after",
 };
 
-struct pg_bus;
-
 struct conn {
     PGconn *pg;     /* NULL: not connected */
     uint64_t epoch; /* link_epoch when it was made */
@@ -100,7 +99,7 @@ struct pg_store {
     struct conn *conns; /* pool_size of them; pool says which are idle */
     size_t nconns;
     struct slot_pool pool;
-    struct pg_bus *bus; /* while subscribed; guarded by mu */
+    struct bus *bus; /* while subscribed; guarded by mu */
 };
 
 struct options {
@@ -980,18 +979,11 @@ static enum mh_status pg_scan(void *arg, const void *prefix, size_t plen, const 
 
 /* --- Channels between instances: LISTEN / NOTIFY (SDK 1.2) --- */
 
-#define BUS_MAX_QUEUED_BYTES ((size_t)64 * 1024 * 1024)
 /* Raw bytes per notification: hex-encoded behind its header, under the server's 8000-byte
  * payload limit. */
 #define BUS_CHUNK_BYTES 3900
 /* Raw bytes of messages sent in one transaction (whole messages; at least one). */
 #define BUS_TXN_BYTES ((size_t)4 * 1024 * 1024)
-
-struct bus_msg {
-    struct bus_msg *next;
-    size_t len;
-    unsigned char data[];
-};
 
 /*
  * The channel TABLE_bus carries every message. A notification's payload is text under 8000
@@ -999,26 +991,18 @@ struct bus_msg {
  * of a batch of messages go in one transaction: PostgreSQL queues a transaction's
  * notifications together, in order, when it commits, and commits them one transaction after
  * the other, so a listener gets each message's chunks in a row, once, and one sender's
- * messages in the order they were sent. A subscriber thread LISTENs and joins the chunks; a
- * publisher thread sends this process's messages in queue order on one connection.
+ * messages in the order they were sent. The subscriber thread (store_bus.h) LISTENs and joins
+ * the chunks; the publisher thread sends this process's messages in queue order on one
+ * connection.
  */
 struct pg_bus {
+    struct bus bus; /* first: the ops get it */
     struct pg_store *s;
-    mh_bus_fn deliver;
-    void *arg;
     char channel[MAX_TABLE + 8];     /* TABLE_bus: [a-z0-9_], as pg_notify takes it */
     char listen_sql[MAX_TABLE + 24]; /* LISTEN "TABLE_bus" */
     uint64_t sender;                 /* this process, in its chunks' headers */
     uint64_t seq;                    /* publisher thread only */
-    struct link_health sub_link, pub_link;
-    char sub_what[200], pub_what[200];
-    int wake[2]; /* a pipe: wakes the subscriber's poll to stop */
-    pthread_t sub_thread, pub_thread;
-    pthread_mutex_t mu; /* guards the queue and is_stopping */
-    pthread_cond_t cv;
-    struct bus_msg *head, *tail;
-    size_t queued_bytes;
-    bool is_stopping;
+    struct conn sub, pub;            /* each used by its thread only */
     /* The message being joined (subscriber thread only); in_count 0: none. */
     uint64_t in_sender, in_seq;
     unsigned long long in_next, in_count;
@@ -1026,29 +1010,9 @@ struct pg_bus {
     size_t in_len, in_cap;
 };
 
-static bool bus_stopping(struct pg_bus *b)
+static struct pg_bus *pg_bus_of(struct bus *b)
 {
-    bool stop;
-
-    pthread_mutex_lock(&b->mu);
-    stop = b->is_stopping;
-    pthread_mutex_unlock(&b->mu);
-    return stop;
-}
-
-/* Waits for @p fd to be readable or the wake pipe, up to @p ms (-1: no limit).
- * @return 1 readable, 0 timed out, -1 stop. */
-static int bus_wait(struct pg_bus *b, int fd, int ms)
-{
-    struct pollfd p[2] = {{.fd = b->wake[0], .events = POLLIN}, {.fd = fd, .events = POLLIN}};
-    int rc;
-
-    do {
-        rc = poll(p, fd >= 0 ? 2 : 1, ms);
-    } while (rc < 0 && errno == EINTR);
-    if (p[0].revents)
-        return -1;
-    return rc > 0 ? 1 : 0;
+    return (struct pg_bus *)b; /* its first member */
 }
 
 /* The number in base @p base at *@p p, followed by one space; moves *@p p past both. */
@@ -1133,83 +1097,57 @@ static void bus_chunk(struct pg_bus *b, const char *p)
         b->in_buf[b->in_len++] = (unsigned char)(hi << 4 | lo);
     }
     if (++b->in_next == b->in_count) {
-        b->deliver(b->arg, b->in_buf, b->in_len);
+        b->bus.deliver(b->bus.arg, b->in_buf, b->in_len);
         bus_join_reset(b);
     }
 }
 
-/* Connects @p c and LISTENs on the bus channel. */
-static enum mh_status bus_listen(struct pg_bus *b, struct conn *c)
+/* Connects the subscriber's connection and LISTENs on the bus channel. */
+static enum mh_status bus_listen(struct bus *bus)
 {
+    struct pg_bus *b = pg_bus_of(bus);
+    struct conn *c = &b->sub;
     int64_t deadline = link_now_ms() + b->s->timeout_ms;
-    enum mh_status rc = conn_connect(b->s, &b->sub_link, c, deadline);
+    enum mh_status rc = conn_connect(b->s, &bus->sub_link, c, deadline);
     bool timed_out;
     PGresult *r;
 
     if (rc != MH_OK)
         return rc;
     if (!PQsendQuery(c->pg, b->listen_sql))
-        return link_lost_on(&b->sub_link, c, "cannot listen", false);
+        return link_lost_on(&bus->sub_link, c, "cannot listen", false);
     r = await_result(c->pg, deadline, &timed_out);
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
         PQclear(r);
-        return link_lost_on(&b->sub_link, c, "cannot listen", timed_out);
+        return link_lost_on(&bus->sub_link, c, "cannot listen", timed_out);
     }
     PQclear(r);
     return MH_OK;
 }
 
-/* Makes the listening connection @p c if the backoff allows. @return 1 listening, 0 not yet,
- * -1 stop. */
-static int bus_relisten(struct pg_bus *b, struct conn *c, bool *was_up)
+static int bus_listen_fd(struct bus *bus)
 {
-    if (!link_gate(&b->sub_link))
-        return bus_wait(b, -1, link_retry_in_ms(&b->sub_link) + 1) < 0 ? -1 : 0;
-    if (bus_listen(b, c) != MH_OK)
-        return 0;
-    link_ok(&b->sub_link);
-    if (!*was_up)
-        mh_log(NULL, MH_LOG_INFO, "%s: listening", b->sub_what);
-    *was_up = true;
-    return 1;
+    const struct pg_bus *b = pg_bus_of(bus);
+
+    return b->sub.pg ? PQsocket(b->sub.pg) : -1;
 }
 
-/* Hands every notification buffered on @p c to bus_chunk. */
-static void bus_drain(struct pg_bus *b, struct conn *c)
+/* Reads what came and hands every notification on the bus channel to bus_chunk. */
+static void bus_receive(struct bus *bus)
 {
+    struct pg_bus *b = pg_bus_of(bus);
     PGnotify *n;
 
-    while ((n = PQnotifies(c->pg))) {
+    if (!PQconsumeInput(b->sub.pg) || PQstatus(b->sub.pg) != CONNECTION_OK) {
+        link_lost_on(&bus->sub_link, &b->sub, "the subscription ended", false);
+        bus_join_reset(b);
+        return;
+    }
+    while ((n = PQnotifies(b->sub.pg))) {
         if (strcmp(n->relname, b->channel) == 0)
             bus_chunk(b, n->extra);
         PQfreemem(n);
     }
-}
-
-static void *bus_subscriber(void *arg)
-{
-    struct pg_bus *b = arg;
-    struct conn c = {0};
-    bool was_up = false;
-
-    while (!bus_stopping(b)) {
-        int up = c.pg ? 1 : bus_relisten(b, &c, &was_up);
-
-        if (up < 0)
-            break;
-        if (up == 0)
-            continue;
-        if (bus_wait(b, PQsocket(c.pg), -1) < 0)
-            break;
-        if (!PQconsumeInput(c.pg) || PQstatus(c.pg) != CONNECTION_OK) {
-            link_lost_on(&b->sub_link, &c, "the subscription ended", false);
-            bus_join_reset(b);
-            continue;
-        }
-        bus_drain(b, &c);
-    }
-    PQfinish(c.pg);
-    return NULL;
 }
 
 /* Appends "SELECT pg_notify('CHANNEL', 'HEADER HEX');" for each chunk of @p m to @p q
@@ -1273,24 +1211,27 @@ static bool bus_transaction(struct pg_bus *b, struct conn *c, const struct bus_m
         return true;
     /* Unless the server answered with an error and the connection is idle again, drop it. */
     if (timed_out || PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
-        link_lost_on(&b->pub_link, c, "cannot publish", timed_out);
+        link_lost_on(&b->bus.pub_link, c, "cannot publish", timed_out);
     else
-        mh_log(NULL, MH_LOG_WARN, "%s: the server refused a batch of messages: %s", b->pub_what,
+        mh_log(NULL, MH_LOG_WARN, "%s: the server refused a batch of messages: %s", b->bus.pub_what,
                PQerrorMessage(c->pg));
     return false;
 }
 
 /* Sends @p list in order, in transactions of up to BUS_TXN_BYTES; what the server did not
  * take goes to this instance only. Frees the list. */
-static void bus_send(struct pg_bus *b, struct conn *c, struct bus_msg *list)
+static void bus_send(struct bus *bus, struct bus_msg *list)
 {
-    if (c->pg && conn_is_stale_on(&b->pub_link, c)) { /* closed by a restart while idle */
+    struct pg_bus *b = pg_bus_of(bus);
+    struct conn *c = &b->pub;
+
+    if (c->pg && conn_is_stale_on(&bus->pub_link, c)) { /* closed by a restart while idle */
         PQfinish(c->pg);
         c->pg = NULL;
     }
-    if (!c->pg && link_gate(&b->pub_link)) {
-        if (conn_connect(b->s, &b->pub_link, c, link_now_ms() + b->s->timeout_ms) == MH_OK)
-            link_ok(&b->pub_link);
+    if (!c->pg && link_gate(&bus->pub_link)) {
+        if (conn_connect(b->s, &bus->pub_link, c, link_now_ms() + b->s->timeout_ms) == MH_OK)
+            link_ok(&bus->pub_link);
     }
     while (list) {
         struct bus_msg *end = list->next;
@@ -1302,180 +1243,67 @@ static void bus_send(struct pg_bus *b, struct conn *c, struct bus_msg *list)
             end = end->next;
         }
         sent = c->pg && bus_transaction(b, c, list, end);
-        while (list != end) {
-            struct bus_msg *next = list->next;
-
-            if (!sent)
-                b->deliver(b->arg, list->data, list->len); /* the engine is down: local members */
-            free(list);
-            list = next;
-        }
+        list = bus_settle(bus, list, end, sent ? SIZE_MAX : 0);
     }
 }
 
-static void *bus_publisher(void *arg)
+static void bus_close(struct bus *bus, bool is_sub)
 {
-    struct pg_bus *b = arg;
-    struct conn c = {0};
+    struct pg_bus *b = pg_bus_of(bus);
+    struct conn *c = is_sub ? &b->sub : &b->pub;
 
-    for (;;) {
-        struct bus_msg *list;
-        bool stop;
-
-        pthread_mutex_lock(&b->mu);
-        while (!b->head && !b->is_stopping)
-            pthread_cond_wait(&b->cv, &b->mu);
-        list = b->head;
-        b->head = b->tail = NULL;
-        b->queued_bytes = 0;
-        stop = b->is_stopping;
-        pthread_mutex_unlock(&b->mu);
-        if (list)
-            bus_send(b, &c, list);
-        if (stop)
-            break;
-    }
-    PQfinish(c.pg);
-    return NULL;
+    PQfinish(c->pg);
+    c->pg = NULL;
 }
 
-static void bus_free(struct pg_bus *b)
+static void bus_free(struct bus *bus)
 {
-    if (!b)
-        return;
-    while (b->head) {
-        struct bus_msg *m = b->head;
+    struct pg_bus *b = pg_bus_of(bus);
 
-        b->head = m->next;
-        free(m);
-    }
     free(b->in_buf);
-    close(b->wake[0]);
-    close(b->wake[1]);
-    link_cleanup(&b->sub_link);
-    link_cleanup(&b->pub_link);
-    pthread_cond_destroy(&b->cv);
-    pthread_mutex_destroy(&b->mu);
     free(b);
 }
+
+static const struct bus_ops pg_bus_ops = {
+    .listen = bus_listen,
+    .listen_fd = bus_listen_fd,
+    .receive = bus_receive,
+    .send = bus_send,
+    .close = bus_close,
+    .free = bus_free,
+    .subscribed = "listening",
+};
 
 static enum mh_status pg_subscribe(void *db, mh_bus_fn deliver, void *arg)
 {
     struct pg_store *s = db;
     struct pg_bus *b = calloc(1, sizeof(*b));
     size_t tlen = strlen(s->table) - 2; /* the name inside the quotes */
-    bool is_taken;
 
-    pthread_mutex_lock(&s->mu);
-    is_taken = s->bus != NULL;
-    pthread_mutex_unlock(&s->mu);
-    if (!b || is_taken) {
-        free(b);
-        mh_store_set_error("%s", b ? "already subscribed" : "out of memory");
-        return b ? MH_E_STATE : MH_E_NOMEM;
+    if (b) {
+        b->s = s;
+        (void)snprintf(b->channel, sizeof(b->channel), "%.*s_bus", (int)tlen, s->table + 1);
+        (void)snprintf(b->listen_sql, sizeof(b->listen_sql), "LISTEN \"%s\"", b->channel);
+        b->sender = ((uint64_t)getpid() << 32) ^ (uint64_t)link_now_ms() ^ (uint64_t)(uintptr_t)b;
     }
-    if (pipe2(b->wake, O_CLOEXEC) != 0) {
-        free(b);
-        mh_store_set_error("cannot make a pipe: errno %d", errno);
-        return MH_E_IO;
-    }
-    b->s = s;
-    b->deliver = deliver;
-    b->arg = arg;
-    (void)snprintf(b->channel, sizeof(b->channel), "%.*s_bus", (int)tlen, s->table + 1);
-    (void)snprintf(b->listen_sql, sizeof(b->listen_sql), "LISTEN \"%s\"", b->channel);
-    b->sender = ((uint64_t)getpid() << 32) ^ (uint64_t)link_now_ms() ^ (uint64_t)(uintptr_t)b;
-    (void)snprintf(b->sub_what, sizeof(b->sub_what), "%s (channels in)", s->what);
-    (void)snprintf(b->pub_what, sizeof(b->pub_what), "%s (channels out)", s->what);
-    link_init(&b->sub_link, b->sub_what);
-    link_init(&b->pub_link, b->pub_what);
-    pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->cv, NULL);
-    if (pthread_create(&b->sub_thread, NULL, bus_subscriber, b) != 0) {
-        bus_free(b);
-        mh_store_set_error("cannot start the subscriber thread");
-        return MH_E_NOMEM;
-    }
-    if (pthread_create(&b->pub_thread, NULL, bus_publisher, b) != 0) {
-        pthread_mutex_lock(&b->mu);
-        b->is_stopping = true;
-        pthread_mutex_unlock(&b->mu);
-        (void)!write(b->wake[1], "x", 1);
-        pthread_join(b->sub_thread, NULL);
-        bus_free(b);
-        mh_store_set_error("cannot start the publisher thread");
-        return MH_E_NOMEM;
-    }
-    pthread_mutex_lock(&s->mu);
-    s->bus = b;
-    pthread_mutex_unlock(&s->mu);
-    return MH_OK;
+    /* The bus is b's first member (NULL stays NULL). */
+    return bus_subscribe(&s->mu, &s->bus, (struct bus *)b, &pg_bus_ops, s->what, deliver, arg);
 }
 
 static void pg_unsubscribe(void *db)
 {
     struct pg_store *s = db;
-    struct pg_bus *b;
 
-    pthread_mutex_lock(&s->mu);
-    b = s->bus;
-    s->bus = NULL;
-    pthread_mutex_unlock(&s->mu);
-    if (!b)
-        return;
-    pthread_mutex_lock(&b->mu);
-    b->is_stopping = true;
-    pthread_cond_signal(&b->cv);
-    pthread_mutex_unlock(&b->mu);
-    (void)!write(b->wake[1], "x", 1);
-    pthread_join(b->sub_thread, NULL);
-    pthread_join(b->pub_thread, NULL); /* it sends what was queued first */
-    bus_free(b);
+    bus_unsubscribe(&s->mu, &s->bus);
 }
 
 static enum mh_status pg_publish(void *db, const void *msg, size_t len)
 {
     struct pg_store *s = db;
-    struct bus_msg *m;
-    struct pg_bus *b;
-    enum mh_status rc = MH_OK;
 
-    pthread_mutex_lock(&s->mu);
-    b = s->bus;
-    pthread_mutex_unlock(&s->mu);
-    if (!b) {
-        mh_store_set_error("%s: not subscribed", s->what);
-        return MH_E_STATE;
-    }
-    m = malloc(sizeof(*m) + len);
-    if (!m) {
-        mh_store_set_error("out of memory");
-        return MH_E_NOMEM;
-    }
-    m->next = NULL;
-    m->len = len;
-    memcpy(m->data, msg, len);
-    pthread_mutex_lock(&b->mu);
-    if (b->is_stopping || b->queued_bytes + len > BUS_MAX_QUEUED_BYTES) {
-        rc = MH_E_UNAVAILABLE;
-    } else {
-        if (b->tail)
-            b->tail->next = m;
-        else
-            b->head = m;
-        b->tail = m;
-        b->queued_bytes += len;
-        m = NULL;
-        pthread_cond_signal(&b->cv);
-    }
-    pthread_mutex_unlock(&b->mu);
-    if (rc != MH_OK) {
-        free(m);
-        mh_store_set_error("%s: %zu bytes of messages wait for the server already", s->what,
-                           BUS_MAX_QUEUED_BYTES);
-    }
-    return rc;
+    return bus_publish(&s->mu, &s->bus, msg, len, s->what);
 }
+
 static const struct mh_store_driver pg_drivers[] = {
     {
         .size = sizeof(struct mh_store_driver),

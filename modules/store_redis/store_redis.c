@@ -24,6 +24,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "../store_common/store_bus.h"
 #include "../store_common/store_link.h"
 #include "../store_common/store_scan.h"
 #include "modhost/sdk.h"
@@ -130,34 +131,15 @@ struct rs_store {
     struct bus *bus;         /* while subscribed; guarded by mu */
 };
 
-/* --- The bus: channels between instances (SDK 1.2) --- */
-
-#define BUS_MAX_QUEUED_BYTES ((size_t)64 * 1024 * 1024)
-
-struct bus_msg {
-    struct bus_msg *next;
-    size_t len;
-    unsigned char data[];
-};
-
-/* One Redis channel, PREFIX "bus", carries every message: a subscriber thread hands what it
- * receives to the core; a publisher thread sends this process's messages in queue order on
- * one connection, so each instance's messages keep their order. */
-struct bus {
+/* One Redis channel, PREFIX "bus", carries every message (store_bus.h runs the threads): the
+ * subscriber hands what it receives to the core; the publisher sends this process's messages
+ * in queue order on one connection, so each instance's messages keep their order. */
+struct rs_bus {
+    struct bus bus; /* first: the ops get it */
     struct rs_store *s;
-    mh_bus_fn deliver;
-    void *arg;
     char channel[MAX_PREFIX + 4];
     size_t clen;
-    struct link_health sub_link, pub_link;
-    char sub_what[232], pub_what[232];
-    int wake[2]; /* a pipe: wakes the subscriber's poll to stop */
-    pthread_t sub_thread, pub_thread;
-    pthread_mutex_t mu; /* guards the queue and is_stopping */
-    pthread_cond_t cv;
-    struct bus_msg *head, *tail;
-    size_t queued_bytes;
-    bool is_stopping;
+    struct conn sub, pub; /* each used by its thread only */
 };
 
 /* --- Connections --- */
@@ -1016,114 +998,82 @@ static enum mh_status rs_scan(void *arg, const void *prefix, size_t plen, const 
 
 /* --- The bus --- */
 
+static struct rs_bus *rs_bus_of(struct bus *b)
+{
+    return (struct rs_bus *)b; /* its first member */
+}
+
 /* Subscribes @p c to the bus channel; @return MH_OK once the server confirmed. */
-static enum mh_status bus_subscribe(struct bus *b, struct conn *c)
+static enum mh_status bus_subscribe_conn(struct rs_bus *b, struct conn *c)
 {
     const char *argv[2] = {"SUBSCRIBE", b->channel};
     size_t len[2] = {9, b->clen};
     redisReply *r = NULL;
-    enum mh_status rc = command(b->s, c, &b->sub_link, 2, argv, len, "cannot subscribe", &r);
+    enum mh_status rc = command(b->s, c, &b->bus.sub_link, 2, argv, len, "cannot subscribe", &r);
 
     if (rc == MH_OK)
         freeReplyObject(r);
     return rc;
 }
 
-/* Hands every complete reply buffered on @p c to the core. */
-static void bus_drain(struct bus *b, struct conn *c)
+static enum mh_status bus_listen(struct bus *bus)
+{
+    struct rs_bus *b = rs_bus_of(bus);
+    enum mh_status rc = dial(b->s, &b->sub, &bus->sub_link, false);
+
+    return rc == MH_OK ? bus_subscribe_conn(b, &b->sub) : rc;
+}
+
+static int bus_listen_fd(struct bus *bus)
+{
+    const struct rs_bus *b = rs_bus_of(bus);
+
+    return b->sub.rc ? b->sub.rc->fd : -1;
+}
+
+/* Hands every complete reply buffered on the subscriber's connection to the core. */
+static void bus_drain(struct rs_bus *b)
 {
     void *reply = NULL;
 
-    while (redisGetReplyFromReader(c->rc, &reply) == REDIS_OK && reply) {
+    while (redisGetReplyFromReader(b->sub.rc, &reply) == REDIS_OK && reply) {
         const redisReply *r = reply;
 
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
             r->element[0]->type == REDIS_REPLY_STRING &&
             strcmp(r->element[0]->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING)
-            b->deliver(b->arg, r->element[2]->str, r->element[2]->len);
+            b->bus.deliver(b->bus.arg, r->element[2]->str, r->element[2]->len);
         freeReplyObject(reply);
         reply = NULL;
     }
 }
 
-static bool bus_stopping(struct bus *b)
+static void bus_receive(struct bus *bus)
 {
-    bool stop;
+    struct rs_bus *b = rs_bus_of(bus);
 
-    pthread_mutex_lock(&b->mu);
-    stop = b->is_stopping;
-    pthread_mutex_unlock(&b->mu);
-    return stop;
-}
-
-/* Waits for @p fd to be readable or the wake pipe, up to @p ms (-1: no limit).
- * @return 1 readable, 0 timed out, -1 stop. */
-static int bus_wait(struct bus *b, int fd, int ms)
-{
-    struct pollfd p[2] = {{.fd = b->wake[0], .events = POLLIN}, {.fd = fd, .events = POLLIN}};
-    int rc;
-
-    do {
-        rc = poll(p, fd >= 0 ? 2 : 1, ms);
-    } while (rc < 0 && errno == EINTR);
-    if (p[0].revents)
-        return -1;
-    return rc > 0 ? 1 : 0;
-}
-
-static void *bus_subscriber(void *arg)
-{
-    struct bus *b = arg;
-    struct conn c = {0};
-    bool was_up = false;
-
-    while (!bus_stopping(b)) {
-        if (!c.rc) {
-            if (!link_gate(&b->sub_link)) {
-                if (bus_wait(b, -1, link_retry_in_ms(&b->sub_link) + 1) < 0)
-                    break;
-                continue;
-            }
-            if (dial(b->s, &c, &b->sub_link, false) != MH_OK || bus_subscribe(b, &c) != MH_OK)
-                continue;
-            link_ok(&b->sub_link);
-            if (!was_up)
-                mh_log(NULL, MH_LOG_INFO, "%s: subscribed", b->sub_what);
-            was_up = true;
-        }
-        switch (bus_wait(b, c.rc->fd, -1)) {
-        case -1:
-            break;
-        case 1:
-            if (redisBufferRead(c.rc) != REDIS_OK) {
-                link_lost(&b->sub_link, &c, "the subscription ended");
-                continue;
-            }
-            bus_drain(b, &c);
-            continue;
-        default:
-            continue;
-        }
-        break;
+    if (redisBufferRead(b->sub.rc) != REDIS_OK) {
+        link_lost(&bus->sub_link, &b->sub, "the subscription ended");
+        return;
     }
-    if (c.rc)
-        redisFree(c.rc);
-    return NULL;
+    bus_drain(b);
 }
 
-/* Sends @p list in order on @p c, pipelined; what the server did not take goes to this
- * instance only. Frees the list. */
-static void bus_send(struct bus *b, struct conn *c, struct bus_msg *list)
+/* Sends @p list in order, pipelined; what the server did not take goes to this instance
+ * only. Frees the list. */
+static void bus_send(struct bus *bus, struct bus_msg *list)
 {
+    struct rs_bus *b = rs_bus_of(bus);
+    struct conn *c = &b->pub;
     size_t sent = 0, acked = 0;
 
-    if (c->rc && conn_is_stale(&b->pub_link, c)) { /* closed by a restart while idle */
+    if (c->rc && conn_is_stale(&bus->pub_link, c)) { /* closed by a restart while idle */
         redisFree(c->rc);
         c->rc = NULL;
     }
-    if (!c->rc && link_gate(&b->pub_link)) {
-        if (dial(b->s, c, &b->pub_link, false) == MH_OK)
-            link_ok(&b->pub_link);
+    if (!c->rc && link_gate(&bus->pub_link)) {
+        if (dial(b->s, c, &bus->pub_link, false) == MH_OK)
+            link_ok(&bus->pub_link);
     }
     for (struct bus_msg *m = list; c->rc && m; m = m->next) {
         const char *argv[3] = {"PUBLISH", b->channel, (const char *)m->data};
@@ -1137,180 +1087,65 @@ static void bus_send(struct bus *b, struct conn *c, struct bus_msg *list)
         void *reply = NULL;
 
         if (redisGetReply(c->rc, &reply) != REDIS_OK) {
-            link_lost(&b->pub_link, c, "cannot publish");
+            link_lost(&bus->pub_link, c, "cannot publish");
             break;
         }
         freeReplyObject(reply);
     }
-    for (size_t i = 0; list; i++) {
-        struct bus_msg *next = list->next;
-
-        if (i >= acked)
-            b->deliver(b->arg, list->data, list->len); /* the engine is down: local members */
-        free(list);
-        list = next;
-    }
+    bus_settle(bus, list, NULL, acked);
 }
 
-static void *bus_publisher(void *arg)
+static void bus_close(struct bus *bus, bool is_sub)
 {
-    struct bus *b = arg;
-    struct conn c = {0};
+    struct rs_bus *b = rs_bus_of(bus);
+    struct conn *c = is_sub ? &b->sub : &b->pub;
 
-    for (;;) {
-        struct bus_msg *list;
-        bool stop;
-
-        pthread_mutex_lock(&b->mu);
-        while (!b->head && !b->is_stopping)
-            pthread_cond_wait(&b->cv, &b->mu);
-        list = b->head;
-        b->head = b->tail = NULL;
-        b->queued_bytes = 0;
-        stop = b->is_stopping;
-        pthread_mutex_unlock(&b->mu);
-        if (list)
-            bus_send(b, &c, list);
-        if (stop)
-            break;
-    }
-    if (c.rc)
-        redisFree(c.rc);
-    return NULL;
+    if (c->rc)
+        redisFree(c->rc);
+    c->rc = NULL;
 }
 
-static void bus_free(struct bus *b)
+static void bus_free(struct bus *bus)
 {
-    if (!b)
-        return;
-    while (b->head) {
-        struct bus_msg *m = b->head;
-
-        b->head = m->next;
-        free(m);
-    }
-    close(b->wake[0]);
-    close(b->wake[1]);
-    link_cleanup(&b->sub_link);
-    link_cleanup(&b->pub_link);
-    pthread_cond_destroy(&b->cv);
-    pthread_mutex_destroy(&b->mu);
-    free(b);
+    free(rs_bus_of(bus));
 }
+
+static const struct bus_ops rs_bus_ops = {
+    .listen = bus_listen,
+    .listen_fd = bus_listen_fd,
+    .receive = bus_receive,
+    .send = bus_send,
+    .close = bus_close,
+    .free = bus_free,
+    .subscribed = "subscribed",
+};
 
 static enum mh_status rs_subscribe(void *db, mh_bus_fn deliver, void *arg)
 {
     struct rs_store *s = db;
-    struct bus *b = calloc(1, sizeof(*b));
+    struct rs_bus *b = calloc(1, sizeof(*b));
 
-    if (!b || s->bus) {
-        free(b);
-        mh_store_set_error("%s", b ? "already subscribed" : "out of memory");
-        return b ? MH_E_STATE : MH_E_NOMEM;
+    if (b) {
+        b->s = s;
+        b->clen = (size_t)snprintf(b->channel, sizeof(b->channel), "%.*sbus", (int)(s->plen - 2),
+                                   s->prefix);
     }
-    if (pipe2(b->wake, O_CLOEXEC) != 0) {
-        int err = errno;
-        char text[128];
-
-        free(b);
-        mh_store_set_error("cannot make a pipe: %s", strerror_r(err, text, sizeof(text)));
-        return MH_E_IO;
-    }
-    b->s = s;
-    b->deliver = deliver;
-    b->arg = arg;
-    b->clen =
-        (size_t)snprintf(b->channel, sizeof(b->channel), "%.*sbus", (int)(s->plen - 2), s->prefix);
-    (void)snprintf(b->sub_what, sizeof(b->sub_what), "%s (channels in)", s->what);
-    (void)snprintf(b->pub_what, sizeof(b->pub_what), "%s (channels out)", s->what);
-    link_init(&b->sub_link, b->sub_what);
-    link_init(&b->pub_link, b->pub_what);
-    pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->cv, NULL);
-    if (pthread_create(&b->sub_thread, NULL, bus_subscriber, b) != 0) {
-        bus_free(b);
-        mh_store_set_error("cannot start the subscriber thread");
-        return MH_E_NOMEM;
-    }
-    if (pthread_create(&b->pub_thread, NULL, bus_publisher, b) != 0) {
-        pthread_mutex_lock(&b->mu);
-        b->is_stopping = true;
-        pthread_mutex_unlock(&b->mu);
-        (void)!write(b->wake[1], "x", 1);
-        pthread_join(b->sub_thread, NULL);
-        bus_free(b);
-        mh_store_set_error("cannot start the publisher thread");
-        return MH_E_NOMEM;
-    }
-    pthread_mutex_lock(&s->mu);
-    s->bus = b;
-    pthread_mutex_unlock(&s->mu);
-    return MH_OK;
+    /* The bus is b's first member (NULL stays NULL). */
+    return bus_subscribe(&s->mu, &s->bus, (struct bus *)b, &rs_bus_ops, s->what, deliver, arg);
 }
 
 static void rs_unsubscribe(void *db)
 {
     struct rs_store *s = db;
-    struct bus *b;
 
-    pthread_mutex_lock(&s->mu);
-    b = s->bus;
-    s->bus = NULL;
-    pthread_mutex_unlock(&s->mu);
-    if (!b)
-        return;
-    pthread_mutex_lock(&b->mu);
-    b->is_stopping = true;
-    pthread_cond_signal(&b->cv);
-    pthread_mutex_unlock(&b->mu);
-    (void)!write(b->wake[1], "x", 1);
-    pthread_join(b->sub_thread, NULL);
-    pthread_join(b->pub_thread, NULL); /* it sends what was queued first */
-    bus_free(b);
+    bus_unsubscribe(&s->mu, &s->bus);
 }
 
 static enum mh_status rs_publish(void *db, const void *msg, size_t len)
 {
     struct rs_store *s = db;
-    struct bus_msg *m;
-    struct bus *b;
-    enum mh_status rc = MH_OK;
 
-    pthread_mutex_lock(&s->mu);
-    b = s->bus;
-    pthread_mutex_unlock(&s->mu);
-    if (!b) {
-        mh_store_set_error("%s: not subscribed", s->what);
-        return MH_E_STATE;
-    }
-    m = malloc(sizeof(*m) + len);
-    if (!m) {
-        mh_store_set_error("out of memory");
-        return MH_E_NOMEM;
-    }
-    m->next = NULL;
-    m->len = len;
-    memcpy(m->data, msg, len);
-    pthread_mutex_lock(&b->mu);
-    if (b->is_stopping || b->queued_bytes + len > BUS_MAX_QUEUED_BYTES) {
-        rc = MH_E_UNAVAILABLE;
-    } else {
-        if (b->tail)
-            b->tail->next = m;
-        else
-            b->head = m;
-        b->tail = m;
-        b->queued_bytes += len;
-        m = NULL;
-        pthread_cond_signal(&b->cv);
-    }
-    pthread_mutex_unlock(&b->mu);
-    if (rc != MH_OK) {
-        free(m);
-        mh_store_set_error("%s: %zu bytes of messages wait for the server already", s->what,
-                           BUS_MAX_QUEUED_BYTES);
-    }
-    return rc;
+    return bus_publish(&s->mu, &s->bus, msg, len, s->what);
 }
 
 static const struct mh_store_driver rs_drivers[] = {
