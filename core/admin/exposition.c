@@ -396,6 +396,18 @@ static void metrics_engine(struct mh_buf *b, const struct totals *t)
                   (unsigned long long)diff(t->ws_opened, t->ws_closed));
 }
 
+/* Everything a page reports: the routes' numbers (free @p list after), the server's view and
+ * the loops' totals. */
+static const struct mh_route_stats *gather(struct mh_admin *a, const struct mh_gen *gen,
+                                           _Atomic(struct mh_route_stats *) *list,
+                                           struct mh_admin_view *v, struct totals *t)
+{
+    gather_routes(a, gen, list);
+    sum_loops(a, t);
+    mh_admin_view(a, v);
+    return atomic_load(list);
+}
+
 void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b)
 {
     const struct mh_gen *gen = here->gen;
@@ -404,10 +416,7 @@ void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b
     struct mh_admin_view v;
     struct totals t;
 
-    gather_routes(a, gen, &list);
-    routes = atomic_load(&list);
-    sum_loops(a, &t);
-    mh_admin_view(a, &v);
+    routes = gather(a, gen, &list, &v, &t);
 
     family(b, "modhost_build_info", "gauge", "The server's version and SDK ABI.");
     mh_buf_printf(b, "modhost_build_info{version=\"%s\",abi=\"%d.%d\"} 1\n", MH_VERSION,
@@ -526,10 +535,7 @@ void mh_admin_status_json(struct mh_admin *a, struct mh_loop *here, struct mh_bu
     struct mh_admin_view v;
     struct totals t;
 
-    gather_routes(a, gen, &list);
-    routes = atomic_load(&list);
-    sum_loops(a, &t);
-    mh_admin_view(a, &v);
+    routes = gather(a, gen, &list, &v, &t);
     mh_buf_printf(b,
                   "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
                   "\"generations_live\":%zu,\"reloads_ok\":%u,\"reloads_failed\":%u,",
