@@ -227,6 +227,9 @@ static void stream_progress(struct mh_conn *c)
 /* The socket is full: wait for it to drain, under the write deadline. */
 static void wait_writable(struct mh_conn *c, bool progressed)
 {
+    if (!c->reading && c->mode == MH_CONN_HTTP)
+        pause_reading(c); /* the last answer waits: the client's bytes wait in TCP, and a
+                             half-close of theirs cannot end the connection before it */
     if (!c->write_armed) {
         event_add(&c->wev, NULL);
         c->write_armed = true;
@@ -856,9 +859,10 @@ void mh_conn_request_done(struct mh_conn *c, bool close)
     c->active = NULL;
     c->requests++;
     if (close) {
+        /* No more requests. Reading pauses only if the answer cannot all be written now
+         * (wait_writable): otherwise the connection lingers at once and reads on. */
         c->close_after_flush = true;
         c->reading = false;
-        pause_reading(c);
     }
     if (c->in_process)
         return; /* process() goes on with the next request */

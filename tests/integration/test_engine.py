@@ -1,6 +1,6 @@
 """The connection engine's own promises (docs/http.md): 100 Continue before the body, idle
 keep-alive connections closed after keepalive_timeout_ms, a client that stops reading dropped
-after write_timeout_ms, and reading paused (not buffered without end) while pipelined requests
+after write_timeout_ms, a client's half-close not ending its last answer early, and reading paused (not buffered without end) while pipelined requests
 wait behind one on the worker pool."""
 import select
 import socket
@@ -62,6 +62,32 @@ class TestEngine(ServerTestCase):
         self.assertTrue(closed, "a client that never reads kept its connection")
         with RawConnection(srv.port) as c:
             self.assertEqual(c.request("GET", "/hello/a").status, 200)
+
+    def test_a_client_that_half_closes_after_its_last_request_gets_the_whole_answer(self):
+        # Connection: close, then the client's FIN right behind the request; the answer (24 MiB)
+        # is far larger than the two socket buffers (the server's grows to 4 MiB at most, the
+        # client's is held at 1 MiB: far above a loopback segment, or TCP would stall on its
+        # own), so most of it waits. The FIN must not end the connection before the answer is
+        # out (reading pauses while the last answer waits).
+        srv = self.start_server(limits={"max_body_bytes": 1 << 25})
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        body = b"y" * (24 << 20)
+        s.sendall(build_request("POST", "/echo", body, headers={"Connection": "close"}))
+        s.shutdown(socket.SHUT_WR)
+        self.assertTrue(srv.wait_log(r"access: POST /echo 200 %d " % len(body)))
+        s.settimeout(20)
+        got = bytearray()
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        head, _, rest = bytes(got).partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head[:80])
+        self.assertIn(b"\r\nconnection: close", head.lower())
+        self.assertEqual(len(rest), len(body), "the answer was cut short")
 
     def test_pipelined_requests_behind_a_pool_request_are_all_answered_in_order(self):
         # 300 KiB of pipelined requests behind one that runs on the pool: the server reads
