@@ -45,40 +45,57 @@ static int wait_socket(PGconn *pg, short events, int64_t deadline, const char **
     return rc > 0 ? 1 : 0;
 }
 
-/* Sends what libpq buffered and waits for the complete result of one query; NULL with
- * *timed_out or a connection failure. Results after the first are discarded. */
-PGresult *mh_pg_await_result(PGconn *pg, int64_t deadline, bool *timed_out)
+/* Sends what libpq buffered; false with *timed_out or a connection failure. */
+static bool send_all(PGconn *pg, int64_t deadline, bool *timed_out)
 {
-    PGresult *first = NULL, *r;
     const char *why = NULL;
     int flush;
 
-    *timed_out = false;
     while ((flush = PQflush(pg)) == 1) {
         int w = wait_socket(pg, POLLIN | POLLOUT, deadline, &why);
 
         if (w <= 0) {
             *timed_out = w == 0;
-            return NULL;
+            return false;
         }
         if (!PQconsumeInput(pg))
-            return NULL;
+            return false;
     }
-    if (flush < 0)
+    return flush == 0;
+}
+
+/* Reads until the next result is complete (PQgetResult will not block); false with
+ * *timed_out or a connection failure. */
+static bool result_ready(PGconn *pg, int64_t deadline, bool *timed_out)
+{
+    const char *why = NULL;
+
+    while (PQisBusy(pg)) {
+        int w = wait_socket(pg, POLLIN, deadline, &why);
+
+        if (w <= 0) {
+            *timed_out = w == 0;
+            return false;
+        }
+        if (!PQconsumeInput(pg))
+            return false;
+    }
+    return true;
+}
+
+/* Sends what libpq buffered and waits for the complete result of one query; NULL with
+ * *timed_out or a connection failure. Results after the first are discarded. */
+PGresult *mh_pg_await_result(PGconn *pg, int64_t deadline, bool *timed_out)
+{
+    PGresult *first = NULL, *r;
+
+    *timed_out = false;
+    if (!send_all(pg, deadline, timed_out))
         return NULL;
     for (;;) {
-        while (PQisBusy(pg)) {
-            int w = wait_socket(pg, POLLIN, deadline, &why);
-
-            if (w <= 0) {
-                *timed_out = w == 0;
-                PQclear(first);
-                return NULL;
-            }
-            if (!PQconsumeInput(pg)) {
-                PQclear(first);
-                return NULL;
-            }
+        if (!result_ready(pg, deadline, timed_out)) {
+            PQclear(first);
+            return NULL;
         }
         r = PQgetResult(pg);
         if (!r)
@@ -94,36 +111,17 @@ PGresult *mh_pg_await_result(PGconn *pg, int64_t deadline, bool *timed_out)
  * (false with *timed_out, a connection failure or an error result). */
 bool mh_pg_await_all(PGconn *pg, int64_t deadline, bool *timed_out)
 {
-    const char *why = NULL;
     bool ok = true;
-    int flush;
 
     *timed_out = false;
-    while ((flush = PQflush(pg)) == 1) {
-        int w = wait_socket(pg, POLLIN | POLLOUT, deadline, &why);
-
-        if (w <= 0) {
-            *timed_out = w == 0;
-            return false;
-        }
-        if (!PQconsumeInput(pg))
-            return false;
-    }
-    if (flush < 0)
+    if (!send_all(pg, deadline, timed_out))
         return false;
     for (;;) {
-        while (PQisBusy(pg)) {
-            int w = wait_socket(pg, POLLIN, deadline, &why);
+        PGresult *r;
 
-            if (w <= 0) {
-                *timed_out = w == 0;
-                return false;
-            }
-            if (!PQconsumeInput(pg))
-                return false;
-        }
-        PGresult *r = PQgetResult(pg);
-
+        if (!result_ready(pg, deadline, timed_out))
+            return false;
+        r = PQgetResult(pg);
         if (!r)
             return ok;
         if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
