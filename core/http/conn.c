@@ -1,13 +1,10 @@
 /*
- * Connections (see conn.h). A connection reads into the loop's scratch buffer and keeps a
- * buffer of its own only for bytes that wait (an incomplete request, pipelined requests behind
- * one that runs on the pool); it is freed again when empty. Output is a queue of blocks
- * (outq.c) written with writev. One timer per connection carries its deadline (head, body, idle,
- * write, linger); moving a deadline later never touches the timer: when it fires early it is
- * set again for the rest.
+ * Connections (see conn.h), their life: accepting, the events, the deadline timer, writing,
+ * refusals and the end; reading requests is conn_read.c's (conn_int.h joins the two). Output
+ * is a queue of blocks (outq.c) written with writev. One timer per connection carries its
+ * deadline (head, body, idle, write, linger); moving a deadline later never touches the timer:
+ * when it fires early it is set again for the rest.
  */
-#include "http/conn.h"
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,7 +21,6 @@
 #include <event2/event_struct.h>
 
 #include "base/buf.h"
-#include "base/chars.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/mem.h"
@@ -32,53 +28,15 @@
 #include "conf/config.h"
 #include "http/access.h"
 #include "http/caps.h"
+#include "http/conn_int.h"
 #include "http/head.h"
 #include "http/http_scan.h"
 #include "http/outq.h"
 #include "http/req.h"
 #include "http/request.h"
 
-#define MAX_IOV    16
-#define LINGER_MS  2000 /* after a refusal: how long we read and drop before closing */
-#define HOLD_LIMIT ((size_t)256 * 1024) /* bytes read ahead while a request waits for the pool */
-
-enum conn_mode { MH_CONN_HTTP, MH_CONN_PROTO, MH_CONN_LINGER };
-enum deadline { MH_DL_NONE, MH_DL_HEAD, MH_DL_BODY, MH_DL_IDLE, MH_DL_LINGER };
-
-struct mh_conn {
-    struct mh_loop *loop;
-    struct mh_conn *prev, *next;
-    int fd;
-    struct event rev, wev, timer;
-    const struct mh_service *svc;
-    const struct mh_transport *tp;
-    void *tp_data;
-
-    /* Input: [in + off, in + len) unconsumed; `scanned` bytes of it scanned already. */
-    unsigned char *in;
-    size_t len, cap, off, scanned, head_len;
-    bool in_scratch;
-    struct mh_http_scan scan;
-    unsigned scan_requests, scan_completed;
-
-    /* Output. */
-    struct mh_outq out;
-    bool write_armed;
-
-    enum conn_mode mode;
-    const struct mh_conn_proto *proto;
-    void *proto_arg;
-    struct mh_req *active; /* the request being answered */
-    unsigned requests;     /* answers queued */
-    int depth;             /* event callbacks under way: the struct is freed when 0 */
-    bool in_process, close_after_flush, reading, paused, refused, counted, has_ip, continue_sent,
-        chunked;
-    bool read_wants_write; /* the transport's read waits for EV_WRITE (mh_conn_want_write) */
-    bool read_again;       /* the transport holds bytes: read without waiting for the socket */
-    enum deadline dkind;
-    int64_t deadline, write_deadline, armed_for; /* ms, monotonic; armed_for 0: not armed */
-    unsigned char ip[16];
-};
+#define MAX_IOV   16
+#define LINGER_MS 2000 /* after a refusal: how long we read and drop before closing */
 
 int mh_conn_open_count(void)
 {
@@ -121,7 +79,7 @@ static void arm_timer(struct mh_conn *c)
     }
 }
 
-static void set_deadline(struct mh_conn *c, enum deadline kind, long long ms)
+void mh_conn_set_deadline(struct mh_conn *c, enum deadline kind, long long ms)
 {
     c->dkind = kind;
     c->deadline = c->loop->now_ms + ms;
@@ -167,11 +125,10 @@ unsigned mh_conn_requests(const struct mh_conn *c)
     return c ? c->requests : 0;
 }
 
-static void conn_close(struct mh_conn *c);
 static void linger(struct mh_conn *c);
 
 /* No more reads for now: the client's sends back up in TCP (backpressure). */
-static void pause_reading(struct mh_conn *c)
+void mh_conn_pause_reading(struct mh_conn *c)
 {
     if (!c->paused && c->fd >= 0) {
         event_del(&c->rev);
@@ -179,7 +136,7 @@ static void pause_reading(struct mh_conn *c)
     }
 }
 
-static void resume_reading(struct mh_conn *c)
+void mh_conn_resume_reading(struct mh_conn *c)
 {
     if (c->paused && c->fd >= 0) {
         event_add(&c->rev, NULL);
@@ -206,12 +163,12 @@ void mh_conn_want_write(struct mh_conn *c)
 }
 
 /* Keeps the struct alive across a callback that may close the connection. */
-static void hold(struct mh_conn *c)
+void mh_conn_hold(struct mh_conn *c)
 {
     c->depth++;
 }
 
-static void release(struct mh_conn *c)
+void mh_conn_release(struct mh_conn *c)
 {
     if (--c->depth == 0 && c->fd < 0)
         free(c);
@@ -228,7 +185,7 @@ static void stream_progress(struct mh_conn *c)
 static void wait_writable(struct mh_conn *c, bool progressed)
 {
     if (!c->reading && c->mode == MH_CONN_HTTP)
-        pause_reading(c); /* the last answer waits: the client's bytes wait in TCP, and a
+        mh_conn_pause_reading(c); /* the last answer waits: the client's bytes wait in TCP, and a
                              half-close of theirs cannot end the connection before it */
     if (!c->write_armed) {
         event_add(&c->wev, NULL);
@@ -261,7 +218,7 @@ static void flushed(struct mh_conn *c, bool progressed)
 }
 
 /* Writes what is queued; closes the connection if the peer is gone. */
-static void flush(struct mh_conn *c)
+void mh_conn_write_out(struct mh_conn *c)
 {
     bool progressed = false;
 
@@ -277,7 +234,7 @@ static void flush(struct mh_conn *c)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0) {
-            conn_close(c); /* the peer is gone */
+            mh_conn_close_now(c); /* the peer is gone */
             return;
         }
         if (!c->svc->is_private)
@@ -294,14 +251,14 @@ void mh_conn_flush(struct mh_conn *c)
 {
     if (c->in_process || c->fd < 0)
         return; /* flushed when the read batch ends */
-    hold(c);
-    flush(c);
-    release(c);
+    mh_conn_hold(c);
+    mh_conn_write_out(c);
+    mh_conn_release(c);
 }
 
 /* --- Ending --- */
 
-static void free_input(struct mh_conn *c)
+void mh_conn_free_input(struct mh_conn *c)
 {
     if (!c->in_scratch)
         free(c->in);
@@ -310,7 +267,7 @@ static void free_input(struct mh_conn *c)
     c->len = c->off = c->cap = c->scanned = 0;
 }
 
-static void conn_close(struct mh_conn *c)
+void mh_conn_close_now(struct mh_conn *c)
 {
     struct mh_loop *loop = c->loop;
 
@@ -335,7 +292,7 @@ static void conn_close(struct mh_conn *c)
     close(c->fd);
     c->fd = -1;
     mh_outq_clear(&c->out, loop);
-    free_input(c);
+    mh_conn_free_input(c);
     if (c->counted && c->svc->is_private) {
         atomic_fetch_sub(c->svc->open, 1);
     } else if (c->counted) {
@@ -368,9 +325,9 @@ static void linger(struct mh_conn *c)
     }
     c->mode = MH_CONN_LINGER;
     c->tp->shutdown(c);
-    free_input(c);
-    resume_reading(c);
-    set_deadline(c, MH_DL_LINGER, LINGER_MS);
+    mh_conn_free_input(c);
+    mh_conn_resume_reading(c);
+    mh_conn_set_deadline(c, MH_DL_LINGER, LINGER_MS);
 }
 
 void mh_conn_end(struct mh_conn *c, bool after_flush)
@@ -378,24 +335,24 @@ void mh_conn_end(struct mh_conn *c, bool after_flush)
     if (c->fd < 0)
         return;
     if (!after_flush) {
-        conn_close(c);
+        mh_conn_close_now(c);
         return;
     }
     c->close_after_flush = true;
     c->reading = false;
-    pause_reading(c);
+    mh_conn_pause_reading(c);
     mh_conn_flush(c);
 }
 
 void mh_conn_stop_reading(struct mh_conn *c)
 {
     c->reading = false;
-    pause_reading(c);
+    mh_conn_pause_reading(c);
 }
 
 /* --- Refusals --- */
 
-static void refuse(struct mh_conn *c, int status, const char *reason, const char *why)
+void mh_conn_refuse_queue(struct mh_conn *c, int status, const char *reason, const char *why)
 {
     struct mh_buf body = {0};
     struct mh_reply_head h = {
@@ -403,7 +360,7 @@ static void refuse(struct mh_conn *c, int status, const char *reason, const char
 
     c->refused = true;
     c->reading = false;
-    pause_reading(c);
+    mh_conn_pause_reading(c);
     if (!mh_problem_build(&body, status, mh_http_reason(status), NULL, why))
         abort();
     h.content_length = body.len;
@@ -423,233 +380,8 @@ void mh_conn_refuse(struct mh_conn *c, int status, const char *reason, const cha
 {
     if (c->fd < 0)
         return;
-    refuse(c, status, reason, why);
+    mh_conn_refuse_queue(c, status, reason, why);
     mh_conn_flush(c);
-}
-
-static void refuse_scan(struct mh_conn *c)
-{
-    if (!c->svc->is_private)
-        mh_stat_add(&c->loop->stats.refused[c->scan.refusal], 1);
-    refuse(c, c->scan.status, mh_refusal_name(c->scan.refusal), c->scan.why);
-}
-
-/* --- Reading requests --- */
-
-static void dispatch(struct mh_conn *c, size_t total)
-{
-    struct mh_loop *loop = c->loop;
-    unsigned char *base = c->in + c->off;
-    struct mh_req *req = mh_req_new(loop, c);
-    bool ok;
-
-    c->active = req;
-    req->is_private = c->svc->is_private;
-    if (!c->svc->is_private)
-        mh_stat_add(&loop->stats.requests, 1);
-    req->raw_len = total;
-    ok = mh_req_read_head(req, (char *)base, c->head_len);
-    if (c->head_len < total) {
-        if (c->chunked) {
-            req->body_len = mh_http_dechunk(base + c->head_len, total - c->head_len);
-        } else {
-            req->body_len = total - c->head_len;
-        }
-        req->body = base + c->head_len;
-    }
-    /* The bytes belong to the request now: sync handlers read them in place, others detach
-     * (copy) before the buffer may change. */
-    c->off += total;
-    c->scanned = 0;
-    c->head_len = 0;
-    c->continue_sent = false;
-    if (!ok) {
-        mh_reply_problem_impl(req, 400, NULL, "request target must be an absolute path");
-        mh_req_answer(req);
-        return;
-    }
-    c->svc->on_request(req);
-}
-
-/* Scans and dispatches what is buffered, in order, while no request is being answered. */
-/* A request's head is complete: its body (if any) is read under the body deadline. */
-static void head_scanned(struct mh_conn *c)
-{
-    c->scan_requests = c->scan.requests;
-    c->head_len = c->scanned;
-    c->chunked = c->scan.te_chunked; /* the scanner forgets it at the request's end */
-    if (c->scan.expect_continue && c->scan.http11 && c->scan.completed == c->scan_completed &&
-        !c->continue_sent) {
-        /* The client waits for our word before it sends the body. */
-        mh_conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        c->continue_sent = true;
-    }
-    set_deadline(c, MH_DL_BODY, c->loop->limits->body_timeout_ms);
-}
-
-static void process(struct mh_conn *c)
-{
-    c->in_process = true;
-    while (c->fd >= 0 && c->mode == MH_CONN_HTTP && !c->active && c->reading) {
-        size_t avail = c->len - c->off - c->scanned, used;
-        unsigned char *p = c->in + c->off + c->scanned;
-
-        if (c->scan.state == MH_SCAN_HOLD) {
-            /* An upgrade request answered with plain HTTP: what follows is HTTP again. */
-            mh_http_scan_resume(&c->scan);
-        }
-        if (avail == 0)
-            break;
-        if (c->scan.state == MH_SCAN_BODY || c->scan.state == MH_SCAN_CHUNK_DATA)
-            used = mh_http_scan_skip(&c->scan, avail);
-        else
-            used = mh_http_scan(&c->scan, p, avail);
-        c->scanned += used;
-        if (c->scan.state == MH_SCAN_FAILED) {
-            refuse_scan(c);
-            break;
-        }
-        if (c->scan.requests != c->scan_requests)
-            head_scanned(c);
-        if (c->scan.completed != c->scan_completed) {
-            c->scan_completed = c->scan.completed;
-            c->dkind = MH_DL_NONE;
-            dispatch(c, c->scanned);
-            continue;
-        }
-        if (used == 0)
-            break; /* an incomplete line: wait for more */
-    }
-    c->in_process = false;
-    if (c->fd < 0 || c->mode != MH_CONN_HTTP || c->active || !c->reading || c->head_len)
-        return; /* (a body under way keeps its deadline) */
-    if (c->len - c->off == 0)
-        set_deadline(c, MH_DL_IDLE, c->loop->limits->keepalive_timeout_ms);
-    else if (c->dkind != MH_DL_HEAD)
-        set_deadline(c, MH_DL_HEAD, c->loop->limits->head_timeout_ms);
-}
-
-/* Keeps unconsumed bytes across reads: the scratch buffer is the loop's. */
-static void keep_input(struct mh_conn *c)
-{
-    size_t rest = c->len - c->off;
-
-    if (c->fd < 0)
-        return;
-    if (rest == 0) {
-        free_input(c);
-        return;
-    }
-    if (!c->in_scratch && c->cap > 65536 && rest <= 16384) {
-        unsigned char *small = malloc(16384); /* shrink what a large body grew */
-
-        if (small) {
-            memcpy(small, c->in + c->off, rest);
-            free(c->in);
-            c->in = small;
-            c->cap = 16384;
-            c->len = rest;
-            c->off = 0;
-            return;
-        }
-    }
-    if (c->in_scratch || c->off > 0) {
-        size_t cap = rest < 4096 ? 4096 : rest;
-        unsigned char *own = c->in_scratch ? malloc(cap) : c->in;
-
-        if (!own) {
-            conn_close(c);
-            return;
-        }
-        memmove(own, c->in + c->off, rest);
-        if (c->in_scratch) {
-            c->cap = cap;
-            c->in_scratch = false;
-        }
-        c->in = own;
-        c->len = rest;
-        c->off = 0;
-    }
-}
-
-/* Room to read into: the scratch buffer, or the connection's own grown as needed. */
-static bool input_room(struct mh_conn *c)
-{
-    struct mh_loop *loop = c->loop;
-
-    if (!c->in) {
-        c->in = loop->rbuf;
-        c->cap = loop->rbuf_cap;
-        c->in_scratch = true;
-        c->len = c->off = 0;
-        return true;
-    }
-    if (c->len < c->cap)
-        return true;
-    {
-        size_t cap = c->cap * 2;
-        unsigned char *p = malloc(cap);
-
-        if (!p)
-            return false;
-        memcpy(p, c->in + c->off, c->len - c->off);
-        if (!c->in_scratch)
-            free(c->in);
-        c->in = p;
-        c->len -= c->off;
-        c->off = 0;
-        c->cap = cap;
-        c->in_scratch = false;
-        return true;
-    }
-}
-
-/* The socket is readable (or a TLS read waited for writability): read, scan, answer.
- * The caller holds the connection. */
-static void read_ready(struct mh_conn *c)
-{
-    ssize_t n;
-
-    c->read_again = false;
-    if (c->mode == MH_CONN_LINGER || !c->reading) {
-        unsigned char sink[4096];
-
-        n = c->tp->read(c, sink, sizeof(sink));
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-            conn_close(c);
-        return;
-    }
-    if (!input_room(c)) {
-        conn_close(c);
-        return;
-    }
-    n = c->tp->read(c, c->in + c->len, c->cap - c->len);
-    if (n <= 0) {
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            keep_input(c);
-        else
-            conn_close(c); /* EOF or an error: the client is gone (a waiting request: 499) */
-        return;
-    }
-    c->len += (size_t)n;
-    if (!c->svc->is_private)
-        mh_stat_add(&c->loop->stats.bytes_in, (uint64_t)n);
-    if (c->mode == MH_CONN_PROTO) {
-        c->in_process = true;
-        c->off += c->proto->on_data(c->proto_arg, c->in + c->off, c->len - c->off);
-        c->in_process = false;
-    } else {
-        process(c);
-    }
-    if (c->fd < 0)
-        return;
-    if (c->mode == MH_CONN_PROTO && !c->reading)
-        c->off = c->len; /* a failed protocol: nothing more counts */
-    keep_input(c);
-    if (c->fd >= 0 && c->active && c->len - c->off > HOLD_LIMIT)
-        pause_reading(c); /* enough read ahead while a request runs */
-    if (c->fd >= 0)
-        flush(c);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -659,9 +391,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     now_ms(c->loop);
-    hold(c);
-    read_ready(c);
-    release(c);
+    mh_conn_hold(c);
+    mh_conn_read_ready(c);
+    mh_conn_release(c);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
@@ -671,20 +403,20 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     now_ms(c->loop);
-    hold(c);
+    mh_conn_hold(c);
     if (c->read_wants_write) {
         c->read_wants_write = false;
-        read_ready(c);
+        mh_conn_read_ready(c);
         if (c->fd >= 0 && c->out.unsent) {
-            flush(c);
+            mh_conn_write_out(c);
         } else if (c->fd >= 0 && !c->read_wants_write && c->write_armed) {
             event_del(&c->wev);
             c->write_armed = false;
         }
     } else {
-        flush(c);
+        mh_conn_write_out(c);
     }
-    release(c);
+    mh_conn_release(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -695,14 +427,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     c->armed_for = 0;
-    hold(c);
+    mh_conn_hold(c);
     if (c->write_deadline && now >= c->write_deadline) {
         /* The client stopped reading: reset the connection, so that the kernel drops what
          * is queued for it now instead of holding it behind a zero window. */
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        conn_close(c);
+        mh_conn_close_now(c);
         goto out;
     }
     if (c->dkind != MH_DL_NONE && now >= c->deadline) {
@@ -716,14 +448,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                 break;
             if (!c->svc->is_private)
                 mh_stat_add(&c->loop->stats.refused[MH_REFUSE_TIMEOUT], 1);
-            refuse(c, 408, mh_refusal_name(MH_REFUSE_TIMEOUT),
-                   k == MH_DL_HEAD ? "the request head did not arrive in time"
-                                   : "the request body did not arrive in time");
-            flush(c);
+            mh_conn_refuse_queue(c, 408, mh_refusal_name(MH_REFUSE_TIMEOUT),
+                                 k == MH_DL_HEAD ? "the request head did not arrive in time"
+                                                 : "the request body did not arrive in time");
+            mh_conn_write_out(c);
             goto out;
         case MH_DL_IDLE:
         case MH_DL_LINGER:
-            conn_close(c);
+            mh_conn_close_now(c);
             goto out;
         case MH_DL_NONE:
             break;
@@ -731,7 +463,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     }
     arm_timer(c);
 out:
-    release(c);
+    mh_conn_release(c);
 }
 
 /* --- Accepting --- */
@@ -792,19 +524,19 @@ void mh_conn_accept(struct mh_loop *loop, const struct mh_service *svc, int fd,
         /* Its own small cap, outside the server's: an overloaded server still answers. */
         total = atomic_fetch_add(svc->open, 1) + 1;
         if (c->tp->open && c->tp->open(c, svc->transport_ctx) != 0) {
-            conn_close(c);
+            mh_conn_close_now(c);
             return;
         }
         event_add(&c->rev, NULL);
         if (total > svc->max_connections) {
-            refuse(c, 503, mh_refusal_name(MH_REFUSE_CONNECTIONS),
-                   "too many connections to the admin listener");
-            hold(c);
-            flush(c);
-            release(c);
+            mh_conn_refuse_queue(c, 503, mh_refusal_name(MH_REFUSE_CONNECTIONS),
+                                 "too many connections to the admin listener");
+            mh_conn_hold(c);
+            mh_conn_write_out(c);
+            mh_conn_release(c);
             return;
         }
-        set_deadline(c, MH_DL_HEAD, l->head_timeout_ms);
+        mh_conn_set_deadline(c, MH_DL_HEAD, l->head_timeout_ms);
         return;
     }
     mh_stat_add(&loop->stats.accepted, 1);
@@ -820,23 +552,23 @@ void mh_conn_accept(struct mh_loop *loop, const struct mh_service *svc, int fd,
     if (c->has_ip)
         mine = mh_caps_client_add(c->ip, 1);
     if (c->tp->open && c->tp->open(c, svc->transport_ctx) != 0) {
-        conn_close(c);
+        mh_conn_close_now(c);
         return;
     }
     event_add(&c->rev, NULL);
     if (total > l->max_connections || mine > l->max_connections_per_client) {
         mh_stat_add(&loop->stats.refused_cap, 1);
         mh_stat_add(&loop->stats.refused[MH_REFUSE_CONNECTIONS], 1);
-        refuse(c, 503, mh_refusal_name(MH_REFUSE_CONNECTIONS),
-               total > l->max_connections ? "too many connections to the server"
-                                          : "too many connections from this address");
-        hold(c);
-        flush(c);
-        release(c);
+        mh_conn_refuse_queue(c, 503, mh_refusal_name(MH_REFUSE_CONNECTIONS),
+                             total > l->max_connections ? "too many connections to the server"
+                                                        : "too many connections from this address");
+        mh_conn_hold(c);
+        mh_conn_write_out(c);
+        mh_conn_release(c);
         return;
     }
     /* A new connection must send its first request head in time. */
-    set_deadline(c, MH_DL_HEAD, l->head_timeout_ms);
+    mh_conn_set_deadline(c, MH_DL_HEAD, l->head_timeout_ms);
 }
 
 const char *mh_conn_peer(const struct mh_conn *c, char *buf, size_t size)
@@ -853,29 +585,6 @@ const char *mh_conn_peer(const struct mh_conn *c, char *buf, size_t size)
 }
 
 /* --- The request's side --- */
-
-void mh_conn_request_done(struct mh_conn *c, bool close)
-{
-    c->active = NULL;
-    c->requests++;
-    if (close) {
-        /* No more requests. Reading pauses only if the answer cannot all be written now
-         * (wait_writable): otherwise the connection lingers at once and reads on. */
-        c->close_after_flush = true;
-        c->reading = false;
-    }
-    if (c->in_process)
-        return; /* process() goes on with the next request */
-    /* An answer from the pool, a deadline: go on with what is buffered, then write. */
-    hold(c);
-    if (c->reading)
-        resume_reading(c);
-    process(c);
-    keep_input(c);
-    if (c->fd >= 0)
-        flush(c);
-    release(c);
-}
 
 void mh_conn_switch(struct mh_conn *c, const struct mh_conn_proto *proto, void *arg)
 {
@@ -900,15 +609,16 @@ void mh_conn_drain_loop(struct mh_loop *loop)
     for (struct mh_conn *c = loop->conns, *next; c; c = next) {
         next = c->next;
         if (c->mode == MH_CONN_HTTP && !c->active && c->out.unsent == 0 && c->len - c->off == 0)
-            conn_close(c); /* idle keep-alive */
+            mh_conn_close_now(c); /* idle keep-alive */
     }
 }
 
 void mh_conn_close_all(struct mh_loop *loop)
 {
-    /* Each close unlinks the head (c->loop is this loop); a close may close others too. */
+    /* Each close unlinks the head (c->loop is this loop); a close may close others too. The
+     * analyzer, which cannot see that c->loop is this loop, takes the head for freed. */
     while (loop->conns)
-        conn_close(loop->conns); /* NOLINT(clang-analyzer-unix.Malloc): unlinked before freed */
+        mh_conn_close_now(loop->conns); /* NOLINT(clang-analyzer-unix.Malloc) */
 }
 
 void mh_conn_loop_cleanup(struct mh_loop *loop)
