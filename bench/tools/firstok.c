@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
+
 /* The server being timed; a SIGTERM or SIGINT to firstok ends it too. */
 static volatile sig_atomic_t child_pid;
 
@@ -119,18 +121,11 @@ struct opts {
 };
 
 /* The whole of @p s as a whole number from @p min to @p max, or a message naming option -@p opt. */
-static int parse_int(int opt, const char *s, long min, long max, int *out)
+static int parse_int(int opt, const char *s, int min, int max, int *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-        (void)fprintf(stderr, "firstok: -%c: '%s' is not a whole number from %ld to %ld\n", opt, s,
-                      min, max);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
+    const char name[] = {'-', (char)opt, '\0'};
+
+    return bench_parse_int("firstok", name, s, min, max, out);
 }
 
 /* 0, or 2 after a message (the exit status for a bad command line). */

@@ -20,6 +20,8 @@
 
 #include <openssl/ssl.h>
 
+#include "args.h"
+
 static const char request[] = "GET /hello/world HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
 /* Reads one answer with a Content-Length; 0 on success. */
@@ -47,20 +49,11 @@ static int read_answer(int fd, SSL *ssl)
 }
 
 /* The whole of @p s as a whole number from @p min to @p max, or a message naming option -@p opt. */
-static int parse_int(int opt, const char *s, long min, long max, int *out)
+static int parse_int(int opt, const char *s, int min, int max, int *out)
 {
-    char *end;
-    long v;
+    const char name[] = {'-', (char)opt, '\0'};
 
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-        (void)fprintf(stderr, "tlsidle: -%c: '%s' is not a whole number from %ld to %ld\n", opt, s,
-                      min, max);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
+    return bench_parse_int("tlsidle", name, s, min, max, out);
 }
 
 /* 0, or 2 after a message (the exit status for a bad command line). */

@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
+
 #define MAX_CONNS 4096
 #define MAX_LAT   (1 << 22)
 
@@ -112,31 +114,14 @@ struct load {
     uint32_t *lat; /* MAX_LAT latencies in µs, the first nlat of them filled */
 };
 
-/* The whole of @p s as a whole number from @p min to @p max, or a message naming @p name. */
 static int parse_long(const char *name, const char *s, long min, long max, long *out)
 {
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-        (void)fprintf(stderr, "wsload_c: %s: '%s' is not a whole number from %ld to %ld\n", name, s,
-                      min, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return bench_parse_long("wsload_c", name, s, min, max, out);
 }
 
 static int parse_int(const char *name, const char *s, int min, int max, int *out)
 {
-    long v;
-
-    if (parse_long(name, s, min, max, &v) != 0)
-        return -1;
-    *out = (int)v;
-    return 0;
+    return bench_parse_int("wsload_c", name, s, min, max, out);
 }
 
 /* ws://HOST:PORT/PATH with HOST 127.0.0.1 or localhost into o->port and o->path; 0, or -1
