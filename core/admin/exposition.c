@@ -396,40 +396,42 @@ static void metrics_engine(struct mh_buf *b, const struct totals *t)
                   (unsigned long long)diff(t->ws_opened, t->ws_closed));
 }
 
-/* Everything a page reports: the routes' numbers (free @p list after), the server's view and
- * the loops' totals. */
-static const struct mh_route_stats *gather(struct mh_admin *a, const struct mh_gen *gen,
-                                           _Atomic(struct mh_route_stats *) *list,
-                                           struct mh_admin_view *v, struct totals *t)
+/* Everything a page reports: the routes' numbers (list, freed by the page), the server's view
+ * and the loops' totals. */
+struct numbers {
+    _Atomic(struct mh_route_stats *) list;
+    const struct mh_route_stats *routes;
+    struct mh_admin_view v;
+    struct totals t;
+};
+
+static void gather(struct mh_admin *a, const struct mh_gen *gen, struct numbers *n)
 {
-    gather_routes(a, gen, list);
-    sum_loops(a, t);
-    mh_admin_view(a, v);
-    return atomic_load(list);
+    gather_routes(a, gen, &n->list);
+    sum_loops(a, &n->t);
+    mh_admin_view(a, &n->v);
+    n->routes = atomic_load(&n->list);
 }
 
 void mh_admin_metrics(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b)
 {
     const struct mh_gen *gen = here->gen;
-    _Atomic(struct mh_route_stats *) list;
-    const struct mh_route_stats *routes;
-    struct mh_admin_view v;
-    struct totals t;
+    struct numbers n;
 
-    routes = gather(a, gen, &list, &v, &t);
+    gather(a, gen, &n);
 
     family(b, "modhost_build_info", "gauge", "The server's version and SDK ABI.");
     mh_buf_printf(b, "modhost_build_info{version=\"%s\",abi=\"%d.%d\"} 1\n", MH_VERSION,
                   MH_ABI_MAJOR, MH_ABI_MINOR);
     family(b, "modhost_uptime_seconds", "gauge", "Seconds since the server started.");
-    mh_buf_printf(b, "modhost_uptime_seconds %.3f\n", v.uptime_s);
-    metrics_requests(b, routes);
+    mh_buf_printf(b, "modhost_uptime_seconds %.3f\n", n.v.uptime_s);
+    metrics_requests(b, n.routes);
     metrics_pool(a, b);
-    metrics_websocket(b, routes, &t);
+    metrics_websocket(b, n.routes, &n.t);
     metrics_stores(b, gen);
-    metrics_generations(b, &v, gen);
-    metrics_engine(b, &t);
-    mh_route_stats_free(&list);
+    metrics_generations(b, &n.v, gen);
+    metrics_engine(b, &n.t);
+    mh_route_stats_free(&n.list);
 }
 
 /* --- /status.json: per module, for the status page and `modhost status` --- */
@@ -530,25 +532,22 @@ static void status_totals(struct mh_admin *a, struct mh_buf *b, const struct mh_
 void mh_admin_status_json(struct mh_admin *a, struct mh_loop *here, struct mh_buf *b)
 {
     const struct mh_gen *gen = here->gen;
-    _Atomic(struct mh_route_stats *) list;
-    const struct mh_route_stats *routes;
-    struct mh_admin_view v;
-    struct totals t;
+    struct numbers n;
 
-    routes = gather(a, gen, &list, &v, &t);
+    gather(a, gen, &n);
     mh_buf_printf(b,
                   "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
                   "\"generations_live\":%zu,\"reloads_ok\":%u,\"reloads_failed\":%u,",
-                  MH_VERSION, (int)getpid(), v.uptime_s, gen->id, v.ngens, v.reloads_ok,
-                  v.reloads_failed);
+                  MH_VERSION, (int)getpid(), n.v.uptime_s, gen->id, n.v.ngens, n.v.reloads_ok,
+                  n.v.reloads_failed);
     mh_buf_add(b, "\"bounds_us\":[", 13);
     for (int i = 0; i < MH_LATENCY_BUCKETS - 1; i++)
         mh_buf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)mh_latency_bounds_us[i]);
     mh_buf_add(b, "],\"modules\":[", 13);
     for (size_t i = 0; i < gen->nmodules; i++)
-        status_module(b, gen->modules[i], routes, i == 0);
+        status_module(b, gen->modules[i], n.routes, i == 0);
     mh_buf_add(b, "],", 2);
-    status_totals(a, b, routes, &t);
+    status_totals(a, b, n.routes, &n.t);
     mh_buf_add(b, "}", 1);
-    mh_route_stats_free(&list);
+    mh_route_stats_free(&n.list);
 }
